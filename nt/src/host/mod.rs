@@ -1,0 +1,3 @@
+//! Host emulation of the kernel (being built).
+pub mod api {}
+pub mod emu {}
