@@ -105,7 +105,10 @@ pub unsafe fn IoSetCancelRoutine(irp: PIRP, routine: PDRIVER_CANCEL) -> PDRIVER_
         if old.is_null() {
             None
         } else {
-            Some(core::mem::transmute::<*mut (), unsafe extern "system" fn(PDEVICE_OBJECT, PIRP)>(old))
+            Some(core::mem::transmute::<
+                *mut (),
+                unsafe extern "system" fn(PDEVICE_OBJECT, PIRP),
+            >(old))
         }
     }
 }

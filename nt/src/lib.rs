@@ -9,14 +9,18 @@
 //! Names follow the WDK exactly (`IoAllocateIrp`, `KEVENT`, `STATUS_PENDING`), so code written
 //! against this crate reads like the C a driver developer already knows.
 #![cfg_attr(target_os = "windows", no_std)]
-#![allow(non_camel_case_types, non_snake_case, non_upper_case_globals, clippy::upper_case_acronyms)]
+#![allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    clippy::upper_case_acronyms
+)]
 
 mod inline_helpers;
 mod types;
 
 pub use inline_helpers::*;
 pub use types::*;
-
 
 #[cfg(target_os = "windows")]
 mod windows;

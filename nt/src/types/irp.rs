@@ -21,7 +21,11 @@ pub struct IO_STATUS_BLOCK {
 
 impl IO_STATUS_BLOCK {
     pub const fn new(status: NTSTATUS, information: ULONG_PTR) -> Self {
-        Self { Status: status, _pointer_high: 0, Information: information }
+        Self {
+            Status: status,
+            _pointer_high: 0,
+            Information: information,
+        }
     }
 }
 

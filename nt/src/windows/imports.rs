@@ -41,8 +41,11 @@ unsafe extern "system" {
         Alertable: BOOLEAN,
         Timeout: *mut LARGE_INTEGER,
     ) -> NTSTATUS;
-    pub fn KeDelayExecutionThread(WaitMode: KPROCESSOR_MODE, Alertable: BOOLEAN, Interval: *mut LARGE_INTEGER)
-    -> NTSTATUS;
+    pub fn KeDelayExecutionThread(
+        WaitMode: KPROCESSOR_MODE,
+        Alertable: BOOLEAN,
+        Interval: *mut LARGE_INTEGER,
+    ) -> NTSTATUS;
     pub fn KeInitializeTimerEx(Timer: PKTIMER, Type: TIMER_TYPE);
     pub fn KeSetTimerEx(Timer: PKTIMER, DueTime: LARGE_INTEGER, Period: LONG, Dpc: PKDPC) -> BOOLEAN;
     pub fn KeCancelTimer(Timer: PKTIMER) -> BOOLEAN;
