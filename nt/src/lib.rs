@@ -17,9 +17,11 @@
 )]
 
 mod inline_helpers;
+mod print;
 mod types;
 
 pub use inline_helpers::*;
+pub use print::LineBuffer;
 pub use types::*;
 
 #[cfg(target_os = "windows")]

@@ -234,3 +234,41 @@ const _: () = {
     assert!(layout("DRIVER_OBJECT", "DriverUnload") == 0x68);
     assert!(layout("DRIVER_OBJECT", "MajorFunction") == 0x70);
 };
+
+/// `(C expression, value)` of constants whose values come from `wdm.h`, checked like [`LAYOUT`].
+/// (`POOL_FLAG_*` are absent from the mingw-w64 headers and are pinned from the WDK documentation.)
+pub const CONSTANT_TABLE: &[(&str, i64)] = &[
+    ("SL_PENDING_RETURNED", SL_PENDING_RETURNED as i64),
+    ("SL_ERROR_RETURNED", SL_ERROR_RETURNED as i64),
+    ("SL_INVOKE_ON_CANCEL", SL_INVOKE_ON_CANCEL as i64),
+    ("SL_INVOKE_ON_SUCCESS", SL_INVOKE_ON_SUCCESS as i64),
+    ("SL_INVOKE_ON_ERROR", SL_INVOKE_ON_ERROR as i64),
+    ("IO_TYPE_IRP", IO_TYPE_IRP as i64),
+    ("IO_NO_INCREMENT", IO_NO_INCREMENT as i64),
+    ("MDL_MAPPED_TO_SYSTEM_VA", MDL_MAPPED_TO_SYSTEM_VA as i64),
+    ("MDL_PAGES_LOCKED", MDL_PAGES_LOCKED as i64),
+    ("MDL_SOURCE_IS_NONPAGED_POOL", MDL_SOURCE_IS_NONPAGED_POOL as i64),
+    ("MDL_ALLOCATED_FIXED_SIZE", MDL_ALLOCATED_FIXED_SIZE as i64),
+    ("MDL_PARTIAL", MDL_PARTIAL as i64),
+    ("PAGE_SIZE", PAGE_SIZE as i64),
+    ("PASSIVE_LEVEL", PASSIVE_LEVEL as i64),
+    ("APC_LEVEL", APC_LEVEL as i64),
+    ("DISPATCH_LEVEL", DISPATCH_LEVEL as i64),
+    ("KernelMode", KernelMode as i64),
+    ("UserMode", UserMode as i64),
+    ("NotificationEvent", NotificationEvent as i64),
+    ("SynchronizationEvent", SynchronizationEvent as i64),
+    ("NotificationTimer", NotificationTimer as i64),
+    ("SynchronizationTimer", SynchronizationTimer as i64),
+    ("Executive", Executive as i64),
+    ("UserRequest", UserRequest as i64),
+    ("OBJ_KERNEL_HANDLE", OBJ_KERNEL_HANDLE as i64),
+    ("THREAD_ALL_ACCESS", THREAD_ALL_ACCESS as i64),
+    ("SYNCHRONIZE", SYNCHRONIZE as i64),
+    ("DPFLTR_IHVDRIVER_ID", DPFLTR_IHVDRIVER_ID as i64),
+    ("DPFLTR_ERROR_LEVEL", DPFLTR_ERROR_LEVEL as i64),
+    ("DPFLTR_WARNING_LEVEL", DPFLTR_WARNING_LEVEL as i64),
+    ("DPFLTR_TRACE_LEVEL", DPFLTR_TRACE_LEVEL as i64),
+    ("DPFLTR_INFO_LEVEL", DPFLTR_INFO_LEVEL as i64),
+    ("IRP_MJ_MAXIMUM_FUNCTION + 1", IRP_MJ_COUNT as i64),
+];

@@ -10,7 +10,7 @@ mod driver;
 mod irp;
 mod ke;
 mod layout;
-pub use layout::LAYOUT;
+pub use layout::{CONSTANT_TABLE, LAYOUT};
 mod mdl;
 mod status;
 

@@ -1,7 +1,9 @@
 //! The real kernel: imports from ntoskrnl.exe and the IRQL intrinsics.
 
+mod debug;
 mod imports;
 mod irql;
 
+pub use debug::*;
 pub use imports::*;
 pub use irql::*;
