@@ -1,9 +1,11 @@
 //! The real kernel: imports from ntoskrnl.exe and the IRQL intrinsics.
 
+mod crt;
 mod debug;
 mod imports;
 mod irql;
 
+pub use crt::*;
 pub use debug::*;
 pub use imports::*;
 pub use irql::*;
