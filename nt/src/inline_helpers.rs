@@ -157,3 +157,15 @@ pub const fn kernel_handle_attributes() -> OBJECT_ATTRIBUTES {
         SecurityQualityOfService: ptr::null_mut(),
     }
 }
+
+/// Reads `Irp->Cancel`. `IoCancelIrp` sets it on another CPU while the IRP is in flight, so it is read
+/// with an atomic load (what the `volatile` read in C code amounts to on x64), never a plain read.
+///
+/// # Safety
+/// `irp` points to a live IRP.
+#[inline(always)]
+pub unsafe fn IoIsIrpCancelRequested(irp: PIRP) -> bool {
+    // SAFETY: `Cancel` is a byte inside a live IRP; every writer (IoCancelIrp) stores to it atomically,
+    // so viewing it as an `AtomicU8` for this load is sound.
+    unsafe { core::sync::atomic::AtomicU8::from_ptr(ptr::addr_of_mut!((*irp).Cancel)).load(Ordering::Acquire) != 0 }
+}

@@ -1,3 +1,140 @@
-//! Host emulation of the kernel (being built).
-pub mod api {}
-pub mod emu {}
+//! Host emulation of the kernel: the same names and signatures as the Windows imports, implemented
+//! by a checker in the spirit of Driver Verifier. See [`emu`] for the controls tests use.
+//!
+//! One file per idea: `irql` (per-thread IRQL), `heap` (tracked allocations and quarantine), `pool`,
+//! `irp`, `cancel`, `mdl`, `dispatcher` (dispatcher lock and headers), `event`, `timer` (KTIMER,
+//! KDPC, the DPC thread), `clock`, `spinlock`, `objects` (handles, thread objects), `thread`,
+//! `verifier` (rules and reports), `tracking`, `leaks`, `session`.
+
+mod cancel;
+mod clock;
+mod debug;
+mod dispatcher;
+mod event;
+mod heap;
+mod irp;
+mod irql;
+mod leaks;
+mod mdl;
+mod objects;
+mod pool;
+mod session;
+mod spinlock;
+mod thread;
+mod thread_id;
+mod timer;
+mod tracking;
+mod verifier;
+
+/// The emulated kernel API, re-exported at the crate root: every function of
+/// `nt/src/windows/imports.rs` with the identical name and signature, plus the IRQL functions of
+/// `nt/src/windows/irql.rs`, plus [`debug_print`](debug::debug_print) in place of `DbgPrintEx`.
+pub mod api {
+    pub use super::cancel::{IoAcquireCancelSpinLock, IoCancelIrp, IoReleaseCancelSpinLock};
+    pub use super::clock::KeQueryInterruptTimePrecise;
+    pub use super::debug::debug_print;
+    pub use super::event::{
+        KeClearEvent, KeDelayExecutionThread, KeInitializeEvent, KeReadStateEvent, KeResetEvent, KeSetEvent,
+        KeWaitForSingleObject,
+    };
+    pub use super::irp::{IoAllocateIrp, IoFreeIrp, IoReuseIrp, IofCompleteRequest};
+    pub use super::irql::{KeGetCurrentIrql, KeLowerIrql, KeRaiseIrql};
+    pub use super::mdl::{IoAllocateMdl, IoFreeMdl, MmBuildMdlForNonPagedPool};
+    pub use super::objects::{ObReferenceObjectByHandle, ObfDereferenceObject, ZwClose};
+    pub use super::pool::{ExAllocatePool2, ExFreePoolWithTag};
+    pub use super::spinlock::{KeAcquireSpinLockRaiseToDpc, KeReleaseSpinLock};
+    pub use super::thread::{PsCreateSystemThread, PsTerminateSystemThread};
+    pub use super::timer::{
+        KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeTimerEx, KeReadStateTimer, KeSetTimerEx,
+    };
+}
+
+pub mod emu {
+    //! Controls and checks of the host emulation of the kernel (not available on Windows).
+    //!
+    //! # The checker
+    //!
+    //! Every emulated kernel function checks the rules the real kernel (with Driver Verifier) enforces:
+    //! IRQL limits, pool tags, double frees, IRP ownership (free, reuse, resubmission or completion at
+    //! the wrong time), completion and cancel routine contracts, spin lock ownership. A broken rule is
+    //! a bug check: the report (rule, object, where the object was created, current thread and IRQL)
+    //! goes to stderr and the process aborts. Negative tests call [`expect_violations`] to record
+    //! violations instead, make the violating call harmless, and inspect them with
+    //! [`take_violations`].
+    //!
+    //! # Test isolation
+    //!
+    //! A test that uses the emulation starts with `let _session = nt::emu::session();`. The session
+    //! takes a process-wide lock, so tests of one process that use the emulation run one at a time
+    //! under plain `cargo test`, and resets all emulation state. When the guard is dropped it lets
+    //! queued DPCs run, then fails the test with a leak report (IRPs, MDLs, pool blocks by tag, system
+    //! threads still running, handles and object references not released, timers still armed, objects
+    //! tracked by other emulated subsystems) if anything is still alive. Under `cargo nextest` every
+    //! test is its own process anyway; the session then only resets and checks. Every test that
+    //! touches emulation state must hold a session: another test's session would reset it.
+    //!
+    //! # Time
+    //!
+    //! Timeouts, due times and `KeQueryInterruptTimePrecise` follow one monotonic clock in 100 ns
+    //! units (positive "absolute" times are values of that clock). [`clock::pause`] freezes it and
+    //! [`clock::advance`] moves it, running every DPC that falls due, for deterministic timer tests.
+    //!
+    //! # Differences from Windows
+    //!
+    //! * `PsTerminateSystemThread` records the exit status and returns: a host thread cannot be
+    //!   ended without unwinding through `extern "system"` frames. Return from the start routine
+    //!   right after it.
+    //! * `DbgPrintEx` is C-variadic; use `nt::debug_print(level, message)` (the `log` crate here).
+    //! * There are no APCs: alertable waits are never alerted.
+    //! * Creation backtraces cost a stack walk per object; [`set_backtraces`] or
+    //!   `NT_EMU_BACKTRACES=0` turns them off (they are always off under Miri).
+
+    pub use super::irql::at_dispatch;
+    pub use super::leaks::{Leak, LeakReport};
+    pub use super::session::{Session, session};
+    pub use super::verifier::{
+        Rule, Violation, creation_site, expect_violations, set_backtraces, take_violations, violation,
+    };
+
+
+    /// Registration of other emulated objects (WSK registrations, sockets) in the leak report.
+    pub mod tracking {
+        pub use super::super::tracking::{is_tracked, track, untrack};
+    }
+
+    /// IRP ownership as seen by emulated lower drivers (the WSK provider).
+    pub mod irp {
+        pub use super::super::irp::control::{enter_provider, is_pending, live_count};
+    }
+
+    /// Fault injection and inspection of the pool.
+    pub mod pool {
+        pub use super::super::heap::{FREED_FILL, UNINITIALIZED_FILL};
+        pub use super::super::pool::control::{clear_failures, fail_next, fail_tag, live_blocks};
+    }
+
+    /// The emulated interrupt-time clock. Real time unless paused; while paused, only
+    /// [`advance`](clock::advance) moves it. A new session starts with the clock running.
+    pub mod clock {
+        pub use super::super::clock::{is_paused, now, pause};
+
+        /// Lets the clock follow real time again, from its current value; waits and timers that
+        /// were waiting for `advance` now expire in real time.
+        pub fn resume() {
+            super::super::timer::resume();
+        }
+
+        /// Advances the clock by `by` (pausing it first if it runs). Every timer due in between
+        /// expires in due order, and the DPCs they queue have run (on the DPC thread, at
+        /// DISPATCH_LEVEL) before this returns. PASSIVE_LEVEL only; never call it from a DPC.
+        pub fn advance(by: std::time::Duration) {
+            super::super::timer::advance(by);
+        }
+    }
+
+    /// The current thread's emulated IRQL, and a check other emulated subsystems use to enforce the
+    /// maximum IRQL of their functions.
+    pub mod irql {
+        pub use super::super::irql::{current, name, require_max};
+    }
+}

@@ -8,7 +8,6 @@ pub const fn NT_SUCCESS(status: NTSTATUS) -> bool {
     status >= 0
 }
 
-
 /// Declares each status constant and lists it in [`STATUS_TABLE`], so the DDK cross-check test can
 /// compare every value with `ntstatus.h`.
 macro_rules! statuses {

@@ -1,0 +1,363 @@
+//! The tracked allocator behind every emulated kernel allocation: pool blocks, IRPs and MDLs.
+//!
+//! Like Driver Verifier's special pool and I/O verification, it knows every live block (kind, size,
+//! tag, creation site), fills new and freed memory with patterns, and keeps freed blocks in a bounded
+//! quarantine instead of returning them to the host allocator at once, so that a double free or a
+//! use after free of a recent block is recognised by its address rather than corrupting a new block.
+
+use super::verifier::{Rule, violation};
+use crate::types::*;
+use std::alloc::{self, Layout};
+use std::backtrace::Backtrace;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Byte pattern of `POOL_FLAG_UNINITIALIZED` allocations (like the CRT debug heap's "clean memory").
+pub const UNINITIALIZED_FILL: u8 = 0xCD;
+/// Byte pattern written over freed memory (like the CRT debug heap's "dead memory").
+pub const FREED_FILL: u8 = 0xDD;
+
+/// Freed blocks kept back from the host allocator: at most this many...
+const QUARANTINE_BLOCKS: usize = 4096;
+/// ...and at most this many bytes.
+const QUARANTINE_BYTES: usize = 64 << 20;
+
+/// What a tracked block is.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// `ExAllocatePool2`.
+    Pool { tag: ULONG, flags: POOL_FLAGS },
+    /// `IoAllocateIrp`. `pending`: a lower driver (the emulated provider) owns it.
+    Irp { pending: bool },
+    /// `IoAllocateMdl`.
+    Mdl,
+}
+
+impl Kind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Pool { .. } => "pool block",
+            Kind::Irp { .. } => "IRP",
+            Kind::Mdl => "MDL",
+        }
+    }
+}
+
+/// A pool tag as poolmon shows it: the four bytes in memory order.
+pub struct TagName(pub ULONG);
+
+impl fmt::Display for TagName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0.to_le_bytes() {
+            let c = if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '?'
+            };
+            write!(f, "{c}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An owning pointer to host memory, moved between threads only under the heap lock.
+struct Owned(NonNull<u8>);
+// SAFETY: `Owned` is a plain allocation handle; the memory it points to is only deallocated or
+// filled by the thread holding the heap mutex, and the emulated kernel API is callable from any thread.
+unsafe impl Send for Owned {}
+
+/// A live block.
+pub struct Block {
+    memory: Owned,
+    layout: Layout,
+    pub size: usize,
+    pub kind: Kind,
+    pub created: Option<Backtrace>,
+}
+
+/// A freed block waiting in quarantine.
+struct Freed {
+    memory: Owned,
+    layout: Layout,
+    kind: Kind,
+    size: usize,
+    created: Option<Backtrace>,
+}
+
+/// Describes a block for reports.
+pub struct Describe<'a> {
+    pub addr: usize,
+    pub size: usize,
+    pub kind: &'a Kind,
+}
+
+impl fmt::Display for Describe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            Kind::Pool { tag, flags } => {
+                let pool = if flags & POOL_FLAG_PAGED != 0 {
+                    "paged"
+                } else {
+                    "nonpaged"
+                };
+                write!(
+                    f,
+                    "pool block {:#x} tag '{}' ({} bytes, {pool})",
+                    self.addr,
+                    TagName(*tag),
+                    self.size
+                )
+            }
+            Kind::Irp { pending } => write!(
+                f,
+                "IRP {:#x} ({} bytes, {})",
+                self.addr,
+                self.size,
+                if *pending {
+                    "pending in a lower driver"
+                } else {
+                    "owned by the driver"
+                }
+            ),
+            Kind::Mdl => write!(f, "MDL {:#x} ({} bytes)", self.addr, self.size),
+        }
+    }
+}
+
+/// What an operation intends to do with the block it looks up: decides how a freed or unknown
+/// pointer is reported.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Free,
+    Use,
+}
+
+pub struct Heap {
+    live: BTreeMap<usize, Block>,
+    freed: BTreeMap<usize, Freed>,
+    quarantine_order: VecDeque<usize>,
+    quarantine_bytes: usize,
+    fail_next: usize,
+    fail_tags: BTreeMap<ULONG, usize>,
+    /// Blocks of an earlier session that ended with leaks: never returned to the host allocator (a
+    /// thread of that session may still touch them), but kept reachable.
+    abandoned: Vec<Owned>,
+}
+
+static HEAP: Mutex<Heap> = Mutex::new(Heap {
+    live: BTreeMap::new(),
+    freed: BTreeMap::new(),
+    quarantine_order: VecDeque::new(),
+    quarantine_bytes: 0,
+    fail_next: 0,
+    fail_tags: BTreeMap::new(),
+    abandoned: Vec::new(),
+});
+
+/// The heap lock. Lock order: dispatcher, then heap, then tracking, then the violation list.
+pub fn heap() -> MutexGuard<'static, Heap> {
+    HEAP.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Heap {
+    /// Whether fault injection says the next allocation (with pool tag `tag`, if any) fails.
+    /// Consumes one count of the matching injection.
+    pub fn inject_failure(&mut self, tag: Option<ULONG>) -> bool {
+        if let Some(tag) = tag
+            && let Some(left) = self.fail_tags.get_mut(&tag)
+            && *left > 0
+        {
+            *left -= 1;
+            return true;
+        }
+        if self.fail_next > 0 {
+            self.fail_next -= 1;
+            return true;
+        }
+        false
+    }
+
+    pub fn set_fail_next(&mut self, n: usize) {
+        self.fail_next = n;
+    }
+
+    pub fn set_fail_tag(&mut self, tag: ULONG, n: usize) {
+        self.fail_tags.insert(tag, n);
+    }
+
+    pub fn reset_fail_tags(&mut self) {
+        self.fail_tags.clear();
+    }
+
+    /// Allocates and tracks a block of `size` bytes. `fill`: `None` for zeroed memory, or a pattern.
+    pub fn allocate(
+        &mut self,
+        size: usize,
+        align: usize,
+        fill: Option<u8>,
+        kind: Kind,
+        created: Option<Backtrace>,
+    ) -> Option<NonNull<u8>> {
+        let layout = Layout::from_size_align(size.max(1), align).ok()?;
+        // SAFETY: `layout` has a non-zero size.
+        let raw = unsafe {
+            if fill.is_none() {
+                alloc::alloc_zeroed(layout)
+            } else {
+                alloc::alloc(layout)
+            }
+        };
+        let ptr = NonNull::new(raw)?;
+        if let Some(pattern) = fill {
+            // SAFETY: `ptr` was just allocated with `layout.size()` writable bytes.
+            unsafe { ptr.as_ptr().write_bytes(pattern, layout.size()) };
+        }
+        self.live.insert(
+            ptr.as_ptr().addr(),
+            Block {
+                memory: Owned(ptr),
+                layout,
+                size,
+                kind,
+                created,
+            },
+        );
+        Some(ptr)
+    }
+
+    /// Looks up the live block of kind `expected` (by [`Kind::name`]) at exactly `addr`, reporting a
+    /// double free, use after free or unknown pointer for `function` otherwise.
+    pub fn find(&mut self, addr: usize, expected: &'static str, function: &str, access: Access) -> Option<&mut Block> {
+        if let Some(block) = self.live.get(&addr) {
+            if block.kind.name() == expected {
+                return self.live.get_mut(&addr);
+            }
+            violation(
+                Rule::UnknownObject,
+                &format_args!(
+                    "{function} expects {expected} but got {}",
+                    Describe {
+                        addr,
+                        size: block.size,
+                        kind: &block.kind
+                    }
+                ),
+                block.created.as_ref(),
+            );
+            return None;
+        }
+        if let Some(freed) = self.freed.get(&addr) {
+            let rule = if access == Access::Free {
+                Rule::DoubleFree
+            } else {
+                Rule::UseAfterFree
+            };
+            let what = match freed.kind {
+                Kind::Pool { tag, .. } => format!(" tag '{}'", TagName(tag)),
+                _ => String::new(),
+            };
+            violation(
+                rule,
+                &format_args!(
+                    "{function} on freed {} {addr:#x}{what} ({} bytes)",
+                    freed.kind.name(),
+                    freed.size
+                ),
+                freed.created.as_ref(),
+            );
+            return None;
+        }
+        violation(
+            Rule::UnknownObject,
+            &format_args!("{function} on {addr:#x}, which is no live {expected}"),
+            None,
+        );
+        None
+    }
+
+    pub fn get(&self, addr: usize) -> Option<&Block> {
+        self.live.get(&addr)
+    }
+
+    /// The live block containing `[start, start + len)`, if one does.
+    pub fn containing(&self, start: usize, len: usize) -> Option<(usize, &Block)> {
+        let (&base, block) = self.live.range(..=start).next_back()?;
+        let end = start.checked_add(len)?;
+        (end <= base + block.size.max(1)).then_some((base, block))
+    }
+
+    /// Whether `addr` lies in a quarantined (freed) block.
+    pub fn freed_containing(&self, addr: usize) -> Option<String> {
+        let (&base, freed) = self.freed.range(..=addr).next_back()?;
+        (addr < base + freed.size.max(1)).then(|| {
+            Describe {
+                addr: base,
+                size: freed.size,
+                kind: &freed.kind,
+            }
+            .to_string()
+        })
+    }
+
+    /// Frees the live block at `addr` (already validated with [`Heap::find`]): fills it with
+    /// [`FREED_FILL`] and moves it to the quarantine.
+    pub fn release(&mut self, addr: usize) {
+        let Some(block) = self.live.remove(&addr) else { return };
+        // SAFETY: the block is live (just removed from the live set) and spans `layout.size()` bytes.
+        unsafe { block.memory.0.as_ptr().write_bytes(FREED_FILL, block.layout.size()) };
+        self.quarantine_bytes += block.layout.size();
+        self.quarantine_order.push_back(addr);
+        self.freed.insert(
+            addr,
+            Freed {
+                memory: block.memory,
+                layout: block.layout,
+                kind: block.kind,
+                size: block.size,
+                created: block.created,
+            },
+        );
+        while self.quarantine_order.len() > QUARANTINE_BLOCKS || self.quarantine_bytes > QUARANTINE_BYTES {
+            let Some(oldest) = self.quarantine_order.pop_front() else {
+                break;
+            };
+            if let Some(freed) = self.freed.remove(&oldest) {
+                self.quarantine_bytes -= freed.layout.size();
+                // SAFETY: allocated with this layout by `allocate`, no longer live, and removed from
+                // every table, so nothing in the emulation refers to it any more.
+                unsafe { alloc::dealloc(freed.memory.0.as_ptr(), freed.layout) };
+            }
+        }
+    }
+
+    /// Returns the whole quarantine to the host allocator (at the clean end of a session, when no
+    /// emulated thread can still hold a stale pointer).
+    pub fn flush_quarantine(&mut self) {
+        for (_, freed) in std::mem::take(&mut self.freed) {
+            // SAFETY: as in `release`: allocated with this layout, no longer referenced by any table.
+            unsafe { alloc::dealloc(freed.memory.0.as_ptr(), freed.layout) };
+        }
+        self.quarantine_order.clear();
+        self.quarantine_bytes = 0;
+    }
+
+    /// Every live block, in address order, for the leak report.
+    pub fn live_blocks(&self) -> impl Iterator<Item = (usize, &Block)> {
+        self.live.iter().map(|(&a, b)| (a, b))
+    }
+
+    /// Forgets all state of an earlier session. Its blocks are abandoned rather than freed: a thread
+    /// of that session may still touch them.
+    pub fn reset(&mut self) {
+        let live = std::mem::take(&mut self.live);
+        self.abandoned.extend(live.into_values().map(|b| b.memory));
+        let freed = std::mem::take(&mut self.freed);
+        self.abandoned.extend(freed.into_values().map(|f| f.memory));
+        self.quarantine_order.clear();
+        self.quarantine_bytes = 0;
+        self.fail_next = 0;
+        self.fail_tags.clear();
+    }
+}

@@ -1,0 +1,162 @@
+//! `ExAllocatePool2` / `ExFreePoolWithTag`, with the checks of Driver Verifier's pool tracking and
+//! fault injection.
+
+use super::heap::{Access, Describe, Kind, TagName, UNINITIALIZED_FILL, heap};
+use super::verifier::{Rule, creation_site, violation};
+use super::{irql, timer};
+use crate::types::*;
+use core::ptr;
+
+/// Alignment of pool blocks on x64 (`POOL_FLAG_CACHE_ALIGNED`: a cache line).
+const POOL_ALIGNMENT: usize = 16;
+const CACHE_LINE: usize = 64;
+
+const POOL_TYPE_FLAGS: POOL_FLAGS = POOL_FLAG_NON_PAGED | POOL_FLAG_NON_PAGED_EXECUTE | POOL_FLAG_PAGED;
+
+/// The highest IRQL at which memory of this pool type may be allocated, freed or touched.
+fn max_irql(flags: POOL_FLAGS) -> KIRQL {
+    if flags & POOL_FLAG_PAGED != 0 {
+        APC_LEVEL
+    } else {
+        DISPATCH_LEVEL
+    }
+}
+
+/// `ExAllocatePool2`: zeroed memory unless `POOL_FLAG_UNINITIALIZED` (then filled with `0xCD`), 16-byte
+/// aligned (64 with `POOL_FLAG_CACHE_ALIGNED`). Exactly one pool type flag and a non-zero tag are
+/// required. Nonpaged pool at IRQL <= DISPATCH_LEVEL, paged pool at IRQL <= APC_LEVEL. Returns NULL
+/// when a failure is injected ([`crate::emu::pool::fail_next`], [`crate::emu::pool::fail_tag`]).
+/// `POOL_FLAG_RAISE_ON_FAILURE` cannot raise a structured exception here; it returns NULL too.
+///
+/// # Safety
+/// None beyond the kernel's contract; the signature matches the kernel's.
+pub unsafe extern "system" fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
+    let pool_types = Flags & POOL_TYPE_FLAGS;
+    if pool_types.count_ones() != 1 {
+        violation(
+            Rule::InvalidParameter,
+            &format_args!(
+                "ExAllocatePool2 flags {Flags:#x} name {} pool types",
+                pool_types.count_ones()
+            ),
+            None,
+        );
+        return ptr::null_mut();
+    }
+    if Tag == 0 {
+        violation(Rule::InvalidParameter, &"ExAllocatePool2 with tag 0", None);
+        return ptr::null_mut();
+    }
+    if !irql::require_max("ExAllocatePool2", max_irql(Flags)) {
+        return ptr::null_mut();
+    }
+    let align = if Flags & POOL_FLAG_CACHE_ALIGNED != 0 {
+        CACHE_LINE
+    } else {
+        POOL_ALIGNMENT
+    };
+    let fill = (Flags & POOL_FLAG_UNINITIALIZED != 0).then_some(UNINITIALIZED_FILL);
+    let created = creation_site();
+    let mut heap = heap();
+    if heap.inject_failure(Some(Tag)) {
+        return ptr::null_mut();
+    }
+    match heap.allocate(
+        NumberOfBytes,
+        align,
+        fill,
+        Kind::Pool { tag: Tag, flags: Flags },
+        created,
+    ) {
+        Some(p) => p.as_ptr().cast(),
+        None => ptr::null_mut(),
+    }
+}
+
+/// `ExFreePoolWithTag`: the pointer must be a live pool block allocated with the same tag, freed at
+/// an IRQL its pool type allows, and must not contain an armed timer or a queued DPC. The block is
+/// filled with `0xDD` and quarantined.
+///
+/// # Safety
+/// `P` was returned by `ExAllocatePool2` and is not used after this call (both are checked as far as
+/// the emulation can).
+pub unsafe extern "system" fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
+    let addr = P.addr();
+    let size = {
+        let mut heap = heap();
+        let Some(block) = heap.find(addr, "pool block", "ExFreePoolWithTag", Access::Free) else {
+            return;
+        };
+        let Kind::Pool { tag, flags } = block.kind else { return };
+        if tag != Tag {
+            violation(
+                Rule::PoolTagMismatch,
+                &format_args!(
+                    "ExFreePoolWithTag(tag '{}') of {}",
+                    TagName(Tag),
+                    Describe {
+                        addr,
+                        size: block.size,
+                        kind: &block.kind
+                    }
+                ),
+                block.created.as_ref(),
+            );
+            return;
+        }
+        if !irql::require_max("ExFreePoolWithTag", max_irql(flags)) {
+            return;
+        }
+        block.size
+    };
+    if let Some(active) = timer::active_in_range(addr, size) {
+        let heap = heap();
+        let created = heap.get(addr).and_then(|b| b.created.as_ref());
+        violation(
+            Rule::FreeWithActiveTimer,
+            &format_args!("ExFreePoolWithTag of the pool block {addr:#x} ({size} bytes) containing {active}"),
+            created,
+        );
+        return;
+    }
+    let mut heap = heap();
+    // Checked again: another thread may have freed the block since (a double free).
+    if heap
+        .find(addr, "pool block", "ExFreePoolWithTag", Access::Free)
+        .is_some()
+    {
+        heap.release(addr);
+    }
+}
+
+/// Fault injection and inspection of the emulated pool.
+pub mod control {
+    use super::super::heap::{Kind, heap};
+    use crate::types::ULONG;
+
+    /// The next `n` allocations (`ExAllocatePool2`, `IoAllocateIrp`, `IoAllocateMdl`) fail.
+    pub fn fail_next(n: usize) {
+        heap().set_fail_next(n);
+    }
+
+    /// The next `n` `ExAllocatePool2` calls with pool tag `tag` fail (`usize::MAX`: all of them until
+    /// the session ends). Tag-specific injections are consumed before [`fail_next`]'s.
+    pub fn fail_tag(tag: ULONG, n: usize) {
+        heap().set_fail_tag(tag, n);
+    }
+
+    /// Cancels every pending failure injection.
+    pub fn clear_failures() {
+        let mut heap = heap();
+        heap.set_fail_next(0);
+        heap.reset_fail_tags();
+    }
+
+    /// The number of live pool blocks with pool tag `tag`.
+    pub fn live_blocks(tag: ULONG) -> usize {
+        heap()
+            .live_blocks()
+            .filter(|(_, b)| matches!(b.kind, Kind::Pool { tag: t, .. } if t == tag))
+            .count()
+    }
+}
