@@ -19,10 +19,12 @@
 mod inline_helpers;
 mod print;
 mod types;
+mod wsk;
 
 pub use inline_helpers::*;
 pub use print::LineBuffer;
 pub use types::*;
+pub use wsk::*;
 
 #[cfg(target_os = "windows")]
 mod windows;

@@ -17,7 +17,11 @@ const INCLUDE_ROOT: &str = "/usr/share/mingw-w64/include";
 fn probe_source(extra: &str) -> String {
     let mut c = String::from("#include <ntddk.h>\n#include <stddef.h>\n");
     for &(ty, member, value) in nt::LAYOUT {
-        let expr = if member.is_empty() { format!("sizeof({ty})") } else { format!("offsetof({ty}, {member})") };
+        let expr = if member.is_empty() {
+            format!("sizeof({ty})")
+        } else {
+            format!("offsetof({ty}, {member})")
+        };
         writeln!(c, "_Static_assert({expr} == {value:#x}, \"{expr} != {value:#x}\");").unwrap();
     }
     for &(name, value) in nt::CONSTANT_TABLE {
@@ -25,7 +29,11 @@ fn probe_source(extra: &str) -> String {
     }
     for &(name, value) in nt::STATUS_TABLE {
         let bits = value as u32;
-        writeln!(c, "_Static_assert((ULONG)({name}) == {bits:#x}UL, \"{name} != {bits:#x}\");").unwrap();
+        writeln!(
+            c,
+            "_Static_assert((ULONG)({name}) == {bits:#x}UL, \"{name} != {bits:#x}\");"
+        )
+        .unwrap();
     }
     c.push_str(extra);
     c
@@ -50,8 +58,16 @@ fn clang_errors(source: &str, name: &str) -> Vec<String> {
         .expect("clang is not installed: install Debian's clang package; .ci/run does");
     let _ = std::fs::remove_file(&file);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let errors: Vec<String> = stderr.lines().filter(|l| l.contains(": error:")).map(str::to_owned).collect();
-    assert_eq!(errors.is_empty(), output.status.success(), "clang output not understood:\n{stderr}");
+    let errors: Vec<String> = stderr
+        .lines()
+        .filter(|l| l.contains(": error:"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        errors.is_empty(),
+        output.status.success(),
+        "clang output not understood:\n{stderr}"
+    );
     errors
 }
 
@@ -59,7 +75,12 @@ fn clang_errors(source: &str, name: &str) -> Vec<String> {
 fn every_layout_and_constant_matches_the_mingw_ddk_headers() {
     let checks = nt::LAYOUT.len() + nt::CONSTANT_TABLE.len() + nt::STATUS_TABLE.len();
     let errors = clang_errors(&probe_source(""), "all");
-    assert!(errors.is_empty(), "{} of {checks} checks disagree with wdm.h:\n{}", errors.len(), errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "{} of {checks} checks disagree with wdm.h:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
 }
 
 /// Proves the probe can fail: a deliberately wrong offset must be reported by name.

@@ -25,6 +25,7 @@ mod thread_id;
 mod timer;
 mod tracking;
 mod verifier;
+mod wsk;
 
 /// The emulated kernel API, re-exported at the crate root: every function of
 /// `nt/src/windows/imports.rs` with the identical name and signature, plus the IRQL functions of
@@ -47,6 +48,7 @@ pub mod api {
     pub use super::timer::{
         KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeTimerEx, KeReadStateTimer, KeSetTimerEx,
     };
+    pub use super::wsk::{WskCaptureProviderNPI, WskDeregister, WskRegister, WskReleaseProviderNPI};
 }
 
 pub mod emu {
@@ -96,6 +98,7 @@ pub mod emu {
         Rule, Violation, creation_site, expect_violations, set_backtraces, take_violations, violation,
     };
 
+    pub use super::wsk::control as wsk;
 
     /// Registration of other emulated objects (WSK registrations, sockets) in the leak report.
     pub mod tracking {

@@ -51,6 +51,7 @@ fn reset_all() {
     cancel::reset();
     verifier::reset();
     clock::reset();
+    super::wsk::reset();
     irql::set(PASSIVE_LEVEL);
 }
 

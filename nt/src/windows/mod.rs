@@ -4,8 +4,10 @@ mod crt;
 mod debug;
 mod imports;
 mod irql;
+mod netio;
 
 pub use crt::*;
 pub use debug::*;
 pub use imports::*;
 pub use irql::*;
+pub use netio::*;

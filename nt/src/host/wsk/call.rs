@@ -1,0 +1,51 @@
+//! The common prologue of every socket function: the socket checks (call after close, unknown
+//! socket), the in-progress mark `WskCloseSocket` checks against, and taking the IRP.
+
+use super::irp::{self, Done, ProviderIrp};
+use super::socket::{self, Category, SocketCore};
+use crate::types::*;
+use crate::wsk::PWSK_SOCKET;
+use std::sync::Arc;
+
+/// Runs `body` for a call on `socket` of one of `categories`, with its IRP taken. A rejected call
+/// (checked violation in recording mode, or a function of another category) completes its IRP with
+/// the failure status, as the harmless outcome.
+///
+/// # Safety
+/// `irp` is NULL or a live IRP the caller hands over.
+pub(crate) unsafe fn with_socket(
+    socket: PWSK_SOCKET,
+    irp: PIRP,
+    function: &str,
+    categories: &[Category],
+    body: impl FnOnce(&Arc<SocketCore>, ProviderIrp) -> NTSTATUS,
+) -> NTSTATUS {
+    let guard = match socket::enter(socket, function) {
+        Ok(guard) => guard,
+        // SAFETY: forwarded from the caller's contract.
+        Err(status) => return unsafe { irp::fail(irp, status) },
+    };
+    if !categories.contains(&guard.core.category) {
+        // SAFETY: forwarded from the caller's contract.
+        return unsafe { irp::fail(irp, STATUS_INVALID_DEVICE_REQUEST) };
+    }
+    // SAFETY: forwarded from the caller's contract.
+    if !unsafe { irp::take(irp) } {
+        return STATUS_INVALID_PARAMETER;
+    }
+    body(&guard.core, ProviderIrp(irp))
+}
+
+/// Completes `irp` now and returns `status` (an operation that finishes inline).
+pub(crate) fn finish(irp: ProviderIrp, status: NTSTATUS, information: usize) -> NTSTATUS {
+    irp::complete_all(vec![Done::new(irp, status, information)]);
+    status
+}
+
+/// Same as [`finish`] for a `Result` whose success value is `Information`.
+pub(crate) fn finish_with(irp: ProviderIrp, result: Result<usize, NTSTATUS>) -> NTSTATUS {
+    match result {
+        Ok(information) => finish(irp, STATUS_SUCCESS, information),
+        Err(status) => finish(irp, status, 0),
+    }
+}

@@ -1,0 +1,198 @@
+//! The provider's client-level functions (`WSK_PROVIDER_DISPATCH`): `WskSocket`, `WskSocketConnect`,
+//! and `WskControlClient` / name resolution, which this provider does not support.
+
+use super::irp::{self, Done, ProviderIrp};
+use super::registration::{self, Registration};
+use super::socket::{self, Category, Op};
+use crate::emu::{Rule, violation};
+use crate::types::*;
+use crate::wsk::*;
+use core::ffi::c_void;
+use std::sync::Arc;
+
+/// Finds the registration behind a client handle, reporting an unknown one.
+fn client(client: PWSK_CLIENT, function: &str) -> Result<Arc<Registration>, NTSTATUS> {
+    match registration::by_client(client) {
+        Some(registration) if registration.is_deregistering() => Err(STATUS_DEVICE_NOT_READY),
+        Some(registration) => Ok(registration),
+        None => {
+            violation(
+                Rule::Other("WSK client function called with a client handle no capture returned"),
+                &format_args!("{function}({client:p})"),
+                None,
+            );
+            Err(STATUS_INVALID_HANDLE)
+        }
+    }
+}
+
+/// `WskSocket`: creates a basic, listening, connection-oriented or stream TCP socket. Completes inline
+/// with the new `PWSK_SOCKET` in `IoStatus.Information`. Datagram sockets are not emulated
+/// (STATUS_NOT_SUPPORTED).
+///
+/// # Safety
+/// `Client` comes from `WskCaptureProviderNPI`; `Irp` is a live IRP the caller hands over.
+pub(crate) unsafe extern "system" fn WskSocket(
+    Client: PWSK_CLIENT,
+    AddressFamily: ADDRESS_FAMILY,
+    SocketType: USHORT,
+    Protocol: ULONG,
+    Flags: ULONG,
+    _SocketContext: PVOID,
+    _Dispatch: *const c_void,
+    _OwningProcess: PEPROCESS,
+    _OwningThread: PETHREAD,
+    _SecurityDescriptor: PSECURITY_DESCRIPTOR,
+    Irp: PIRP,
+) -> NTSTATUS {
+    // SAFETY: forwarded from the caller's contract.
+    if !unsafe { irp::take(Irp) } {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let result = client(Client, "WskSocket").and_then(|registration| {
+        if AddressFamily != AF_INET && AddressFamily != AF_INET6 {
+            return Err(STATUS_INVALID_PARAMETER);
+        }
+        let category = match Flags {
+            WSK_FLAG_BASIC_SOCKET => Category::Basic,
+            WSK_FLAG_LISTEN_SOCKET => Category::Listen,
+            WSK_FLAG_CONNECTION_SOCKET => Category::Connection,
+            WSK_FLAG_STREAM_SOCKET => Category::Stream,
+            _ => return Err(STATUS_NOT_SUPPORTED),
+        };
+        if category != Category::Basic && (SocketType != SOCK_STREAM || Protocol != IPPROTO_TCP) {
+            return Err(STATUS_NOT_SUPPORTED);
+        }
+        Ok(socket::create(&registration, category, AddressFamily).0)
+    });
+    let done = match result {
+        // The socket travels in `Information` (a ULONG_PTR), as in the kernel.
+        Ok(socket) => Done::new(ProviderIrp(Irp), STATUS_SUCCESS, socket.expose_provenance()),
+        Err(status) => Done::new(ProviderIrp(Irp), status, 0),
+    };
+    let status = done.status;
+    irp::complete_all(vec![done]);
+    status
+}
+
+/// `WskSocketConnect`: creates a connection-oriented socket, binds it to `LocalAddress` and connects
+/// it to `RemoteAddress`; completes when connected, with the socket in `IoStatus.Information`. On
+/// failure (or cancellation) the socket is destroyed and never handed out.
+///
+/// # Safety
+/// `Client` comes from `WskCaptureProviderNPI`; the addresses are valid `SOCKADDR_IN`/`SOCKADDR_IN6`;
+/// `Irp` is a live IRP the caller hands over.
+pub(crate) unsafe extern "system" fn WskSocketConnect(
+    Client: PWSK_CLIENT,
+    SocketType: USHORT,
+    Protocol: ULONG,
+    LocalAddress: PSOCKADDR,
+    RemoteAddress: PSOCKADDR,
+    _Flags: ULONG,
+    _SocketContext: PVOID,
+    _Dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+    _OwningProcess: PEPROCESS,
+    _OwningThread: PETHREAD,
+    _SecurityDescriptor: PSECURITY_DESCRIPTOR,
+    Irp: PIRP,
+) -> NTSTATUS {
+    // SAFETY: forwarded from the caller's contract.
+    if !unsafe { irp::take(Irp) } {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let prepared = client(Client, "WskSocketConnect").and_then(|registration| {
+        if SocketType != SOCK_STREAM || Protocol != IPPROTO_TCP {
+            return Err(STATUS_NOT_SUPPORTED);
+        }
+        // SAFETY: forwarded from the caller's contract.
+        let (local, remote) = unsafe { (super::addr::read(LocalAddress)?, super::addr::read(RemoteAddress)?) };
+        Ok((registration, local, remote))
+    });
+    let (registration, local, remote) = match prepared {
+        Ok(prepared) => prepared,
+        Err(status) => {
+            irp::complete_all(vec![Done::new(ProviderIrp(Irp), status, 0)]);
+            return status;
+        }
+    };
+    let (_, core) = socket::create(&registration, Category::Connection, super::addr::family(&local));
+    core.lock().bound = Some(local);
+    match super::connection::start_connect(&core, local, remote) {
+        Ok(()) => core.submit(ProviderIrp(Irp), Op::Connect { returns_socket: true }),
+        Err(status) => {
+            core.lock().closed = true;
+            socket::retire(&core);
+            irp::complete_all(vec![Done::new(ProviderIrp(Irp), status, 0)]);
+            status
+        }
+    }
+}
+
+/// Completes an optional IRP with `status` and returns it (functions this provider does not support).
+unsafe fn unsupported(irp: PIRP) -> NTSTATUS {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { irp::fail(irp, STATUS_NOT_SUPPORTED) }
+}
+
+/// `WskControlClient`: no client-level control is emulated.
+///
+/// # Safety
+/// `Irp` is NULL or a live IRP the caller hands over.
+pub(crate) unsafe extern "system" fn WskControlClient(
+    _Client: PWSK_CLIENT,
+    _ControlCode: ULONG,
+    _InputSize: SIZE_T,
+    _InputBuffer: PVOID,
+    _OutputSize: SIZE_T,
+    _OutputBuffer: PVOID,
+    _OutputSizeReturned: *mut SIZE_T,
+    Irp: PIRP,
+) -> NTSTATUS {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { unsupported(Irp) }
+}
+
+/// `WskGetAddressInfo`: name resolution is not emulated.
+///
+/// # Safety
+/// `Irp` is a live IRP the caller hands over.
+pub(crate) unsafe extern "system" fn WskGetAddressInfo(
+    _Client: PWSK_CLIENT,
+    _NodeName: *mut UNICODE_STRING,
+    _ServiceName: *mut UNICODE_STRING,
+    _NameSpace: ULONG,
+    _Provider: PVOID,
+    _Hints: PVOID,
+    _Result: *mut PVOID,
+    _OwningProcess: PEPROCESS,
+    _OwningThread: PETHREAD,
+    Irp: PIRP,
+) -> NTSTATUS {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { unsupported(Irp) }
+}
+
+/// `WskFreeAddressInfo`: nothing was ever allocated by `WskGetAddressInfo`.
+///
+/// # Safety
+/// None.
+pub(crate) unsafe extern "system" fn WskFreeAddressInfo(_Client: PWSK_CLIENT, _AddrInfo: PVOID) {}
+
+/// `WskGetNameInfo`: name resolution is not emulated.
+///
+/// # Safety
+/// `Irp` is a live IRP the caller hands over.
+pub(crate) unsafe extern "system" fn WskGetNameInfo(
+    _Client: PWSK_CLIENT,
+    _SockAddr: PSOCKADDR,
+    _SockAddrLength: ULONG,
+    _NodeName: *mut UNICODE_STRING,
+    _ServiceName: *mut UNICODE_STRING,
+    _Flags: ULONG,
+    _OwningProcess: PEPROCESS,
+    _OwningThread: PETHREAD,
+    Irp: PIRP,
+) -> NTSTATUS {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { unsupported(Irp) }
+}

@@ -1,0 +1,119 @@
+//! `WskCloseSocket` and `WskControlSocket` (the basic functions of every socket).
+//!
+//! `WskCloseSocket` (WSK documentation): no other call on the socket may be in progress (checked:
+//! [`Rule::CloseWhileCallInProgress`](crate::emu::Rule)); pending IRPs are allowed and are cancelled
+//! and completed (STATUS_CANCELLED) before the close completes; a connection is reset (abortive)
+//! unless it is already disconnected both ways; the socket object is freed (here: quarantined, so a
+//! later call through it is reported as a call after close).
+
+use super::call::{finish, with_socket};
+use super::irp::Done;
+use super::socket::{self, Category};
+use crate::types::*;
+use crate::wsk::*;
+
+const ALL: [Category; 4] = [
+    Category::Basic,
+    Category::Listen,
+    Category::Connection,
+    Category::Stream,
+];
+
+/// `WskCloseSocket`. Completes inline with STATUS_SUCCESS.
+///
+/// # Safety
+/// `Irp` is a live IRP the caller hands over.
+pub(crate) unsafe extern "system" fn WskCloseSocket(Socket: PWSK_SOCKET, Irp: PIRP) -> NTSTATUS {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        with_socket(Socket, Irp, "WskCloseSocket", &ALL, |core, irp| {
+            if !socket::check_close(core) {
+                // Recording mode: the socket stays open; the close fails harmlessly.
+                return finish(irp, STATUS_INVALID_DEVICE_STATE, 0);
+            }
+            let mut out = Vec::new();
+            {
+                let mut st = core.lock();
+                st.closed = true;
+                st.flush(STATUS_CANCELLED, &mut out);
+                if let Some(mut wire) = st.wire.take() {
+                    let both_ways = st.fin_sent && (st.peer_fin || wire.peer_finished());
+                    if both_ways { wire.close() } else { wire.abort() }
+                }
+                if let Some(mut listener) = st.listener.take() {
+                    listener.close();
+                }
+                st.connector = None;
+            }
+            socket::retire(core);
+            out.push(Done::new(irp, STATUS_SUCCESS, 0));
+            core.settle(out);
+            STATUS_SUCCESS
+        })
+    }
+}
+
+/// `WskControlSocket`: `IPV6_V6ONLY` (level `IPPROTO_IPV6`) can be set before `WskBind` and read back;
+/// every other option or IOCTL is STATUS_NOT_SUPPORTED. The IRP is optional; when given it is
+/// completed (inline) with the result.
+///
+/// # Safety
+/// The buffers are valid for their sizes; `Irp` is NULL or a live IRP the caller hands over.
+pub(crate) unsafe extern "system" fn WskControlSocket(
+    Socket: PWSK_SOCKET,
+    RequestType: WSK_CONTROL_SOCKET_TYPE,
+    ControlCode: ULONG,
+    Level: ULONG,
+    InputSize: SIZE_T,
+    InputBuffer: PVOID,
+    OutputSize: SIZE_T,
+    OutputBuffer: PVOID,
+    OutputSizeReturned: *mut SIZE_T,
+    Irp: PIRP,
+) -> NTSTATUS {
+    let guard = match socket::enter(Socket, "WskControlSocket") {
+        Ok(guard) => guard,
+        // SAFETY: forwarded from the caller's contract.
+        Err(status) => return unsafe { super::irp::fail(Irp, status) },
+    };
+    let core = &guard.core;
+    let status = if Level != IPPROTO_IPV6 || ControlCode != IPV6_V6ONLY || core.family != AF_INET6 {
+        STATUS_NOT_SUPPORTED
+    } else if RequestType == WskSetOption {
+        let mut st = core.lock();
+        if InputBuffer.is_null() || InputSize < size_of::<ULONG>() {
+            STATUS_INVALID_PARAMETER
+        } else if st.listener.is_some() || st.wire.is_some() {
+            STATUS_INVALID_DEVICE_STATE
+        } else {
+            // SAFETY: InputBuffer holds at least a ULONG per the caller's contract.
+            st.v6only = unsafe { (InputBuffer as *const ULONG).read_unaligned() } != 0;
+            STATUS_SUCCESS
+        }
+    } else if RequestType == WskGetOption {
+        if OutputBuffer.is_null() || OutputSize < size_of::<ULONG>() {
+            STATUS_BUFFER_TOO_SMALL
+        } else {
+            let value = ULONG::from(core.lock().v6only);
+            // SAFETY: the output buffers are valid for their sizes per the caller's contract.
+            unsafe {
+                (OutputBuffer as *mut ULONG).write_unaligned(value);
+                if !OutputSizeReturned.is_null() {
+                    OutputSizeReturned.write(size_of::<ULONG>());
+                }
+            }
+            STATUS_SUCCESS
+        }
+    } else {
+        STATUS_NOT_SUPPORTED
+    };
+    drop(guard);
+    if Irp.is_null() {
+        return status;
+    }
+    // SAFETY: forwarded from the caller's contract.
+    if !unsafe { super::irp::take(Irp) } {
+        return STATUS_INVALID_PARAMETER;
+    }
+    finish(super::irp::ProviderIrp(Irp), status, 0)
+}

@@ -1,0 +1,55 @@
+//! Emulation controls for tests (`nt::emu::wsk`): the in-memory network, provider availability, the
+//! `WskDeregister` bound, and a hook to hold a call "in progress".
+
+pub use super::memory::{Completion, DEFAULT_WINDOW, HeldOp, MemoryNetwork, Peer, PeerListener};
+pub use super::transport::OpKind;
+
+use super::gate::CallGate;
+use super::socket;
+use crate::wsk::PWSK_SOCKET;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Makes the provider NPI available or not: while it is not, `WskCaptureProviderNPI` waits up to its
+/// timeout and fails with STATUS_DEVICE_NOT_READY (at once with `WSK_NO_WAIT`). Available by default.
+pub fn set_provider_ready(ready: bool) {
+    super::registration::set_ready(ready);
+}
+
+/// How long `WskDeregister` waits for sockets to be closed and captures released before it reports
+/// them (default 10 s; the kernel waits forever).
+pub fn set_deregister_timeout(bound: Duration) {
+    super::registration::set_deregister_timeout(bound);
+}
+
+/// A call paused inside the provider by [`pause_next_call`]. Dropping it releases the call.
+pub struct PausedCall {
+    gate: Arc<CallGate>,
+}
+
+impl PausedCall {
+    /// Waits until the call is inside the provider (and so "in progress"); false after `bound`.
+    pub fn wait_entered(&self, bound: Duration) -> bool {
+        self.gate.wait_entered(bound)
+    }
+
+    /// Lets the call go on.
+    pub fn release(&self) {
+        self.gate.release();
+    }
+}
+
+impl Drop for PausedCall {
+    fn drop(&mut self) {
+        self.gate.release();
+    }
+}
+
+/// Makes the next WSK call on `socket` stop inside the provider, after it has been counted as in
+/// progress, until the returned handle releases it. None if `socket` is not an open socket.
+pub fn pause_next_call(socket: PWSK_SOCKET) -> Option<PausedCall> {
+    let core = socket::lookup(socket)?;
+    let gate = Arc::new(CallGate::default());
+    core.set_gate(gate.clone());
+    Some(PausedCall { gate })
+}

@@ -1,0 +1,67 @@
+//! `WskDisconnect`.
+//!
+//! * Graceful (no flag): queued behind the pending sends; sends the optional final buffer, then FIN,
+//!   and completes only then. If the peer stops reading and the window fills, it stays pending.
+//! * Abortive (`WSK_FLAG_ABORTIVE`, buffer must be NULL): resets the connection (RST) at once and
+//!   completes with STATUS_SUCCESS. As the WSK documentation describes, this forces a pending graceful
+//!   disconnect to complete; it and every pending send/receive complete with
+//!   STATUS_CONNECTION_ABORTED, as does every later data operation.
+
+use super::call::{finish, with_socket};
+use super::connection::read_buf;
+use super::irp::Done;
+use super::socket::{CONNECTED, Op};
+use crate::types::*;
+use crate::wsk::*;
+
+/// `WskDisconnect`.
+///
+/// # Safety
+/// `Buffer` is NULL or describes live MDLs valid until the IRP completes; `Irp` is a live IRP the
+/// caller hands over.
+pub(crate) unsafe extern "system" fn WskDisconnect(
+    Socket: PWSK_SOCKET,
+    Buffer: PWSK_BUF,
+    Flags: ULONG,
+    Irp: PIRP,
+) -> NTSTATUS {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        with_socket(Socket, Irp, "WskDisconnect", CONNECTED, |core, irp| {
+            if Flags & WSK_FLAG_ABORTIVE != 0 {
+                if !Buffer.is_null() {
+                    return finish(irp, STATUS_INVALID_PARAMETER, 0);
+                }
+                let mut out = Vec::new();
+                {
+                    let mut st = core.lock();
+                    if let Some(mut wire) = st.wire.take() {
+                        wire.abort();
+                    }
+                    st.connector = None;
+                    st.failure = Some(STATUS_CONNECTION_ABORTED);
+                    st.flush(STATUS_CONNECTION_ABORTED, &mut out);
+                }
+                out.push(Done::new(irp, STATUS_SUCCESS, 0));
+                core.settle(out);
+                return STATUS_SUCCESS;
+            }
+            let buf = if Buffer.is_null() {
+                None
+            } else {
+                match read_buf(Buffer) {
+                    Ok(buf) => Some(buf),
+                    Err(status) => return finish(irp, status, 0),
+                }
+            };
+            {
+                let mut st = core.lock();
+                if st.disconnect_requested || st.wire.is_none() && st.connector.is_none() && st.failure.is_none() {
+                    return finish(irp, STATUS_INVALID_DEVICE_STATE, 0);
+                }
+                st.disconnect_requested = true;
+            }
+            core.submit(irp, Op::Disconnect { buf, done: 0 })
+        })
+    }
+}

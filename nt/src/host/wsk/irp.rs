@@ -1,0 +1,125 @@
+//! How the provider holds and completes the client's IRPs, as a lower driver does: it takes
+//! ownership ([`take`]), keeps a cancel routine armed while an IRP pends ([`arm`]), disarms it before
+//! touching the IRP again ([`claim`]), and completes with `IofCompleteRequest` ([`complete_all`]).
+//!
+//! The arm/claim pair is the classic cancel-safe queue pattern: whoever swaps the cancel routine out
+//! (the provider in [`claim`], or `IoCancelIrp`) owns the IRP. If `IoCancelIrp` won, the provider
+//! leaves the IRP in its queue and the cancel routine removes and completes it.
+
+use super::socket::SocketCore;
+use crate::types::*;
+use crate::{IoReleaseCancelSpinLock, IoSetCancelRoutine, IofCompleteRequest};
+use std::sync::Arc;
+
+/// A client IRP the provider owns while it pends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProviderIrp(pub PIRP);
+
+// SAFETY: once handed to the provider, an IRP is touched only by the provider (under the socket lock)
+// and by IoCancelIrp through the interlocked `CancelRoutine`/`Cancel` fields; moving the pointer to the
+// event-loop thread is what a real provider does when it completes from another CPU.
+unsafe impl Send for ProviderIrp {}
+
+/// A completion to deliver once no provider lock is held (the completion routine may call back into
+/// the provider).
+#[derive(Debug)]
+pub(crate) struct Done {
+    pub irp: ProviderIrp,
+    pub status: NTSTATUS,
+    pub information: usize,
+}
+
+impl Done {
+    pub(crate) fn new(irp: ProviderIrp, status: NTSTATUS, information: usize) -> Self {
+        Self {
+            irp,
+            status,
+            information,
+        }
+    }
+}
+
+/// Takes ownership of the client's IRP, as `IoCallDriver` hands an IRP to a lower driver. False if
+/// the IRP is NULL or the emulation rejected it (a violation already reported in recording mode).
+///
+/// # Safety
+/// `irp` is NULL or a live IRP the caller hands over.
+pub(crate) unsafe fn take(irp: PIRP) -> bool {
+    if irp.is_null() {
+        return false;
+    }
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { crate::emu::irp::enter_provider(irp) }
+}
+
+/// Arms the cancel routine of a pending IRP and records which socket it pends on (in
+/// `Tail.Overlay.DriverContext[0]`, which belongs to the driver that owns the IRP). Returns false if
+/// the IRP was cancelled before the routine could be armed: the caller then completes it with
+/// STATUS_CANCELLED itself.
+pub(crate) fn arm(irp: ProviderIrp, core: &Arc<SocketCore>) -> bool {
+    // SAFETY: the provider owns `irp` (taken and not completed); DriverContext is ours while we own it.
+    unsafe {
+        let context = &mut (*irp.0).Tail.Overlay.DriverContext[0];
+        if context.is_null() {
+            *context = Arc::into_raw(core.clone()) as PVOID;
+        }
+        IoSetCancelRoutine(irp.0, Some(cancel_routine));
+        let cancelled = core::ptr::read_volatile(&(*irp.0).Cancel) != 0;
+        if cancelled && IoSetCancelRoutine(irp.0, None).is_some() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Disarms the cancel routine before the provider works on a pending IRP. False if `IoCancelIrp`
+/// got there first: the IRP must then stay where its cancel routine will look for it.
+pub(crate) fn claim(irp: ProviderIrp) -> bool {
+    // SAFETY: the provider owns `irp`; IoSetCancelRoutine is an interlocked exchange.
+    unsafe { IoSetCancelRoutine(irp.0, None).is_some() }
+}
+
+/// `DRIVER_CANCEL` for every pending WSK IRP: releases the cancel spin lock, removes the IRP from its
+/// socket's queues and completes it with STATUS_CANCELLED.
+unsafe extern "system" fn cancel_routine(_device: PDEVICE_OBJECT, irp: PIRP) {
+    // SAFETY: IoCancelIrp calls us with the cancel spin lock held and the IRP's cancel routine already
+    // swapped out, so we own the IRP; DriverContext[0] holds a strong reference to its socket, set in
+    // `arm` and released only when the IRP is completed, which only we can do now.
+    let core = unsafe {
+        IoReleaseCancelSpinLock((*irp).CancelIrql);
+        let raw = (*irp).Tail.Overlay.DriverContext[0] as *const SocketCore;
+        Arc::increment_strong_count(raw);
+        Arc::from_raw(raw)
+    };
+    core.cancel(ProviderIrp(irp));
+}
+
+/// Completes each IRP: releases its socket reference, stores the status, and calls
+/// `IofCompleteRequest`, which runs the client's completion routine and hands the IRP back.
+pub(crate) fn complete_all(done: Vec<Done>) {
+    for d in done {
+        // SAFETY: the provider owns each IRP in `done` and no longer refers to it from any queue; its
+        // cancel routine is disarmed (claimed, or never armed).
+        unsafe {
+            let context = &mut (*d.irp.0).Tail.Overlay.DriverContext[0];
+            if !context.is_null() {
+                drop(Arc::from_raw(*context as *const SocketCore));
+                *context = core::ptr::null_mut();
+            }
+            (*d.irp.0).IoStatus = IO_STATUS_BLOCK::new(d.status, d.information);
+            IofCompleteRequest(d.irp.0, IO_NO_INCREMENT);
+        }
+    }
+}
+
+/// Completes `irp` at once with `status`: the harmless outcome of a call the checks rejected.
+///
+/// # Safety
+/// `irp` is NULL or a live IRP the caller hands over.
+pub(crate) unsafe fn fail(irp: PIRP, status: NTSTATUS) -> NTSTATUS {
+    // SAFETY: forwarded from the caller's contract.
+    if unsafe { take(irp) } {
+        complete_all(vec![Done::new(ProviderIrp(irp), status, 0)]);
+    }
+    status
+}

@@ -1,0 +1,166 @@
+//! Listening sockets: `WskBind` (which for a WSK listening socket also starts listening), `WskAccept`
+//! (IRP-based; completes with the new connection-oriented socket in `IoStatus.Information` and fills
+//! the optional address buffers), `WskGetLocalAddress`, `WskInspectComplete` (conditional accept is
+//! not emulated).
+
+use super::call::{finish, finish_with, with_socket};
+use super::socket::{Category, LISTENING, Op, OutAddr};
+use crate::types::*;
+use crate::wsk::*;
+
+/// `WskBind` for listening, connection-oriented and stream sockets. A listening socket is bound and
+/// starts listening (honouring `IPV6_V6ONLY`); the others record their local address for the
+/// following `WskConnect` or (stream sockets) `WskListen`. Completes inline.
+///
+/// # Safety
+/// `LocalAddress` points to a valid socket address; `Irp` is a live IRP the caller hands over.
+pub(crate) unsafe extern "system" fn WskBind(
+    Socket: PWSK_SOCKET,
+    LocalAddress: PSOCKADDR,
+    _Flags: ULONG,
+    Irp: PIRP,
+) -> NTSTATUS {
+    let categories = [Category::Listen, Category::Connection, Category::Stream];
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        with_socket(Socket, Irp, "WskBind", &categories, |core, irp| {
+            // SAFETY: forwarded from the caller's contract.
+            let local = match super::addr::read(LocalAddress) {
+                Ok(local) => local,
+                Err(status) => return finish(irp, status, 0),
+            };
+            if super::addr::family(&local) != core.family {
+                return finish(irp, STATUS_INVALID_ADDRESS, 0);
+            }
+            let mut st = core.lock();
+            if st.bound.is_some() {
+                return finish(irp, STATUS_ADDRESS_ALREADY_EXISTS, 0);
+            }
+            if core.category == Category::Listen {
+                let Some(transport) = core.registration.transport() else {
+                    return finish(irp, STATUS_DEVICE_NOT_READY, 0);
+                };
+                match transport.listen(local, st.v6only, core.me.clone()) {
+                    Ok(listener) => {
+                        st.bound = Some(listener.local_addr());
+                        st.listener = Some(listener);
+                    }
+                    Err(status) => return finish(irp, status, 0),
+                }
+            } else {
+                st.bound = Some(local);
+            }
+            drop(st);
+            finish(irp, STATUS_SUCCESS, 0)
+        })
+    }
+}
+
+/// `WskListen` (stream sockets): starts listening on the address `WskBind` gave the socket, honouring
+/// `IPV6_V6ONLY`. Completes inline.
+///
+/// # Safety
+/// `Irp` is a live IRP the caller hands over.
+pub(crate) unsafe extern "system" fn WskListen(Socket: PWSK_SOCKET, Irp: PIRP) -> NTSTATUS {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        with_socket(Socket, Irp, "WskListen", &[Category::Stream], |core, irp| {
+            let mut st = core.lock();
+            let Some(local) = st.bound else {
+                return finish(irp, STATUS_INVALID_DEVICE_STATE, 0);
+            };
+            if st.listener.is_some() || st.wire.is_some() || st.connector.is_some() {
+                return finish(irp, STATUS_INVALID_DEVICE_STATE, 0);
+            }
+            let Some(transport) = core.registration.transport() else {
+                return finish(irp, STATUS_DEVICE_NOT_READY, 0);
+            };
+            match transport.listen(local, st.v6only, core.me.clone()) {
+                Ok(listener) => {
+                    st.bound = Some(listener.local_addr());
+                    st.listener = Some(listener);
+                    drop(st);
+                    finish(irp, STATUS_SUCCESS, 0)
+                }
+                Err(status) => finish(irp, status, 0),
+            }
+        })
+    }
+}
+
+/// `WskAccept`: pends until a connection arrives (completing inline if one is already waiting).
+///
+/// # Safety
+/// The optional address buffers stay valid until the IRP completes; `Irp` is a live IRP the caller
+/// hands over.
+pub(crate) unsafe extern "system" fn WskAccept(
+    ListenSocket: PWSK_SOCKET,
+    _Flags: ULONG,
+    _AcceptSocketContext: PVOID,
+    _AcceptSocketDispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+    LocalAddress: PSOCKADDR,
+    RemoteAddress: PSOCKADDR,
+    Irp: PIRP,
+) -> NTSTATUS {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        with_socket(ListenSocket, Irp, "WskAccept", LISTENING, |core, irp| {
+            if core.lock().listener.is_none() {
+                return finish(irp, STATUS_INVALID_DEVICE_STATE, 0);
+            }
+            let op = Op::Accept {
+                local_out: OutAddr(LocalAddress),
+                remote_out: OutAddr(RemoteAddress),
+            };
+            core.submit(irp, op)
+        })
+    }
+}
+
+/// `WskInspectComplete`: conditional accept is not emulated.
+///
+/// # Safety
+/// `Irp` is a live IRP the caller hands over.
+pub(crate) unsafe extern "system" fn WskInspectComplete(
+    ListenSocket: PWSK_SOCKET,
+    _InspectID: PWSK_INSPECT_ID,
+    _Action: WSK_INSPECT_ACTION,
+    Irp: PIRP,
+) -> NTSTATUS {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        with_socket(ListenSocket, Irp, "WskInspectComplete", LISTENING, |_, irp| {
+            finish(irp, STATUS_NOT_SUPPORTED, 0)
+        })
+    }
+}
+
+/// `WskGetLocalAddress` (listening and connection-oriented sockets): the bound address, with the
+/// port the transport chose for port 0.
+///
+/// # Safety
+/// `LocalAddress` is valid for a write of the socket family's address; `Irp` is a live IRP the caller
+/// hands over.
+pub(crate) unsafe extern "system" fn WskGetLocalAddress(
+    Socket: PWSK_SOCKET,
+    LocalAddress: PSOCKADDR,
+    Irp: PIRP,
+) -> NTSTATUS {
+    let categories = [Category::Listen, Category::Connection, Category::Stream];
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        with_socket(Socket, Irp, "WskGetLocalAddress", &categories, |core, irp| {
+            let st = core.lock();
+            let local = st.wire.as_ref().map(|w| w.local_addr()).or(st.bound);
+            drop(st);
+            finish_with(
+                irp,
+                local.ok_or(STATUS_INVALID_DEVICE_STATE).map(|local| {
+                    // SAFETY: forwarded from the caller's contract.
+                    super::addr::write(LocalAddress, local);
+                    0
+                }),
+            )
+        })
+    }
+}

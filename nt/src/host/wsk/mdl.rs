@@ -1,0 +1,74 @@
+//! Access to the client's data through a `WSK_BUF`: `Length` bytes starting `Offset` bytes into the
+//! buffer an MDL chain describes, read and written through each MDL's system address
+//! (`MappedSystemVa`, set by `MmBuildMdlForNonPagedPool`), as the provider does in the kernel.
+
+use crate::MmGetSystemAddressForNonPagedMdl;
+use crate::types::*;
+use crate::wsk::WSK_BUF;
+
+/// A copy of the caller's `WSK_BUF` (the structure itself need not outlive the call).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Buf(pub WSK_BUF);
+
+// SAFETY: the MDL chain and the memory it describes belong to the pending IRP's operation; the
+// client must not touch them until the IRP completes, so the provider may use them from any thread.
+unsafe impl Send for Buf {}
+
+impl Buf {
+    pub(crate) fn len(&self) -> usize {
+        self.0.Length
+    }
+
+    /// Checks that the MDL chain covers `Offset + Length` bytes and that every MDL is mapped.
+    ///
+    /// # Safety
+    /// `Mdl` is NULL or the head of a chain of live MDLs.
+    pub(crate) unsafe fn validate(&self) -> Result<(), NTSTATUS> {
+        if self.0.Length == 0 {
+            return Ok(());
+        }
+        let mut need = self.0.Offset as usize + self.0.Length;
+        let mut mdl = self.0.Mdl;
+        while !mdl.is_null() && need > 0 {
+            // SAFETY: forwarded from the caller's contract.
+            unsafe {
+                if MmGetSystemAddressForNonPagedMdl(mdl).is_null() {
+                    return Err(STATUS_INSUFFICIENT_RESOURCES);
+                }
+                need = need.saturating_sub((*mdl).ByteCount as usize);
+                mdl = (*mdl).Next;
+            }
+        }
+        if need == 0 {
+            Ok(())
+        } else {
+            Err(STATUS_INVALID_PARAMETER)
+        }
+    }
+
+    /// The contiguous piece of the buffer that starts `pos` bytes into it, or None at the end.
+    ///
+    /// # Safety
+    /// The buffer was validated and its MDLs are still live (the IRP has not completed).
+    pub(crate) unsafe fn segment(&self, pos: usize) -> Option<(*mut u8, usize)> {
+        if pos >= self.0.Length {
+            return None;
+        }
+        let mut skip = self.0.Offset as usize + pos;
+        let mut mdl = self.0.Mdl;
+        while !mdl.is_null() {
+            // SAFETY: forwarded from the caller's contract.
+            unsafe {
+                let count = (*mdl).ByteCount as usize;
+                if skip < count {
+                    let base = MmGetSystemAddressForNonPagedMdl(mdl) as *mut u8;
+                    let len = (count - skip).min(self.0.Length - pos);
+                    return Some((base.add(skip), len));
+                }
+                skip -= count;
+                mdl = (*mdl).Next;
+            }
+        }
+        None
+    }
+}

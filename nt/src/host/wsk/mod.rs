@@ -1,0 +1,50 @@
+//! The emulated WSK provider (netio.sys): `WskRegister` and friends, and the socket dispatch tables
+//! behind them, over two transports: real host TCP ([`tcp`]) and a deterministic in-memory network
+//! ([`memory`]), selected per registration (see [`control::MemoryNetwork`]).
+//!
+//! Every IRP-taking function takes ownership of the client's IRP as a lower driver does, completes it
+//! with `IofCompleteRequest` (inline, before returning the final status, or later at DISPATCH_LEVEL
+//! from the transport, returning STATUS_PENDING), keeps a cancel routine armed while it pends, and
+//! follows the statuses of the WSK documentation. The checks (call after close, close while a call is
+//! in progress, sockets or captures left at `WskDeregister`) are reported through `nt::emu`.
+//!
+//! Map: [`registration`] (the four exports), [`client`] (`WskSocket`, `WskSocketConnect`),
+//! [`listen`], [`connection`], [`disconnect`], [`close`] (socket functions), [`call`] (their common
+//! prologue), [`submit`] and [`pump`] (queuing and progress of pending operations), [`irp`] (IRP
+//! ownership and cancellation), [`socket`] (socket state), [`table`] (the socket table and the
+//! checks), [`gate`] (a test hook), [`transport`] (the interface both transports implement),
+//! [`control`] (the test controls, `nt::emu::wsk`).
+
+mod addr;
+mod call;
+mod client;
+mod close;
+mod connection;
+pub mod control;
+mod disconnect;
+mod dispatch;
+mod gate;
+mod irp;
+mod listen;
+mod mdl;
+mod memory;
+mod pump;
+mod registration;
+mod socket;
+mod submit;
+mod table;
+mod tcp;
+mod transport;
+
+pub use registration::{WskCaptureProviderNPI, WskDeregister, WskRegister, WskReleaseProviderNPI};
+
+/// Back to a fresh provider at the start of a session: provider available, default deregister bound,
+/// no in-memory network installed, and whatever a failed test left registered or open dropped (which
+/// stops the TCP event loop).
+pub(super) fn reset() {
+    registration::set_ready(true);
+    registration::set_deregister_timeout(registration::DEFAULT_DEREGISTER_TIMEOUT);
+    memory::uninstall();
+    registration::forget_all();
+    socket::forget_all();
+}

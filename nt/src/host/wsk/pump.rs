@@ -1,0 +1,340 @@
+//! Progress: moves a socket's pending operations forward as far as its transport allows, and
+//! collects the IRPs that finished. Both transports call it: inline from the WSK call that queued an
+//! operation (so a call that can finish at once completes before it returns, and returns its final
+//! status), from the TCP event loop at DISPATCH_LEVEL, and from the in-memory network when a test acts.
+//!
+//! Behaviours emulated here (WSK documentation):
+//! * `WskReceive` completes with the bytes available (> 0), like TCP, unless `WSK_FLAG_WAITALL`;
+//!   after the peer's FIN it completes with STATUS_SUCCESS and 0 bytes.
+//! * `WskSend` completes once all its bytes are handed to the transport.
+//! * a graceful `WskDisconnect` waits behind the queued sends, sends its final buffer, then FIN, and
+//!   only then completes; if the peer stops reading it stays pending.
+//! * `WskAccept` / `WskConnect` complete when a connection arrives / is established.
+
+use super::irp::{self, Done, ProviderIrp, arm, claim};
+use super::socket::{self, Category, Op, Pending, SocketCore, SocketState};
+use super::transport::{AcceptOutcome, ConnectOutcome, ReadOutcome, Wire, WriteOutcome};
+use crate::types::*;
+use crate::wsk::PWSK_SOCKET;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// What one pending operation needs next.
+enum Step {
+    Complete(NTSTATUS, usize),
+    Wait,
+}
+
+impl SocketCore {
+    /// Locks the socket, makes progress, unlocks, and completes what finished.
+    pub(crate) fn pump_and_complete(self: &Arc<Self>) {
+        let mut out = Vec::new();
+        {
+            let mut st = self.lock();
+            if !st.closed {
+                self.pump(&mut st, &mut out);
+            }
+        }
+        self.settle(out);
+    }
+
+    /// Completes `out` (no lock held) and destroys a `WskSocketConnect` socket that failed.
+    pub(crate) fn settle(self: &Arc<Self>, out: Vec<Done>) {
+        irp::complete_all(out);
+        if self.discard.swap(false, Ordering::AcqRel) {
+            socket::retire(self);
+        }
+    }
+
+    /// The cancel routine's work: removes `irp` from the queues, completes it with STATUS_CANCELLED.
+    pub(crate) fn cancel(self: &Arc<Self>, irp: ProviderIrp) {
+        let mut out = Vec::new();
+        {
+            let mut st = self.lock();
+            if let Some(p) = st.remove(irp) {
+                if let Op::Connect { returns_socket: true } = p.op {
+                    self.abandon(&mut st);
+                }
+                out.push(Done::new(irp, STATUS_CANCELLED, p.op.progress()));
+            }
+            if !st.closed {
+                self.pump(&mut st, &mut out);
+            }
+        }
+        self.settle(out);
+    }
+
+    /// A `WskSocketConnect` socket whose connect failed or was cancelled is destroyed by the provider.
+    fn abandon(&self, st: &mut SocketState) {
+        st.connector = None;
+        if let Some(mut wire) = st.wire.take() {
+            wire.abort();
+        }
+        st.closed = true;
+        self.discard.store(true, Ordering::Release);
+    }
+
+    /// Moves every queue forward; appends finished IRPs to `out`.
+    pub(crate) fn pump(self: &Arc<Self>, st: &mut SocketState, out: &mut Vec<Done>) {
+        self.pump_connect(st, out);
+        self.pump_accepts(st, out);
+        self.pump_receives(st, out);
+        self.pump_sends(st, out);
+    }
+
+    fn pump_connect(self: &Arc<Self>, st: &mut SocketState, out: &mut Vec<Done>) {
+        let Some(connector) = st.connector.as_mut() else { return };
+        let status = match connector.poll() {
+            ConnectOutcome::WouldBlock => return,
+            ConnectOutcome::Connected(mut wire) => {
+                wire.attach(self.me.clone());
+                st.wire = Some(wire);
+                STATUS_SUCCESS
+            }
+            ConnectOutcome::Failed(status) => status,
+        };
+        st.connector = None;
+        let mut abandon = false;
+        let header = self.header;
+        st.connects.retain(|p| {
+            if !claim(p.irp) {
+                return true;
+            }
+            let returns_socket = matches!(p.op, Op::Connect { returns_socket: true });
+            abandon |= returns_socket && status != STATUS_SUCCESS;
+            let information = if returns_socket && status == STATUS_SUCCESS {
+                header
+            } else {
+                0
+            };
+            out.push(Done::new(p.irp, status, information));
+            false
+        });
+        if abandon {
+            self.abandon(st);
+        }
+    }
+
+    fn pump_accepts(self: &Arc<Self>, st: &mut SocketState, out: &mut Vec<Done>) {
+        while let Some(front) = st.accepts.front() {
+            let irp = front.irp;
+            let Some(listener) = st.listener.as_mut() else { return };
+            if !claim(irp) {
+                return;
+            }
+            match listener.accept() {
+                AcceptOutcome::WouldBlock => {
+                    if !arm(irp, self) {
+                        st.accepts.pop_front();
+                        out.push(Done::new(irp, STATUS_CANCELLED, 0));
+                        continue;
+                    }
+                    return;
+                }
+                AcceptOutcome::Failed(status) => {
+                    st.accepts.pop_front();
+                    out.push(Done::new(irp, status, 0));
+                }
+                AcceptOutcome::Accepted(wire) => {
+                    let Some(Pending {
+                        op: Op::Accept { local_out, remote_out },
+                        ..
+                    }) = st.accepts.pop_front()
+                    else {
+                        continue;
+                    };
+                    let (local, remote) = (wire.local_addr(), wire.peer_addr());
+                    let accepted = self.adopt(wire);
+                    // SAFETY: the address buffers were passed to WskAccept with this IRP and stay valid
+                    // until it completes (WSK contract); NULL ones are skipped.
+                    unsafe {
+                        super::addr::write(local_out.0, local);
+                        super::addr::write(remote_out.0, remote);
+                    }
+                    out.push(Done::new(irp, STATUS_SUCCESS, accepted.expose_provenance()));
+                }
+            }
+        }
+    }
+
+    /// Wraps an accepted connection in a new connection-oriented socket.
+    fn adopt(&self, mut wire: Box<dyn Wire>) -> PWSK_SOCKET {
+        let family = super::addr::family(&wire.local_addr());
+        // A listening socket accepts connection-oriented sockets; a stream socket, stream sockets.
+        let category = if self.category == Category::Stream {
+            Category::Stream
+        } else {
+            Category::Connection
+        };
+        let (socket, core) = socket::create(&self.registration, category, family);
+        wire.attach(core.me.clone());
+        core.lock().wire = Some(wire);
+        socket
+    }
+
+    fn pump_receives(self: &Arc<Self>, st: &mut SocketState, out: &mut Vec<Done>) {
+        let SocketState {
+            receives,
+            wire,
+            peer_fin,
+            failure,
+            connector,
+            ..
+        } = st;
+        let connecting = connector.is_some();
+        drive(self, receives, out, |op| {
+            let Op::Receive { buf, done, waitall } = op else {
+                return Step::Complete(STATUS_INVALID_DEVICE_REQUEST, 0);
+            };
+            if let Some(status) = *failure {
+                return Step::Complete(status, *done);
+            }
+            if buf.len() == 0 {
+                return Step::Complete(STATUS_SUCCESS, 0);
+            }
+            let Some(wire) = wire.as_mut() else {
+                return if connecting {
+                    Step::Wait
+                } else {
+                    Step::Complete(STATUS_INVALID_DEVICE_STATE, 0)
+                };
+            };
+            loop {
+                if *peer_fin {
+                    return Step::Complete(STATUS_SUCCESS, *done);
+                }
+                // SAFETY: the buffer was validated when the receive was queued and its MDLs stay live
+                // until the IRP completes.
+                let Some((ptr, len)) = (unsafe { buf.segment(*done) }) else {
+                    return Step::Complete(STATUS_SUCCESS, *done);
+                };
+                // SAFETY: `ptr..ptr+len` lies inside the client's locked buffer, which the client does
+                // not touch while the receive pends.
+                let target = unsafe { core::slice::from_raw_parts_mut(ptr, len) };
+                match wire.read(target) {
+                    ReadOutcome::Data(n) => {
+                        *done += n;
+                        if *done == buf.len() || (n < len && !*waitall) {
+                            return Step::Complete(STATUS_SUCCESS, *done);
+                        }
+                    }
+                    ReadOutcome::WouldBlock => {
+                        return if *done > 0 && !*waitall {
+                            Step::Complete(STATUS_SUCCESS, *done)
+                        } else {
+                            Step::Wait
+                        };
+                    }
+                    ReadOutcome::Eof => *peer_fin = true,
+                    ReadOutcome::Failed(status) => {
+                        *failure = Some(status);
+                        return Step::Complete(status, *done);
+                    }
+                }
+            }
+        });
+    }
+
+    fn pump_sends(self: &Arc<Self>, st: &mut SocketState, out: &mut Vec<Done>) {
+        let SocketState {
+            sends,
+            wire,
+            failure,
+            fin_sent,
+            connector,
+            ..
+        } = st;
+        let connecting = connector.is_some();
+        drive(self, sends, out, |op| {
+            if let Some(status) = *failure {
+                return Step::Complete(status, op.progress());
+            }
+            let Some(wire) = wire.as_mut() else {
+                return if connecting {
+                    Step::Wait
+                } else {
+                    Step::Complete(STATUS_INVALID_DEVICE_STATE, 0)
+                };
+            };
+            match op {
+                Op::Send { buf, done, nodelay } => match write_all(wire.as_mut(), buf, done, *nodelay) {
+                    Ok(true) => Step::Complete(STATUS_SUCCESS, *done),
+                    Ok(false) => Step::Wait,
+                    Err(status) => {
+                        *failure = Some(status);
+                        Step::Complete(status, *done)
+                    }
+                },
+                Op::Disconnect { buf, done } => {
+                    if let Some(buf) = buf {
+                        match write_all(wire.as_mut(), buf, done, true) {
+                            Ok(true) => {}
+                            Ok(false) => return Step::Wait,
+                            Err(status) => {
+                                *failure = Some(status);
+                                return Step::Complete(status, 0);
+                            }
+                        }
+                    }
+                    match wire.shutdown_write() {
+                        Ok(()) => {
+                            *fin_sent = true;
+                            Step::Complete(STATUS_SUCCESS, 0)
+                        }
+                        Err(status) => Step::Complete(status, 0),
+                    }
+                }
+                _ => Step::Complete(STATUS_INVALID_DEVICE_REQUEST, 0),
+            }
+        });
+    }
+}
+
+/// Writes the rest of `buf` from `done`; Ok(true) when all of it was written, Ok(false) when the
+/// transport cannot take more now.
+fn write_all(wire: &mut dyn Wire, buf: &super::mdl::Buf, done: &mut usize, nodelay: bool) -> Result<bool, NTSTATUS> {
+    loop {
+        // SAFETY: validated when queued; the MDLs stay live until the IRP completes.
+        let Some((ptr, len)) = (unsafe { buf.segment(*done) }) else {
+            return Ok(true);
+        };
+        // SAFETY: inside the client's buffer, which it does not modify while the send pends.
+        let source = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
+        match wire.write(source, nodelay) {
+            WriteOutcome::Wrote(n) => *done += n,
+            WriteOutcome::WouldBlock => return Ok(false),
+            WriteOutcome::Failed(status) => return Err(status),
+        }
+    }
+}
+
+/// Runs `step` on the head of `queue` until one must wait, with the claim/arm protocol around it: an
+/// IRP being cancelled is left for its cancel routine; one that must wait is re-armed.
+fn drive(
+    core: &Arc<SocketCore>,
+    queue: &mut VecDeque<Pending>,
+    out: &mut Vec<Done>,
+    mut step: impl FnMut(&mut Op) -> Step,
+) {
+    while let Some(front) = queue.front_mut() {
+        let irp = front.irp;
+        if !claim(irp) {
+            return;
+        }
+        match step(&mut front.op) {
+            Step::Complete(status, information) => {
+                queue.pop_front();
+                out.push(Done::new(irp, status, information));
+            }
+            Step::Wait => {
+                if arm(irp, core) {
+                    return;
+                }
+                let progress = front.op.progress();
+                queue.pop_front();
+                out.push(Done::new(irp, STATUS_CANCELLED, progress));
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The provider's side of a socket ([`SocketCore`]): its category, its state (transport objects,
+//! queues of pending IRP-based operations, connection flags) and the calls in progress on it.
+//!
+//! Each socket is a heap object beginning with a `WSK_SOCKET` header whose `Dispatch` points to the
+//! table of its category (basic, listen, connection, stream); the client only ever holds a pointer
+//! to that header, and the provider finds the core through the socket table (`table.rs`).
+
+use super::gate::CallGate;
+use super::irp::{Done, ProviderIrp};
+use super::mdl::Buf;
+use super::registration::Registration;
+use super::transport::{Connector, Listener, OpKind, Wire};
+use crate::types::*;
+use crate::wsk::*;
+use std::backtrace::Backtrace;
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::ThreadId;
+
+pub(crate) use super::table::{check_close, create, enter, forget_all, lookup, purge, retire};
+
+/// The socket categories of `WskSocket`'s `Flags`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Category {
+    Basic,
+    Listen,
+    Connection,
+    /// `WSK_FLAG_STREAM_SOCKET`: becomes a listener (`WskListen`) or a connection (`WskConnect`).
+    Stream,
+}
+
+/// The categories whose table has the connection functions.
+pub(crate) const CONNECTED: &[Category] = &[Category::Connection, Category::Stream];
+/// The categories whose table has `WskAccept`.
+pub(crate) const LISTENING: &[Category] = &[Category::Listen, Category::Stream];
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Category::Basic => "basic",
+            Category::Listen => "listening",
+            Category::Connection => "connection-oriented",
+            Category::Stream => "stream",
+        })
+    }
+}
+
+/// An IRP-based operation waiting in a socket's queues, with its progress.
+pub(crate) struct Pending {
+    pub irp: ProviderIrp,
+    pub op: Op,
+}
+
+pub(crate) enum Op {
+    /// `WskAccept`: the optional address buffers are filled in at completion.
+    Accept {
+        local_out: OutAddr,
+        remote_out: OutAddr,
+    },
+    /// `WskConnect`, or `WskSocketConnect` (`returns_socket`: the socket goes in `Information`).
+    Connect {
+        returns_socket: bool,
+    },
+    Send {
+        buf: Buf,
+        done: usize,
+        nodelay: bool,
+    },
+    Receive {
+        buf: Buf,
+        done: usize,
+        waitall: bool,
+    },
+    /// A graceful `WskDisconnect`, queued behind the sends, with its optional final buffer.
+    Disconnect {
+        buf: Option<Buf>,
+        done: usize,
+    },
+}
+
+impl Op {
+    pub(crate) fn kind(&self) -> OpKind {
+        match self {
+            Op::Accept { .. } => OpKind::Accept,
+            Op::Connect { .. } => OpKind::Connect,
+            Op::Send { .. } => OpKind::Send,
+            Op::Receive { .. } => OpKind::Receive,
+            Op::Disconnect { .. } => OpKind::Disconnect,
+        }
+    }
+
+    /// Bytes already transferred (reported in `Information` when the IRP is cancelled).
+    pub(crate) fn progress(&self) -> usize {
+        match self {
+            Op::Send { done, .. } | Op::Receive { done, .. } | Op::Disconnect { done, .. } => *done,
+            Op::Accept { .. } | Op::Connect { .. } => 0,
+        }
+    }
+}
+
+/// The mutable state of a socket, behind its lock.
+#[derive(Default)]
+pub(crate) struct SocketState {
+    pub closed: bool,
+    /// `IPV6_V6ONLY`; Windows defaults it to TRUE for AF_INET6 sockets.
+    pub v6only: bool,
+    pub bound: Option<SocketAddr>,
+    pub listener: Option<Box<dyn Listener>>,
+    pub connector: Option<Box<dyn Connector>>,
+    pub wire: Option<Box<dyn Wire>>,
+    pub accepts: VecDeque<Pending>,
+    pub connects: VecDeque<Pending>,
+    pub receives: VecDeque<Pending>,
+    /// Sends and then, if requested, the graceful disconnect: FIN follows the queued data.
+    pub sends: VecDeque<Pending>,
+    /// Operations a test holds on the in-memory transport, by id.
+    pub held: Vec<(u64, Pending)>,
+    /// A graceful disconnect has been requested (no further sends).
+    pub disconnect_requested: bool,
+    /// The peer's FIN was received.
+    pub peer_fin: bool,
+    /// Our FIN was sent.
+    pub fin_sent: bool,
+    /// The connection failed (reset, aborted, forced close): the status of every further data operation.
+    pub failure: Option<NTSTATUS>,
+}
+
+impl SocketState {
+    /// Removes the pending IRP `irp` from whichever queue holds it.
+    pub(crate) fn remove(&mut self, irp: ProviderIrp) -> Option<Pending> {
+        for queue in [
+            &mut self.accepts,
+            &mut self.connects,
+            &mut self.receives,
+            &mut self.sends,
+        ] {
+            if let Some(i) = queue.iter().position(|p| p.irp == irp) {
+                return queue.remove(i);
+            }
+        }
+        let i = self.held.iter().position(|(_, p)| p.irp == irp)?;
+        Some(self.held.remove(i).1)
+    }
+
+    /// Completes every pending IRP whose cancel routine can still be disarmed with `status` (the
+    /// others are being cancelled and stay queued for their cancel routine).
+    pub(crate) fn flush(&mut self, status: NTSTATUS, out: &mut Vec<Done>) {
+        let mut finish = |p: &Pending| {
+            if super::irp::claim(p.irp) {
+                out.push(Done::new(p.irp, status, p.op.progress()));
+                false
+            } else {
+                true
+            }
+        };
+        for queue in [
+            &mut self.accepts,
+            &mut self.connects,
+            &mut self.receives,
+            &mut self.sends,
+        ] {
+            queue.retain(&mut finish);
+        }
+        self.held.retain(|(_, p)| finish(p));
+    }
+
+    pub(crate) fn pending_count(&self) -> usize {
+        self.accepts.len() + self.connects.len() + self.receives.len() + self.sends.len() + self.held.len()
+    }
+}
+
+/// The provider's side of one socket.
+pub(crate) struct SocketCore {
+    /// Address of the client-visible `WSK_SOCKET` header.
+    pub header: usize,
+    pub category: Category,
+    pub family: ADDRESS_FAMILY,
+    pub registration: Arc<Registration>,
+    pub state: Mutex<SocketState>,
+    pub me: Weak<SocketCore>,
+    /// Threads currently inside a provider function for this socket.
+    pub(crate) calls: Mutex<Vec<ThreadId>>,
+    pub(crate) gate: Mutex<Option<Arc<CallGate>>>,
+    /// Set when a `WskSocketConnect` socket failed to connect: it is destroyed, never handed out.
+    pub discard: AtomicBool,
+    pub created_at: Option<Backtrace>,
+}
+
+impl fmt::Display for SocketCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WSK {} socket {:#x}", self.category, self.header)
+    }
+}
+
+impl SocketCore {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SocketState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Threads inside a provider call on this socket, other than the current one.
+    pub(crate) fn calls_on_other_threads(&self) -> usize {
+        let me = std::thread::current().id();
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|&&t| t != me)
+            .count()
+    }
+
+    pub(crate) fn set_gate(&self, gate: Arc<CallGate>) {
+        *self.gate.lock().unwrap_or_else(PoisonError::into_inner) = Some(gate);
+    }
+}
+
+/// An address buffer of the client that the provider fills in when an operation completes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OutAddr(pub PSOCKADDR);
+
+// SAFETY: the client keeps the buffer valid, and does not touch it, until the IRP completes; the
+// provider writes it exactly once, on whichever thread completes the IRP.
+unsafe impl Send for OutAddr {}
+
+/// Operations queued when a socket is torn down without a close (deregister): for the report.
+pub(crate) fn describe_pending(st: &SocketState) -> String {
+    let n = st.pending_count();
+    if n == 0 {
+        String::from("no pending IRP")
+    } else {
+        format!("{n} pending IRP(s)")
+    }
+}

@@ -1,0 +1,116 @@
+//! The TCP transport's event loop: one thread per session (shared by every registration using real
+//! TCP) owning a `mio::Poll`. Sockets register their host socket with it, tagged with a token that
+//! names the WSK socket to pump; when the host socket becomes readable or writable, the loop pumps
+//! that WSK socket at emulated DISPATCH_LEVEL, which completes IRPs there, as the real provider
+//! completes them from a DPC on any CPU.
+//!
+//! The loop thread ends when the last registration using it is deregistered (the [`EventLoop`] is
+//! dropped), so no thread outlives a session.
+
+use super::super::socket::SocketCore;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::JoinHandle;
+
+const WAKER: Token = Token(0);
+
+/// What the loop thread and the sockets share.
+pub(crate) struct Shared {
+    registry: Registry,
+    owners: Mutex<HashMap<Token, Weak<SocketCore>>>,
+    next_token: AtomicUsize,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn owners(&self) -> MutexGuard<'_, HashMap<Token, Weak<SocketCore>>> {
+        self.owners.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers `source` for readable and writable events on behalf of `owner`; returns its token.
+    pub(crate) fn register(&self, source: &mut impl mio::event::Source, owner: Weak<SocketCore>) -> io::Result<Token> {
+        let token = Token(self.next_token.fetch_add(1, Ordering::Relaxed));
+        self.owners().insert(token, owner);
+        self.registry
+            .register(source, token, Interest::READABLE | Interest::WRITABLE)?;
+        Ok(token)
+    }
+
+    /// Points an already registered token at another socket (an accepted connection's new owner).
+    pub(crate) fn set_owner(&self, token: Token, owner: Weak<SocketCore>) {
+        self.owners().insert(token, owner);
+    }
+
+    pub(crate) fn deregister(&self, source: &mut impl mio::event::Source, token: Token) {
+        self.owners().remove(&token);
+        // The source is about to be closed, which removes it from epoll anyway.
+        let _ = self.registry.deregister(source);
+    }
+}
+
+/// The running loop; dropping it stops and joins the thread.
+pub(crate) struct EventLoop {
+    pub(crate) shared: Arc<Shared>,
+    waker: Waker,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EventLoop {
+    pub(crate) fn start() -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let shared = Arc::new(Shared {
+            registry,
+            owners: Mutex::new(HashMap::new()),
+            next_token: AtomicUsize::new(1),
+            stop: AtomicBool::new(false),
+        });
+        let loop_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("wsk-tcp-event-loop".into())
+            .spawn(move || run(poll, loop_shared))?;
+        Ok(Self {
+            shared,
+            waker,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        let _ = self.waker.wake();
+        if let Some(thread) = self.thread.take() {
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+fn run(mut poll: Poll, shared: Arc<Shared>) {
+    let mut events = Events::with_capacity(256);
+    while !shared.stop.load(Ordering::Acquire) {
+        if let Err(error) = poll.poll(&mut events, None) {
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            eprintln!("wsk-tcp-event-loop: poll failed: {error}");
+            return;
+        }
+        for event in events.iter() {
+            if event.token() == WAKER {
+                continue;
+            }
+            let owner = shared.owners().get(&event.token()).and_then(Weak::upgrade);
+            if let Some(core) = owner {
+                crate::emu::at_dispatch(|| core.pump_and_complete());
+            }
+        }
+    }
+}

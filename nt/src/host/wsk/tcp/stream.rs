@@ -1,0 +1,284 @@
+//! Host TCP sockets behind the transport interface: connections (non-blocking `mio::net::TcpStream`),
+//! listeners and outgoing connects.
+//!
+//! * graceful disconnect: `shutdown(Write)` once the queued data is written, so the peer reads every
+//!   byte and then EOF (FIN on the wire);
+//! * abortive disconnect / close of a connection not disconnected both ways: `SO_LINGER` 0 then close,
+//!   so the peer sees RST;
+//! * a dual-stack listener is an AF_INET6 socket with `IPV6_V6ONLY` 0 and accepts IPv4 clients (their
+//!   addresses appear IPv4-mapped, as on Windows).
+
+use super::super::socket::SocketCore;
+use super::super::transport::*;
+use super::event_loop::Shared;
+use crate::types::*;
+use mio::Token;
+use mio::net::{TcpListener, TcpStream};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// The NTSTATUS a host socket error maps to.
+pub(crate) fn status_of(error: &io::Error) -> NTSTATUS {
+    match error.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => STATUS_CONNECTION_RESET,
+        io::ErrorKind::ConnectionAborted => STATUS_CONNECTION_ABORTED,
+        io::ErrorKind::ConnectionRefused => STATUS_CONNECTION_REFUSED,
+        io::ErrorKind::AddrInUse => STATUS_ADDRESS_ALREADY_EXISTS,
+        io::ErrorKind::AddrNotAvailable => STATUS_INVALID_ADDRESS,
+        io::ErrorKind::TimedOut => STATUS_IO_TIMEOUT,
+        io::ErrorKind::NetworkUnreachable => STATUS_NETWORK_UNREACHABLE,
+        io::ErrorKind::HostUnreachable => STATUS_HOST_UNREACHABLE,
+        _ => STATUS_UNSUCCESSFUL,
+    }
+}
+
+/// An established host connection.
+pub(crate) struct TcpWire {
+    stream: Option<TcpStream>,
+    token: Option<Token>,
+    shared: Arc<Shared>,
+    local: SocketAddr,
+    peer: SocketAddr,
+}
+
+impl TcpWire {
+    fn new(stream: TcpStream, token: Option<Token>, shared: Arc<Shared>) -> io::Result<Self> {
+        let local = stream.local_addr()?;
+        let peer = stream.peer_addr()?;
+        Ok(Self {
+            stream: Some(stream),
+            token,
+            shared,
+            local,
+            peer,
+        })
+    }
+
+    fn release(&mut self, abortive: bool) {
+        if let Some(mut stream) = self.stream.take() {
+            if abortive {
+                // SO_LINGER with a zero timeout: close() sends RST instead of FIN.
+                let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            }
+            if let Some(token) = self.token.take() {
+                self.shared.deregister(&mut stream, token);
+            }
+        }
+    }
+}
+
+impl Wire for TcpWire {
+    fn attach(&mut self, owner: Weak<SocketCore>) {
+        let Some(stream) = self.stream.as_mut() else { return };
+        match self.token {
+            Some(token) => self.shared.set_owner(token, owner),
+            None => self.token = self.shared.register(stream, owner).ok(),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> ReadOutcome {
+        let Some(stream) = self.stream.as_mut() else {
+            return ReadOutcome::Failed(STATUS_CONNECTION_ABORTED);
+        };
+        loop {
+            return match stream.read(buf) {
+                Ok(0) => ReadOutcome::Eof,
+                Ok(n) => ReadOutcome::Data(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadOutcome::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => ReadOutcome::Failed(status_of(&e)),
+            };
+        }
+    }
+
+    fn write(&mut self, buf: &[u8], nodelay: bool) -> WriteOutcome {
+        let Some(stream) = self.stream.as_mut() else {
+            return WriteOutcome::Failed(STATUS_CONNECTION_ABORTED);
+        };
+        if nodelay {
+            let _ = stream.set_nodelay(true);
+        }
+        loop {
+            return match stream.write(buf) {
+                Ok(n) => WriteOutcome::Wrote(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => WriteOutcome::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => WriteOutcome::Failed(status_of(&e)),
+            };
+        }
+    }
+
+    fn peer_finished(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        self.stream
+            .as_ref()
+            .is_some_and(|stream| matches!(stream.peek(&mut probe), Ok(0)))
+    }
+
+    fn shutdown_write(&mut self) -> Result<(), NTSTATUS> {
+        let stream = self.stream.as_ref().ok_or(STATUS_CONNECTION_ABORTED)?;
+        stream.shutdown(Shutdown::Write).map_err(|e| status_of(&e))
+    }
+
+    fn abort(&mut self) {
+        self.release(true);
+    }
+
+    fn close(&mut self) {
+        self.release(false);
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+impl Drop for TcpWire {
+    fn drop(&mut self) {
+        self.release(true);
+    }
+}
+
+/// A listening host socket.
+pub(crate) struct TcpListen {
+    listener: Option<TcpListener>,
+    token: Option<Token>,
+    shared: Arc<Shared>,
+    local: SocketAddr,
+}
+
+impl TcpListen {
+    pub(crate) fn bind(
+        shared: Arc<Shared>,
+        addr: SocketAddr,
+        v6only: bool,
+        owner: Weak<SocketCore>,
+    ) -> Result<Self, NTSTATUS> {
+        let status = |e: io::Error| status_of(&e);
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(status)?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(v6only).map_err(status)?;
+        }
+        socket.set_nonblocking(true).map_err(status)?;
+        socket.bind(&addr.into()).map_err(status)?;
+        socket.listen(128).map_err(status)?;
+        let mut listener = TcpListener::from_std(socket.into());
+        let local = listener.local_addr().map_err(status)?;
+        let token = shared.register(&mut listener, owner).map_err(status)?;
+        Ok(Self {
+            listener: Some(listener),
+            token: Some(token),
+            shared,
+            local,
+        })
+    }
+}
+
+impl Listener for TcpListen {
+    fn accept(&mut self) -> AcceptOutcome {
+        let Some(listener) = self.listener.as_ref() else {
+            return AcceptOutcome::Failed(STATUS_INVALID_DEVICE_STATE);
+        };
+        loop {
+            return match listener.accept() {
+                Ok((stream, _)) => match TcpWire::new(stream, None, self.shared.clone()) {
+                    Ok(wire) => AcceptOutcome::Accepted(Box::new(wire)),
+                    // Reset before we could look at it: take the next one.
+                    Err(_) => continue,
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => AcceptOutcome::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => AcceptOutcome::Failed(status_of(&e)),
+            };
+        }
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn close(&mut self) {
+        if let (Some(mut listener), Some(token)) = (self.listener.take(), self.token.take()) {
+            self.shared.deregister(&mut listener, token);
+        }
+    }
+}
+
+impl Drop for TcpListen {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// An outgoing host connection in progress (non-blocking connect).
+pub(crate) struct TcpConnect {
+    stream: Option<TcpStream>,
+    token: Option<Token>,
+    shared: Arc<Shared>,
+}
+
+impl TcpConnect {
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        owner: Weak<SocketCore>,
+    ) -> Result<Self, NTSTATUS> {
+        let status = |e: io::Error| status_of(&e);
+        let socket = Socket::new(Domain::for_address(remote), Type::STREAM, Some(Protocol::TCP)).map_err(status)?;
+        socket.set_nonblocking(true).map_err(status)?;
+        socket.bind(&local.into()).map_err(status)?;
+        match socket.connect(&remote.into()) {
+            Ok(()) => {}
+            // EINPROGRESS: the connect goes on; the event loop reports when it is done.
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(status_of(&e)),
+        }
+        let mut stream = TcpStream::from_std(socket.into());
+        let token = shared.register(&mut stream, owner).map_err(status)?;
+        Ok(Self {
+            stream: Some(stream),
+            token: Some(token),
+            shared,
+        })
+    }
+}
+
+impl Connector for TcpConnect {
+    fn poll(&mut self) -> ConnectOutcome {
+        let Some(stream) = self.stream.as_ref() else {
+            return ConnectOutcome::Failed(STATUS_CONNECTION_ABORTED);
+        };
+        match stream.take_error() {
+            Ok(Some(e)) | Err(e) => return ConnectOutcome::Failed(status_of(&e)),
+            Ok(None) => {}
+        }
+        match stream.peer_addr() {
+            Ok(_) => {
+                let stream = self.stream.take().expect("checked above");
+                match TcpWire::new(stream, self.token.take(), self.shared.clone()) {
+                    Ok(wire) => ConnectOutcome::Connected(Box::new(wire)),
+                    Err(e) => ConnectOutcome::Failed(status_of(&e)),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => ConnectOutcome::WouldBlock,
+            Err(e) => ConnectOutcome::Failed(status_of(&e)),
+        }
+    }
+}
+
+impl Drop for TcpConnect {
+    fn drop(&mut self) {
+        if let (Some(mut stream), Some(token)) = (self.stream.take(), self.token.take()) {
+            self.shared.deregister(&mut stream, token);
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The interface between the provider's socket logic and a transport (real host TCP, or the
+//! in-memory network). A transport moves bytes and reports connection events; every WSK rule (which
+//! IRP completes when, with which status) lives in the socket logic above it, shared by both.
+
+use super::socket::SocketCore;
+use crate::types::NTSTATUS;
+use std::net::SocketAddr;
+use std::sync::Weak;
+
+/// What a non-blocking read from a connection produced.
+pub(crate) enum ReadOutcome {
+    Data(usize),
+    WouldBlock,
+    /// The peer sent FIN and every byte before it was read.
+    Eof,
+    Failed(NTSTATUS),
+}
+
+/// What a non-blocking write to a connection produced.
+pub(crate) enum WriteOutcome {
+    Wrote(usize),
+    WouldBlock,
+    Failed(NTSTATUS),
+}
+
+/// One established connection. Every call is non-blocking; when a call returns `WouldBlock`, the
+/// transport later pumps the socket it is attached to (see [`SocketCore::pump`]).
+pub(crate) trait Wire: Send {
+    /// Tells the transport which socket to pump when the connection becomes readable or writable.
+    fn attach(&mut self, owner: Weak<SocketCore>);
+    fn read(&mut self, buf: &mut [u8]) -> ReadOutcome;
+    fn write(&mut self, buf: &[u8], nodelay: bool) -> WriteOutcome;
+    /// Whether the peer's FIN has arrived with no unread data before it (the transport knows, even if
+    /// no receive has seen it yet).
+    fn peer_finished(&mut self) -> bool;
+    /// Sends FIN after the data already written.
+    fn shutdown_write(&mut self) -> Result<(), NTSTATUS>;
+    /// Resets the connection (RST) and releases it.
+    fn abort(&mut self);
+    /// Releases a connection that is disconnected both ways.
+    fn close(&mut self);
+    fn local_addr(&self) -> SocketAddr;
+    fn peer_addr(&self) -> SocketAddr;
+}
+
+/// What a non-blocking accept produced.
+pub(crate) enum AcceptOutcome {
+    Accepted(Box<dyn Wire>),
+    WouldBlock,
+    Failed(NTSTATUS),
+}
+
+/// A bound, listening socket.
+pub(crate) trait Listener: Send {
+    fn accept(&mut self) -> AcceptOutcome;
+    fn local_addr(&self) -> SocketAddr;
+    fn close(&mut self);
+}
+
+/// What polling an outgoing connection produced.
+pub(crate) enum ConnectOutcome {
+    Connected(Box<dyn Wire>),
+    WouldBlock,
+    Failed(NTSTATUS),
+}
+
+/// An outgoing connection being established.
+pub(crate) trait Connector: Send {
+    fn poll(&mut self) -> ConnectOutcome;
+}
+
+/// The operations a test can script on the in-memory transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OpKind {
+    Accept,
+    Connect,
+    Send,
+    Receive,
+    Disconnect,
+}
+
+/// How the transport wants the next operation of a kind handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Policy {
+    /// Complete as soon as the network allows (inline when it already can).
+    Natural,
+    /// Pend, identified by this id, until the test releases it (or it is cancelled / closed).
+    Hold(u64),
+    /// Complete at once with this status.
+    Fail(NTSTATUS),
+}
+
+/// A transport: creates listeners and outgoing connections, and decides operation policies.
+pub(crate) trait Transport: Send + Sync {
+    fn listen(&self, addr: SocketAddr, v6only: bool, owner: Weak<SocketCore>) -> Result<Box<dyn Listener>, NTSTATUS>;
+    fn connect(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        owner: Weak<SocketCore>,
+    ) -> Result<Box<dyn Connector>, NTSTATUS>;
+    fn policy(&self, kind: OpKind, owner: &Weak<SocketCore>) -> Policy;
+}

@@ -1,0 +1,88 @@
+//! `wsk.h` constants: versions, socket categories, call flags, control codes, and the socket-option
+//! constants (`ws2def.h`, `ws2ipdef.h`) this project passes to `WskControlSocket`.
+
+use crate::types::{UCHAR, ULONG, USHORT};
+
+/// `MAKE_WSK_VERSION(Mj, Mn)`: major version in the high byte, minor in the low byte.
+pub const fn MAKE_WSK_VERSION(major: u8, minor: u8) -> USHORT {
+    ((major as USHORT) << 8) | minor as USHORT
+}
+
+/// `WSK_MAJOR_VERSION(V)`.
+pub const fn WSK_MAJOR_VERSION(version: USHORT) -> UCHAR {
+    (version >> 8) as UCHAR
+}
+
+/// `WSK_MINOR_VERSION(V)`.
+pub const fn WSK_MINOR_VERSION(version: USHORT) -> UCHAR {
+    version as UCHAR
+}
+
+/// Version 1.0, the version every WSK client of this project asks for.
+pub const WSK_FIRST_VERSION: USHORT = MAKE_WSK_VERSION(1, 0);
+
+/// `WskCaptureProviderNPI` timeouts (milliseconds otherwise).
+pub const WSK_NO_WAIT: ULONG = 0;
+pub const WSK_INFINITE_WAIT: ULONG = 0xFFFF_FFFF;
+
+/// `WskSocket` flags: the socket category (and so the dispatch table `WSK_SOCKET::Dispatch` points to).
+pub const WSK_FLAG_BASIC_SOCKET: ULONG = 0x0000_0000;
+pub const WSK_FLAG_LISTEN_SOCKET: ULONG = 0x0000_0001;
+pub const WSK_FLAG_CONNECTION_SOCKET: ULONG = 0x0000_0002;
+pub const WSK_FLAG_DATAGRAM_SOCKET: ULONG = 0x0000_0004;
+/// Windows 10 1703 and later.
+pub const WSK_FLAG_STREAM_SOCKET: ULONG = 0x0000_0008;
+
+/// `WskDisconnect`: abortive disconnect (RST); the buffer must then be NULL.
+pub const WSK_FLAG_ABORTIVE: ULONG = 0x0000_0001;
+/// `WskSend`: send without waiting to coalesce (disables Nagle for this send).
+pub const WSK_FLAG_NODELAY: ULONG = 0x0000_0002;
+/// `WskReceive`: complete only when the whole buffer is filled (or the connection ends).
+pub const WSK_FLAG_WAITALL: ULONG = 0x0000_0002;
+/// `WskReceive`: discard the data instead of copying it.
+pub const WSK_FLAG_DRAIN: ULONG = 0x0000_0004;
+/// Event callbacks: the data indication may be held by the client (`WskRelease`).
+pub const WSK_FLAG_RELEASE_ASAP: ULONG = 0x0000_0002;
+pub const WSK_FLAG_ENTIRE_MESSAGE: ULONG = 0x0000_0004;
+pub const WSK_FLAG_AT_DISPATCH_LEVEL: ULONG = 0x0000_0008;
+
+/// `WSK_CONTROL_SOCKET_TYPE`.
+pub type WSK_CONTROL_SOCKET_TYPE = i32;
+pub const WskSetOption: WSK_CONTROL_SOCKET_TYPE = 0;
+pub const WskGetOption: WSK_CONTROL_SOCKET_TYPE = 1;
+pub const WskIoctl: WSK_CONTROL_SOCKET_TYPE = 2;
+
+/// `WSK_INSPECT_ACTION`.
+pub type WSK_INSPECT_ACTION = i32;
+pub const WskInspectReject: WSK_INSPECT_ACTION = 0;
+pub const WskInspectAccept: WSK_INSPECT_ACTION = 1;
+pub const WskInspectPend: WSK_INSPECT_ACTION = 2;
+
+/// Event callback masks for `SO_WSK_EVENT_CALLBACK`.
+pub const WSK_EVENT_ACCEPT: ULONG = 0x0000_0200;
+pub const WSK_EVENT_RECEIVE: ULONG = 0x0000_0040;
+pub const WSK_EVENT_DISCONNECT: ULONG = 0x0000_0080;
+pub const WSK_EVENT_SEND_BACKLOG: ULONG = 0x0000_0010;
+pub const WSK_EVENT_DISABLE: ULONG = 0x8000_0000;
+
+/// `ADDRESS_FAMILY` values (`ws2def.h`). Note `AF_INET6` is 23 on Windows (10 on Linux).
+pub type ADDRESS_FAMILY = USHORT;
+pub const AF_UNSPEC: ADDRESS_FAMILY = 0;
+pub const AF_INET: ADDRESS_FAMILY = 2;
+pub const AF_INET6: ADDRESS_FAMILY = 23;
+
+/// Socket types and protocols.
+pub const SOCK_STREAM: USHORT = 1;
+pub const SOCK_DGRAM: USHORT = 2;
+pub const IPPROTO_TCP: ULONG = 6;
+pub const IPPROTO_UDP: ULONG = 17;
+
+/// Option levels and options for `WskControlSocket(WskSetOption/WskGetOption, ...)`.
+pub const SOL_SOCKET: ULONG = 0xFFFF;
+pub const IPPROTO_IPV6: ULONG = 41;
+/// `IPV6_V6ONLY` (`ws2ipdef.h`): a ULONG, nonzero (the Windows default) = IPv6 only. A dual-stack
+/// listener sets it to 0 before `WskBind`.
+pub const IPV6_V6ONLY: ULONG = 27;
+pub const SO_REUSEADDR: ULONG = 0x0004;
+pub const SO_KEEPALIVE: ULONG = 0x0008;
+pub const SO_EXCLUSIVEADDRUSE: ULONG = !SO_REUSEADDR;

@@ -1,0 +1,369 @@
+//! `WSK_SOCKET`, `WSK_BUF`, the provider's socket dispatch tables, the client's event dispatch tables,
+//! and every `PFN_WSK_*` function type (`wsk.h`). All are `extern "system"` (`WSKAPI` = `NTAPI`).
+//!
+//! A socket's functions are reached through `(*socket).Dispatch`, which the client casts to the table
+//! of the socket's category: [`WSK_PROVIDER_BASIC_DISPATCH`], [`WSK_PROVIDER_LISTEN_DISPATCH`],
+//! [`WSK_PROVIDER_CONNECTION_DISPATCH`] or [`WSK_PROVIDER_STREAM_DISPATCH`]. Every table begins with
+//! the basic one (C embeds it as an unnamed member; here it is the field `Basic`).
+
+use super::constants::{ADDRESS_FAMILY, WSK_CONTROL_SOCKET_TYPE, WSK_INSPECT_ACTION};
+use super::sockaddr::PSOCKADDR;
+use crate::types::*;
+use core::ffi::c_void;
+
+/// `PEPROCESS`: an opaque process object; WSK clients of this project pass NULL.
+pub type PEPROCESS = PVOID;
+/// `PSECURITY_DESCRIPTOR`: opaque; WSK clients of this project pass NULL.
+pub type PSECURITY_DESCRIPTOR = PVOID;
+/// `PWSK_CLIENT`: the provider's opaque client handle, from `WSK_PROVIDER_NPI::Client`.
+pub type PWSK_CLIENT = PVOID;
+
+/// `WSK_SOCKET`: the header of every socket object. `Dispatch` points to the provider's function
+/// table for the socket's category. The provider allocates the object and frees it in
+/// `WskCloseSocket`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct WSK_SOCKET {
+    pub Dispatch: *const c_void,
+}
+pub type PWSK_SOCKET = *mut WSK_SOCKET;
+
+/// `WSK_BUF`: `Length` bytes starting `Offset` bytes into the buffer the MDL chain `Mdl` describes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WSK_BUF {
+    pub Mdl: PMDL,
+    pub Offset: ULONG,
+    pub Length: SIZE_T,
+}
+pub type PWSK_BUF = *mut WSK_BUF;
+
+/// `WSK_DATA_INDICATION`: data passed to `WskReceiveEvent`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct WSK_DATA_INDICATION {
+    pub Next: *mut WSK_DATA_INDICATION,
+    pub Buffer: WSK_BUF,
+}
+pub type PWSK_DATA_INDICATION = *mut WSK_DATA_INDICATION;
+
+/// `WSK_INSPECT_ID`: identifies an incoming connection under conditional accept.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WSK_INSPECT_ID {
+    pub Key: ULONG_PTR,
+    pub SerialNumber: ULONG,
+}
+pub type PWSK_INSPECT_ID = *mut WSK_INSPECT_ID;
+
+// ---- Provider functions reached through WSK_PROVIDER_DISPATCH (the client-level table). ----
+
+pub type PFN_WSK_SOCKET = Option<
+    unsafe extern "system" fn(
+        Client: PWSK_CLIENT,
+        AddressFamily: ADDRESS_FAMILY,
+        SocketType: USHORT,
+        Protocol: ULONG,
+        Flags: ULONG,
+        SocketContext: PVOID,
+        Dispatch: *const c_void,
+        OwningProcess: PEPROCESS,
+        OwningThread: PETHREAD,
+        SecurityDescriptor: PSECURITY_DESCRIPTOR,
+        Irp: PIRP,
+    ) -> NTSTATUS,
+>;
+
+pub type PFN_WSK_SOCKET_CONNECT = Option<
+    unsafe extern "system" fn(
+        Client: PWSK_CLIENT,
+        SocketType: USHORT,
+        Protocol: ULONG,
+        LocalAddress: PSOCKADDR,
+        RemoteAddress: PSOCKADDR,
+        Flags: ULONG,
+        SocketContext: PVOID,
+        Dispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+        OwningProcess: PEPROCESS,
+        OwningThread: PETHREAD,
+        SecurityDescriptor: PSECURITY_DESCRIPTOR,
+        Irp: PIRP,
+    ) -> NTSTATUS,
+>;
+
+pub type PFN_WSK_CONTROL_CLIENT = Option<
+    unsafe extern "system" fn(
+        Client: PWSK_CLIENT,
+        ControlCode: ULONG,
+        InputSize: SIZE_T,
+        InputBuffer: PVOID,
+        OutputSize: SIZE_T,
+        OutputBuffer: PVOID,
+        OutputSizeReturned: *mut SIZE_T,
+        Irp: PIRP,
+    ) -> NTSTATUS,
+>;
+
+/// `NodeName`/`ServiceName` are `PUNICODE_STRING`, `Provider` a `GUID*`, `Hints`/`Result` `ADDRINFOEXW`.
+pub type PFN_WSK_GET_ADDRESS_INFO = Option<
+    unsafe extern "system" fn(
+        Client: PWSK_CLIENT,
+        NodeName: *mut UNICODE_STRING,
+        ServiceName: *mut UNICODE_STRING,
+        NameSpace: ULONG,
+        Provider: PVOID,
+        Hints: PVOID,
+        Result: *mut PVOID,
+        OwningProcess: PEPROCESS,
+        OwningThread: PETHREAD,
+        Irp: PIRP,
+    ) -> NTSTATUS,
+>;
+
+pub type PFN_WSK_FREE_ADDRESS_INFO = Option<unsafe extern "system" fn(Client: PWSK_CLIENT, AddrInfo: PVOID)>;
+
+pub type PFN_WSK_GET_NAME_INFO = Option<
+    unsafe extern "system" fn(
+        Client: PWSK_CLIENT,
+        SockAddr: PSOCKADDR,
+        SockAddrLength: ULONG,
+        NodeName: *mut UNICODE_STRING,
+        ServiceName: *mut UNICODE_STRING,
+        Flags: ULONG,
+        OwningProcess: PEPROCESS,
+        OwningThread: PETHREAD,
+        Irp: PIRP,
+    ) -> NTSTATUS,
+>;
+
+// ---- Socket functions. ----
+
+pub type PFN_WSK_CONTROL_SOCKET = Option<
+    unsafe extern "system" fn(
+        Socket: PWSK_SOCKET,
+        RequestType: WSK_CONTROL_SOCKET_TYPE,
+        ControlCode: ULONG,
+        Level: ULONG,
+        InputSize: SIZE_T,
+        InputBuffer: PVOID,
+        OutputSize: SIZE_T,
+        OutputBuffer: PVOID,
+        OutputSizeReturned: *mut SIZE_T,
+        Irp: PIRP,
+    ) -> NTSTATUS,
+>;
+
+pub type PFN_WSK_CLOSE_SOCKET = Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, Irp: PIRP) -> NTSTATUS>;
+
+pub type PFN_WSK_BIND = Option<
+    unsafe extern "system" fn(Socket: PWSK_SOCKET, LocalAddress: PSOCKADDR, Flags: ULONG, Irp: PIRP) -> NTSTATUS,
+>;
+
+pub type PFN_WSK_ACCEPT = Option<
+    unsafe extern "system" fn(
+        ListenSocket: PWSK_SOCKET,
+        Flags: ULONG,
+        AcceptSocketContext: PVOID,
+        AcceptSocketDispatch: *const WSK_CLIENT_CONNECTION_DISPATCH,
+        LocalAddress: PSOCKADDR,
+        RemoteAddress: PSOCKADDR,
+        Irp: PIRP,
+    ) -> NTSTATUS,
+>;
+
+pub type PFN_WSK_INSPECT_COMPLETE = Option<
+    unsafe extern "system" fn(
+        ListenSocket: PWSK_SOCKET,
+        InspectID: PWSK_INSPECT_ID,
+        Action: WSK_INSPECT_ACTION,
+        Irp: PIRP,
+    ) -> NTSTATUS,
+>;
+
+pub type PFN_WSK_GET_LOCAL_ADDRESS =
+    Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, LocalAddress: PSOCKADDR, Irp: PIRP) -> NTSTATUS>;
+
+pub type PFN_WSK_GET_REMOTE_ADDRESS =
+    Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, RemoteAddress: PSOCKADDR, Irp: PIRP) -> NTSTATUS>;
+
+pub type PFN_WSK_CONNECT = Option<
+    unsafe extern "system" fn(Socket: PWSK_SOCKET, RemoteAddress: PSOCKADDR, Flags: ULONG, Irp: PIRP) -> NTSTATUS,
+>;
+
+pub type PFN_WSK_CONNECT_EX = Option<
+    unsafe extern "system" fn(
+        Socket: PWSK_SOCKET,
+        RemoteAddress: PSOCKADDR,
+        Buffer: PWSK_BUF,
+        Flags: ULONG,
+        Irp: PIRP,
+    ) -> NTSTATUS,
+>;
+
+pub type PFN_WSK_LISTEN = Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, Irp: PIRP) -> NTSTATUS>;
+
+pub type PFN_WSK_SEND =
+    Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, Buffer: PWSK_BUF, Flags: ULONG, Irp: PIRP) -> NTSTATUS>;
+
+pub type PFN_WSK_RECEIVE =
+    Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, Buffer: PWSK_BUF, Flags: ULONG, Irp: PIRP) -> NTSTATUS>;
+
+/// `Buffer` is optional (NULL, or NULL required with `WSK_FLAG_ABORTIVE`).
+pub type PFN_WSK_DISCONNECT =
+    Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, Buffer: PWSK_BUF, Flags: ULONG, Irp: PIRP) -> NTSTATUS>;
+
+pub type PFN_WSK_RELEASE_DATA_INDICATION_LIST =
+    Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, DataIndication: PWSK_DATA_INDICATION) -> NTSTATUS>;
+
+/// Reserved for system use (`ControlInfo` is a `PCMSGHDR`).
+pub type PFN_WSK_SEND_EX = Option<
+    unsafe extern "system" fn(
+        Socket: PWSK_SOCKET,
+        Buffer: PWSK_BUF,
+        Flags: ULONG,
+        ControlInfoLength: ULONG,
+        ControlInfo: PVOID,
+        Irp: PIRP,
+    ) -> NTSTATUS,
+>;
+
+/// Reserved for system use (`ControlInfo` is a `PCMSGHDR`).
+pub type PFN_WSK_RECEIVE_EX = Option<
+    unsafe extern "system" fn(
+        Socket: PWSK_SOCKET,
+        Buffer: PWSK_BUF,
+        Flags: ULONG,
+        ControlInfoLength: *mut ULONG,
+        ControlInfo: PVOID,
+        ControlFlags: *mut ULONG,
+        Irp: PIRP,
+    ) -> NTSTATUS,
+>;
+
+/// `WSK_PROVIDER_BASIC_DISPATCH`: the functions of every socket.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WSK_PROVIDER_BASIC_DISPATCH {
+    pub WskControlSocket: PFN_WSK_CONTROL_SOCKET,
+    pub WskCloseSocket: PFN_WSK_CLOSE_SOCKET,
+}
+pub type PWSK_PROVIDER_BASIC_DISPATCH = *const WSK_PROVIDER_BASIC_DISPATCH;
+
+/// `WSK_PROVIDER_LISTEN_DISPATCH`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WSK_PROVIDER_LISTEN_DISPATCH {
+    pub Basic: WSK_PROVIDER_BASIC_DISPATCH,
+    pub WskBind: PFN_WSK_BIND,
+    pub WskAccept: PFN_WSK_ACCEPT,
+    pub WskInspectComplete: PFN_WSK_INSPECT_COMPLETE,
+    pub WskGetLocalAddress: PFN_WSK_GET_LOCAL_ADDRESS,
+}
+pub type PWSK_PROVIDER_LISTEN_DISPATCH = *const WSK_PROVIDER_LISTEN_DISPATCH;
+
+/// `WSK_PROVIDER_CONNECTION_DISPATCH` (with the Windows 10 1703 `Ex` members).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WSK_PROVIDER_CONNECTION_DISPATCH {
+    pub Basic: WSK_PROVIDER_BASIC_DISPATCH,
+    pub WskBind: PFN_WSK_BIND,
+    pub WskConnect: PFN_WSK_CONNECT,
+    pub WskGetLocalAddress: PFN_WSK_GET_LOCAL_ADDRESS,
+    pub WskGetRemoteAddress: PFN_WSK_GET_REMOTE_ADDRESS,
+    pub WskSend: PFN_WSK_SEND,
+    pub WskReceive: PFN_WSK_RECEIVE,
+    pub WskDisconnect: PFN_WSK_DISCONNECT,
+    pub WskRelease: PFN_WSK_RELEASE_DATA_INDICATION_LIST,
+    pub WskConnectEx: PFN_WSK_CONNECT_EX,
+    pub WskSendEx: PFN_WSK_SEND_EX,
+    pub WskReceiveEx: PFN_WSK_RECEIVE_EX,
+}
+pub type PWSK_PROVIDER_CONNECTION_DISPATCH = *const WSK_PROVIDER_CONNECTION_DISPATCH;
+
+/// `WSK_PROVIDER_STREAM_DISPATCH` (Windows 10 1703): a socket that can listen or connect.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WSK_PROVIDER_STREAM_DISPATCH {
+    pub Basic: WSK_PROVIDER_BASIC_DISPATCH,
+    pub WskBind: PFN_WSK_BIND,
+    pub WskAccept: PFN_WSK_ACCEPT,
+    pub WskConnect: PFN_WSK_CONNECT,
+    pub WskListen: PFN_WSK_LISTEN,
+    pub WskSend: PFN_WSK_SEND,
+    pub WskReceive: PFN_WSK_RECEIVE,
+    pub WskDisconnect: PFN_WSK_DISCONNECT,
+    pub WskRelease: PFN_WSK_RELEASE_DATA_INDICATION_LIST,
+    pub WskGetLocalAddress: PFN_WSK_GET_LOCAL_ADDRESS,
+    pub WskGetRemoteAddress: PFN_WSK_GET_REMOTE_ADDRESS,
+    pub WskConnectEx: PFN_WSK_CONNECT_EX,
+    pub WskSendEx: PFN_WSK_SEND_EX,
+    pub WskReceiveEx: PFN_WSK_RECEIVE_EX,
+}
+pub type PWSK_PROVIDER_STREAM_DISPATCH = *const WSK_PROVIDER_STREAM_DISPATCH;
+
+// ---- Client event callbacks (the client's tables, passed to WskSocket / WskAccept). ----
+
+pub type PFN_WSK_RECEIVE_EVENT = Option<
+    unsafe extern "system" fn(
+        SocketContext: PVOID,
+        Flags: ULONG,
+        DataIndication: PWSK_DATA_INDICATION,
+        BytesIndicated: SIZE_T,
+        BytesAccepted: *mut SIZE_T,
+    ) -> NTSTATUS,
+>;
+
+pub type PFN_WSK_DISCONNECT_EVENT = Option<unsafe extern "system" fn(SocketContext: PVOID, Flags: ULONG) -> NTSTATUS>;
+
+pub type PFN_WSK_SEND_BACKLOG_EVENT =
+    Option<unsafe extern "system" fn(SocketContext: PVOID, IdealBacklogSize: SIZE_T) -> NTSTATUS>;
+
+pub type PFN_WSK_ACCEPT_EVENT = Option<
+    unsafe extern "system" fn(
+        SocketContext: PVOID,
+        Flags: ULONG,
+        LocalAddress: PSOCKADDR,
+        RemoteAddress: PSOCKADDR,
+        AcceptSocket: PWSK_SOCKET,
+        AcceptSocketContext: *mut PVOID,
+        AcceptSocketDispatch: *mut *const WSK_CLIENT_CONNECTION_DISPATCH,
+    ) -> NTSTATUS,
+>;
+
+pub type PFN_WSK_INSPECT_EVENT = Option<
+    unsafe extern "system" fn(
+        SocketContext: PVOID,
+        LocalAddress: PSOCKADDR,
+        RemoteAddress: PSOCKADDR,
+        InspectID: PWSK_INSPECT_ID,
+    ) -> WSK_INSPECT_ACTION,
+>;
+
+pub type PFN_WSK_ABORT_EVENT =
+    Option<unsafe extern "system" fn(SocketContext: PVOID, InspectID: PWSK_INSPECT_ID) -> NTSTATUS>;
+
+/// `WSK_CLIENT_CONNECTION_DISPATCH`: event callbacks of a connection-oriented socket.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WSK_CLIENT_CONNECTION_DISPATCH {
+    pub WskReceiveEvent: PFN_WSK_RECEIVE_EVENT,
+    pub WskDisconnectEvent: PFN_WSK_DISCONNECT_EVENT,
+    pub WskSendBacklogEvent: PFN_WSK_SEND_BACKLOG_EVENT,
+}
+
+/// `WSK_CLIENT_LISTEN_DISPATCH`: event callbacks of a listening socket.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WSK_CLIENT_LISTEN_DISPATCH {
+    pub WskAcceptEvent: PFN_WSK_ACCEPT_EVENT,
+    pub WskInspectEvent: PFN_WSK_INSPECT_EVENT,
+    pub WskAbortEvent: PFN_WSK_ABORT_EVENT,
+}
+
+/// `WSK_CLIENT_STREAM_DISPATCH` (Windows 10 1703).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WSK_CLIENT_STREAM_DISPATCH {
+    pub Listen: *const WSK_CLIENT_LISTEN_DISPATCH,
+    pub Connect: *const WSK_CLIENT_CONNECTION_DISPATCH,
+}
