@@ -9,5 +9,13 @@ pub fn debug_print(level: ULONG, message: &str) {
     let len = message.len().min(i32::MAX as usize) as i32;
     // SAFETY: the format string is a NUL-terminated literal that consumes exactly the two variadic
     // arguments passed (an int precision and a pointer to `len` readable bytes).
-    unsafe { super::DbgPrintEx(DPFLTR_IHVDRIVER_ID, level, c"%.*s\n".as_ptr().cast(), len, message.as_ptr()) };
+    unsafe {
+        super::DbgPrintEx(
+            DPFLTR_IHVDRIVER_ID,
+            level,
+            c"%.*s\n".as_ptr().cast(),
+            len,
+            message.as_ptr(),
+        )
+    };
 }
