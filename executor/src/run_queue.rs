@@ -1,0 +1,116 @@
+//! The run queue: an intrusive lock-free stack of task headers, pushed from any CPU at
+//! IRQL <= DISPATCH_LEVEL and drained by the executor with a single `swap`.
+//!
+//! The head word also tells producers whether the executor is asleep: before waiting on its KEVENT
+//! the executor replaces an empty head (null) with a "sleeping" mark. The one push that replaces
+//! `SLEEPING` with a task is told so and signals the event; every other push (the executor is awake,
+//! or another push already woke it) signals nothing. Why no wake-up is lost: the executor only goes
+//! to sleep by a successful `null -> SLEEPING` exchange, so any task pushed before it is seen by the
+//! exchange failing, and any task pushed after it finds `SLEEPING` and signals. The event is a
+//! synchronization event: a signal given before the executor starts waiting is kept until it waits.
+//! The loom model (`loom_model.rs`) checks this under every interleaving.
+//!
+//! Producers never wait for one another: a push is one compare-exchange that only fails when another
+//! push or the drain changed the head, i.e. when someone else made progress.
+
+use crate::sync::{AtomicPtr, Ordering};
+use core::ptr::{self, NonNull};
+
+/// A type that can be linked in a [`RunQueue`] through a next-pointer it carries.
+///
+/// # Safety
+/// `link` must return a pointer to an `AtomicPtr<Self>` inside the node that lives as long as the
+/// node, and that nothing else writes while the node is linked.
+pub(crate) unsafe trait Linked: Sized {
+    /// The node's next-pointer.
+    ///
+    /// # Safety
+    /// `node` points to a live node.
+    unsafe fn link(node: NonNull<Self>) -> *const AtomicPtr<Self>;
+}
+
+/// The head value meaning "empty, and the executor is (about to be) waiting for a signal". It is an
+/// address no node can have (nodes are at least 4-aligned); it is never dereferenced.
+fn sleeping<T>() -> *mut T {
+    ptr::without_provenance_mut(1)
+}
+
+/// An intrusive multi-producer, single-consumer stack of `T` nodes.
+pub(crate) struct RunQueue<T: Linked> {
+    head: AtomicPtr<T>,
+}
+
+impl<T: Linked> RunQueue<T> {
+    /// An empty queue whose consumer is awake.
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> Self {
+        Self {
+            head: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// An empty queue whose consumer is awake.
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        Self {
+            head: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// Pushes `node`. Returns true if the consumer was asleep, in which case the caller must signal
+    /// it (exactly one push per sleep returns true).
+    ///
+    /// # Safety
+    /// `node` is live until the consumer has taken it, and is not already linked in any queue
+    /// (the task state word's `RUN_QUEUED` bit guarantees this for tasks).
+    #[inline(always)]
+    pub(crate) unsafe fn push(&self, node: NonNull<T>) -> bool {
+        // SAFETY: the caller guarantees the node is live and unlinked, so its link is ours to write.
+        let link = unsafe { &*T::link(node) };
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            let next = if head == sleeping() { ptr::null_mut() } else { head };
+            link.store(next, Ordering::Relaxed);
+            // Release publishes the link (and everything the waker did before) to the drain's Acquire.
+            match self
+                .head
+                .compare_exchange_weak(head, node.as_ptr(), Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(previous) => return previous == sleeping(),
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Takes every queued node at once; returns the first of a null-terminated chain (most recently
+    /// pushed first), or null if the queue was empty. Consumer only.
+    #[inline(always)]
+    pub(crate) fn take_all(&self) -> *mut T {
+        if self.head.load(Ordering::Relaxed).is_null() {
+            return ptr::null_mut();
+        }
+        let head = self.head.swap(ptr::null_mut(), Ordering::Acquire);
+        if head == sleeping() { ptr::null_mut() } else { head }
+    }
+
+    /// Announces that the consumer is about to wait. Returns true if the queue was empty and is now
+    /// marked sleeping: the consumer must then wait for the signal. Returns false if
+    /// something is queued: the consumer must drain it instead of sleeping. Consumer only.
+    pub(crate) fn try_sleep(&self) -> bool {
+        self.head
+            .compare_exchange(ptr::null_mut(), sleeping(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The node after `node` in a chain returned by [`RunQueue::take_all`].
+    ///
+    /// # Safety
+    /// `node` is a live node of such a chain, read before the node is handed back to anyone who
+    /// could push it again.
+    #[inline(always)]
+    pub(crate) unsafe fn next(node: NonNull<T>) -> *mut T {
+        // SAFETY: forwarded from the caller: the node is live and its link was written before the
+        // push whose Release the drain's Acquire observed.
+        unsafe { (*T::link(node)).load(Ordering::Relaxed) }
+    }
+}

@@ -1,0 +1,9 @@
+//! The atomics the executor is built on: `core`'s in a normal build, loom's under `cfg(loom)` so
+//! that the loom model (see `loom_model.rs`) explores every interleaving of the very same code.
+
+#[cfg(not(loom))]
+pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+#[cfg(loom)]
+#[allow(unused_imports)] // the loom build compiles only the lock-free core, which needs no AtomicUsize
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};

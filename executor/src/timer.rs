@@ -1,0 +1,427 @@
+//! Timers: [`sleep`], [`sleep_until`] and [`timeout`], driven by one KTIMER + KDPC per
+//! [`TimerDriver`].
+//!
+//! # Design
+//!
+//! A timer future does not own a kernel timer. It links an entry (deadline, waker) into its
+//! driver's intrusive list, under the driver's spin lock; the driver keeps one KTIMER armed for the
+//! earliest deadline. The KTIMER's DPC (DISPATCH_LEVEL, any CPU) takes the lock, wakes and unlinks
+//! every entry that is due, and re-arms the KTIMER for the next one. Dropping a timer future unlinks
+//! its entry under the same lock, so once `drop` returns the DPC can no longer reach it: no
+//! reference counting and no per-timer kernel object, and the entry lives inside the (pinned)
+//! future. The drivers are independent of executors, so these futures work under any executor (or
+//! [`block_on`](crate::block_on)): all they need is a waker that may be called at DISPATCH_LEVEL.
+//!
+//! A driver initialises its KTIMER and KDPC on first use (`KeInitializeTimerEx`, `KeInitializeDpc`
+//! are callable at any IRQL). The crate provides one driver, [`TIMERS`], used by the free functions;
+//! a driver can declare others.
+//!
+//! # Unload
+//!
+//! No DPC may run after the driver image is unloaded. [`TimerDriver::stop`] (PASSIVE_LEVEL, from
+//! DriverUnload, after the executors were shut down) marks the driver stopped, completes every
+//! entry still linked (their futures resolve as if due, so nothing waits for a clock that will not
+//! tick), cancels the KTIMER and calls `KeFlushQueuedDpcs`, which returns once a DPC the timer may
+//! already have queued has finished. After `stop`, timer futures complete at once.
+//! [`TimerDriver::start`] makes a stopped driver usable again.
+
+use crate::time::Instant;
+use core::cell::UnsafeCell;
+use core::future::Future;
+use core::marker::PhantomPinned;
+use core::mem::MaybeUninit;
+use core::pin::Pin;
+use core::ptr;
+use core::task::{Context, Poll, Waker};
+use core::time::Duration;
+
+/// The timer driver behind [`sleep`], [`sleep_until`] and [`timeout`].
+pub static TIMERS: TimerDriver = TimerDriver::new();
+
+/// Waits until `duration` has passed (rounded up to 100 ns). Uses [`TIMERS`].
+pub fn sleep(duration: Duration) -> Sleep {
+    TIMERS.sleep(duration)
+}
+
+/// Waits until `deadline`. Uses [`TIMERS`].
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    TIMERS.sleep_until(deadline)
+}
+
+/// Runs `future`, giving up with [`Elapsed`] if it has not completed within `duration`. Uses
+/// [`TIMERS`]. Giving up drops `future`.
+pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
+    TIMERS.timeout_at(Instant::now() + duration, future)
+}
+
+/// Like [`timeout`] with a deadline.
+pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
+    TIMERS.timeout_at(deadline, future)
+}
+
+/// The error of a [`Timeout`] whose deadline passed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+/// A timer entry, inside its future; every field is accessed only under the driver's lock.
+struct Entry {
+    prev: *mut Entry,
+    next: *mut Entry,
+    deadline: u64,
+    waker: Option<Waker>,
+    linked: bool,
+    fired: bool,
+}
+
+/// The driver's state, under its lock.
+struct Inner {
+    initialised: bool,
+    stopped: bool,
+    head: *mut Entry,
+    /// The deadline the KTIMER is armed for, if armed.
+    armed: Option<u64>,
+}
+
+/// One KTIMER + KDPC serving any number of timer futures. See the module documentation.
+pub struct TimerDriver {
+    /// A `KSPIN_LOCK` (0 = free).
+    lock: UnsafeCell<usize>,
+    inner: UnsafeCell<Inner>,
+    ktimer: UnsafeCell<MaybeUninit<nt::KTIMER>>,
+    kdpc: UnsafeCell<MaybeUninit<nt::KDPC>>,
+}
+
+// SAFETY: `inner` and the entries are only touched with `lock` held; the KTIMER and KDPC are
+// kernel objects initialised under the lock and then used only through kernel calls.
+unsafe impl Sync for TimerDriver {}
+
+impl Default for TimerDriver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Holds the driver's spin lock (IRQL raised to DISPATCH_LEVEL) until dropped.
+struct Locked<'a> {
+    driver: &'a TimerDriver,
+    old_irql: nt::KIRQL,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the lock was acquired by `TimerDriver::lock` with this IRQL.
+        unsafe { nt::KeReleaseSpinLock(self.driver.lock.get(), self.old_irql) };
+    }
+}
+
+impl Locked<'_> {
+    fn inner(&mut self) -> &mut Inner {
+        // SAFETY: the lock is held, and this guard is the only way to reach `inner`.
+        unsafe { &mut *self.driver.inner.get() }
+    }
+}
+
+impl TimerDriver {
+    /// A driver whose kernel objects are initialised on first use. `const`, for a `static`.
+    pub const fn new() -> Self {
+        Self {
+            lock: UnsafeCell::new(0),
+            inner: UnsafeCell::new(Inner {
+                initialised: false,
+                stopped: false,
+                head: ptr::null_mut(),
+                armed: None,
+            }),
+            ktimer: UnsafeCell::new(MaybeUninit::uninit()),
+            kdpc: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    fn lock(&self) -> Locked<'_> {
+        // SAFETY: a static spin lock, initialised (0) at compile time; callers are at IRQL <= DISPATCH.
+        let old_irql = unsafe { nt::KeAcquireSpinLockRaiseToDpc(self.lock.get()) };
+        let mut guard = Locked { driver: self, old_irql };
+        if !guard.inner().initialised {
+            // SAFETY: first use, under the lock: nothing armed or queued yet; both calls are allowed
+            // at any IRQL. The DPC context is this `'static` driver (see `sleep_until`'s bound).
+            unsafe {
+                nt::KeInitializeTimerEx(self.ktimer.get().cast(), nt::NotificationTimer);
+                nt::KeInitializeDpc(
+                    self.kdpc.get().cast(),
+                    Some(timer_dpc),
+                    ptr::from_ref(self).cast_mut().cast(),
+                );
+            }
+            guard.inner().initialised = true;
+        }
+        guard
+    }
+
+    /// A future that completes at `deadline` (or at once after [`TimerDriver::stop`]).
+    pub fn sleep_until(&'static self, deadline: Instant) -> Sleep {
+        Sleep {
+            driver: self,
+            entry: UnsafeCell::new(Entry {
+                prev: ptr::null_mut(),
+                next: ptr::null_mut(),
+                deadline: deadline.as_100ns(),
+                waker: None,
+                linked: false,
+                fired: false,
+            }),
+            registered: false,
+            _pinned: PhantomPinned,
+        }
+    }
+
+    /// A future that completes after `duration`.
+    pub fn sleep(&'static self, duration: Duration) -> Sleep {
+        self.sleep_until(Instant::now() + duration)
+    }
+
+    /// Runs `future` until `deadline`; see [`timeout`].
+    pub fn timeout_at<F: Future>(&'static self, deadline: Instant, future: F) -> Timeout<F> {
+        Timeout {
+            future,
+            sleep: self.sleep_until(deadline),
+        }
+    }
+
+    /// Makes a stopped driver usable again. Any IRQL <= DISPATCH_LEVEL.
+    pub fn start(&'static self) {
+        self.lock().inner().stopped = false;
+    }
+
+    /// Stops the driver for unload: completes every pending timer future, cancels the KTIMER and
+    /// waits (`KeFlushQueuedDpcs`) until no DPC of this driver is queued or running. PASSIVE_LEVEL.
+    /// Returns false (doing nothing) above PASSIVE_LEVEL.
+    pub fn stop(&'static self) -> bool {
+        if nt::KeGetCurrentIrql() != nt::PASSIVE_LEVEL {
+            return false;
+        }
+        let was_initialised = {
+            let mut guard = self.lock();
+            let inner = guard.inner();
+            inner.stopped = true;
+            inner.armed = None;
+            let mut entry = inner.head;
+            inner.head = ptr::null_mut();
+            while !entry.is_null() {
+                // SAFETY: linked entries are live (their futures unlink them before being dropped,
+                // under this lock, which we hold).
+                let e = unsafe { &mut *entry };
+                entry = e.next;
+                e.linked = false;
+                e.fired = true;
+                if let Some(waker) = e.waker.take() {
+                    waker.wake();
+                }
+            }
+            // SAFETY: initialised by `lock`; KeCancelTimer is allowed at DISPATCH_LEVEL.
+            unsafe { nt::KeCancelTimer(self.ktimer.get().cast()) };
+            inner.initialised
+        };
+        if was_initialised {
+            // SAFETY: PASSIVE_LEVEL (checked above); waits out a DPC queued before the cancel.
+            unsafe { nt::KeFlushQueuedDpcs() };
+        }
+        true
+    }
+
+    /// Arms the KTIMER for `deadline` (relative due time: interrupt time is not system time).
+    fn arm(&self, inner: &mut Inner, deadline: u64) {
+        inner.armed = Some(deadline);
+        let now = Instant::now().as_100ns();
+        let relative = deadline.saturating_sub(now).clamp(1, i64::MAX as u64) as i64;
+        // SAFETY: initialised by `lock` (held by the caller); the KTIMER and KDPC are static.
+        unsafe {
+            nt::KeSetTimerEx(
+                self.ktimer.get().cast(),
+                nt::LARGE_INTEGER::relative_100ns(relative),
+                0,
+                self.kdpc.get().cast(),
+            )
+        };
+    }
+
+    /// Cancels the KTIMER once no entry is left (a dropped timer future leaves it armed otherwise,
+    /// which would only cost a spurious DPC, but keeps an armed kernel timer around for nothing).
+    fn disarm_if_idle(&self, inner: &mut Inner) {
+        if inner.head.is_null() && inner.armed.take().is_some() {
+            // SAFETY: initialised by `lock` (held by the caller); allowed at DISPATCH_LEVEL.
+            unsafe { nt::KeCancelTimer(self.ktimer.get().cast()) };
+        }
+    }
+
+    /// The DPC: wake and unlink every due entry, re-arm for the earliest remaining one.
+    fn expire(&self) {
+        let mut guard = self.lock();
+        let inner = guard.inner();
+        inner.armed = None;
+        if inner.stopped {
+            return;
+        }
+        let now = Instant::now().as_100ns();
+        let mut earliest: Option<u64> = None;
+        let mut entry = inner.head;
+        while !entry.is_null() {
+            // SAFETY: linked entries are live while the lock is held (see `stop`).
+            let e = unsafe { &mut *entry };
+            entry = e.next;
+            if e.deadline <= now {
+                // SAFETY: `e` is linked in `inner`'s list.
+                unsafe { unlink(inner, e) };
+                e.fired = true;
+                if let Some(waker) = e.waker.take() {
+                    waker.wake();
+                }
+            } else {
+                earliest = Some(earliest.map_or(e.deadline, |d| d.min(e.deadline)));
+            }
+        }
+        if let Some(deadline) = earliest {
+            self.arm(inner, deadline);
+        }
+    }
+}
+
+/// Unlinks `entry` from `inner`'s list.
+///
+/// # Safety
+/// `entry` is linked in that list and the driver's lock is held.
+unsafe fn unlink(inner: &mut Inner, entry: &mut Entry) {
+    // SAFETY: neighbours of a linked entry are linked entries, live under the lock.
+    unsafe {
+        if entry.prev.is_null() {
+            inner.head = entry.next;
+        } else {
+            (*entry.prev).next = entry.next;
+        }
+        if !entry.next.is_null() {
+            (*entry.next).prev = entry.prev;
+        }
+    }
+    entry.prev = ptr::null_mut();
+    entry.next = ptr::null_mut();
+    entry.linked = false;
+}
+
+/// `KDEFERRED_ROUTINE` of every driver's KDPC; runs at DISPATCH_LEVEL.
+unsafe extern "system" fn timer_dpc(_dpc: *mut nt::KDPC, context: nt::PVOID, _a1: nt::PVOID, _a2: nt::PVOID) {
+    // SAFETY: the context is the `'static` TimerDriver that initialised this DPC.
+    let driver = unsafe { &*context.cast_const().cast::<TimerDriver>() };
+    driver.expire();
+}
+
+/// A future completing at a deadline; see [`sleep`]. Must be pinned to be polled (its timer entry
+/// is linked into the driver's list by address).
+pub struct Sleep {
+    driver: &'static TimerDriver,
+    entry: UnsafeCell<Entry>,
+    /// Whether the entry may be linked (it was linked by a poll); checked by `drop`.
+    registered: bool,
+    _pinned: PhantomPinned,
+}
+
+// SAFETY: the entry is only touched under the driver's lock; the waker in it is Send.
+unsafe impl Send for Sleep {}
+// SAFETY: `&Sleep` gives access to nothing (all methods take `Pin<&mut Self>` or `&mut self`).
+unsafe impl Sync for Sleep {}
+
+impl Sleep {
+    /// The deadline.
+    pub fn deadline(&self) -> Instant {
+        // SAFETY: `deadline` is never written after construction.
+        Instant::from_100ns(unsafe { (*self.entry.get()).deadline })
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: nothing is moved out of the pinned future; `Sleep` is !Unpin.
+        let this = unsafe { self.get_unchecked_mut() };
+        let deadline = this.deadline().as_100ns();
+        if !this.registered && Instant::now().as_100ns() >= deadline {
+            return Poll::Ready(());
+        }
+        let driver = this.driver;
+        let mut guard = driver.lock();
+        let entry = this.entry.get();
+        // SAFETY: the entry is only touched with the lock held, which we hold.
+        let e = unsafe { &mut *entry };
+        if e.fired || guard.inner().stopped || Instant::now().as_100ns() >= deadline {
+            if e.linked {
+                // SAFETY: linked in this driver's list; lock held.
+                unsafe { unlink(guard.inner(), e) };
+                driver.disarm_if_idle(guard.inner());
+            }
+            e.fired = true;
+            e.waker = None;
+            return Poll::Ready(());
+        }
+        match &mut e.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        if !e.linked {
+            let inner = guard.inner();
+            e.prev = ptr::null_mut();
+            e.next = inner.head;
+            if !inner.head.is_null() {
+                // SAFETY: the head is a linked, live entry; lock held.
+                unsafe { (*inner.head).prev = entry };
+            }
+            inner.head = entry;
+            e.linked = true;
+            this.registered = true;
+            if inner.armed.is_none_or(|armed| deadline < armed) {
+                driver.arm(inner, deadline);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if !self.registered {
+            return;
+        }
+        let mut guard = self.driver.lock();
+        // SAFETY: lock held; after this the DPC cannot reach the entry any more.
+        let e = unsafe { &mut *self.entry.get() };
+        if e.linked {
+            // SAFETY: linked in this driver's list; lock held.
+            unsafe { unlink(guard.inner(), e) };
+            self.driver.disarm_if_idle(guard.inner());
+        }
+        // Dropping the waker under the lock keeps DPC and drop from ever touching it together.
+        e.waker = None;
+    }
+}
+
+/// A future with a deadline; see [`timeout`].
+pub struct Timeout<F> {
+    future: F,
+    sleep: Sleep,
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: structural pinning: neither field is ever moved out of the pinned Timeout.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: as above.
+        if let Poll::Ready(output) = unsafe { Pin::new_unchecked(&mut this.future) }.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        // SAFETY: as above.
+        match unsafe { Pin::new_unchecked(&mut this.sleep) }.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
