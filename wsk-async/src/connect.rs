@@ -1,0 +1,96 @@
+//! [`Registration::connect`]: an outgoing connection with `WskSocketConnect`.
+
+use crate::addr;
+use crate::connection::Connection;
+use crate::creating::Creating;
+use crate::ctx::{SEND, SocketCtx};
+use crate::error::{Result, WskError};
+use crate::op::socket_from_information;
+use crate::registration::Registration;
+use crate::slot::Phase;
+use core::future::Future;
+use core::net::SocketAddr;
+use core::pin::Pin;
+use core::ptr;
+use core::task::{Context, Poll, ready};
+use nt::*;
+
+/// The future of [`Registration::connect`].
+pub struct Connect<'a> {
+    registration: &'a Registration,
+    remote: SocketAddr,
+    creating: Creating,
+}
+
+impl Registration {
+    /// Connects to `remote` (`WskSocketConnect`: creates, binds to the wildcard address of the same
+    /// family and connects, with one IRP). Dropping the future while it is pending cancels the IRP;
+    /// a connection that completes anyway is closed by the registration's deferred closer.
+    pub fn connect(&self, remote: SocketAddr) -> Connect<'_> {
+        Connect {
+            registration: self,
+            remote,
+            creating: Creating::new(SEND),
+        }
+    }
+}
+
+impl Future for Connect<'_> {
+    type Output = Result<Connection>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Connection>> {
+        let this = self.get_mut();
+        let registration = this.registration.inner();
+        registration.drain_orphans();
+        let ctx = this.creating.ensure(registration)?;
+        // SAFETY: `creating` holds the handle reference while the future lives (see `Listen::poll`).
+        let ctx: &SocketCtx = unsafe { &*ptr::from_ref(ctx) };
+        let op = ctx.slot(SEND);
+        let slot = &mut this.creating.slot;
+        if slot.phase() != Phase::Submitted {
+            ready!(slot.poll_acquire(op, cx))?;
+            let connect = registration.dispatch().WskSocketConnect;
+            let client = registration.provider().Client;
+            // SAFETY: slot ours; the addresses live in the slot until the completion.
+            unsafe {
+                let io = op.io();
+                io.produces_socket = true;
+                io.local = addr::to_storage(&addr::wildcard_like(&this.remote));
+                io.remote = addr::to_storage(&this.remote);
+                let local = ptr::addr_of_mut!(io.local).cast::<SOCKADDR>();
+                let remote = ptr::addr_of_mut!(io.remote).cast::<SOCKADDR>();
+                let context = ptr::from_ref(ctx).cast_mut().cast();
+                slot.start(op, |irp| {
+                    connect.map(|f| {
+                        f(
+                            client,
+                            SOCK_STREAM,
+                            IPPROTO_TCP,
+                            local,
+                            remote,
+                            0,
+                            context,
+                            ptr::null(),
+                            ptr::null_mut(),
+                            ptr::null_mut(),
+                            ptr::null_mut(),
+                            irp,
+                        )
+                    })
+                });
+            }
+        }
+        let iosb = ready!(slot.poll_complete(op, cx));
+        // SAFETY: the slot is still ours after the completion.
+        unsafe { op.io().produces_socket = false };
+        slot.release(op);
+        WskError::check(iosb.Status)?;
+        // SAFETY: the context is not shared yet.
+        unsafe { ctx.set_socket(socket_from_information(iosb.Information)) };
+        let creating = core::mem::replace(&mut this.creating, Creating::new(SEND));
+        match creating.into_handle() {
+            Some(handle) => Poll::Ready(Ok(Connection::new(handle, None, Some(this.remote)))),
+            None => Poll::Ready(Err(WskError::INVALID_STATE)),
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! [`Connection`]: a connected TCP socket (from [`Listener::accept`](crate::Listener::accept) or
+//! [`Registration::connect`](crate::Registration::connect)).
+
+use crate::buffer::{Buffer, Slice};
+use crate::close::Close;
+use crate::ctx::{Handle, RECEIVE, SEND, SocketCtx};
+use crate::disconnect::{Abort, Disconnect, DisconnectWith};
+use crate::error::{Result, WskError};
+use crate::slot::{Phase, SlotUse, give_back};
+use core::future::Future;
+use core::net::SocketAddr;
+use core::pin::Pin;
+use core::ptr;
+use core::task::{Context, Poll, ready};
+use nt::*;
+
+/// A connected stream socket.
+///
+/// Operations take `&self`, so one task can receive while another sends; two operations of the same
+/// kind at once on one connection are refused with [`WskError::is_invalid_state`].
+///
+/// Every operation is a future driven by its own preallocated IRP, and every future is safe to drop
+/// at any point:
+///
+/// | dropped while pending | effect |
+/// |---|---|
+/// | [`receive`](Self::receive), [`send`](Self::send), [`send_all`](Self::send_all) | `IoCancelIrp`; the stream is then in an unknown state (bytes may have been consumed or sent): further receives, sends and graceful disconnects fail with [`WskError::is_invalid_state`]; only [`abort`](Self::abort) and [`close`](Self::close) remain ([`disconnect_or_abort`](Self::disconnect_or_abort) aborts at once) |
+/// | [`disconnect`](Self::disconnect), [`disconnect_with`](Self::disconnect_with) | an abortive disconnect (RST) is issued with a second IRP, which forces the graceful one to complete |
+/// | [`abort`](Self::abort), [`close`](Self::close) | nothing: they complete on their own |
+/// | the `Connection` itself (not closed) | `WskCloseSocket` with a preallocated IRP: abortive (RST) unless the connection was already disconnected both ways |
+///
+/// A buffer lent to the kernel by a dropped future goes back to its pool when the IRP completes.
+///
+/// An echo, on the emulation's in-memory network (a test-controlled peer):
+///
+/// ```
+/// # let _session = nt::emu::session();
+/// # use wsk_async::{BufferPool, Registration};
+/// # let net = nt::emu::wsk::MemoryNetwork::install();
+/// # executor::block_on(async {
+/// # let registration = Registration::register().await?;
+/// # let pool = BufferPool::new(2, 1024)?;
+/// # let listener = registration.listen("127.0.0.1:0".parse().unwrap()).await?;
+/// # let peer = net.connect(listener.local_addr().unwrap()).unwrap();
+/// # peer.write(b"hi").unwrap();
+/// let conn = listener.accept().await?;
+/// let (n, buf) = conn.receive(pool.take()?).await;
+/// let n = n?;
+/// let (sent, buf) = conn.send_all(buf.slice(..n)).await;
+/// assert_eq!(sent?, n);
+/// conn.disconnect().await?; // graceful: the peer reads everything, then EOF
+/// # assert_eq!(peer.read(10).unwrap(), b"hi");
+/// # assert!(peer.got_fin() && !peer.was_reset());
+/// conn.close().await?;
+/// # drop(buf);
+/// # listener.close().await?;
+/// # registration.deregister().await;
+/// # Ok::<(), wsk_async::WskError>(())
+/// # }).unwrap().unwrap();
+/// ```
+///
+/// Dropping a graceful disconnect that has not completed (here the in-memory network holds it, as a
+/// peer that never acknowledges would) aborts the connection:
+///
+/// ```
+/// # let _session = nt::emu::session();
+/// # use wsk_async::Registration;
+/// # use nt::emu::wsk::{Completion, MemoryNetwork, OpKind};
+/// # use std::{future::Future, pin::pin, task::{Context, Waker}};
+/// # let net = MemoryNetwork::install();
+/// # let registration = Registration::register_blocking(std::time::Duration::from_secs(1)).unwrap();
+/// # let listener = executor::block_on(registration.listen("127.0.0.1:0".parse().unwrap())).unwrap().unwrap();
+/// # let peer = net.connect(listener.local_addr().unwrap()).unwrap();
+/// # let conn = executor::block_on(listener.accept()).unwrap().unwrap();
+/// net.script(OpKind::Disconnect, Completion::Hold);
+/// {
+///     let mut graceful = pin!(conn.disconnect());
+///     assert!(graceful.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+/// } // dropped while pending
+/// assert!(peer.was_reset());
+/// # drop(conn);
+/// # drop(listener);
+/// # executor::block_on(registration.deregister()).unwrap();
+/// ```
+pub struct Connection {
+    handle: Handle,
+    local: Option<SocketAddr>,
+    peer: Option<SocketAddr>,
+}
+
+impl Connection {
+    pub(crate) fn new(handle: Handle, local: Option<SocketAddr>, peer: Option<SocketAddr>) -> Self {
+        Self { handle, local, peer }
+    }
+
+    pub(crate) fn ctx(&self) -> &SocketCtx {
+        self.handle.ctx()
+    }
+
+    /// The local address, when the provider reported it (accepted connections).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// Receives into `buf` (its whole capacity; `WskReceive`), returning the number of bytes received
+    /// and the buffer with `len()` set to it. `Ok(0)` means the peer disconnected gracefully (FIN).
+    pub fn receive(&self, buf: Buffer) -> Receive<'_> {
+        Receive {
+            conn: self,
+            buf: Some(buf),
+            slot: SlotUse::new(),
+        }
+    }
+
+    /// Sends the bytes of `buf` (a [`Buffer`] or a [`Slice`] of one; `WskSend`), returning the number
+    /// of bytes sent and the buffer.
+    pub fn send(&self, buf: impl Into<Slice>) -> Send<'_> {
+        Send {
+            conn: self,
+            buf: Some(buf.into()),
+            slot: SlotUse::new(),
+        }
+    }
+
+    /// Sends all bytes of `buf`, with as many `WskSend`s as it takes; returns the total and the buffer.
+    /// On error the total sent before it is lost with the stream's state; the error is returned.
+    pub async fn send_all(&self, buf: impl Into<Slice>) -> (Result<usize>, Buffer) {
+        let slice = buf.into();
+        let (mut begin, end) = (slice.begin(), slice.end());
+        let mut buf = slice.into_inner();
+        let mut total = 0;
+        while begin < end {
+            let (result, returned) = self.send(buf.slice(begin..end)).await;
+            buf = returned;
+            match result {
+                Ok(0) => return (Err(WskError::from_status(STATUS_CONNECTION_DISCONNECTED)), buf),
+                Ok(n) => {
+                    begin += n;
+                    total += n;
+                }
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(total), buf)
+    }
+
+    /// Graceful disconnect (`WskDisconnect`, no flags): the peer receives all data sent so far, then
+    /// EOF. Completes when the provider has sent the FIN. Dropping the future while it is pending
+    /// aborts the connection (see the type's documentation).
+    pub fn disconnect(&self) -> Disconnect<'_> {
+        Disconnect::new(self, None)
+    }
+
+    /// Sends `buf` as the final data, then disconnects gracefully (`WskDisconnect` with a buffer).
+    /// Returns the buffer. Dropping it while pending aborts, like [`disconnect`](Self::disconnect).
+    pub fn disconnect_with(&self, buf: impl Into<Slice>) -> DisconnectWith<'_> {
+        DisconnectWith::new(self, buf.into())
+    }
+
+    /// Abortive disconnect (`WskDisconnect` with `WSK_FLAG_ABORTIVE`): the peer sees a reset; pending
+    /// receives and sends complete with an error.
+    pub fn abort(&self) -> Abort<'_> {
+        Abort::new(self)
+    }
+
+    /// A graceful disconnect that falls back to an abortive one if the graceful IRP has not completed
+    /// within `timeout` (the WskDisconnect documentation warns it may never complete, e.g. when the
+    /// peer does not read). Uses the executor's timers. Returns `Ok(())` on a graceful disconnect, or
+    /// the abort's result after the fallback.
+    #[cfg(not(loom))] // the executor's timers are not built for the loom model
+    pub async fn disconnect_or_abort(&self, timeout: core::time::Duration) -> Result<()> {
+        if self.is_stream_unknown() {
+            // A graceful end is impossible after a dropped receive or send: abort right away.
+            return self.abort().await;
+        }
+        let mut graceful = core::pin::pin!(self.disconnect());
+        match executor::timeout(timeout, graceful.as_mut()).await {
+            Ok(result) => result,
+            Err(executor::Elapsed) => {
+                let aborted = self.abort().await;
+                // The abort forces the graceful IRP to complete; reap it (dropping it after a second
+                // timeout would just issue another abort).
+                let _ = executor::timeout(timeout, graceful).await;
+                aborted
+            }
+        }
+    }
+
+    /// Closes the socket (`WskCloseSocket`) and waits for the close to complete. Consumes the
+    /// connection, so no other call on it can be in progress. Abortive unless the connection was
+    /// already disconnected both ways (disconnect first for a graceful close).
+    pub fn close(self) -> Close {
+        Close::new(self.handle)
+    }
+
+    /// Whether a dropped receive or send left the stream in an unknown state.
+    pub fn is_stream_unknown(&self) -> bool {
+        self.ctx().stream_unknown()
+    }
+}
+
+impl core::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Connection")
+            .field("local", &self.local)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`Connection::receive`].
+pub struct Receive<'a> {
+    conn: &'a Connection,
+    buf: Option<Buffer>,
+    slot: SlotUse,
+}
+
+impl Future for Receive<'_> {
+    type Output = (Result<usize>, Buffer);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let ctx = this.conn.ctx();
+        let op = ctx.slot(RECEIVE);
+        if this.slot.phase() != Phase::Submitted {
+            if this.slot.phase() == Phase::Idle && ctx.stream_unknown() {
+                return give_back!(this.buf.take(), Err(WskError::INVALID_STATE));
+            }
+            if let Err(e) = ready!(this.slot.poll_acquire(op, cx)) {
+                return give_back!(this.buf.take(), Err(e));
+            }
+            let Some(buf) = this.buf.as_mut() else {
+                return give_back!(this.buf.take(), Err(WskError::INVALID_STATE));
+            };
+            let socket = ctx.socket();
+            let receive = ctx.connection_dispatch().WskReceive;
+            // SAFETY: the slot is ours (acquired); the MDL covers the buffer's whole capacity and the
+            // buffer stays alive (in this future, or moved into the slot if the future is dropped)
+            // until the IRP completes; the WSK_BUF lives in the slot.
+            unsafe {
+                let io = op.io();
+                io.wsk_buf = WSK_BUF {
+                    Mdl: buf.mdl(),
+                    Offset: 0,
+                    Length: buf.capacity(),
+                };
+                let wsk_buf = ptr::addr_of_mut!(io.wsk_buf);
+                this.slot.start(op, |irp| receive.map(|f| f(socket, wsk_buf, 0, irp)));
+            }
+        }
+        let iosb = ready!(this.slot.poll_complete(op, cx));
+        this.slot.release(op);
+        let Some(mut buf) = this.buf.take() else {
+            return Poll::Pending;
+        };
+        let result = WskError::check(iosb.Status).map(|()| iosb.Information.min(buf.capacity()));
+        buf.set_len(*result.as_ref().unwrap_or(&0));
+        Poll::Ready((result, buf))
+    }
+}
+
+impl Drop for Receive<'_> {
+    fn drop(&mut self) {
+        let ctx = self.conn.ctx();
+        abandon_stream_op(ctx, RECEIVE, &mut self.slot, self.buf.take());
+    }
+}
+
+/// The future of [`Connection::send`].
+pub struct Send<'a> {
+    conn: &'a Connection,
+    buf: Option<Slice>,
+    slot: SlotUse,
+}
+
+impl Future for Send<'_> {
+    type Output = (Result<usize>, Buffer);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let ctx = this.conn.ctx();
+        let op = ctx.slot(SEND);
+        if this.slot.phase() != Phase::Submitted {
+            if this.slot.phase() == Phase::Idle && ctx.stream_unknown() {
+                return give_back!(this.buf.take().map(Slice::into_inner), Err(WskError::INVALID_STATE));
+            }
+            if let Err(e) = ready!(this.slot.poll_acquire(op, cx)) {
+                return give_back!(this.buf.take().map(Slice::into_inner), Err(e));
+            }
+            let Some(slice) = this.buf.as_ref() else {
+                return give_back!(this.buf.take().map(Slice::into_inner), Err(WskError::INVALID_STATE));
+            };
+            let socket = ctx.socket();
+            let send = ctx.connection_dispatch().WskSend;
+            // SAFETY: as for Receive: slot ours, MDL and buffer alive until completion.
+            unsafe {
+                let io = op.io();
+                io.wsk_buf = WSK_BUF {
+                    Mdl: slice.buffer().mdl(),
+                    Offset: slice.begin() as ULONG,
+                    Length: slice.end() - slice.begin(),
+                };
+                let wsk_buf = ptr::addr_of_mut!(io.wsk_buf);
+                this.slot.start(op, |irp| send.map(|f| f(socket, wsk_buf, 0, irp)));
+            }
+        }
+        let iosb = ready!(this.slot.poll_complete(op, cx));
+        this.slot.release(op);
+        give_back!(
+            this.buf.take().map(Slice::into_inner),
+            WskError::check(iosb.Status).map(|()| iosb.Information)
+        )
+    }
+}
+
+impl Drop for Send<'_> {
+    fn drop(&mut self) {
+        let ctx = self.conn.ctx();
+        abandon_stream_op(ctx, SEND, &mut self.slot, self.buf.take().map(Slice::into_inner));
+    }
+}
+
+/// Drop of a receive or send: cancel a pending IRP, leave the buffer with the slot until it
+/// completes, and mark the stream unknown (bytes may have been consumed or sent).
+fn abandon_stream_op(ctx: &SocketCtx, index: usize, slot: &mut SlotUse, buf: Option<Buffer>) {
+    let op = ctx.slot(index);
+    if slot.phase() == Phase::Submitted {
+        ctx.mark_stream_unknown();
+        if !slot.completed(op) {
+            // SAFETY: the IRP is alive (the connection holds the context); cancelling an IRP that
+            // completes concurrently is harmless (no cancel routine is left, IoCancelIrp returns FALSE).
+            unsafe { IoCancelIrp(op.irp()) };
+        }
+        if slot.completed(op) {
+            // Completed (maybe by the cancel) but never read: the slot is still ours and the kernel
+            // is done with the buffer, which goes back to its pool now.
+            op.state.consume();
+            drop(buf);
+        } else {
+            // SAFETY: FUTURE is still held, and the completion routine never touches `io` while a
+            // future holds the slot. The kernel may still write through the MDL, so the buffer must
+            // not go back to its pool before the completion: the slot keeps it until then.
+            unsafe { op.io().buffer = buf };
+        }
+    }
+    slot.release(op);
+}

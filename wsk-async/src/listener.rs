@@ -1,0 +1,352 @@
+//! [`Listener`]: a listening TCP socket, and the futures that create it and accept connections.
+
+use crate::addr;
+use crate::close::Close;
+use crate::connection::Connection;
+use crate::creating::Creating;
+use crate::ctx::{ACCEPT, Handle, SocketCtx};
+use crate::error::{Result, WskError};
+use crate::op::socket_from_information;
+use crate::registration::Registration;
+use crate::slot::{Phase, SlotUse};
+use core::future::Future;
+use core::net::SocketAddr;
+use core::pin::Pin;
+use core::ptr;
+use core::task::{Context, Poll, ready};
+use nt::*;
+
+/// A listening socket bound to a local address. Created by [`Registration::listen`].
+///
+/// An IPv6 address gives a dual-stack listener (`IPV6_V6ONLY` = 0: IPv4 clients are accepted too,
+/// as `::ffff:a.b.c.d`); an IPv4 address an IPv4-only one.
+///
+/// Accept with [`accept`](Self::accept) or as a [`Stream`](futures_core::Stream) with
+/// [`incoming`](Self::incoming). One accept at a time per listener (a second concurrent one fails
+/// with [`WskError::is_invalid_state`]).
+///
+/// Dropping an accept future while it is pending cancels its IRP (`IoCancelIrp`). If the accept
+/// completes anyway with a connection, that connection is closed (abortively) at PASSIVE_LEVEL by
+/// the next `accept()` on this listener, by closing or dropping the listener, or — if the listener is
+/// already gone — by the registration's deferred closer (see [`Registration`]); a completion
+/// routine never calls WSK itself. Dropping the listener closes its socket (`WskCloseSocket` with a
+/// preallocated IRP), which cancels a pending accept.
+///
+/// ```
+/// # let _session = nt::emu::session();
+/// # use wsk_async::Registration;
+/// use futures_core::Stream;
+/// use std::{future::poll_fn, pin::pin};
+/// # let net = nt::emu::wsk::MemoryNetwork::install();
+/// # executor::block_on(async {
+/// # let registration = Registration::register().await?;
+/// let listener = registration.listen("[::]:0".parse().unwrap()).await?; // dual stack
+/// let port = listener.local_addr().unwrap().port();
+/// # let _peer = net.connect(([127, 0, 0, 1], port).into()).unwrap();
+/// {
+///     let mut incoming = pin!(listener.incoming());
+///     let conn = poll_fn(|cx| incoming.as_mut().poll_next(cx)).await.unwrap()?;
+///     assert!(conn.peer_addr().is_some());
+///     drop(conn); // not closed: closed abortively in the background
+/// }
+/// listener.close().await?;
+/// # registration.deregister().await;
+/// # Ok::<(), wsk_async::WskError>(())
+/// # }).unwrap().unwrap();
+/// ```
+pub struct Listener {
+    handle: Handle,
+    local: Option<SocketAddr>,
+}
+
+impl Listener {
+    /// The address the listener is bound to, as the provider reports it (with the actual port when
+    /// bound to port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local
+    }
+
+    /// Accepts one connection (`WskAccept`).
+    pub fn accept(&self) -> Accept<'_> {
+        Accept {
+            listener: self,
+            slot: SlotUse::new(),
+            connection: None,
+        }
+    }
+
+    /// The accepted connections as a [`Stream`](futures_core::Stream) (never ends by itself; an error
+    /// item does not end it either — stop on [`WskError::is_forced_close`]).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming {
+            listener: self,
+            accept: None,
+        }
+    }
+
+    /// Closes the listening socket (`WskCloseSocket`), cancelling a pending accept, and waits for
+    /// the close to complete.
+    pub fn close(self) -> Close {
+        Close::new(self.handle)
+    }
+
+    fn ctx(&self) -> &SocketCtx {
+        self.handle.ctx()
+    }
+}
+
+impl core::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Listener")
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`Listener::accept`].
+pub struct Accept<'a> {
+    listener: &'a Listener,
+    slot: SlotUse,
+    /// The accepted connection's context, allocated before the WskAccept so that nothing can fail
+    /// after the kernel produced a socket. Its socket is set only once the accept completed, so
+    /// dropping it before just frees it.
+    connection: Option<Handle>,
+}
+
+impl Future for Accept<'_> {
+    type Output = Result<Connection>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Connection>> {
+        let this = self.get_mut();
+        let listener = this.listener.ctx();
+        let op = listener.slot(ACCEPT);
+        if this.slot.phase() != Phase::Submitted {
+            listener.registration().drain_orphans();
+            // A stale accept (dropped future) is waited out and its unread connection closed here.
+            ready!(this.slot.poll_acquire(op, cx))?;
+            if this.connection.is_none() {
+                match SocketCtx::allocate(listener.registration()) {
+                    Ok(ctx) => this.connection = Some(Handle::new(ctx)),
+                    Err(e) => {
+                        this.slot.release(op);
+                        return Poll::Ready(Err(e));
+                    }
+                }
+            }
+            let socket = listener.socket();
+            let accept = listener.listen_dispatch().WskAccept;
+            // SAFETY: slot ours; the address buffers live in the slot until the completion.
+            unsafe {
+                let io = op.io();
+                io.produces_socket = true;
+                let local = ptr::addr_of_mut!(io.local).cast::<SOCKADDR>();
+                let remote = ptr::addr_of_mut!(io.remote).cast::<SOCKADDR>();
+                this.slot.start(op, |irp| {
+                    accept.map(|f| f(socket, 0, ptr::null_mut(), ptr::null(), local, remote, irp))
+                });
+            }
+        }
+        let iosb = ready!(this.slot.poll_complete(op, cx));
+        // SAFETY: the slot is still ours after the completion.
+        let (local, remote) = unsafe {
+            let io = op.io();
+            io.produces_socket = false;
+            (addr::from_storage(&io.local), addr::from_storage(&io.remote))
+        };
+        this.slot.release(op);
+        WskError::check(iosb.Status)?;
+        let socket = socket_from_information(iosb.Information);
+        let Some(handle) = this.connection.take() else {
+            return Poll::Ready(Err(WskError::INVALID_STATE));
+        };
+        // SAFETY: the context was never shared; this is its socket from now on.
+        unsafe { handle.ctx().set_socket(socket) };
+        Poll::Ready(Ok(Connection::new(handle, local, remote)))
+    }
+}
+
+impl Drop for Accept<'_> {
+    fn drop(&mut self) {
+        let op = self.listener.ctx().slot(ACCEPT);
+        if self.slot.phase() == Phase::Submitted {
+            if self.slot.completed(op) {
+                // Completed but not read: close the connection it produced, with the slot's IRP.
+                // SAFETY: the slot is still ours; PASSIVE_LEVEL.
+                unsafe { op.dispose_unread() };
+            } else {
+                // SAFETY: the IRP is alive (the listener holds the context).
+                unsafe { IoCancelIrp(op.irp()) };
+            }
+        }
+        self.slot.release(op);
+        // `connection` (never given a socket) is freed by its own drop.
+    }
+}
+
+/// The [`Stream`](futures_core::Stream) of [`Listener::incoming`].
+pub struct Incoming<'a> {
+    listener: &'a Listener,
+    accept: Option<Accept<'a>>,
+}
+
+impl futures_core::Stream for Incoming<'_> {
+    type Item = Result<Connection>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let listener = this.listener;
+        let accept = this.accept.get_or_insert_with(|| listener.accept());
+        // `Accept` is Unpin (no self-references).
+        let result = ready!(Pin::new(accept).poll(cx));
+        this.accept = None;
+        Poll::Ready(Some(result))
+    }
+}
+
+/// The future of [`Registration::listen`].
+pub struct Listen<'a> {
+    registration: &'a Registration,
+    addr: SocketAddr,
+    creating: Creating,
+    step: ListenStep,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ListenStep {
+    Socket,
+    DualStack,
+    Bind,
+    LocalAddress,
+}
+
+impl Registration {
+    /// Creates a listening socket bound to `addr` (`WskSocket` with `WSK_FLAG_LISTEN_SOCKET`, then
+    /// for IPv6 `IPV6_V6ONLY` = 0 for dual stack, then `WskBind`, which starts listening, then
+    /// `WskGetLocalAddress`). Port 0 picks a free port; read it back with
+    /// [`Listener::local_addr`]. Dropping the future at any point closes whatever was created.
+    pub fn listen(&self, addr: SocketAddr) -> Listen<'_> {
+        Listen {
+            registration: self,
+            addr,
+            creating: Creating::new(ACCEPT),
+            step: ListenStep::Socket,
+        }
+    }
+}
+
+impl Future for Listen<'_> {
+    type Output = Result<Listener>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Listener>> {
+        let this = self.get_mut();
+        let registration = this.registration.inner();
+        registration.drain_orphans();
+        let ctx = this.creating.ensure(registration)?;
+        // SAFETY: `creating` holds the handle reference for as long as the future lives; the reference
+        // is re-derived each poll, so extending it past the `&mut` borrow of `creating` is sound.
+        let ctx: &SocketCtx = unsafe { &*ptr::from_ref(ctx) };
+        let op = ctx.slot(ACCEPT);
+        loop {
+            let slot = &mut this.creating.slot;
+            if slot.phase() != Phase::Submitted {
+                ready!(slot.poll_acquire(op, cx))?;
+                // SAFETY: slot ours; every pointer passed lives in the slot or the registration until
+                // the completion.
+                unsafe {
+                    let io = op.io();
+                    match this.step {
+                        ListenStep::Socket => {
+                            let socket = registration.dispatch().WskSocket;
+                            let client = registration.provider().Client;
+                            let family = addr::family(&this.addr);
+                            io.produces_socket = true;
+                            let context = ptr::from_ref(ctx).cast_mut().cast();
+                            slot.start(op, |irp| {
+                                socket.map(|f| {
+                                    f(
+                                        client,
+                                        family,
+                                        SOCK_STREAM,
+                                        IPPROTO_TCP,
+                                        WSK_FLAG_LISTEN_SOCKET,
+                                        context,
+                                        ptr::null(),
+                                        ptr::null_mut(),
+                                        ptr::null_mut(),
+                                        ptr::null_mut(),
+                                        irp,
+                                    )
+                                })
+                            });
+                        }
+                        ListenStep::DualStack => {
+                            let control = ctx.listen_dispatch().Basic.WskControlSocket;
+                            let socket = ctx.socket();
+                            io.option = 0;
+                            let option = ptr::addr_of_mut!(io.option).cast();
+                            slot.start(op, |irp| {
+                                control.map(|f| {
+                                    f(
+                                        socket,
+                                        WskSetOption,
+                                        IPV6_V6ONLY,
+                                        IPPROTO_IPV6,
+                                        size_of::<ULONG>(),
+                                        option,
+                                        0,
+                                        ptr::null_mut(),
+                                        ptr::null_mut(),
+                                        irp,
+                                    )
+                                })
+                            });
+                        }
+                        ListenStep::Bind => {
+                            let bind = ctx.listen_dispatch().WskBind;
+                            let socket = ctx.socket();
+                            io.local = addr::to_storage(&this.addr);
+                            let local = ptr::addr_of_mut!(io.local).cast::<SOCKADDR>();
+                            slot.start(op, |irp| bind.map(|f| f(socket, local, 0, irp)));
+                        }
+                        ListenStep::LocalAddress => {
+                            let get = ctx.listen_dispatch().WskGetLocalAddress;
+                            let socket = ctx.socket();
+                            io.local = SOCKADDR_STORAGE::default();
+                            let local = ptr::addr_of_mut!(io.local).cast::<SOCKADDR>();
+                            slot.start(op, |irp| get.map(|f| f(socket, local, irp)));
+                        }
+                    }
+                }
+            }
+            let iosb = ready!(slot.poll_complete(op, cx));
+            // SAFETY: the slot is still ours after the completion.
+            let io = unsafe { op.io() };
+            if this.step == ListenStep::Socket {
+                io.produces_socket = false;
+                if NT_SUCCESS(iosb.Status) {
+                    // SAFETY: the context is not shared yet.
+                    unsafe { ctx.set_socket(socket_from_information(iosb.Information)) };
+                }
+            }
+            if let Err(e) = WskError::check(iosb.Status) {
+                slot.release(op);
+                // Dropping `creating` (with the future) closes a created socket.
+                return Poll::Ready(Err(e));
+            }
+            this.step = match this.step {
+                ListenStep::Socket if matches!(this.addr, SocketAddr::V6(_)) => ListenStep::DualStack,
+                ListenStep::Socket | ListenStep::DualStack => ListenStep::Bind,
+                ListenStep::Bind => ListenStep::LocalAddress,
+                ListenStep::LocalAddress => {
+                    let local = addr::from_storage(&io.local);
+                    slot.release(op);
+                    let creating = core::mem::replace(&mut this.creating, Creating::new(ACCEPT));
+                    return match creating.into_handle() {
+                        Some(handle) => Poll::Ready(Ok(Listener { handle, local })),
+                        None => Poll::Ready(Err(WskError::INVALID_STATE)),
+                    };
+                }
+            };
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Loom model of an operation slot: the state word ([`OpState`]), the waker cell ([`AtomicWaker`])
+//! and the context reference count, driven exactly as `op_completion` (the kernel side) and
+//! `SlotUse` / the drop paths (the future side) drive them. Loom explores every interleaving and
+//! checks that the result cell is never accessed concurrently.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" cargo test -p wsk-async --release --lib loom`.
+//!
+//! Checked in every interleaving: a result is read or disposed of exactly once; a future waiting for
+//! a completion is always woken (no lost wake-up); the context is freed exactly once, after the last
+//! access; a socket produced after its handle went away is disposed of exactly once.
+
+use crate::atomic_waker::AtomicWaker;
+use crate::op_state::{Claim, Completed, KERNEL, OpState};
+use crate::sync::{AtomicUsize, Cell, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use std::sync::Arc as StdArc;
+use std::task::{Wake, Waker};
+
+/// Counts wakes.
+struct Flag(std::sync::atomic::AtomicUsize);
+
+impl Wake for Flag {
+    fn wake(self: StdArc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn waker() -> (Waker, StdArc<Flag>) {
+    let flag = StdArc::new(Flag(std::sync::atomic::AtomicUsize::new(0)));
+    (Waker::from(flag.clone()), flag)
+}
+
+fn woken(flag: &Flag) -> usize {
+    flag.0.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// One slot inside its context.
+struct Slot {
+    state: OpState,
+    waker: AtomicWaker,
+    /// Stands for the IO_STATUS_BLOCK (and the produced socket).
+    result: Cell<u32>,
+    /// The context's reference count (handle + kernel).
+    refs: AtomicUsize,
+    freed: AtomicUsize,
+    /// Results read or disposed of.
+    taken: AtomicUsize,
+}
+
+impl Slot {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: OpState::new(),
+            waker: AtomicWaker::new(),
+            result: Cell::new(0),
+            refs: AtomicUsize::new(1),
+            freed: AtomicUsize::new(0),
+            taken: AtomicUsize::new(0),
+        })
+    }
+
+    /// `SocketCtx::release`.
+    fn release_ref(&self) {
+        if self.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.freed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// `Op::start` (with `SocketCtx::acquire`).
+    fn submit(&self) {
+        self.refs.fetch_add(1, Ordering::Relaxed);
+        self.state.submit();
+    }
+
+    /// `op_completion`: store, one RMW, wake or dispose, release the kernel's reference last.
+    fn complete(&self, value: u32) {
+        assert_eq!(self.freed.load(Ordering::SeqCst), 0, "completion on a freed context");
+        // SAFETY (model): KERNEL is set: the kernel side owns the cell.
+        self.result.with_mut(|p| unsafe { *p = value });
+        match self.state.complete() {
+            Completed::Wake => self.waker.wake(),
+            Completed::Orphan => self.dispose(),
+            Completed::Idle => {}
+        }
+        self.release_ref();
+    }
+
+    /// Reads (disposes of) the unread result; the caller owns the slot exclusively.
+    fn dispose(&self) {
+        // SAFETY (model): exclusive owner.
+        let v = self.result.with(|p| unsafe { *p });
+        assert_eq!(v, 7);
+        self.state.consume();
+        self.taken.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A future waits for its completion while the kernel completes it: the result is read once and the
+/// wake is never lost.
+#[test]
+fn loom_complete_vs_poll() {
+    loom::model(|| {
+        let slot = Slot::new();
+        assert_eq!(slot.state.claim(), Claim::Owned { stale: false });
+        slot.submit();
+        let kernel = {
+            let slot = slot.clone();
+            thread::spawn(move || slot.complete(7))
+        };
+        let (w, flag) = waker();
+        loop {
+            // SlotUse::poll_complete: register, then look.
+            slot.waker.register(&w);
+            if slot.state.is_complete() {
+                slot.dispose();
+                break;
+            }
+            // Pending: the next poll happens only after a wake.
+            while woken(&flag) == 0 {
+                thread::yield_now();
+            }
+            flag.0.store(0, std::sync::atomic::Ordering::SeqCst);
+        }
+        slot.state.release();
+        kernel.join().unwrap();
+        slot.release_ref();
+        assert_eq!(slot.taken.load(Ordering::SeqCst), 1);
+        assert_eq!(slot.freed.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// The future is dropped while its IRP is pending (racing the completion): the result is disposed of
+/// exactly once, by the next claimer if nobody read it, and the context is freed once.
+#[test]
+fn loom_drop_races_completion() {
+    loom::model(|| {
+        let slot = Slot::new();
+        assert_eq!(slot.state.claim(), Claim::Owned { stale: false });
+        slot.submit();
+        let (w, _flag) = waker();
+        slot.waker.register(&w);
+        let kernel = {
+            let slot = slot.clone();
+            thread::spawn(move || slot.complete(7))
+        };
+        // Drop: (cancel), take the waker, release FUTURE.
+        drop(slot.waker.take());
+        let previous = slot.state.release();
+        let _ = previous & KERNEL;
+        kernel.join().unwrap();
+        // The next claimer disposes of an unread result.
+        match slot.state.claim() {
+            Claim::Owned { stale: true } => slot.dispose(),
+            other => panic!("unexpected claim {other:?}"),
+        }
+        slot.state.release();
+        slot.release_ref();
+        assert_eq!(slot.taken.load(Ordering::SeqCst), 1);
+        assert_eq!(slot.freed.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A new future claims the slot while the kernel still owns the IRP of a dropped operation: it
+/// attaches, is woken (or sees the completion), disposes of the stale result once, then owns the slot.
+#[test]
+fn loom_attach_to_dropped_operation() {
+    loom::model(|| {
+        let slot = Slot::new();
+        assert_eq!(slot.state.claim(), Claim::Owned { stale: false });
+        slot.submit();
+        slot.state.release(); // the first future was dropped while pending
+        let kernel = {
+            let slot = slot.clone();
+            thread::spawn(move || slot.complete(7))
+        };
+        let (w, flag) = waker();
+        match slot.state.claim() {
+            Claim::Attached => loop {
+                slot.waker.register(&w);
+                if !slot.state.kernel_owned() {
+                    slot.dispose();
+                    break;
+                }
+                while woken(&flag) == 0 {
+                    thread::yield_now();
+                }
+                flag.0.store(0, std::sync::atomic::Ordering::SeqCst);
+            },
+            Claim::Owned { stale: true } => slot.dispose(),
+            other => panic!("unexpected claim {other:?}"),
+        }
+        // The slot is ours now: KERNEL clear, result consumed.
+        assert!(!slot.state.kernel_owned());
+        slot.state.release();
+        kernel.join().unwrap();
+        slot.release_ref();
+        assert_eq!(slot.taken.load(Ordering::SeqCst), 1);
+        assert_eq!(slot.freed.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// The handle goes away (orphan) while a dropped accept's IRP completes: exactly one of the two
+/// disposes of the produced socket, and the context is freed once.
+#[test]
+fn loom_orphan_races_completion() {
+    loom::model(|| {
+        let slot = Slot::new();
+        assert_eq!(slot.state.claim(), Claim::Owned { stale: false });
+        slot.submit();
+        slot.state.release(); // the accept future was dropped while pending
+        let kernel = {
+            let slot = slot.clone();
+            thread::spawn(move || slot.complete(7))
+        };
+        // Handle::abandon -> orphan_slots.
+        let previous = slot.state.orphan();
+        if previous & (crate::op_state::FUTURE | KERNEL | crate::op_state::ORPHANED) == 0 {
+            slot.dispose();
+        }
+        slot.release_ref();
+        kernel.join().unwrap();
+        assert_eq!(slot.taken.load(Ordering::SeqCst), 1);
+        assert_eq!(slot.freed.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// The waker cell alone: a register racing a wake never loses the wake.
+#[test]
+fn loom_atomic_waker_register_vs_wake() {
+    loom::model(|| {
+        let cell = Arc::new(AtomicWaker::new());
+        let ready = Arc::new(AtomicUsize::new(0));
+        let (w, flag) = waker();
+        let waker_thread = {
+            let (cell, ready) = (cell.clone(), ready.clone());
+            thread::spawn(move || {
+                ready.store(1, Ordering::SeqCst);
+                cell.wake();
+            })
+        };
+        cell.register(&w);
+        if ready.load(Ordering::SeqCst) == 0 {
+            // Not ready when we looked: the wake must reach the registered waker.
+            waker_thread.join().unwrap();
+            assert!(woken(&flag) >= 1, "lost wake-up");
+        } else {
+            waker_thread.join().unwrap();
+        }
+    });
+}
+
+/// The registration's two counters (`RegInner::socket_freed` against `Deregister::poll`): the last
+/// socket wakes the deregistering task while still holding a memory reference, so the state is never
+/// freed under the wake, is freed exactly once, and the deregistering task is never left asleep.
+#[test]
+fn loom_last_socket_wakes_deregister_before_releasing_memory() {
+    struct Reg {
+        sockets: AtomicUsize,
+        refs: AtomicUsize,
+        waker: AtomicWaker,
+        freed: AtomicUsize,
+    }
+    impl Reg {
+        fn release(&self) {
+            if self.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.freed.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+    loom::model(|| {
+        // One socket alive: refs = handle + socket.
+        let reg = Arc::new(Reg {
+            sockets: AtomicUsize::new(1),
+            refs: AtomicUsize::new(2),
+            waker: AtomicWaker::new(),
+            freed: AtomicUsize::new(0),
+        });
+        let completion = {
+            let reg = reg.clone();
+            thread::spawn(move || {
+                // RegInner::socket_freed.
+                if reg.sockets.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    assert_eq!(reg.freed.load(Ordering::SeqCst), 0, "woke through freed memory");
+                    reg.waker.wake();
+                }
+                reg.release();
+            })
+        };
+        let (w, flag) = waker();
+        loop {
+            // Deregister::poll.
+            reg.waker.register(&w);
+            if reg.sockets.load(Ordering::Acquire) == 0 {
+                reg.release();
+                break;
+            }
+            while woken(&flag) == 0 {
+                thread::yield_now();
+            }
+            flag.0.store(0, std::sync::atomic::Ordering::SeqCst);
+        }
+        completion.join().unwrap();
+        assert_eq!(reg.freed.load(Ordering::SeqCst), 1);
+    });
+}

@@ -1,0 +1,233 @@
+//! One operation slot: an IRP allocated once and recycled with `IoReuseIrp`, the IO_STATUS_BLOCK the
+//! completion routine copies, the waker cell, the state word ([`OpState`]) and what the kernel
+//! borrows during the call (the owned buffer, its `WSK_BUF`, socket addresses, an option value).
+//!
+//! Slots live inside a [`SocketCtx`] in nonpaged pool, never inside a future, so a future can be
+//! dropped at any `.await` without freeing memory the kernel may still write. The memory is kept
+//! alive by the context's reference count, of which every submitted IRP holds one: the completion
+//! routine releases it as its very last action.
+
+use crate::atomic_waker::AtomicWaker;
+use crate::buffer::Buffer;
+use crate::ctx::SocketCtx;
+use crate::op_state::{COMPLETE, Completed, OpState};
+use crate::sync::Cell;
+use core::ptr;
+use nt::*;
+
+/// What the kernel borrows from the slot while the IRP is in flight, and what the owner of the slot
+/// prepares before submitting. Accessed only by the slot's exclusive owner: the future holding
+/// `FUTURE` with `KERNEL` clear, or the code that found the slot orphaned and unowned.
+pub(crate) struct OpIo {
+    /// The buffer lent to the kernel (send, receive, disconnect with a final buffer).
+    pub(crate) buffer: Option<Buffer>,
+    pub(crate) wsk_buf: WSK_BUF,
+    pub(crate) local: SOCKADDR_STORAGE,
+    pub(crate) remote: SOCKADDR_STORAGE,
+    /// Input of `WskControlSocket(WskSetOption)`.
+    pub(crate) option: ULONG,
+    /// The operation returns a new socket in `IoStatus.Information` (accept, socket creation): an
+    /// unread one must be closed by whoever disposes of the result.
+    pub(crate) produces_socket: bool,
+}
+
+impl OpIo {
+    fn new() -> Self {
+        Self {
+            buffer: None,
+            wsk_buf: WSK_BUF {
+                Mdl: ptr::null_mut(),
+                Offset: 0,
+                Length: 0,
+            },
+            local: SOCKADDR_STORAGE::default(),
+            remote: SOCKADDR_STORAGE::default(),
+            option: 0,
+            produces_socket: false,
+        }
+    }
+}
+
+/// An operation slot. See the module documentation.
+pub(crate) struct Op {
+    pub(crate) state: OpState,
+    pub(crate) waker: AtomicWaker,
+    /// Allocated with the context, freed with it; recycled with `IoReuseIrp` for every operation.
+    irp: PIRP,
+    /// The context this slot belongs to (its memory owner).
+    ctx: *const SocketCtx,
+    /// Written by the completion routine before transition 3, read by the owner after it.
+    iosb: Cell<IO_STATUS_BLOCK>,
+    io: Cell<OpIo>,
+    /// Link in the registration's orphan list (touched only by the pusher, then the drainer).
+    pub(crate) orphan_next: Cell<*const Op>,
+}
+
+impl Op {
+    /// A slot using `irp` (freshly allocated, owned by the caller) for `ctx`.
+    pub(crate) fn new(irp: PIRP, ctx: *const SocketCtx) -> Self {
+        Self {
+            state: OpState::new(),
+            waker: AtomicWaker::new(),
+            irp,
+            ctx,
+            iosb: Cell::new(IO_STATUS_BLOCK::new(STATUS_SUCCESS, 0)),
+            io: Cell::new(OpIo::new()),
+            orphan_next: Cell::new(ptr::null()),
+        }
+    }
+
+    pub(crate) fn irp(&self) -> PIRP {
+        self.irp
+    }
+
+    /// The context pointer with the allocation's provenance (for releasing a reference).
+    pub(crate) fn ctx_ptr(&self) -> *const SocketCtx {
+        self.ctx
+    }
+
+    pub(crate) fn ctx(&self) -> &SocketCtx {
+        // SAFETY: a slot lives inside its context; whoever can reach the slot keeps the context alive
+        // (a handle reference, or the kernel's reference of an in-flight IRP).
+        unsafe { &*self.ctx }
+    }
+
+    /// The slot's borrowed-by-the-kernel data.
+    ///
+    /// # Safety
+    /// The caller owns the slot exclusively (see [`OpIo`]) and holds no other reference from this
+    /// function.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn io(&self) -> &mut OpIo {
+        // SAFETY: exclusive ownership is the caller's contract.
+        self.io.with_mut(|p| unsafe { &mut *p })
+    }
+
+    /// The IO_STATUS_BLOCK of the last completion.
+    ///
+    /// # Safety
+    /// The caller owns the slot and observed transition 3 ([`OpState::is_complete`]).
+    pub(crate) unsafe fn iosb(&self) -> IO_STATUS_BLOCK {
+        // SAFETY: after transition 3 the completion routine no longer writes the cell (Acquire/Release
+        // on the state word order its write before this read).
+        self.iosb.with(|p| unsafe { *p })
+    }
+
+    /// Transition 2: reinitialises the IRP, installs the completion routine, takes the kernel's
+    /// reference on the context and makes the WSK call `call`. The completion routine runs exactly
+    /// once for the call (WSK completes the IRP whatever it returns, even inline), so the call's
+    /// return value is ignored: the result is taken from the completion, once. If `call` cannot make
+    /// the call (it returns `None`: no such function in the provider's table), the IRP is completed
+    /// here with `STATUS_NOT_SUPPORTED` through the same path.
+    ///
+    /// # Safety
+    /// The caller owns the slot exclusively with `KERNEL` clear, IRQL <= DISPATCH_LEVEL, and `call`
+    /// passes the IRP to at most one WSK function.
+    pub(crate) unsafe fn start(&self, call: impl FnOnce(PIRP) -> Option<NTSTATUS>) {
+        let irp = self.irp;
+        // SAFETY: the IRP is owned by the slot's owner (KERNEL clear); the context (and so this slot)
+        // stays alive until the completion routine releases the reference taken here.
+        unsafe {
+            IoReuseIrp(irp, STATUS_UNSUCCESSFUL);
+            IoSetCompletionRoutine(
+                irp,
+                Some(op_completion),
+                ptr::from_ref(self).cast_mut().cast(),
+                true,
+                true,
+                true,
+            );
+        }
+        self.ctx().acquire();
+        self.state.submit();
+        if call(irp).is_none() {
+            // Nothing took the IRP: deliver the failure through the completion routine as WSK would.
+            // SAFETY: the slot's completion context is `self`, which is alive; the IRP is owned here.
+            unsafe {
+                (*irp).IoStatus = IO_STATUS_BLOCK::new(STATUS_NOT_SUPPORTED, 0);
+                op_completion(ptr::null_mut(), irp, ptr::from_ref(self).cast_mut().cast());
+            }
+        }
+    }
+
+    /// The socket an accept or a socket creation returned, if the slot holds such a result unread.
+    ///
+    /// # Safety
+    /// The caller owns the slot exclusively with `KERNEL` clear.
+    pub(crate) unsafe fn unread_socket(&self) -> Option<PWSK_SOCKET> {
+        if self.state.load() & COMPLETE == 0 {
+            return None;
+        }
+        // SAFETY: exclusive ownership after completion (caller's contract).
+        let (io, iosb) = unsafe { (self.io(), self.iosb()) };
+        if io.produces_socket && NT_SUCCESS(iosb.Status) && iosb.Information != 0 {
+            Some(socket_from_information(iosb.Information))
+        } else {
+            None
+        }
+    }
+
+    /// Disposes of an unread result: closes an unread socket with this slot's IRP (returns true: the
+    /// slot is then busy until that close completes) and returns a leftover buffer to its pool.
+    ///
+    /// # Safety
+    /// The caller owns the slot exclusively with `KERNEL` clear, at IRQL <= DISPATCH_LEVEL, and is
+    /// not a completion routine (this calls WSK).
+    pub(crate) unsafe fn dispose_unread(&self) -> bool {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe {
+            let socket = self.unread_socket();
+            let io = self.io();
+            io.produces_socket = false;
+            io.buffer = None;
+            self.state.consume();
+            match socket {
+                Some(socket) => {
+                    self.start(|irp| crate::ctx::call_close(socket, irp));
+                    true
+                }
+                None => false,
+            }
+        }
+    }
+}
+
+/// The completion routine of every operation slot (IRQL <= DISPATCH_LEVEL, any CPU). It copies the
+/// IO_STATUS_BLOCK, makes transition 3 with one RMW, wakes the future if one holds the slot, hands an
+/// unread socket of an orphaned slot to the registration's deferred closer (it must not call WSK
+/// itself), and releases the kernel's reference on the context last: after that it touches nothing.
+/// It never allocates or blocks, and always returns `STATUS_MORE_PROCESSING_REQUIRED` (the IRP
+/// belongs to this driver, not to the I/O manager).
+///
+/// # Safety
+/// Called by the I/O manager for an IRP submitted by [`Op::start`], with `context` that slot.
+pub(crate) unsafe extern "system" fn op_completion(_device: PDEVICE_OBJECT, irp: PIRP, context: PVOID) -> NTSTATUS {
+    // SAFETY: `context` is the slot whose IRP this is; its context is alive because the kernel's
+    // reference taken in `start` is released only at the end of this routine.
+    unsafe {
+        let op = &*context.cast::<Op>();
+        let ctx = op.ctx;
+        op.iosb.with_mut(|p| *p = (*irp).IoStatus);
+        match op.state.complete() {
+            Completed::Wake => op.waker.wake(),
+            Completed::Orphan => {
+                // ORPHANED and no future: this routine is the slot's only owner now.
+                if op.unread_socket().is_some() {
+                    // The kernel's reference moves to the orphan list; the drainer closes the socket
+                    // at PASSIVE_LEVEL and releases it.
+                    (*ctx).registration().push_orphan(op);
+                    return STATUS_MORE_PROCESSING_REQUIRED;
+                }
+            }
+            Completed::Idle => {}
+        }
+        SocketCtx::release(ctx);
+    }
+    STATUS_MORE_PROCESSING_REQUIRED
+}
+
+/// The `PWSK_SOCKET` a WSK call returns in `IoStatus.Information` (a `ULONG_PTR`): the provider
+/// exposed the pointer when it stored it as an integer, so its provenance is taken back from there.
+pub(crate) fn socket_from_information(information: ULONG_PTR) -> PWSK_SOCKET {
+    ptr::with_exposed_provenance_mut(information)
+}

@@ -1,0 +1,178 @@
+//! The state word of one operation slot: who may touch the slot's IRP and result, who is to be woken,
+//! and who disposes of a result nobody will read.
+//!
+//! # The operation state machine
+//!
+//! One `AtomicU32` per [`Op`](crate::op::Op), changed only by the read-modify-writes below.
+//!
+//! ```text
+//!                1 claim                      2 submit
+//!   ┌──────┐ ──────────────► ┌────────┐ ──────────────────► ┌─────────────────┐
+//!   │ idle │                 │ FUTURE │                     │ FUTURE | KERNEL │
+//!   └──────┘ ◄────────────── └────────┘ ◄──────┐            └───┬─────────┬───┘
+//!      ▲ ▲      5 release        ▲             │ 4 consume      │         │ 6 future dropped
+//!      │ │                       │  ┌──────────┴────────┐  3    │         ▼   (cancel requested)
+//!      │ │                       │  │ FUTURE | COMPLETE │ ◄─────┘     ┌────────┐
+//!      │ │                       │  └───────────────────┘ complete    │ KERNEL │
+//!      │ │                       │ 1' attach (a new future waits      └───┬────┘
+//!      │ │                       │    for the kernel to finish)           │ 3 complete
+//!      │ │                       └────────────────────────────────────────┤ (nobody to wake)
+//!      │ └── 1 claim (stale result disposed first) ◄── ┌──────────┐ ◄──────┘
+//!      │                                               │ COMPLETE │  result unread: "stale"
+//!      └────────────────────────────────────────────── └──────────┘
+//! ```
+//!
+//! `ORPHANED` is or-ed in when the socket handle that owns the slot is gone, so that no future can
+//! ever claim the slot again; whoever then finds an unread result that is a *socket* (accept, socket
+//! creation) must close that socket (see `Op::dispose_orphan`).
+//!
+//! Numbered transitions and the function that makes each:
+//!
+//! 1. A future takes an idle slot (a stale result left by an earlier, dropped future is disposed of
+//!    by the claimer before it reuses the slot) — [`OpState::claim`], PASSIVE_LEVEL.
+//!    1'. If the kernel still owns the slot's IRP (a dropped future's cancelled operation), the claim
+//!    *attaches*: the future sets `FUTURE` and is woken by 3 like the original owner would have been.
+//! 2. The owning future lends the IRP to the kernel: `KERNEL` is set *before* the WSK call, because the
+//!    completion routine may run inside that call — [`OpState::submit`].
+//! 3. The completion routine (any CPU, IRQL <= DISPATCH_LEVEL) clears `KERNEL` and sets `COMPLETE` in
+//!    one RMW, after storing the IO_STATUS_BLOCK; if `FUTURE` was set in the value it replaced, it wakes
+//!    the future — [`OpState::complete`]. The slot's memory stays alive after this RMW because it is
+//!    part of a socket context whose own reference count the routine releases only afterwards.
+//! 4. The future reads the result (only after observing `COMPLETE` with `KERNEL` clear, with Acquire
+//!    ordering pairing with 3's Release) — [`OpState::consume`].
+//! 5. The future lets go of the slot — [`OpState::release`].
+//! 6. A future dropped while `KERNEL` is set first requests cancellation, then clears `FUTURE`
+//!    ([`OpState::release`] again); the value it replaced says whether the kernel is still to finish
+//!    (then 3 finds nobody to wake) or already finished (then the dropper disposes of the result).
+//!
+//! A result is therefore read or disposed of exactly once: by the future if it observed `COMPLETE`
+//! while holding `FUTURE`, otherwise by the next claimer (1) or by the orphan disposal.
+
+use crate::sync::{AtomicU32, Ordering};
+
+/// A future holds the slot (owns its result and wants to be woken).
+pub(crate) const FUTURE: u32 = 1 << 0;
+/// The kernel owns the slot's IRP (submitted, completion routine not yet run).
+pub(crate) const KERNEL: u32 = 1 << 1;
+/// The completion routine stored a result that has not been read yet.
+pub(crate) const COMPLETE: u32 = 1 << 2;
+/// The socket handle owning the slot is gone: no future will claim it again.
+pub(crate) const ORPHANED: u32 = 1 << 3;
+
+/// What [`OpState::claim`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// The slot is ours; `stale` says an unread result from a dropped future must be disposed of.
+    Owned { stale: bool },
+    /// The kernel still owns the IRP of an earlier, dropped operation; we are attached and will be
+    /// woken when it completes (transition 1').
+    Attached,
+    /// Another future holds the slot.
+    InUse,
+}
+
+/// What the completion routine must do after [`OpState::complete`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Completed {
+    /// A future holds the slot: wake it.
+    Wake,
+    /// Nobody holds the slot and the handle is gone: the result must be disposed of by the routine.
+    Orphan,
+    /// Nobody holds the slot; the result stays for the next claimer or the handle's drop.
+    Idle,
+}
+
+/// The state word.
+pub(crate) struct OpState(AtomicU32);
+
+impl OpState {
+    pub(crate) fn new() -> Self {
+        Self(AtomicU32::new(0))
+    }
+
+    /// Transitions 1 and 1'.
+    pub(crate) fn claim(&self) -> Claim {
+        let mut current = self.0.load(Ordering::Acquire);
+        loop {
+            if current & (FUTURE | ORPHANED) != 0 {
+                return Claim::InUse;
+            }
+            match self
+                .0
+                .compare_exchange(current, current | FUTURE, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) if current & KERNEL != 0 => return Claim::Attached,
+                Ok(_) => {
+                    return Claim::Owned {
+                        stale: current & COMPLETE != 0,
+                    };
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Whether the kernel still owns the IRP (for an attached or submitted future).
+    pub(crate) fn kernel_owned(&self) -> bool {
+        self.0.load(Ordering::Acquire) & KERNEL != 0
+    }
+
+    /// Whether a result is ready to be read: `COMPLETE` with `KERNEL` clear (Acquire: pairs with the
+    /// completion routine's Release, so the IO_STATUS_BLOCK it stored is visible).
+    pub(crate) fn is_complete(&self) -> bool {
+        self.0.load(Ordering::Acquire) & (COMPLETE | KERNEL) == COMPLETE
+    }
+
+    /// Transition 2: clears a consumed or disposed `COMPLETE` and sets `KERNEL`. The caller holds
+    /// `FUTURE` (or is the sole owner of an orphaned slot) and `KERNEL` is clear.
+    pub(crate) fn submit(&self) {
+        let mut current = self.0.load(Ordering::Relaxed);
+        loop {
+            debug_assert!(current & KERNEL == 0);
+            let next = (current & !COMPLETE) | KERNEL;
+            match self
+                .0
+                .compare_exchange(current, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Transition 3, by the completion routine: one RMW that clears `KERNEL` and sets `COMPLETE`
+    /// (`KERNEL` is set and `COMPLETE` clear on entry, so xor flips exactly those two bits).
+    pub(crate) fn complete(&self) -> Completed {
+        let previous = self.0.fetch_xor(KERNEL | COMPLETE, Ordering::AcqRel);
+        debug_assert!(previous & KERNEL != 0 && previous & COMPLETE == 0);
+        if previous & FUTURE != 0 {
+            Completed::Wake
+        } else if previous & ORPHANED != 0 {
+            Completed::Orphan
+        } else {
+            Completed::Idle
+        }
+    }
+
+    /// Transition 4: the owning future has read the result.
+    pub(crate) fn consume(&self) {
+        self.0.fetch_and(!COMPLETE, Ordering::AcqRel);
+    }
+
+    /// Transitions 5 and 6: the future lets go. Returns the state it replaced.
+    pub(crate) fn release(&self) -> u32 {
+        self.0.fetch_and(!FUTURE, Ordering::AcqRel)
+    }
+
+    /// The handle owning the slot is gone. Returns the state it replaced: if `KERNEL` was set the
+    /// completion routine disposes of an unread socket (it sees `ORPHANED`), otherwise the caller does.
+    pub(crate) fn orphan(&self) -> u32 {
+        self.0.fetch_or(ORPHANED, Ordering::AcqRel)
+    }
+
+    /// The raw word, for debugging and tests.
+    #[allow(dead_code)]
+    pub(crate) fn load(&self) -> u32 {
+        self.0.load(Ordering::Acquire)
+    }
+}

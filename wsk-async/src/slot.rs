@@ -1,0 +1,126 @@
+//! [`SlotUse`]: how a future uses one operation slot — acquire it (claiming it, or attaching to and
+//! waiting out an earlier dropped operation, disposing of any unread result), submit the IRP, wait
+//! for the completion, and give the slot back, including when the future is dropped.
+
+use crate::error::{Result, WskError};
+use crate::op::Op;
+use crate::op_state::Claim;
+use core::task::{Context, Poll};
+use nt::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Not holding the slot.
+    Idle,
+    /// Holding `FUTURE` while the kernel finishes an earlier operation on the slot.
+    Waiting,
+    /// Holding the slot exclusively, nothing submitted.
+    Ready,
+    /// Our IRP is with the kernel (or completed and not yet read).
+    Submitted,
+}
+
+/// A future's use of one slot. See the module documentation.
+#[derive(Debug)]
+pub(crate) struct SlotUse {
+    phase: Phase,
+}
+
+impl SlotUse {
+    pub(crate) const fn new() -> Self {
+        Self { phase: Phase::Idle }
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Polls until the slot is exclusively ours with no unread result (PASSIVE_LEVEL). Fails with
+    /// `STATUS_INVALID_DEVICE_STATE` if another future holds it.
+    pub(crate) fn poll_acquire(&mut self, op: &Op, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        loop {
+            match self.phase {
+                Phase::Idle => match op.state.claim() {
+                    Claim::InUse => return Poll::Ready(Err(WskError::INVALID_STATE)),
+                    Claim::Attached => self.phase = Phase::Waiting,
+                    Claim::Owned { stale } => {
+                        // SAFETY: claimed with KERNEL clear: exclusively ours.
+                        if stale && unsafe { op.dispose_unread() } {
+                            self.phase = Phase::Waiting;
+                        } else {
+                            self.phase = Phase::Ready;
+                        }
+                    }
+                },
+                Phase::Waiting => {
+                    // Register before looking, so a completion in between still wakes us.
+                    op.waker.register(cx.waker());
+                    if op.state.kernel_owned() {
+                        return Poll::Pending;
+                    }
+                    // SAFETY: FUTURE held and KERNEL clear: exclusively ours. A disposal that closes
+                    // an unread socket keeps us waiting for that close.
+                    if unsafe { !op.dispose_unread() } {
+                        self.phase = Phase::Ready;
+                    }
+                }
+                Phase::Ready => return Poll::Ready(Ok(())),
+                Phase::Submitted => return Poll::Ready(Err(WskError::INVALID_STATE)),
+            }
+        }
+    }
+
+    /// Submits the slot's IRP through `call` (see [`Op::start`]).
+    ///
+    /// # Safety
+    /// The slot was acquired ([`poll_acquire`](Self::poll_acquire) returned `Ok`), and `call` passes the
+    /// IRP to at most one WSK function.
+    pub(crate) unsafe fn start(&mut self, op: &Op, call: impl FnOnce(PIRP) -> Option<NTSTATUS>) {
+        debug_assert_eq!(self.phase, Phase::Ready);
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { op.start(call) };
+        self.phase = Phase::Submitted;
+    }
+
+    /// Polls for the completion of our IRP; returns its IO_STATUS_BLOCK. The slot is still ours
+    /// afterwards (for [`finish`](Self::finish) or another `start`).
+    pub(crate) fn poll_complete(&mut self, op: &Op, cx: &mut Context<'_>) -> Poll<IO_STATUS_BLOCK> {
+        op.waker.register(cx.waker());
+        if !op.state.is_complete() {
+            return Poll::Pending;
+        }
+        op.state.consume();
+        self.phase = Phase::Ready;
+        // SAFETY: FUTURE held and the completion observed.
+        Poll::Ready(unsafe { op.iosb() })
+    }
+
+    /// Whether our submitted IRP has completed (the result not yet read).
+    pub(crate) fn completed(&self, op: &Op) -> bool {
+        self.phase == Phase::Submitted && op.state.is_complete()
+    }
+
+    /// Gives the slot back (after reading the result, or when dropped). Returns the state word it
+    /// replaced, or `None` if the slot was not held. Drops our waker so a late wake finds none.
+    pub(crate) fn release(&mut self, op: &Op) -> Option<u32> {
+        if self.phase == Phase::Idle {
+            return None;
+        }
+        self.phase = Phase::Idle;
+        drop(op.waker.take());
+        Some(op.state.release())
+    }
+}
+
+/// The futures hold their buffer from construction until they return it, exactly once. Polling a
+/// future again after it returned `Ready` breaks the `Future` contract; these futures then stay
+/// `Pending` forever (no panic in kernel code, no busy loop).
+macro_rules! give_back {
+    ($buf:expr, $result:expr) => {
+        match $buf {
+            Some(buf) => Poll::Ready(($result, buf)),
+            None => Poll::Pending,
+        }
+    };
+}
+pub(crate) use give_back;

@@ -1,0 +1,117 @@
+//! Shared helpers: a waker that counts wakes, manual polling, and a driver-side setup on the
+//! emulation's in-memory network.
+#![allow(dead_code)]
+
+use nt::emu::wsk::{MemoryNetwork, Peer};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+use wsk_async::{BufferPool, Connection, Listener, Registration};
+
+/// A waker that counts how often it was woken.
+pub struct Counter(AtomicUsize);
+
+impl Wake for Counter {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+pub struct Wakes {
+    counter: Arc<Counter>,
+    waker: Waker,
+}
+
+impl Wakes {
+    pub fn new() -> Self {
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        Self { counter, waker }
+    }
+
+    pub fn count(&self) -> usize {
+        self.counter.0.load(Ordering::SeqCst)
+    }
+
+    /// Polls `future` once with this waker.
+    pub fn poll<F: Future + ?Sized>(&self, future: Pin<&mut F>) -> Poll<F::Output> {
+        future.poll(&mut Context::from_waker(&self.waker))
+    }
+
+    /// Polls until ready; on the in-memory network every completion happens on the test thread, so a
+    /// future that is not ready after `bound` polls never will be.
+    pub fn ready<F: Future + ?Sized>(&self, mut future: Pin<&mut F>) -> F::Output {
+        for _ in 0..16 {
+            if let Poll::Ready(output) = self.poll(future.as_mut()) {
+                return output;
+            }
+        }
+        panic!("future still pending after 16 polls");
+    }
+}
+
+/// Runs `future` to completion by polling (in-memory network: no executor needed).
+pub fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    Wakes::new().ready(future.as_mut())
+}
+
+/// The driver side of one in-memory connection: registration, pool, listener, the accepted
+/// connection, and the remote peer.
+pub struct Setup {
+    pub net: MemoryNetwork,
+    pub registration: Registration,
+    pub pool: BufferPool,
+    pub listener: Listener,
+    pub conn: Connection,
+    pub peer: Peer,
+}
+
+pub const LOCAL: &str = "127.0.0.1:0";
+
+/// Installs an in-memory network, registers, listens, and accepts one connection from a peer.
+pub fn setup() -> Setup {
+    let net = MemoryNetwork::install();
+    let registration = Registration::register_blocking(Duration::from_secs(1)).expect("register");
+    let pool = BufferPool::new(4, 256).expect("pool");
+    let listener = ready(registration.listen(LOCAL.parse().unwrap())).expect("listen");
+    let addr = listener.local_addr().expect("local address");
+    let peer = net.connect(addr).expect("peer connects");
+    let conn = ready(listener.accept()).expect("accept");
+    Setup {
+        net,
+        registration,
+        pool,
+        listener,
+        conn,
+        peer,
+    }
+}
+
+impl Setup {
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap()
+    }
+
+    /// Closes everything and deregisters; the session then checks for leaks.
+    pub fn finish(self) {
+        let Setup {
+            net,
+            registration,
+            pool,
+            listener,
+            conn,
+            peer,
+        } = self;
+        ready(conn.close()).ok();
+        ready(listener.close()).ok();
+        drop(pool);
+        ready(registration.deregister());
+        drop(peer);
+        drop(net);
+    }
+}

@@ -1,0 +1,253 @@
+//! The basic flows on the emulation's deterministic in-memory network (runs under Miri).
+#![cfg(all(not(target_os = "windows"), not(loom)))]
+
+mod common;
+
+use common::*;
+use nt::emu::wsk::MemoryNetwork;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+use wsk_async::Registration;
+
+#[test]
+fn echo_round_trip_then_graceful_close() {
+    let _session = nt::emu::session();
+    let s = setup();
+    s.peer.write(b"hello").unwrap();
+    let (n, buf) = ready(s.conn.receive(s.pool.take().unwrap()));
+    assert_eq!(n.unwrap(), 5);
+    assert_eq!(&buf[..], b"hello");
+    let (sent, buf) = ready(s.conn.send_all(buf.slice(1..4)));
+    assert_eq!(sent.unwrap(), 3);
+    assert_eq!(s.peer.read(100).unwrap(), b"ell");
+    ready(s.conn.disconnect()).unwrap();
+    assert!(s.peer.got_fin());
+    s.peer.shutdown();
+    let (eof, buf) = ready(s.conn.receive(buf));
+    assert_eq!(eof.unwrap(), 0);
+    drop(buf);
+    assert_eq!(s.pool.available(), 4);
+    s.finish();
+}
+
+#[test]
+fn steady_state_receive_and_send_allocate_nothing() {
+    let _session = nt::emu::session();
+    let s = setup();
+    let mut buf = s.pool.take().unwrap();
+    // Warm up once, then count pool blocks and IRPs across many round trips.
+    let live = || {
+        (
+            nt::emu::pool::live_blocks(wsk_async::TAG_SOCKET),
+            nt::emu::pool::live_blocks(wsk_async::TAG_BUFFER),
+            nt::emu::irp::live_count(),
+        )
+    };
+    let before = live();
+    for i in 0..50u8 {
+        s.peer.write(&[i; 7]).unwrap();
+        let (n, b) = ready(s.conn.receive(buf));
+        assert_eq!(n.unwrap(), 7);
+        let (sent, b) = ready(s.conn.send_all(b));
+        assert_eq!(sent.unwrap(), 7);
+        assert_eq!(s.peer.read(100).unwrap(), vec![i; 7]);
+        buf = b;
+        assert_eq!(live(), before);
+    }
+    drop(buf);
+    s.finish();
+}
+
+#[test]
+fn disconnect_with_sends_final_buffer_then_fin() {
+    let _session = nt::emu::session();
+    let s = setup();
+    let mut buf = s.pool.take().unwrap();
+    buf.extend_from_slice(b"bye");
+    let (r, buf) = ready(s.conn.disconnect_with(buf));
+    r.unwrap();
+    assert_eq!(s.peer.read(10).unwrap(), b"bye");
+    assert_eq!(s.peer.read(10).unwrap(), b"", "EOF after the final buffer");
+    drop(buf);
+    s.finish();
+}
+
+#[test]
+fn abort_resets_and_fails_pending_receive() {
+    let _session = nt::emu::session();
+    let s = setup();
+    {
+        let wakes = Wakes::new();
+        let mut receive = pin!(s.conn.receive(s.pool.take().unwrap()));
+        assert!(wakes.poll(receive.as_mut()).is_pending());
+        ready(s.conn.abort()).unwrap();
+        assert!(s.peer.was_reset());
+        assert_eq!(wakes.count(), 1);
+        let Poll::Ready((r, _buf)) = wakes.poll(receive.as_mut()) else {
+            panic!("receive still pending")
+        };
+        assert!(r.unwrap_err().is_reset());
+    }
+    s.finish();
+}
+
+#[test]
+fn peer_reset_and_forced_close_are_reported() {
+    let _session = nt::emu::session();
+    let s = setup();
+    s.peer.force_close();
+    let (r, buf) = ready(s.conn.receive(s.pool.take().unwrap()));
+    let e = r.unwrap_err();
+    assert!(e.is_forced_close(), "{e:?}");
+    drop(buf);
+    s.finish();
+}
+
+#[test]
+fn dual_stack_listener_accepts_ipv4_peer() {
+    let _session = nt::emu::session();
+    let net = MemoryNetwork::install();
+    let registration = Registration::register_blocking(Duration::from_secs(1)).unwrap();
+    let listener = ready(registration.listen("[::]:0".parse().unwrap())).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = net.connect(([127, 0, 0, 1], port).into()).unwrap();
+    let conn = ready(listener.accept()).unwrap();
+    assert!(
+        conn.peer_addr().unwrap().is_ipv6(),
+        "IPv4 peer seen as IPv4-mapped IPv6"
+    );
+    ready(conn.close()).unwrap();
+    ready(listener.close()).unwrap();
+    ready(registration.deregister());
+    drop(peer);
+}
+
+#[test]
+fn connect_to_peer_listener() {
+    let _session = nt::emu::session();
+    let net = MemoryNetwork::install();
+    let registration = Registration::register_blocking(Duration::from_secs(1)).unwrap();
+    let remote: std::net::SocketAddr = "10.0.0.1:80".parse().unwrap();
+    let peer_listener = net.listen(remote);
+    let conn = ready(registration.connect(remote)).unwrap();
+    let peer = peer_listener.accept().unwrap();
+    peer.write(b"x").unwrap();
+    let pool = wsk_async::BufferPool::new(1, 16).unwrap();
+    let (n, _buf) = ready(conn.receive(pool.take().unwrap()));
+    assert_eq!(n.unwrap(), 1);
+    assert!(
+        ready(registration.connect("10.0.0.2:80".parse().unwrap()))
+            .unwrap_err()
+            .is_refused()
+    );
+    ready(conn.close()).unwrap();
+    ready(registration.deregister());
+}
+
+#[test]
+fn concurrent_same_kind_operation_is_refused() {
+    let _session = nt::emu::session();
+    let s = setup();
+    {
+        let wakes = Wakes::new();
+        let mut first = pin!(s.conn.receive(s.pool.take().unwrap()));
+        assert!(wakes.poll(first.as_mut()).is_pending());
+        let (r, _b) = ready(s.conn.receive(s.pool.take().unwrap()));
+        assert!(r.unwrap_err().is_invalid_state());
+        s.peer.write(b"a").unwrap();
+        let Poll::Ready((r, _b)) = wakes.poll(first.as_mut()) else {
+            panic!("receive still pending")
+        };
+        assert_eq!(r.unwrap(), 1);
+    }
+    s.finish();
+}
+
+#[test]
+fn incoming_stream_yields_connections() {
+    use futures_core::Stream;
+    let _session = nt::emu::session();
+    let s = setup();
+    {
+        let wakes = Wakes::new();
+        let mut incoming = pin!(s.listener.incoming());
+        let mut next = pin!(std::future::poll_fn(|cx| incoming.as_mut().poll_next(cx)));
+        assert!(wakes.poll(next.as_mut()).is_pending());
+        let peer2 = s.net.connect(s.addr()).unwrap();
+        assert_eq!(wakes.count(), 1);
+        let second = wakes.ready(next.as_mut()).unwrap().unwrap();
+        drop(second);
+        assert!(peer2.was_reset(), "dropping an unclosed connection resets it");
+    }
+    s.finish();
+}
+
+#[test]
+fn pool_exhaustion_is_an_error_value() {
+    let _session = nt::emu::session();
+    nt::emu::pool::fail_next(1);
+    let Err(err) = wsk_async::BufferPool::new(2, 64) else {
+        panic!("allocation failure not reported")
+    };
+    assert!(err.is_out_of_resources());
+}
+
+#[test]
+fn register_retries_until_provider_ready() {
+    let _session = nt::emu::session();
+    nt::emu::wsk::set_provider_ready(false);
+    let Err(e) = Registration::register_blocking(Duration::from_millis(1)) else {
+        panic!("registered")
+    };
+    assert_eq!(e.status(), nt::STATUS_DEVICE_NOT_READY);
+    nt::emu::wsk::set_provider_ready(true);
+    let r = Registration::register_blocking(Duration::from_millis(1)).unwrap();
+    ready(r.deregister());
+}
+
+#[test]
+fn async_register_retries_with_backoff_until_the_provider_is_ready() {
+    let _session = nt::emu::session();
+    nt::emu::clock::pause();
+    nt::emu::wsk::set_provider_ready(false);
+    let wakes = Wakes::new();
+    let mut register = pin!(Registration::register());
+    assert!(
+        wakes.poll(register.as_mut()).is_pending(),
+        "not ready: waits on a timer"
+    );
+    nt::emu::clock::advance(Duration::from_millis(10));
+    assert!(wakes.count() >= 1, "the backoff timer woke the task");
+    assert!(
+        wakes.poll(register.as_mut()).is_pending(),
+        "still not ready: a longer backoff"
+    );
+    nt::emu::wsk::set_provider_ready(true);
+    nt::emu::clock::advance(Duration::from_millis(20));
+    let Poll::Ready(registration) = wakes.poll(register.as_mut()) else {
+        panic!("not registered")
+    };
+    ready(registration.unwrap().deregister());
+}
+
+#[test]
+fn async_register_gives_up_after_its_bound() {
+    let _session = nt::emu::session();
+    nt::emu::clock::pause();
+    nt::emu::wsk::set_provider_ready(false);
+    let wakes = Wakes::new();
+    let mut register = pin!(Registration::register());
+    let mut result = None;
+    for _ in 0..200 {
+        if let Poll::Ready(r) = wakes.poll(register.as_mut()) {
+            result = Some(r);
+            break;
+        }
+        nt::emu::clock::advance(Duration::from_millis(500));
+    }
+    let Some(Err(e)) = result else {
+        panic!("register did not give up")
+    };
+    assert_eq!(e.status(), nt::STATUS_DEVICE_NOT_READY);
+}
