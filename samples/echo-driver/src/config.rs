@@ -1,0 +1,59 @@
+//! The driver's settings. The kernel build uses [`Config::default`] (DriverEntry does not read the
+//! registry); the host program and the tests pass their own.
+
+use core::time::Duration;
+
+/// The most connections the driver can serve at once: the size of the static task pool. The
+/// run-time limit ([`Config::connection_limit`]) may be lower, never higher.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// The port Microsoft's WSK echo sample (echosrv) listens on.
+pub const DEFAULT_PORT: u16 = 40007;
+
+/// The echo server's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// The TCP port, on every IPv6 and IPv4 address (`[::]`, dual stack). 0 picks a free port; read
+    /// it back with [`local_addr`](crate::local_addr).
+    pub port: u16,
+    /// Connections served at once, 1..=[`MAX_CONNECTIONS`]. One more is accepted and reset at once
+    /// (never queued), and counted as refused.
+    pub connection_limit: usize,
+    /// A connection with no completed receive or send for this long is aborted (RST).
+    pub idle_timeout: Duration,
+    /// After the peer's FIN, how long the graceful disconnect may take before it becomes abortive
+    /// (a peer that does not read its echo would otherwise hold it forever).
+    pub disconnect_timeout: Duration,
+    /// Bytes per connection buffer (one buffer per connection, all allocated at DriverEntry).
+    pub buffer_size: usize,
+    /// How long DriverEntry waits for the WSK subsystem (`WskCaptureProviderNPI`).
+    pub register_timeout: Duration,
+}
+
+impl Config {
+    /// The defaults: port 40007, 1024 connections, 60 s idle timeout, 5 s disconnect timeout,
+    /// 4 KiB buffers (4 MiB of nonpaged pool at the full limit), 5 s to wait for WSK.
+    pub const DEFAULT: Config = Config {
+        port: DEFAULT_PORT,
+        connection_limit: MAX_CONNECTIONS,
+        idle_timeout: Duration::from_secs(60),
+        disconnect_timeout: Duration::from_secs(5),
+        buffer_size: 4096,
+        register_timeout: Duration::from_secs(5),
+    };
+
+    /// Whether the values are usable: a limit in 1..=[`MAX_CONNECTIONS`], a buffer of 1 byte to
+    /// 1 MiB, non-zero timeouts.
+    pub fn is_valid(&self) -> bool {
+        (1..=MAX_CONNECTIONS).contains(&self.connection_limit)
+            && (1..=1 << 20).contains(&self.buffer_size)
+            && !self.idle_timeout.is_zero()
+            && !self.disconnect_timeout.is_zero()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}

@@ -1,0 +1,258 @@
+//! DriverEntry and DriverUnload, shared by the kernel build and the host program.
+//!
+//! # Lifetime of the driver's state
+//!
+//! The executor, the registration and the listening address live in one nonpaged pool block
+//! ([`Loaded`]) allocated by DriverEntry and freed by DriverUnload, rather than in `static`s: an
+//! [`Executor`] cannot be restarted once shut down, and on the host one process loads and unloads the
+//! driver many times (the tests do), which a real kernel does with a fresh image each time. The
+//! block also shows up in the emulation's leak report if unload forgets it.
+//!
+//! The executor is lent to its thread and tasks as `&'static`. That is sound because the block is
+//! freed only after all of these have happened, in this order:
+//! 1. `Executor::shutdown` returned: every task's future was dropped on the executor thread and the
+//!    thread has ended (so no task, waker target or thread uses the executor any more);
+//! 2. `Registration::deregister` completed: every socket is closed and every IRP completed, so no
+//!    completion routine will wake anything;
+//! 3. `TimerDriver::stop` returned: no timer DPC is queued or running.
+
+use crate::config::Config;
+use crate::counters::COUNTERS;
+use crate::server::{self, ACCEPT_TASK, accept_loop};
+use core::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU16, Ordering};
+use executor::{Executor, ExecutorError, TIMERS, block_on};
+use nt::*;
+use wsk_async::{BufferPool, Registration, WskError};
+
+/// Pool tag of the driver's state: `Echo` in pool tools.
+pub const TAG_DRIVER: ULONG = u32::from_le_bytes(*b"Echo");
+
+/// The state of a loaded driver, in nonpaged pool (see the module documentation).
+struct Loaded {
+    executor: Executor,
+    /// Taken by unload to deregister.
+    registration: Option<Registration>,
+}
+
+const _: () = assert!(align_of::<Loaded>() <= 16, "ExAllocatePool2 aligns to 16 bytes");
+
+/// Whether a driver is loaded. DriverEntry and DriverUnload are serialised by the I/O manager in the
+/// kernel; the host program and tests could call them from anywhere, so the transitions are
+/// compare-exchanges that refuse a second load or an unload of nothing instead of corrupting state.
+static PHASE: AtomicU8 = AtomicU8::new(UNLOADED);
+const UNLOADED: u8 = 0;
+const CHANGING: u8 = 1;
+const LOADED: u8 = 2;
+
+/// The loaded driver's state, while `PHASE` is `LOADED`.
+static STATE: AtomicPtr<Loaded> = AtomicPtr::new(ptr::null_mut());
+
+/// The port the loaded driver listens on (0: not listening). Kept outside the state block so that
+/// [`local_addr`] never reads memory an unload is freeing.
+static PORT: AtomicU16 = AtomicU16::new(0);
+
+/// `DriverEntry` of the kernel build: starts the echo server with [`Config::DEFAULT`] (port 40007;
+/// the registry is not read) and sets `DriverUnload`.
+///
+/// # Safety
+/// Called by the I/O manager at PASSIVE_LEVEL with a valid driver object (the host program passes a
+/// zeroed one of its own).
+#[unsafe(no_mangle)]
+pub unsafe extern "system" fn DriverEntry(driver: PDRIVER_OBJECT, _registry_path: *mut UNICODE_STRING) -> NTSTATUS {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { start(driver, &Config::DEFAULT) }
+}
+
+/// `DriverUnload`: see [`stop`].
+///
+/// # Safety
+/// Called by the I/O manager at PASSIVE_LEVEL once DriverEntry succeeded.
+#[allow(non_snake_case)] // the WDK name
+pub unsafe extern "system" fn DriverUnload(_driver: PDRIVER_OBJECT) {
+    stop();
+}
+
+/// What DriverEntry does, with the configuration given: validates it, starts the timers and the
+/// executor thread, registers with WSK (waiting at most `register_timeout`), allocates one buffer
+/// per connection, listens on `[::]:port` (dual stack) and spawns the accept loop; on success sets
+/// `driver.DriverUnload` and returns `STATUS_SUCCESS`. On failure it undoes everything it started
+/// and returns the status of the step that failed (`STATUS_INVALID_PARAMETER` for a bad
+/// configuration, `STATUS_INVALID_DEVICE_STATE` if already loaded or above PASSIVE_LEVEL,
+/// `STATUS_ADDRESS_ALREADY_EXISTS` for a port in use, ...).
+///
+/// # Safety
+/// PASSIVE_LEVEL; `driver` is null or points to a writable `DRIVER_OBJECT`.
+pub unsafe fn start(driver: PDRIVER_OBJECT, config: &Config) -> NTSTATUS {
+    if !config.is_valid() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    if KeGetCurrentIrql() != PASSIVE_LEVEL {
+        return STATUS_INVALID_DEVICE_STATE;
+    }
+    if PHASE
+        .compare_exchange(UNLOADED, CHANGING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return STATUS_INVALID_DEVICE_STATE;
+    }
+    match load(config) {
+        Ok(state) => {
+            STATE.store(state.as_ptr(), Ordering::Release);
+            PHASE.store(LOADED, Ordering::Release);
+            if !driver.is_null() {
+                // SAFETY: the caller passes a writable driver object.
+                unsafe { (*driver).DriverUnload = Some(DriverUnload) };
+            }
+            STATUS_SUCCESS
+        }
+        Err(status) => {
+            PHASE.store(UNLOADED, Ordering::Release);
+            kdprint!(DPFLTR_ERROR_LEVEL, "echo: DriverEntry failed: {:#010x}", status as u32);
+            status
+        }
+    }
+}
+
+fn load(config: &Config) -> Result<NonNull<Loaded>, NTSTATUS> {
+    COUNTERS.reset();
+    server::reset_stop();
+    TIMERS.start();
+    // SAFETY: nonpaged pool at PASSIVE_LEVEL.
+    let block = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<Loaded>(), TAG_DRIVER) };
+    let Some(state) = NonNull::new(block.cast::<Loaded>()) else {
+        TIMERS.stop();
+        return Err(STATUS_INSUFFICIENT_RESOURCES);
+    };
+    // SAFETY: fresh, suitably aligned pool memory for one `Loaded`.
+    unsafe {
+        state.as_ptr().write(Loaded {
+            executor: Executor::new(),
+            registration: None,
+        })
+    };
+    // SAFETY: see the module documentation: the block outlives every user of the executor. Only
+    // shared references to the executor are ever made; the registration field is a disjoint place
+    // touched only by DriverEntry and DriverUnload.
+    let (executor, registration) = unsafe {
+        (
+            &*ptr::addr_of!((*state.as_ptr()).executor),
+            &mut *ptr::addr_of_mut!((*state.as_ptr()).registration),
+        )
+    };
+    match serve(executor, registration, config) {
+        Ok(()) => Ok(state),
+        Err(status) => {
+            // SAFETY: nothing started by `serve` is left running; the block is ours.
+            unsafe { teardown(state) };
+            Err(status)
+        }
+    }
+}
+
+/// Starts the executor, registers (into `registration`, where [`teardown`] finds it), listens and
+/// spawns the accept loop. On error, [`teardown`] undoes whatever part of this was done.
+fn serve(
+    executor: &'static Executor,
+    registration: &mut Option<Registration>,
+    config: &Config,
+) -> Result<(), NTSTATUS> {
+    executor.start().map_err(executor_status)?;
+    let registration =
+        registration.insert(Registration::register_blocking(config.register_timeout).map_err(|e| e.status())?);
+    let buffers = BufferPool::new(config.connection_limit, config.buffer_size).map_err(|e| e.status())?;
+    let any = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, config.port, 0, 0));
+    let listener = block_on(registration.listen(any))
+        .map_err(|_| STATUS_INVALID_DEVICE_STATE)?
+        .map_err(|e: WskError| e.status())?;
+    let local = listener.local_addr();
+    let spawner = executor.spawner();
+    ACCEPT_TASK
+        .spawn_detached(spawner, accept_loop(listener, buffers, *config, spawner))
+        .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+    PORT.store(local.map_or(config.port, |a| a.port()), Ordering::Release);
+    match local {
+        Some(addr) => kdprint!(
+            DPFLTR_INFO_LEVEL,
+            "echo: listening on {addr} (IPv4 and IPv6), limit {}, idle timeout {:?}",
+            config.connection_limit,
+            config.idle_timeout
+        ),
+        None => kdprint!(DPFLTR_INFO_LEVEL, "echo: listening on port {}", config.port),
+    }
+    Ok(())
+}
+
+fn executor_status(e: ExecutorError) -> NTSTATUS {
+    match e {
+        ExecutorError::Thread(status) => status,
+        ExecutorError::NotPassiveLevel | ExecutorError::Busy | ExecutorError::ShutDown => STATUS_INVALID_DEVICE_STATE,
+    }
+}
+
+/// What DriverUnload does: stops accepting and aborts every connection (the executor's shutdown
+/// drops every task on its thread: the accept loop's drop closes the listener, each connection
+/// task's drop cancels its pending IRP and closes its socket abortively), waits until every socket is
+/// closed and every IRP completed, deregisters from WSK, stops the timers, frees the state and logs
+/// the counters. It never waits on a peer: every close is abortive. Does nothing if no driver is
+/// loaded. PASSIVE_LEVEL.
+pub fn stop() {
+    if PHASE
+        .compare_exchange(LOADED, CHANGING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return;
+    }
+    PORT.store(0, Ordering::Release);
+    let state = STATE.swap(ptr::null_mut(), Ordering::AcqRel);
+    if let Some(state) = NonNull::new(state) {
+        // SAFETY: the loaded state, no longer reachable through STATE.
+        unsafe { teardown(state) };
+    }
+    kdprint!(DPFLTR_INFO_LEVEL, "echo: unloaded; {}", COUNTERS.snapshot());
+    PHASE.store(UNLOADED, Ordering::Release);
+}
+
+/// Shuts down what [`serve`] started (whatever part of it), in the order the module documentation
+/// requires, and frees the block.
+///
+/// # Safety
+/// `state` is the block allocated by [`load`], not used by anyone else afterwards.
+unsafe fn teardown(state: NonNull<Loaded>) {
+    // SAFETY: the caller's contract; the executor stays valid until the free at the end. Shared
+    // references only: the executor thread may still be using it.
+    let executor: &'static Executor = unsafe { &*ptr::addr_of!((*state.as_ptr()).executor) };
+    // Busy tasks end by themselves; the shutdown drops the rest. Shutting down an executor that
+    // never started just marks it done; it cannot fail at PASSIVE_LEVEL, which both callers run at.
+    server::request_stop();
+    let _ = executor.shutdown();
+    // SAFETY: a place disjoint from the executor, touched only by DriverEntry and DriverUnload.
+    let registration = unsafe { (*ptr::addr_of_mut!((*state.as_ptr()).registration)).take() };
+    if let Some(registration) = registration {
+        // Should block_on refuse (only above PASSIVE_LEVEL or with every parking slot taken), the
+        // future is dropped with the registration in it, and the registration's drop deregisters by
+        // blocking instead: the same wait, no leak.
+        let _ = block_on(registration.deregister());
+    }
+    TIMERS.stop();
+    // SAFETY: everything that referred to the block is gone (module documentation).
+    unsafe {
+        ptr::drop_in_place(state.as_ptr());
+        ExFreePoolWithTag(state.as_ptr().cast(), TAG_DRIVER);
+    }
+}
+
+/// Where the loaded driver listens: `[::]:port` (IPv6 and IPv4), with the actual port when
+/// configured with port 0. `None` when no driver is loaded.
+pub fn local_addr() -> Option<SocketAddr> {
+    match PORT.load(Ordering::Acquire) {
+        0 => None,
+        port => Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0))),
+    }
+}
+
+/// The counters now (after unload: their final values).
+pub fn counters() -> crate::CounterSnapshot {
+    COUNTERS.snapshot()
+}

@@ -1,0 +1,201 @@
+//! The echo driver on the host: runs the driver's own DriverEntry and DriverUnload on the `nt` host
+//! emulation of the kernel, serving real TCP on every local IPv6 and IPv4 address (so `127.0.0.1`
+//! and `::1` both work).
+//!
+//! ```text
+//! cargo run -p echo-driver -- [--port N] [--limit N] [--idle-secs N]
+//! ```
+//!
+//! Ctrl-C (SIGINT) or SIGTERM unloads the driver, then the program prints the counters and the
+//! emulation's leak report, and exits 0 only if the report is empty and no kernel rule was broken.
+
+#[cfg(not(target_os = "windows"))]
+mod host {
+    use echo_driver::Config;
+    use std::io::Write;
+    use std::process::ExitCode;
+    use std::time::Duration;
+
+    const USAGE: &str = "\
+usage: echo-driver [--port N] [--limit N] [--idle-secs N]
+
+Runs the echo-server driver's DriverEntry on the host emulation of the Windows kernel and serves TCP
+on [::]:PORT (IPv6 and IPv4). Ctrl-C unloads it and prints the counters and the leak report.
+
+  --port N       TCP port (default 40007; 0 picks a free one)
+  --limit N      connections served at once, 1..=1024 (default 1024); one more is reset at once
+  --idle-secs N  abort a connection after N seconds without traffic (default 60)
+";
+
+    fn parse(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
+        let mut config = Config::default();
+        let mut args = args.peekable();
+        while let Some(arg) = args.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) => (name.to_string(), Some(value.to_string())),
+                None => (arg.clone(), None),
+            };
+            let mut value = |what: &str| -> Result<u64, String> {
+                let text = inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| format!("{name} needs {what}"))?;
+                text.parse::<u64>()
+                    .map_err(|_| format!("{name}: `{text}` is not {what}"))
+            };
+            match name.as_str() {
+                "--port" => {
+                    config.port = u16::try_from(value("a port number (0-65535)")?)
+                        .map_err(|_| "--port: a port number is 0-65535".to_string())?
+                }
+                "--limit" => {
+                    config.connection_limit = usize::try_from(value("a number")?).unwrap_or(usize::MAX);
+                    if !(1..=echo_driver::MAX_CONNECTIONS).contains(&config.connection_limit) {
+                        return Err(format!("--limit must be 1..={}", echo_driver::MAX_CONNECTIONS));
+                    }
+                }
+                "--idle-secs" => {
+                    let secs = value("a number of seconds")?;
+                    if secs == 0 {
+                        return Err("--idle-secs must be at least 1".to_string());
+                    }
+                    config.idle_timeout = Duration::from_secs(secs);
+                }
+                "--help" | "-h" => return Ok(None),
+                _ => return Err(format!("unknown option `{arg}`")),
+            }
+        }
+        Ok(Some(config))
+    }
+
+    /// Prints the driver's `kdprint!` lines (the `log` records of the emulation's DbgPrintEx).
+    struct StderrLogger;
+
+    impl log::Log for StderrLogger {
+        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+            metadata.level() <= log::max_level()
+        }
+
+        fn log(&self, record: &log::Record<'_>) {
+            if self.enabled(record.metadata()) {
+                eprintln!("[{}] {}", record.level(), record.args());
+            }
+        }
+
+        fn flush(&self) {}
+    }
+
+    static LOGGER: StderrLogger = StderrLogger;
+
+    /// Blocks SIGINT and SIGTERM in this thread, before any other thread exists, so that every
+    /// thread inherits the mask and the signals wait for [`wait_for_signal`].
+    fn block_signals() -> libc::sigset_t {
+        // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask only reads it.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            set
+        }
+    }
+
+    fn wait_for_signal(set: &libc::sigset_t) -> i32 {
+        let mut signal = 0;
+        // SAFETY: `set` is an initialised signal set; sigwait writes the signal number.
+        while unsafe { libc::sigwait(set, &mut signal) } != 0 {}
+        signal
+    }
+
+    fn describe(status: nt::NTSTATUS, config: &Config) -> String {
+        let port = config.port;
+        match status {
+            nt::STATUS_ADDRESS_ALREADY_EXISTS => {
+                format!("port {port} is already in use (is another echo-driver running?); try --port")
+            }
+            nt::STATUS_ACCESS_DENIED => format!("not allowed to listen on port {port}; try a port above 1023"),
+            _ => wsk_async::WskError::from_status(status).to_string(),
+        }
+    }
+
+    pub fn main() -> ExitCode {
+        let config = match parse(std::env::args().skip(1)) {
+            Ok(Some(config)) => config,
+            Ok(None) => {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            Err(message) => {
+                eprintln!("echo-driver: {message}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        };
+        let signals = block_signals();
+        // The driver's kdprint! lines (DbgPrintEx in the kernel) arrive as `log` records.
+        let _ = log::set_logger(&LOGGER);
+        log::set_max_level(log::LevelFilter::Info);
+
+        let session = nt::emu::session();
+        // SAFETY: all-zero is a valid DRIVER_OBJECT (integers, null pointers, `None` routines): the
+        // I/O manager's object is not needed by this driver beyond the DriverUnload field.
+        let mut driver: nt::DRIVER_OBJECT = unsafe { std::mem::zeroed() };
+        // SAFETY: PASSIVE_LEVEL (this thread, in a fresh session), a writable driver object.
+        let status = unsafe { echo_driver::start(&mut driver, &config) };
+        if !nt::NT_SUCCESS(status) {
+            eprintln!("echo-driver: DriverEntry failed: {}", describe(status, &config));
+            return finish(session, ExitCode::FAILURE);
+        }
+        let addr = echo_driver::local_addr().map_or_else(|| format!("port {}", config.port), |a| a.to_string());
+        println!(
+            "echo-driver: listening on {addr} (IPv4 and IPv6): limit {} connections, idle timeout {} s. Ctrl-C unloads.",
+            config.connection_limit,
+            config.idle_timeout.as_secs()
+        );
+        let _ = std::io::stdout().flush();
+
+        let signal = wait_for_signal(&signals);
+        println!("echo-driver: signal {signal}: unloading");
+        let started = std::time::Instant::now();
+        match driver.DriverUnload {
+            // SAFETY: DriverEntry succeeded and set it; PASSIVE_LEVEL.
+            Some(unload) => unsafe { unload(&mut driver) },
+            None => echo_driver::stop(),
+        }
+        println!("echo-driver: unloaded in {:?}", started.elapsed());
+        println!("echo-driver: counters: {}", echo_driver::counters());
+        finish(session, ExitCode::SUCCESS)
+    }
+
+    /// Prints the leak report and any broken kernel rule; the exit code is `ok` only if both are empty.
+    fn finish(session: nt::emu::Session, ok: ExitCode) -> ExitCode {
+        let report = session.leak_report();
+        let violations = nt::emu::take_violations();
+        let clean = report.is_empty() && violations.is_empty();
+        if report.is_empty() {
+            println!("echo-driver: leak report: empty");
+        } else {
+            println!("echo-driver: leak report:\n{report}");
+        }
+        for violation in &violations {
+            println!("echo-driver: kernel rule broken: {violation}");
+        }
+        let _ = std::io::stdout().flush();
+        if clean {
+            drop(session);
+            ok
+        } else {
+            // Ending the session would panic on the leak; the report is printed, so exit.
+            std::process::exit(1)
+        }
+    }
+}
+
+#[cfg(not(target_os = "windows"))]
+fn main() -> std::process::ExitCode {
+    host::main()
+}
+
+/// On Windows the driver is the library (`echo_driver.sys`); there is no host program.
+#[cfg(target_os = "windows")]
+fn main() {}
