@@ -159,17 +159,22 @@ pub const LAYOUT: &[(&str, &str, usize)] = &[
     ),
 ];
 
-/// Looks a value up in [`LAYOUT`] at compile time.
-const fn layout(ty: &str, member: &str) -> usize {
+/// Looks `(ty, member)` up in a layout table at compile time (for the `const` assertions below and
+/// in `wsk/layout.rs`); a missing entry fails the build.
+pub(crate) const fn lookup(table: &[(&str, &str, usize)], ty: &str, member: &str) -> usize {
     let mut i = 0;
-    while i < LAYOUT.len() {
-        let (t, m, v) = LAYOUT[i];
+    while i < table.len() {
+        let (t, m, v) = table[i];
         if str_eq(t, ty) && str_eq(m, member) {
             return v;
         }
         i += 1;
     }
     panic!("no such layout entry")
+}
+
+const fn layout(ty: &str, member: &str) -> usize {
+    lookup(LAYOUT, ty, member)
 }
 
 const fn str_eq(a: &str, b: &str) -> bool {

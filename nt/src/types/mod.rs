@@ -11,6 +11,7 @@ mod irp;
 mod ke;
 mod layout;
 pub use layout::{CONSTANT_TABLE, LAYOUT};
+pub(crate) use layout::lookup as layout_lookup;
 mod mdl;
 mod status;
 

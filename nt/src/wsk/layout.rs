@@ -266,30 +266,7 @@ pub const WSK_LAYOUT: &[(&str, &str, usize)] = &[
 
 /// Looks a value up in [`WSK_LAYOUT`] at compile time.
 const fn layout(ty: &str, member: &str) -> usize {
-    let mut i = 0;
-    while i < WSK_LAYOUT.len() {
-        let (t, m, v) = WSK_LAYOUT[i];
-        if str_eq(t, ty) && str_eq(m, member) {
-            return v;
-        }
-        i += 1;
-    }
-    panic!("no such WSK layout entry")
-}
-
-const fn str_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
+    crate::types::layout_lookup(WSK_LAYOUT, ty, member)
 }
 
 /// The documented x64 values (64-bit targets only, as for `nt::LAYOUT`).
