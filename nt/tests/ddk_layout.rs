@@ -7,23 +7,16 @@
 //! that message rather than passing silently.
 #![cfg(not(miri))]
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod clang_probe;
 
-const INCLUDE_ROOT: &str = "/usr/share/mingw-w64/include";
+use clang_probe::{INCLUDE_ROOT, clang_errors, layout_asserts};
+use std::fmt::Write as _;
+use std::path::Path;
 
 /// Builds the C probe: one `_Static_assert` per checked value, each with a message naming it.
 fn probe_source(extra: &str) -> String {
     let mut c = String::from("#include <ntddk.h>\n#include <stddef.h>\n");
-    for &(ty, member, value) in nt::LAYOUT {
-        let expr = if member.is_empty() {
-            format!("sizeof({ty})")
-        } else {
-            format!("offsetof({ty}, {member})")
-        };
-        writeln!(c, "_Static_assert({expr} == {value:#x}, \"{expr} != {value:#x}\");").unwrap();
-    }
+    c.push_str(&layout_asserts(nt::LAYOUT));
     for &(name, value) in nt::CONSTANT_TABLE {
         writeln!(c, "_Static_assert(({name}) == {value}LL, \"{name} != {value}\");").unwrap();
     }
@@ -39,42 +32,21 @@ fn probe_source(extra: &str) -> String {
     c
 }
 
-/// Runs clang in syntax-only mode on `source`; returns clang's error lines, empty when it compiled.
-fn clang_errors(source: &str, name: &str) -> Vec<String> {
+/// Compiles a probe against `ddk/wdm.h` (the kernel-mode headers need `_AMD64_`).
+fn ddk_errors(source: &str, name: &str) -> Vec<String> {
     let ddk = Path::new(INCLUDE_ROOT).join("ddk/wdm.h");
     assert!(
         ddk.exists(),
         "{} is missing: install Debian's mingw-w64-common (and clang); .ci/run does",
         ddk.display()
     );
-    let file: PathBuf = std::env::temp_dir().join(format!("nt-ddk-probe-{}-{name}.c", std::process::id()));
-    std::fs::write(&file, source).unwrap();
-    let output = Command::new("clang")
-        .args(["-target", "x86_64-w64-windows-gnu", "-fsyntax-only", "-w", "-D_AMD64_"])
-        .arg(format!("-I{INCLUDE_ROOT}"))
-        .arg(format!("-I{INCLUDE_ROOT}/ddk"))
-        .arg(&file)
-        .output()
-        .expect("clang is not installed: install Debian's clang package; .ci/run does");
-    let _ = std::fs::remove_file(&file);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let errors: Vec<String> = stderr
-        .lines()
-        .filter(|l| l.contains(": error:"))
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(
-        errors.is_empty(),
-        output.status.success(),
-        "clang output not understood:\n{stderr}"
-    );
-    errors
+    clang_errors(source, name, &["-D_AMD64_", &format!("-I{INCLUDE_ROOT}/ddk")])
 }
 
 #[test]
 fn every_layout_and_constant_matches_the_mingw_ddk_headers() {
     let checks = nt::LAYOUT.len() + nt::CONSTANT_TABLE.len() + nt::STATUS_TABLE.len();
-    let errors = clang_errors(&probe_source(""), "all");
+    let errors = ddk_errors(&probe_source(""), "ddk-all");
     assert!(
         errors.is_empty(),
         "{} of {checks} checks disagree with wdm.h:\n{}",
@@ -87,7 +59,7 @@ fn every_layout_and_constant_matches_the_mingw_ddk_headers() {
 #[test]
 fn a_wrong_offset_is_reported() {
     let wrong = "_Static_assert(offsetof(IRP, IoStatus) == 0x28, \"offsetof(IRP, IoStatus) != 0x28\");\n";
-    let errors = clang_errors(&probe_source(wrong), "wrong");
+    let errors = ddk_errors(&probe_source(wrong), "ddk-wrong");
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("offsetof(IRP, IoStatus) != 0x28"), "{errors:?}");
 }

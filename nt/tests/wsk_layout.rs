@@ -8,10 +8,12 @@
 //! Needs `clang`, `llvm-nm`, `mingw-w64-common` and `mingw-w64-x86-64-dev` (`.ci/run` installs them).
 #![cfg(all(not(target_os = "windows"), not(miri)))]
 
+mod clang_probe;
+
+use clang_probe::{INCLUDE_ROOT, clang_errors, layout_asserts};
 use std::fmt::Write as _;
 use std::process::Command;
 
-const INCLUDE_ROOT: &str = "/usr/share/mingw-w64/include";
 const LIBNETIO: &str = "/usr/x86_64-w64-mingw32/lib/libnetio.a";
 
 /// The rows of `nt::WSK_LAYOUT` that `ws2def.h`/`ws2ipdef.h` define.
@@ -25,14 +27,7 @@ fn socket_address_rows() -> Vec<(&'static str, &'static str, usize)> {
 
 fn probe(extra: &str) -> Vec<String> {
     let mut c = String::from("#include <winsock2.h>\n#include <ws2ipdef.h>\n#include <stddef.h>\n");
-    for (ty, member, value) in socket_address_rows() {
-        let expr = if member.is_empty() {
-            format!("sizeof({ty})")
-        } else {
-            format!("offsetof({ty}, {member})")
-        };
-        writeln!(c, "_Static_assert({expr} == {value:#x}, \"{expr} != {value:#x}\");").unwrap();
-    }
+    c.push_str(&layout_asserts(&socket_address_rows()));
     let constants: [(&str, i64); 8] = [
         ("AF_INET", nt::AF_INET.into()),
         ("AF_INET6", nt::AF_INET6.into()),
@@ -47,27 +42,7 @@ fn probe(extra: &str) -> Vec<String> {
         writeln!(c, "_Static_assert(({name}) == {value}, \"{name} != {value}\");").unwrap();
     }
     c.push_str(extra);
-    let file = std::env::temp_dir().join(format!("nt-wsk-probe-{}-{}.c", std::process::id(), extra.len()));
-    std::fs::write(&file, c).unwrap();
-    let output = Command::new("clang")
-        .args(["-target", "x86_64-w64-windows-gnu", "-fsyntax-only", "-w"])
-        .arg(format!("-I{INCLUDE_ROOT}"))
-        .arg(&file)
-        .output()
-        .expect("clang is not installed: install Debian's clang package; .ci/run does");
-    let _ = std::fs::remove_file(&file);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let errors: Vec<String> = stderr
-        .lines()
-        .filter(|l| l.contains("error:"))
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(
-        errors.is_empty(),
-        output.status.success(),
-        "clang output not understood:\n{stderr}"
-    );
-    errors
+    clang_errors(&c, &format!("wsk-{}", extra.len()), &[])
 }
 
 #[test]
