@@ -23,6 +23,13 @@
 //!
 //! then ends the thread. It returns when all of that is done; wakes arriving later find no
 //! `SPAWNED` task and do nothing.
+//!
+//! The event never holds a spare signal: each `KeSetEvent` pairs with one sleep of the thread,
+//! shutdown's own wake-up included (`RunQueue::wake_sleeper`). So the thread's last wait also waits
+//! for the `KeSetEvent` of a wake or spawn that raced with the shutdown, and once `shutdown`
+//! returns nothing touches the executor: its owner may free it (the echo driver keeps it in pool
+//! memory). The loom model checks this by "freeing" the executor after shutdown in every
+//! interleaving with a waker and a spawner.
 
 use crate::error::ExecutorError;
 use crate::event::Event;
@@ -48,6 +55,17 @@ const THREAD: u32 = 1 << 1;
 const EVENT_READY: u32 = 1 << 2;
 /// `control`: shut down for good.
 const DONE: u32 = 1 << 3;
+/// `control`: `start` is creating the thread (shutdown refuses with `Busy` meanwhile).
+const STARTING: u32 = 1 << 4;
+/// `control`: a shutdown is under way (the first caller does it; later callers wait for DONE).
+const STOPPING: u32 = 1 << 5;
+/// `control`: the system thread made its last access to the executor (set by the thread itself).
+const EXITED: u32 = 1 << 6;
+
+/// How often a thread waiting for DONE or EXITED looks again: 1 ms, in 100 ns units.
+/// Only a second concurrent shutdown, or `start` after a failed `ObReferenceObjectByHandle`,
+/// polls; the normal shutdown waits on the thread object.
+const POLL_INTERVAL_100NS: i64 = 10_000;
 
 /// A task executor for PASSIVE_LEVEL kernel code, woken from any CPU at IRQL <= DISPATCH_LEVEL.
 pub struct Executor {
@@ -199,6 +217,10 @@ impl Executor {
     }
 
     /// Pushes a task whose `RUN_QUEUED` bit the caller set, and signals the thread if it sleeps.
+    ///
+    /// The push and the signal are the caller's last accesses to the executor. The push is waited
+    /// for by shutdown (the task is an admitted spawn or an owed entry); the signal pairs with the
+    /// sleep it ends, which the executor thread waits for before it can end (see `run_queue.rs`).
     #[inline(always)]
     pub(crate) fn enqueue(&self, task: TaskRef) {
         // SAFETY: the caller made the RUN_QUEUED 0 -> 1 change, so the task is in no queue; the slot
@@ -206,6 +228,31 @@ impl Executor {
         if unsafe { self.queue.push(task.as_ptr()) } {
             // SAFETY: the queue is only marked sleeping after the event was initialised.
             unsafe { self.event.set() };
+        }
+    }
+
+    /// Refuses further spawns and wakes the thread if it sleeps, without ever leaving a spare signal
+    /// in the event (see `RunQueue::wake_sleeper`). Called with the event initialised.
+    fn close(&self) {
+        // Before the head's read-modify-write in `wake_sleeper`, which publishes it to the thread.
+        self.spawns.fetch_or(CLOSED, Ordering::AcqRel);
+        if self.queue.wake_sleeper() {
+            // SAFETY: initialised (the caller's contract); this signal pairs with the mark replaced.
+            unsafe { self.event.set() };
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.spawns.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Waits at PASSIVE_LEVEL until `control` has `bit`, looking every [`POLL_INTERVAL_100NS`].
+    fn poll_control_until(&self, bit: u32) {
+        while self.control.load(Ordering::Acquire) & bit == 0 {
+            let mut interval = nt::LARGE_INTEGER::relative_100ns(POLL_INTERVAL_100NS);
+            // SAFETY: PASSIVE_LEVEL (checked by the callers); the interval is a local. A
+            // non-alertable kernel-mode delay returns STATUS_SUCCESS only.
+            unsafe { nt::KeDelayExecutionThread(nt::KernelMode, nt::FALSE, &mut interval) };
         }
     }
 
@@ -276,17 +323,27 @@ impl Executor {
         if nt::KeGetCurrentIrql() != nt::PASSIVE_LEVEL {
             return Err(ExecutorError::NotPassiveLevel);
         }
-        self.try_acquire_poller(THREAD)?;
+        self.try_acquire_poller(THREAD | STARTING)?;
         self.ensure_event();
         match self.create_thread() {
             Ok(thread) => {
                 self.thread.store(thread, Ordering::Release);
+                // From here on a shutdown finds the thread object to wait on.
+                self.control.fetch_and(!STARTING, Ordering::Release);
                 Ok(())
             }
-            Err((status, thread_runs)) => {
-                if !thread_runs {
-                    self.control.fetch_and(!(POLLER | THREAD), Ordering::Release);
-                }
+            Err((status, false)) => {
+                self.control.fetch_and(!(POLLER | THREAD | STARTING), Ordering::Release);
+                Err(ExecutorError::Thread(status))
+            }
+            Err((status, true)) => {
+                // The thread runs but there is no object to wait on: stop it now, and wait for its
+                // last access to the executor (EXITED) by polling, so that the caller, told that
+                // start failed, may free the executor. Nothing was spawned by this caller, but other
+                // threads may have spawned: the thread drops those futures as in any shutdown.
+                self.close();
+                self.poll_control_until(EXITED);
+                self.control.store(DONE | EVENT_READY, Ordering::Release);
                 Err(ExecutorError::Thread(status))
             }
         }
@@ -303,7 +360,7 @@ impl Executor {
     }
 
     /// Creates the system thread and references its object. On error, also says whether the thread
-    /// runs anyway (it then shuts the executor down by itself, since it was closed).
+    /// runs anyway (then the caller must stop it and wait for it).
     fn create_thread(&'static self) -> Result<*mut core::ffi::c_void, (nt::NTSTATUS, bool)> {
         let mut handle: nt::HANDLE = ptr::null_mut();
         let mut attributes = nt::kernel_handle_attributes();
@@ -335,13 +392,10 @@ impl Executor {
                 ptr::null_mut(),
             )
         };
+        let status = thread_reference_status(status, object);
         // SAFETY: the handle is ours and no longer needed: the referenced object is what we wait on.
         unsafe { nt::ZwClose(handle) };
         if status < 0 {
-            // The thread runs but cannot be joined: close the executor so it ends by itself.
-            self.spawns.fetch_or(CLOSED, Ordering::AcqRel);
-            // SAFETY: initialised in `start`.
-            unsafe { self.event.set() };
             return Err((status, true));
         }
         Ok(object)
@@ -354,52 +408,83 @@ impl Executor {
             // Look for shutdown after every batch, not only when idle: tasks that keep waking
             // themselves (or a steady stream of completions) would otherwise hold the queue
             // non-empty and make `shutdown` (and so DriverUnload) wait for the traffic to stop.
-            if self.spawns.load(Ordering::Acquire) & CLOSED != 0 {
+            if self.is_closed() {
                 break;
             }
             if ran != 0 {
                 continue;
             }
-            if self.queue.try_sleep() {
-                // SAFETY: initialised in `start`; the executor thread runs at PASSIVE_LEVEL.
-                unsafe { self.event.wait() };
-            }
+            // SAFETY: initialised in `start`; the executor thread runs at PASSIVE_LEVEL.
+            let wait = || unsafe { self.event.wait() };
+            // The close check after the sleeping mark pairs with `close` (see `wake_sleeper`): the
+            // thread either sees CLOSED or gets the close's signal, never a spare one.
+            self.queue.wait_for_push(|| self.is_closed(), wait);
         }
         self.drop_everything();
+        // The thread's last access to the executor; only `start` after a failed reference waits for
+        // it (shutdown waits for the thread object, i.e. for the thread's end).
+        self.control.fetch_or(EXITED, Ordering::Release);
     }
 
     /// Stops the executor: refuses new spawns, drops every live task's future on the executor
     /// thread (or on the caller's, if the executor never started a thread), ends the thread and
     /// returns once all of that is done. PASSIVE_LEVEL only; must not be called from one of this
-    /// executor's tasks. Calling it again returns `Ok(())`.
+    /// executor's tasks.
+    ///
+    /// Once it returns `Ok(())`, nothing touches the executor's memory any more, so its owner may
+    /// free it (a driver may keep it in pool memory): the thread has ended; every admitted spawn
+    /// and every wake that queued a task has made its last access (its push was drained and its
+    /// signal, if any, consumed by the thread's last wait); wakers of its tasks, join handles and
+    /// timers called later find no spawned task and never reach the executor. What the owner must
+    /// still ensure: no call through a [`Spawner`] of this executor is running or starts during or
+    /// after the free (a spawn refused with [`SpawnError::ShutDown`](crate::SpawnError::ShutDown)
+    /// still reads the executor's state), and no other `shutdown` call is in progress.
+    ///
+    /// Single entry: the first call does the work; calls made meanwhile on other threads return
+    /// `Ok(())` once it is done, and later calls at once. Refuses with [`ExecutorError::Busy`], having
+    /// done nothing, while `start` is creating the thread or a [`LocalRunner`] is held.
     pub fn shutdown(&'static self) -> Result<(), ExecutorError> {
         if nt::KeGetCurrentIrql() != nt::PASSIVE_LEVEL {
             return Err(ExecutorError::NotPassiveLevel);
         }
-        let control = self.control.load(Ordering::Acquire);
-        if control & DONE != 0 {
-            return Ok(());
+        let mut control = self.control.load(Ordering::Acquire);
+        loop {
+            if control & DONE != 0 {
+                return Ok(());
+            }
+            if control & STOPPING != 0 {
+                self.poll_control_until(DONE);
+                return Ok(());
+            }
+            // STARTING: no thread object to wait on yet. POLLER without THREAD: a LocalRunner.
+            if control & STARTING != 0 || control & (POLLER | THREAD) == POLLER {
+                return Err(ExecutorError::Busy);
+            }
+            // Without a thread, this caller also takes the right to poll (to drop the tasks).
+            let next = control | STOPPING | POLLER;
+            match self
+                .control
+                .compare_exchange_weak(control, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(now) => control = now,
+            }
         }
         if control & THREAD != 0 {
             let thread = self.thread.swap(ptr::null_mut(), Ordering::AcqRel);
-            self.spawns.fetch_or(CLOSED, Ordering::AcqRel);
-            // SAFETY: initialised in `start`. A spare signal only costs the thread one loop.
-            unsafe { self.event.set() };
-            if !thread.is_null() {
-                // SAFETY: `thread` is the referenced thread object; waiting on it at PASSIVE_LEVEL
-                // with no timeout returns when the thread has terminated.
-                unsafe {
-                    nt::KeWaitForSingleObject(thread, nt::Executive, nt::KernelMode, nt::FALSE, ptr::null_mut());
-                    nt::ObfDereferenceObject(thread);
-                }
+            self.close();
+            // SAFETY: THREAD without STARTING means `start` stored the referenced thread object,
+            // and only this (single-entry) call takes it. Waiting on it at PASSIVE_LEVEL with no
+            // timeout returns when the thread has terminated.
+            unsafe {
+                nt::KeWaitForSingleObject(thread, nt::Executive, nt::KernelMode, nt::FALSE, ptr::null_mut());
+                nt::ObfDereferenceObject(thread);
             }
-            self.control.store(DONE | EVENT_READY, Ordering::Release);
-            return Ok(());
+        } else {
+            self.spawns.fetch_or(CLOSED, Ordering::AcqRel);
+            self.ensure_event();
+            self.drop_everything();
         }
-        self.try_acquire_poller(0)?;
-        self.spawns.fetch_or(CLOSED, Ordering::AcqRel);
-        self.ensure_event();
-        self.drop_everything();
         self.control.store(DONE | EVENT_READY, Ordering::Release);
         Ok(())
     }
@@ -452,11 +537,12 @@ impl Executor {
         // POLLER stays held: the caller marks the executor DONE (which also clears POLLER).
     }
 
+    /// Sleeps until the next push unless something is queued. CLOSED is already set, so no close
+    /// check: every mark is replaced by an owed push (or by `close`), which signals.
     fn sleep_if_idle(&self) {
-        if self.queue.try_sleep() {
-            // SAFETY: the event was initialised (start or shutdown) and the poller is at PASSIVE_LEVEL.
-            unsafe { self.event.wait() };
-        }
+        // SAFETY: the event was initialised (start or shutdown) and the poller is at PASSIVE_LEVEL.
+        let wait = || unsafe { self.event.wait() };
+        self.queue.wait_for_push(|| false, wait);
     }
 
     /// Takes the whole run queue and runs each task once. `closing` is `Some(owed)` during
@@ -585,6 +671,32 @@ impl Drop for LocalRunner {
     fn drop(&mut self) {
         self.executor.release_poller();
     }
+}
+
+/// `ObReferenceObjectByHandle`'s status, or a failure injected by [`fail_next_thread_reference`]
+/// (host emulation only; the reference taken is then dropped).
+#[inline(always)]
+fn thread_reference_status(status: nt::NTSTATUS, object: nt::PVOID) -> nt::NTSTATUS {
+    #[cfg(not(target_os = "windows"))]
+    if status >= 0 && FAIL_NEXT_THREAD_REFERENCE.swap(false, Ordering::AcqRel) {
+        // SAFETY: the reference just taken, not used by anyone else.
+        unsafe { nt::ObfDereferenceObject(object) };
+        return nt::STATUS_INVALID_HANDLE;
+    }
+    let _ = object;
+    status
+}
+
+#[cfg(not(target_os = "windows"))]
+static FAIL_NEXT_THREAD_REFERENCE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Host emulation only: makes the next [`Executor::start`] see `ObReferenceObjectByHandle` fail
+/// (`STATUS_INVALID_HANDLE`) after the thread was created, which the emulation cannot do by itself,
+/// so that tests reach the path where the thread runs but cannot be waited on.
+#[cfg(not(target_os = "windows"))]
+#[doc(hidden)]
+pub fn fail_next_thread_reference() {
+    FAIL_NEXT_THREAD_REFERENCE.store(true, Ordering::Release);
 }
 
 /// The system thread's start routine (`KSTART_ROUTINE`), entered at PASSIVE_LEVEL.

@@ -4,6 +4,10 @@
 //! generation tag in the high 32 bits, bumped by every successful change. The tag defeats ABA: a
 //! claimer that read `head = (i, t)` and `next(i) = j` cannot install `j` if, meanwhile, `i` was
 //! claimed and released again (the tag is no longer `t`), even if `i` is on top once more.
+//! The tag has 32 bits, so it only fails if a claimer stalls between its read of the head and its
+//! compare-exchange while exactly a multiple of 2^32 (about 4e9) changes are made to this pool's
+//! list: minutes of nothing but spawning, during one preemption. Accepted (a known limit, like
+//! every tagged-pointer stack's; a 64-bit tag would need a 128-bit compare-exchange).
 //! Each slot's "next free" index lives in the slot itself (see `Header::link`), read atomically
 //! because a slow claimer may read it while the slot is already in use (its value is then
 //! discarded by the failing compare-exchange).

@@ -91,6 +91,9 @@ pub use block_on::{MAX_BLOCKED_THREADS, block_on};
 pub use core::time::Duration;
 #[cfg(not(loom))]
 pub use error::{BlockOnError, ExecutorError, JoinError, SpawnError};
+#[cfg(all(not(loom), not(target_os = "windows")))]
+#[doc(hidden)]
+pub use executor::fail_next_thread_reference;
 #[cfg(not(loom))]
 pub use executor::{Executor, LocalRunner, LocalSpawner, SpawnOn, Spawner};
 #[cfg(not(loom))]

@@ -10,6 +10,14 @@
 //! synchronization event: a signal given before the executor starts waiting is kept until it waits.
 //! The loom model (`loom_model.rs`) checks this under every interleaving.
 //!
+//! Every signal pairs with one replaced mark, and the consumer waits once per mark it set: the
+//! event never holds a spare signal. So when the consumer is awake, every producer that signalled
+//! has finished with the event: `KeSetEvent` is done with a KEVENT once the wait it satisfied
+//! returns (the kernel guarantee behind WDM's on-stack event pattern, as in
+//! `IoForwardIrpSynchronously`). That is what lets the executor's owner free it after shutdown.
+//! Stopping the consumer keeps the pairing: see [`RunQueue::wake_sleeper`] and
+//! [`RunQueue::wait_for_push`].
+//!
 //! Producers never wait for one another: a push is one compare-exchange that only fails when another
 //! push or the drain changed the head, i.e. when someone else made progress.
 
@@ -100,6 +108,60 @@ impl<T: Linked> RunQueue<T> {
         self.head
             .compare_exchange(ptr::null_mut(), sleeping(), Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
+    }
+
+    /// Takes back the sleeping mark of a successful [`RunQueue::try_sleep`], for a consumer that
+    /// decided not to wait after all. Returns true if the mark was still there: nobody replaced it,
+    /// so nobody owes a signal. Returns false if a push or [`RunQueue::wake_sleeper`] replaced it:
+    /// that caller signals (or has signalled) the event, and the consumer must wait for that signal
+    /// before it may assume that no producer still touches the queue's owner. Consumer only.
+    pub(crate) fn cancel_sleep(&self) -> bool {
+        self.head
+            .compare_exchange(sleeping(), ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The consumer's idle step: marks the empty queue sleeping and calls `wait` (which must block
+    /// until the event is signalled). Returns at once if something is queued (the consumer drains
+    /// it), or if `closed()`, checked after the mark was set, says the consumer is being stopped and
+    /// the mark could be taken back (see [`RunQueue::wake_sleeper`] for why the check comes after the
+    /// mark). Every return from `wait` consumes the one signal owed by whoever replaced the mark.
+    /// Consumer only.
+    pub(crate) fn wait_for_push(&self, closed: impl FnOnce() -> bool, wait: impl FnOnce()) {
+        if !self.try_sleep() {
+            return;
+        }
+        if closed() && self.cancel_sleep() {
+            return;
+        }
+        wait();
+    }
+
+    /// Wakes a consumer that sleeps (or is about to) so that it notices a stop request its owner
+    /// published before this call: if the queue is marked sleeping, replaces the mark with an empty
+    /// queue and returns true, and the caller must then signal the event exactly like a push that
+    /// replaced the mark (one signal per mark: no signal is ever spare). Otherwise returns false and
+    /// the caller signals nothing. Any thread.
+    ///
+    /// Why a consumer can neither sleep through the stop nor be signalled twice: this is always a
+    /// read-modify-write of the head (it writes back the value it read when there is no mark), and
+    /// every change of the head is one, so the head's modification order puts it either before or
+    /// after the consumer's `null -> SLEEPING` exchange. Before: that exchange (Acquire) reads a
+    /// value at the end of a release sequence this call (Release) heads, so `closed()` in
+    /// [`RunQueue::wait_for_push`] sees the stop request. After: this call finds the mark, or
+    /// whatever replaced it, and either it or that push signals.
+    pub(crate) fn wake_sleeper(&self) -> bool {
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            let next = if head == sleeping() { ptr::null_mut() } else { head };
+            match self
+                .head
+                .compare_exchange_weak(head, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(previous) => return previous == sleeping(),
+                Err(now) => head = now,
+            }
+        }
     }
 
     /// The node after `node` in a chain returned by [`RunQueue::take_all`].

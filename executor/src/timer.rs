@@ -195,6 +195,11 @@ impl TimerDriver {
     /// Stops the driver for unload: completes every pending timer future, cancels the KTIMER and
     /// waits (`KeFlushQueuedDpcs`) until no DPC of this driver is queued or running. PASSIVE_LEVEL.
     /// Returns false (doing nothing) above PASSIVE_LEVEL.
+    ///
+    /// Until [`TimerDriver::start`], every sleep and deadline then completes at once. A task that
+    /// retries around a sleep (a loop that backs off after an error, such as an accept loop) would
+    /// spin on its executor: stop the timers after shutting down the executors whose tasks use them
+    /// (the echo driver's unload does), or make such loops also end on the unload request.
     pub fn stop(&'static self) -> bool {
         if nt::KeGetCurrentIrql() != nt::PASSIVE_LEVEL {
             return false;

@@ -615,3 +615,87 @@ fn shutdown_ends_an_executor_whose_tasks_never_stop_waking() {
     assert_eq!(DROPS.load(Ordering::SeqCst), 1);
     assert_eq!(DROP_THREADS.lock().unwrap().len(), 1);
 }
+
+/// `ObReferenceObjectByHandle` fails after the thread was created (injected: the emulation cannot
+/// make it fail): `start` must stop the thread it created and return only after the thread's last
+/// access to the executor, with the tasks spawned before dropped once on that thread.
+#[test]
+fn start_that_cannot_reference_its_thread_stops_it_before_failing() {
+    let session = nt::emu::session();
+    static EXECUTOR: Executor = Executor::new();
+    static POOL: TaskPool<128, 4> = TaskPool::new();
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    static DROP_THREADS: Mutex<Vec<ThreadId>> = Mutex::new(Vec::new());
+    let probe = DropProbe {
+        drops: &DROPS,
+        thread: &DROP_THREADS,
+    };
+    let handle = POOL
+        .spawn(EXECUTOR.spawner(), async move {
+            let _probe = probe;
+            std::future::pending::<()>().await
+        })
+        .unwrap();
+    executor::fail_next_thread_reference();
+    assert_eq!(EXECUTOR.start(), Err(ExecutorError::Thread(nt::STATUS_INVALID_HANDLE)));
+    // The thread made its last access before start returned: the task is gone, dropped there.
+    assert_eq!(DROPS.load(Ordering::SeqCst), 1);
+    assert_ne!(DROP_THREADS.lock().unwrap()[0], thread::current().id());
+    assert_eq!(block_on(handle).unwrap(), Err(JoinError::Aborted));
+    assert_eq!(
+        POOL.spawn(EXECUTOR.spawner(), async {}).err(),
+        Some(SpawnError::ShutDown)
+    );
+    assert_eq!(EXECUTOR.shutdown(), Ok(()));
+    // The thread ends right after its last access; wait (bounded) for the emulation to see it end.
+    let start = std::time::Instant::now();
+    while !session.leak_report().is_empty() {
+        assert!(start.elapsed() < BOUND, "{:?}", session.leak_report());
+        thread::yield_now();
+    }
+}
+
+/// A shutdown called while another one is under way returns only once the executor is shut down
+/// (the thread ended and every future was dropped), not at once.
+#[test]
+fn a_second_shutdown_during_the_first_returns_after_the_end() {
+    let _session = nt::emu::session();
+    static EXECUTOR: Executor = Executor::new();
+    static POOL: TaskPool<128, 4> = TaskPool::new();
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    /// The second shutdown's result, and the drops it saw done when it returned.
+    type SecondShutdown = thread::JoinHandle<(Result<(), ExecutorError>, usize)>;
+    static SECOND: Mutex<Option<SecondShutdown>> = Mutex::new(None);
+
+    /// Dropped by the first shutdown, on the executor thread: starts the second one from there, so
+    /// that it certainly begins while the first is under way.
+    struct StartsSecondShutdown;
+    impl Drop for StartsSecondShutdown {
+        fn drop(&mut self) {
+            let second = thread::spawn(|| {
+                let result = EXECUTOR.shutdown();
+                (result, DROPS.load(Ordering::SeqCst))
+            });
+            *SECOND.lock().unwrap() = Some(second);
+            DROPS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    EXECUTOR.start().unwrap();
+    let guard = StartsSecondShutdown;
+    POOL.spawn_detached(EXECUTOR.spawner(), async move {
+        let _guard = guard;
+        std::future::pending::<()>().await
+    })
+    .unwrap();
+    assert_eq!(EXECUTOR.shutdown(), Ok(()));
+    let second = SECOND
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the task was dropped by the shutdown");
+    let (result, drops_seen) = second.join().unwrap();
+    assert_eq!(result, Ok(()));
+    assert_eq!(drops_seen, 1, "the second shutdown returned before the drop was over");
+    assert_eq!(EXECUTOR.run_until_idle(), Err(ExecutorError::ShutDown));
+}

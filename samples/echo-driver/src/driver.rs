@@ -10,8 +10,10 @@
 //!
 //! The executor is lent to its thread and tasks as `&'static`. That is sound because the block is
 //! freed only after all of these have happened, in this order:
-//! 1. `Executor::shutdown` returned: every task's future was dropped on the executor thread and the
-//!    thread has ended (so no task, waker target or thread uses the executor any more);
+//! 1. `Executor::shutdown` returned: every task's future was dropped on the executor thread, the
+//!    thread has ended, and every wake or spawn that reached the executor has made its last access
+//!    to it, its `KeSetEvent` included (shutdown's contract; a waker called later finds no task).
+//!    The only `Spawner` is the accept loop's, used on the executor thread, so no spawn call outlives it;
 //! 2. `Registration::deregister` completed: every socket is closed and every IRP completed, so no
 //!    completion routine will wake anything;
 //! 3. `TimerDriver::stop` returned: no timer DPC is queued or running.
