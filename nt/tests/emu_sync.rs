@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{BOUND, Event, take_one};
+use common::{BOUND, Event, SendPtr, TAG, relative, take_one};
 use nt::emu::{self, Rule};
 use nt::*;
 use std::cell::UnsafeCell;
@@ -106,6 +106,117 @@ fn wait_at_dispatch_level_is_reported() {
     assert!(v.to_string().contains("wait at DISPATCH_LEVEL"), "{v}");
     emu::at_dispatch(|| event.wait(Some(Duration::from_millis(1))));
     take_one(Rule::WaitAtDispatch);
+}
+
+/// Allocates and initialises a KEVENT in nonpaged pool.
+///
+/// # Safety
+/// The caller frees it with `ExFreePoolWithTag(event, TAG)`.
+unsafe fn pool_event(kind: EVENT_TYPE) -> PKEVENT {
+    // SAFETY: a block sized for a KEVENT, initialised before any other use.
+    unsafe {
+        let event = ExAllocatePool2(POOL_FLAG_NON_PAGED, core::mem::size_of::<KEVENT>(), TAG).cast::<KEVENT>();
+        assert!(!event.is_null());
+        KeInitializeEvent(event, kind, FALSE);
+        event
+    }
+}
+
+/// Takes the one violation the last call recorded: a use after free by `function` of an object in
+/// the freed "Test" block.
+#[track_caller]
+fn take_use_after_free(function: &str) {
+    let v = take_one(Rule::UseAfterFree);
+    let text = v.to_string();
+    assert!(text.contains(&format!("{function} on the ")), "{v}");
+    assert!(text.contains("in the freed pool block"), "{v}");
+    assert!(text.contains("tag 'Test'"), "{v}");
+    assert!(text.contains("freed at:"), "{v}");
+}
+
+#[test]
+fn event_in_freed_pool_is_reported() {
+    let _session = emu::session();
+    emu::expect_violations();
+    // SAFETY: every call after the free is the deliberate use after free under test; recording mode
+    // makes each harmless (nothing is written), and the block stays in quarantine (still host
+    // memory) until the session ends.
+    unsafe {
+        let event = pool_event(SynchronizationEvent);
+        ExFreePoolWithTag(event.cast(), TAG);
+        assert_eq!(KeSetEvent(event, 0, FALSE), 0);
+        take_use_after_free("KeSetEvent");
+        assert_eq!(KeResetEvent(event), 0);
+        take_use_after_free("KeResetEvent");
+        KeClearEvent(event);
+        take_use_after_free("KeClearEvent");
+        assert_eq!(KeReadStateEvent(event), 0);
+        take_use_after_free("KeReadStateEvent");
+        let mut poll = relative(Duration::ZERO);
+        let status = KeWaitForSingleObject(event.cast(), Executive, KernelMode, FALSE, &mut poll);
+        assert_eq!(status, STATUS_INVALID_PARAMETER);
+        take_use_after_free("KeWaitForSingleObject");
+        KeInitializeEvent(event, NotificationEvent, TRUE);
+        take_use_after_free("KeInitializeEvent");
+        // None of the calls wrote to the freed block.
+        let bytes = core::slice::from_raw_parts(event.cast::<u8>(), core::mem::size_of::<KEVENT>());
+        assert!(bytes.iter().all(|&b| b == emu::pool::FREED_FILL), "{bytes:x?}");
+    }
+}
+
+#[test]
+fn event_holding_the_freed_pattern_outside_the_pool_is_not_reported() {
+    let _session = emu::session();
+    emu::expect_violations();
+    // SAFETY: a quarantined block exists, so the check's slow path runs; the KEVENT below is on the
+    // stack, holds the freed-memory pattern in every byte, and is read and re-initialised, never waited on.
+    unsafe {
+        let freed = pool_event(NotificationEvent);
+        ExFreePoolWithTag(freed.cast(), TAG);
+        let mut on_stack = core::mem::MaybeUninit::<KEVENT>::uninit();
+        on_stack
+            .as_mut_ptr()
+            .cast::<u8>()
+            .write_bytes(emu::pool::FREED_FILL, core::mem::size_of::<KEVENT>());
+        let event = on_stack.as_mut_ptr();
+        assert_eq!(KeReadStateEvent(event), i32::from_ne_bytes([emu::pool::FREED_FILL; 4]));
+        KeInitializeEvent(event, NotificationEvent, FALSE);
+        assert_eq!(KeSetEvent(event, 0, FALSE), 0);
+        assert_eq!(KeReadStateEvent(event), 1);
+    }
+    let taken = emu::take_violations();
+    assert!(taken.is_empty(), "{taken:#?}");
+}
+
+#[test]
+fn freeing_pool_a_thread_waits_in_is_reported() {
+    let _session = emu::session();
+    emu::expect_violations();
+    // SAFETY: the event lives in a pool block; the premature free is refused (recording mode), so
+    // the waiter's event stays live until it is signalled, the waiter joined, and the block freed.
+    unsafe {
+        let event = pool_event(NotificationEvent);
+        let shared = SendPtr(event);
+        let waiter = std::thread::spawn(move || {
+            let mut bound = relative(BOUND);
+            let event = shared;
+            KeWaitForSingleObject(event.get().cast(), Executive, KernelMode, FALSE, &mut bound)
+        });
+        let start = std::time::Instant::now();
+        while emu::sync::waiters(event.cast()) == 0 {
+            assert!(start.elapsed() < BOUND, "the waiter never blocked");
+            std::thread::yield_now();
+        }
+        ExFreePoolWithTag(event.cast(), TAG);
+        let v = take_one(Rule::FreeWithWaiter);
+        assert!(v.to_string().contains("which a thread is waiting on"), "{v}");
+        KeSetEvent(event, 0, FALSE);
+        assert_eq!(waiter.join().unwrap(), STATUS_SUCCESS);
+        assert_eq!(emu::sync::waiters(event.cast()), 0);
+        ExFreePoolWithTag(event.cast(), TAG);
+    }
+    let taken = emu::take_violations();
+    assert!(taken.is_empty(), "{taken:#?}");
 }
 
 #[test]

@@ -222,3 +222,61 @@ fn freeing_pool_that_holds_an_armed_timer_is_reported() {
         ExFreePoolWithTag(timer.cast(), TAG);
     }
 }
+
+#[test]
+fn timer_and_dpc_in_freed_pool_are_reported() {
+    let _session = emu::session();
+    emu::expect_violations();
+    /// A timer and its DPC in one pool block, as a driver's device extension would hold them.
+    #[repr(C)]
+    struct TimerAndDpc {
+        timer: KTIMER,
+        dpc: KDPC,
+    }
+    // SAFETY: every call after the free is the deliberate use after free under test; recording mode
+    // makes each harmless (nothing is armed or written), and the block stays in quarantine (still
+    // host memory) until the session ends.
+    unsafe {
+        let block =
+            ExAllocatePool2(POOL_FLAG_NON_PAGED, core::mem::size_of::<TimerAndDpc>(), TAG).cast::<TimerAndDpc>();
+        assert!(!block.is_null());
+        let timer = &raw mut (*block).timer;
+        let dpc = &raw mut (*block).dpc;
+        KeInitializeTimerEx(timer, NotificationTimer);
+        KeInitializeDpc(dpc, Some(on_dpc), core::ptr::null_mut());
+        ExFreePoolWithTag(block.cast(), TAG);
+
+        let due = LARGE_INTEGER { QuadPart: -1000 * MS };
+        assert_eq!(KeSetTimerEx(timer, due, 0, dpc), FALSE);
+        take_use_after_free("KeSetTimerEx", "KTIMER");
+        assert_eq!(KeCancelTimer(timer), FALSE);
+        take_use_after_free("KeCancelTimer", "KTIMER");
+        assert_eq!(KeReadStateTimer(timer), FALSE);
+        take_use_after_free("KeReadStateTimer", "KTIMER");
+        KeInitializeTimerEx(timer, SynchronizationTimer);
+        take_use_after_free("KeInitializeTimerEx", "KTIMER");
+        KeInitializeDpc(dpc, Some(on_dpc), core::ptr::null_mut());
+        take_use_after_free("KeInitializeDpc", "KDPC");
+
+        // A live timer armed with a freed DPC: the DPC is caught before the DPC thread could run it.
+        let live = Timed::new(NotificationTimer);
+        assert_eq!(KeSetTimerEx(live.timer.get(), due, 0, dpc), FALSE);
+        take_use_after_free("KeSetTimerEx", "KDPC");
+        assert!(!live.cancel(), "a timer set with a freed DPC must not be armed");
+
+        let bytes = core::slice::from_raw_parts(block.cast::<u8>(), core::mem::size_of::<TimerAndDpc>());
+        assert!(bytes.iter().all(|&b| b == emu::pool::FREED_FILL), "{bytes:x?}");
+    }
+}
+
+/// Takes the one violation the last call recorded: a use after free by `function` of the `object`
+/// in the freed "Test" block.
+#[track_caller]
+fn take_use_after_free(function: &str, object: &str) {
+    let v = take_one(Rule::UseAfterFree);
+    let text = v.to_string();
+    assert!(text.contains(&format!("{function} on the {object} ")), "{v}");
+    assert!(text.contains("in the freed pool block"), "{v}");
+    assert!(text.contains("tag 'Test'"), "{v}");
+    assert!(text.contains("freed at:"), "{v}");
+}

@@ -7,6 +7,7 @@
 //! that `KeReadStateEvent` needs no lock.
 
 use super::clock;
+use super::freed_objects::header_is_freed;
 use super::timer::Timers;
 use super::verifier::{Rule, violation};
 use crate::types::*;
@@ -24,9 +25,16 @@ pub const TIMER_SYNCHRONIZATION_OBJECT: u8 = 9;
 /// Everything the dispatcher lock protects besides the headers themselves.
 pub struct State {
     pub timers: Timers,
+    /// The header of each blocked wait, one entry per waiting thread, so that freeing memory that a
+    /// thread still waits in is reported ([`waited_in_range`]). A few entries (one per waiting
+    /// thread): a vector beats a map.
+    waiting: Vec<usize>,
 }
 
-static STATE: Mutex<State> = Mutex::new(State { timers: Timers::new() });
+static STATE: Mutex<State> = Mutex::new(State {
+    timers: Timers::new(),
+    waiting: Vec::new(),
+});
 /// Woken whenever a header is signalled, the clock moves, a DPC finishes or a system thread ends.
 static WAITERS: Condvar = Condvar::new();
 
@@ -83,6 +91,15 @@ pub unsafe fn object_type(header: *mut DISPATCHER_HEADER) -> u8 {
     unsafe { AtomicI32::from_ptr(ptr::addr_of_mut!((*header).Lock)).load(Ordering::Relaxed) as u8 }
 }
 
+/// The whole `Lock` word (type, signalling, size and reserved bytes), for the freed-memory check.
+///
+/// # Safety
+/// `header` points to a dispatcher header (live, or in quarantined freed memory).
+pub unsafe fn lock_word(header: *mut DISPATCHER_HEADER) -> i32 {
+    // SAFETY: as for `object_type`.
+    unsafe { AtomicI32::from_ptr(ptr::addr_of_mut!((*header).Lock)).load(Ordering::Relaxed) }
+}
+
 /// Initialises a header like `KeInitialize*`: type, size in `LONG`s, signal state, empty wait list.
 ///
 /// # Safety
@@ -106,7 +123,8 @@ fn auto_resets(object_type: u8) -> bool {
 
 /// Waits until `header` is signalled (returns `STATUS_SUCCESS`, consuming the signal of a
 /// synchronization object) or the interrupt time reaches `deadline` (`STATUS_TIMEOUT`). `None`:
-/// forever. A deadline in the past makes it a poll.
+/// forever. A deadline in the past makes it a poll. An object of unknown type, or in freed pool
+/// ([`Rule::UseAfterFree`]), is reported and the wait returns `STATUS_INVALID_PARAMETER`.
 ///
 /// # Safety
 /// `header` points to a dispatcher header that stays live during the wait.
@@ -121,6 +139,11 @@ pub unsafe fn wait(header: *mut DISPATCHER_HEADER, deadline: Option<u64>) -> NTS
             | TIMER_NOTIFICATION_OBJECT
             | TIMER_SYNCHRONIZATION_OBJECT
     ) {
+        // The type byte of an object in freed pool is the freed fill: report that as what it is.
+        // SAFETY: forwarded from the caller's contract (the check is for callers that broke it).
+        if unsafe { header_is_freed(header, "KeWaitForSingleObject", "dispatcher object") } {
+            return STATUS_INVALID_PARAMETER;
+        }
         violation(
             Rule::UnknownObject,
             &format_args!("KeWaitForSingleObject on {header:p}, of unknown dispatcher type {kind}"),
@@ -129,18 +152,51 @@ pub unsafe fn wait(header: *mut DISPATCHER_HEADER, deadline: Option<u64>) -> NTS
         return STATUS_INVALID_PARAMETER;
     }
     let mut guard = lock();
-    loop {
+    // The memory may have been freed since the type check. Frees happen under this lock and check
+    // the registered waiters, and this thread registers before it first releases the lock: so
+    // either the free sees this waiter, or this check sees the free.
+    // SAFETY: forwarded from the caller's contract (the check is for callers that broke it).
+    if unsafe { header_is_freed(header, "KeWaitForSingleObject", "dispatcher object") } {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let mut registered = false;
+    let status = loop {
         if state.load(Ordering::Acquire) > 0 {
             if auto_resets(kind) {
                 state.store(0, Ordering::Release);
             }
-            return STATUS_SUCCESS;
+            break STATUS_SUCCESS;
         }
         if deadline.is_some_and(|d| clock::now() >= d) {
-            return STATUS_TIMEOUT;
+            break STATUS_TIMEOUT;
+        }
+        if !registered {
+            guard.waiting.push(header.addr());
+            registered = true;
         }
         guard = block(guard, deadline);
+    };
+    if registered && let Some(i) = guard.waiting.iter().position(|&w| w == header.addr()) {
+        guard.waiting.swap_remove(i);
     }
+    status
+}
+
+/// Whether a thread is blocked waiting on a dispatcher object whose header lies in
+/// `[start, start + len)`; describes the first one. A free that checks this must release the memory
+/// before dropping the lock (see [`wait`]).
+pub fn waited_in_range(state: &State, start: usize, len: usize) -> Option<String> {
+    let end = start.saturating_add(len);
+    state
+        .waiting
+        .iter()
+        .find(|&&w| w >= start && w < end)
+        .map(|w| format!("the dispatcher object {w:#x}, which a thread is waiting on"))
+}
+
+/// How many threads are blocked waiting on the dispatcher object `object` (`emu::sync::waiters`).
+pub fn waiters(object: *const core::ffi::c_void) -> usize {
+    lock().waiting.iter().filter(|&&w| w == object.addr()).count()
 }
 
 /// Sleeps until the interrupt time reaches `deadline` (`KeDelayExecutionThread`).

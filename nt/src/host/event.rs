@@ -1,7 +1,12 @@
 //! `KEVENT`: notification events stay signalled until cleared; synchronization events are reset by
 //! the one wait they satisfy. The state lives in the event's own header (see `dispatcher.rs`).
+//!
+//! Every function here reports a [`Rule::UseAfterFree`] when the event lies in a freed pool block
+//! (see `freed_objects.rs`); in recording mode the call then does nothing and returns 0
+//! (`KeWaitForSingleObject`: `STATUS_INVALID_PARAMETER`).
 
 use super::dispatcher::{self, EVENT_NOTIFICATION_OBJECT, EVENT_SYNCHRONIZATION_OBJECT, signal_state};
+use super::freed_objects::{header_is_freed, storage_is_freed};
 use super::verifier::{Rule, violation};
 use super::{clock, irql};
 use crate::types::*;
@@ -25,6 +30,9 @@ pub unsafe extern "system" fn KeInitializeEvent(Event: PKEVENT, Type: EVENT_TYPE
             return;
         }
     };
+    if storage_is_freed(Event.addr(), "KeInitializeEvent", "KEVENT") {
+        return;
+    }
     // SAFETY: forwarded from the caller's contract.
     unsafe {
         dispatcher::initialize(
@@ -56,6 +64,10 @@ pub unsafe extern "system" fn KeSetEvent(Event: PKEVENT, Increment: KPRIORITY, W
     if !irql::require_max("KeSetEvent", max) {
         return 0;
     }
+    // SAFETY: forwarded from the caller's contract (the check is for callers that broke it).
+    if unsafe { header_is_freed(header(Event), "KeSetEvent", "KEVENT") } {
+        return 0;
+    }
     let _guard = dispatcher::lock();
     // SAFETY: forwarded from the caller's contract.
     let previous = unsafe { signal_state(header(Event)) }.swap(1, Ordering::AcqRel);
@@ -68,6 +80,11 @@ pub unsafe extern "system" fn KeSetEvent(Event: PKEVENT, Increment: KPRIORITY, W
 /// # Safety
 /// `Event` points to a live, initialised KEVENT.
 pub unsafe extern "system" fn KeClearEvent(Event: PKEVENT) {
+    // SAFETY: forwarded from the caller's contract (the check is for callers that broke it; done here
+    // so that the report names KeClearEvent).
+    if unsafe { header_is_freed(header(Event), "KeClearEvent", "KEVENT") } {
+        return;
+    }
     // SAFETY: forwarded from the caller's contract.
     unsafe { KeResetEvent(Event) };
 }
@@ -80,6 +97,10 @@ pub unsafe extern "system" fn KeResetEvent(Event: PKEVENT) -> LONG {
     if !irql::require_max("KeResetEvent", DISPATCH_LEVEL) {
         return 0;
     }
+    // SAFETY: forwarded from the caller's contract (the check is for callers that broke it).
+    if unsafe { header_is_freed(header(Event), "KeResetEvent", "KEVENT") } {
+        return 0;
+    }
     let _guard = dispatcher::lock();
     // SAFETY: forwarded from the caller's contract.
     unsafe { signal_state(header(Event)) }.swap(0, Ordering::AcqRel)
@@ -90,6 +111,10 @@ pub unsafe extern "system" fn KeResetEvent(Event: PKEVENT) -> LONG {
 /// # Safety
 /// `Event` points to a live, initialised KEVENT.
 pub unsafe extern "system" fn KeReadStateEvent(Event: PKEVENT) -> LONG {
+    // SAFETY: forwarded from the caller's contract (the check is for callers that broke it).
+    if unsafe { header_is_freed(header(Event), "KeReadStateEvent", "KEVENT") } {
+        return 0;
+    }
     // SAFETY: forwarded from the caller's contract.
     unsafe { signal_state(header(Event)) }.load(Ordering::Acquire)
 }
@@ -132,6 +157,7 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
         return STATUS_TIMEOUT;
     }
     // SAFETY: every dispatcher object starts with its header; forwarded from the caller's contract.
+    // `wait` reports an object in freed pool.
     unsafe { dispatcher::wait(Object.cast::<DISPATCHER_HEADER>(), deadline) }
 }
 

@@ -5,7 +5,7 @@
 //! quarantine instead of returning them to the host allocator at once, so that a double free or a
 //! use after free of a recent block is recognised by its address rather than corrupting a new block.
 
-use super::verifier::{Rule, violation};
+use super::verifier::{Rule, trim_backtrace, violation};
 use crate::types::*;
 use std::alloc::{self, Layout};
 use std::backtrace::Backtrace;
@@ -84,6 +84,31 @@ struct Freed {
     kind: Kind,
     size: usize,
     created: Option<Backtrace>,
+    freed_at: Option<Backtrace>,
+}
+
+/// A quarantined block, as reports describe it.
+pub struct FreedBlock<'a> {
+    pub base: usize,
+    pub describe: Describe<'a>,
+    pub created: Option<&'a Backtrace>,
+    pub freed_at: Option<&'a Backtrace>,
+}
+
+impl fmt::Display for FreedBlock<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.describe.fmt(f)
+    }
+}
+
+impl FreedBlock<'_> {
+    /// Where the block was freed, as a report line to append to the object's description.
+    pub fn freed_site(&self) -> String {
+        match self.freed_at {
+            Some(site) => format!("\n    freed at:\n{}", trim_backtrace(site)),
+            None => "\n    freed at: <no backtrace captured>".to_string(),
+        }
+    }
 }
 
 /// Describes a block for reports.
@@ -248,24 +273,25 @@ impl Heap {
             );
             return None;
         }
-        if let Some(freed) = self.freed.get(&addr) {
+        if let Some(freed) = self.freed_containing(addr).filter(|f| f.base == addr) {
             let rule = if access == Access::Free {
                 Rule::DoubleFree
             } else {
                 Rule::UseAfterFree
             };
-            let what = match freed.kind {
-                Kind::Pool { tag, .. } => format!(" tag '{}'", TagName(tag)),
+            let what = match freed.describe.kind {
+                Kind::Pool { tag, .. } => format!(" tag '{}'", TagName(*tag)),
                 _ => String::new(),
             };
             violation(
                 rule,
                 &format_args!(
-                    "{function} on freed {} {addr:#x}{what} ({} bytes)",
-                    freed.kind.name(),
-                    freed.size
+                    "{function} on freed {} {addr:#x}{what} ({} bytes){}",
+                    freed.describe.kind.name(),
+                    freed.describe.size,
+                    freed.freed_site()
                 ),
-                freed.created.as_ref(),
+                freed.created,
             );
             return None;
         }
@@ -288,22 +314,26 @@ impl Heap {
         (end <= base + block.size.max(1)).then_some((base, block))
     }
 
-    /// Whether `addr` lies in a quarantined (freed) block.
-    pub fn freed_containing(&self, addr: usize) -> Option<String> {
+    /// The quarantined (freed) block `addr` lies in, if any: a lookup in the address-ordered
+    /// quarantine, O(log n).
+    pub fn freed_containing(&self, addr: usize) -> Option<FreedBlock<'_>> {
         let (&base, freed) = self.freed.range(..=addr).next_back()?;
-        (addr < base + freed.size.max(1)).then(|| {
-            Describe {
+        (addr < base + freed.size.max(1)).then_some(FreedBlock {
+            base,
+            describe: Describe {
                 addr: base,
                 size: freed.size,
                 kind: &freed.kind,
-            }
-            .to_string()
+            },
+            created: freed.created.as_ref(),
+            freed_at: freed.freed_at.as_ref(),
         })
     }
 
     /// Frees the live block at `addr` (already validated with [`Heap::find`]): fills it with
-    /// [`FREED_FILL`] and moves it to the quarantine.
-    pub fn release(&mut self, addr: usize) {
+    /// [`FREED_FILL`] and moves it to the quarantine, remembering where it was freed (`freed_at`, for
+    /// use-after-free reports).
+    pub fn release(&mut self, addr: usize, freed_at: Option<Backtrace>) {
         let Some(block) = self.live.remove(&addr) else { return };
         // SAFETY: the block is live (just removed from the live set) and spans `layout.size()` bytes.
         unsafe { block.memory.0.as_ptr().write_bytes(FREED_FILL, block.layout.size()) };
@@ -317,6 +347,7 @@ impl Heap {
                 kind: block.kind,
                 size: block.size,
                 created: block.created,
+                freed_at,
             },
         );
         while self.quarantine_order.len() > QUARANTINE_BLOCKS || self.quarantine_bytes > QUARANTINE_BYTES {

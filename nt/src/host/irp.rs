@@ -133,6 +133,8 @@ pub unsafe extern "system" fn IoFreeIrp(Irp: PIRP) {
     if !irql::require_max("IoFreeIrp", DISPATCH_LEVEL) {
         return;
     }
+    // Captured before taking the heap lock: a stack walk is slow.
+    let freed_at = creation_site();
     let mut heap = heap();
     let Some(block) = heap.find(Irp.addr(), "IRP", "IoFreeIrp", Access::Free) else {
         return;
@@ -149,7 +151,7 @@ pub unsafe extern "system" fn IoFreeIrp(Irp: PIRP) {
         );
         return;
     }
-    heap.release(Irp.addr());
+    heap.release(Irp.addr(), freed_at);
 }
 
 /// Sets the ownership of a live IRP.

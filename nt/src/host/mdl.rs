@@ -137,8 +137,10 @@ pub unsafe extern "system" fn IoFreeMdl(Mdl: PMDL) {
     if !irql::require_max("IoFreeMdl", DISPATCH_LEVEL) {
         return;
     }
+    // Captured before taking the heap lock: a stack walk is slow.
+    let freed_at = creation_site();
     let mut heap = heap();
     if heap.find(Mdl.addr(), "MDL", "IoFreeMdl", Access::Free).is_some() {
-        heap.release(Mdl.addr());
+        heap.release(Mdl.addr(), freed_at);
     }
 }

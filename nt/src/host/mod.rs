@@ -3,7 +3,7 @@
 //!
 //! One file per idea: `irql` (per-thread IRQL), `heap` (tracked allocations and quarantine), `pool`,
 //! `irp`, `cancel`, `mdl`, `dispatcher` (dispatcher lock and headers), `event`, `timer` (KTIMER,
-//! KDPC, the DPC thread), `clock`, `spinlock`, `objects` (handles, thread objects), `thread`,
+//! KDPC, the DPC thread), `freed_objects` (use after free of kernel objects), `clock`, `spinlock`, `objects` (handles, thread objects), `thread`,
 //! `verifier` (rules and reports), `tracking`, `leaks`, `session`.
 
 mod cancel;
@@ -11,6 +11,7 @@ mod clock;
 mod debug;
 mod dispatcher;
 mod event;
+mod freed_objects;
 mod heap;
 mod irp;
 mod irql;
@@ -108,6 +109,15 @@ pub mod emu {
     /// IRP ownership as seen by emulated lower drivers (the WSK provider).
     pub mod irp {
         pub use super::super::irp::control::{enter_provider, is_pending, live_count};
+    }
+
+    /// Inspection of waits.
+    pub mod sync {
+        /// How many threads are blocked in `KeWaitForSingleObject` on `object` right now (a test
+        /// waits for this before provoking what the blocked thread should see).
+        pub fn waiters(object: *const core::ffi::c_void) -> usize {
+            super::super::dispatcher::waiters(object)
+        }
     }
 
     /// Fault injection and inspection of the pool.

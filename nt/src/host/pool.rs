@@ -3,7 +3,7 @@
 
 use super::heap::{Access, Describe, Kind, TagName, UNINITIALIZED_FILL, heap};
 use super::verifier::{Rule, creation_site, violation};
-use super::{irql, timer};
+use super::{dispatcher, irql, timer};
 use crate::types::*;
 use core::ptr;
 
@@ -74,14 +74,18 @@ pub unsafe extern "system" fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: 
 }
 
 /// `ExFreePoolWithTag`: the pointer must be a live pool block allocated with the same tag, freed at
-/// an IRQL its pool type allows, and must not contain an armed timer or a queued DPC. The block is
-/// filled with `0xDD` and quarantined.
+/// an IRQL its pool type allows, and must not contain an armed timer, a queued DPC
+/// ([`Rule::FreeWithActiveTimer`]) or an object a thread is blocked waiting on
+/// ([`Rule::FreeWithWaiter`]). The block is filled with `0xDD` and quarantined, with the site of the
+/// free for later use-after-free reports.
 ///
 /// # Safety
 /// `P` was returned by `ExAllocatePool2` and is not used after this call (both are checked as far as
 /// the emulation can).
 pub unsafe extern "system" fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
     let addr = P.addr();
+    // Captured before taking the heap lock: a stack walk is slow.
+    let freed_at = creation_site();
     let size = {
         let mut heap = heap();
         let Some(block) = heap.find(addr, "pool block", "ExFreePoolWithTag", Access::Free) else {
@@ -109,24 +113,31 @@ pub unsafe extern "system" fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
         }
         block.size
     };
-    if let Some(active) = timer::active_in_range(addr, size) {
-        let heap = heap();
+    // Under the dispatcher lock from the check to the release, so that no timer is armed and no
+    // wait starts in the block in between (a wait that starts after the release sees freed memory).
+    let dispatcher = dispatcher::lock();
+    let conflict = timer::active_in_range(&dispatcher, addr, size)
+        .map(|active| (Rule::FreeWithActiveTimer, active))
+        .or_else(|| dispatcher::waited_in_range(&dispatcher, addr, size).map(|waited| (Rule::FreeWithWaiter, waited)));
+    let mut heap = heap();
+    if let Some((rule, what)) = conflict {
         let created = heap.get(addr).and_then(|b| b.created.as_ref());
         violation(
-            Rule::FreeWithActiveTimer,
-            &format_args!("ExFreePoolWithTag of the pool block {addr:#x} ({size} bytes) containing {active}"),
+            rule,
+            &format_args!("ExFreePoolWithTag of the pool block {addr:#x} ({size} bytes) containing {what}"),
             created,
         );
         return;
     }
-    let mut heap = heap();
     // Checked again: another thread may have freed the block since (a double free).
     if heap
         .find(addr, "pool block", "ExFreePoolWithTag", Access::Free)
         .is_some()
     {
-        heap.release(addr);
+        heap.release(addr, freed_at);
     }
+    drop(heap);
+    drop(dispatcher);
 }
 
 /// Fault injection and inspection of the emulated pool.

@@ -5,8 +5,12 @@
 //! The timer table and the DPC queue live under the dispatcher lock, as the kernel's timer table
 //! and per-CPU DPC queues live under the dispatcher / DPC locks. The DPC thread is started when the
 //! first timer is armed and stopped when the session ends, so no DPC of one session runs in the next.
+//!
+//! Every function here that takes a timer or DPC reports a [`Rule::UseAfterFree`] when the timer or DPC lies in a freed pool
+//! block (see `freed_objects.rs`); in recording mode the call then does nothing and returns FALSE.
 
 use super::dispatcher::{self, State, TIMER_NOTIFICATION_OBJECT, TIMER_SYNCHRONIZATION_OBJECT, signal_state};
+use super::freed_objects::{dpc_is_freed, header_is_freed, storage_is_freed};
 use super::leaks::LeakReport;
 use super::verifier::{Rule, creation_site, violation};
 use super::{clock, irql};
@@ -103,6 +107,9 @@ pub unsafe extern "system" fn KeInitializeTimerEx(Timer: PKTIMER, Type: TIMER_TY
             return;
         }
     };
+    if storage_is_freed(Timer.addr(), "KeInitializeTimerEx", "KTIMER") {
+        return;
+    }
     let mut state = dispatcher::lock();
     if let Some(armed) = state.timers.armed.remove(&Timer.addr()) {
         violation(
@@ -143,6 +150,14 @@ pub unsafe extern "system" fn KeSetTimerEx(
         );
         return FALSE;
     }
+    // SAFETY: forwarded from the caller's contract (the check is for callers that broke it).
+    if unsafe { header_is_freed(timer_header(Timer), "KeSetTimerEx", "KTIMER") } {
+        return FALSE;
+    }
+    // SAFETY: as above; a DPC being set is not written by anyone else meanwhile.
+    if !Dpc.is_null() && unsafe { dpc_is_freed(Dpc, "KeSetTimerEx") } {
+        return FALSE;
+    }
     let created = creation_site();
     let due = clock::deadline(DueTime.QuadPart);
     let period = u64::from(Period.unsigned_abs()) * 10_000;
@@ -179,6 +194,10 @@ pub unsafe extern "system" fn KeCancelTimer(Timer: PKTIMER) -> BOOLEAN {
     if !irql::require_max("KeCancelTimer", DISPATCH_LEVEL) {
         return FALSE;
     }
+    // SAFETY: forwarded from the caller's contract (the check is for callers that broke it).
+    if unsafe { header_is_freed(timer_header(Timer), "KeCancelTimer", "KTIMER") } {
+        return FALSE;
+    }
     BOOLEAN::from(dispatcher::lock().timers.armed.remove(&Timer.addr()).is_some())
 }
 
@@ -187,6 +206,10 @@ pub unsafe extern "system" fn KeCancelTimer(Timer: PKTIMER) -> BOOLEAN {
 /// # Safety
 /// `Timer` points to an initialised KTIMER.
 pub unsafe extern "system" fn KeReadStateTimer(Timer: PKTIMER) -> BOOLEAN {
+    // SAFETY: forwarded from the caller's contract (the check is for callers that broke it).
+    if unsafe { header_is_freed(timer_header(Timer), "KeReadStateTimer", "KTIMER") } {
+        return FALSE;
+    }
     // SAFETY: forwarded from the caller's contract.
     BOOLEAN::from(unsafe { signal_state(timer_header(Timer)) }.load(Ordering::Acquire) != 0)
 }
@@ -200,6 +223,9 @@ const MEDIUM_IMPORTANCE: ULONG = 1;
 /// # Safety
 /// `Dpc` points to writable storage for a KDPC that is not queued.
 pub unsafe extern "system" fn KeInitializeDpc(Dpc: PKDPC, DeferredRoutine: PKDEFERRED_ROUTINE, DeferredContext: PVOID) {
+    if storage_is_freed(Dpc.addr(), "KeInitializeDpc", "KDPC") {
+        return;
+    }
     // SAFETY: forwarded from the caller's contract.
     unsafe {
         Dpc.write(KDPC {
@@ -385,10 +411,9 @@ pub(super) fn resume() {
 
 /// Whether `[start, start + len)` contains an armed timer, the DPC of an armed timer, or a queued
 /// DPC; describes it.
-pub(super) fn active_in_range(start: usize, len: usize) -> Option<String> {
+pub(super) fn active_in_range(state: &State, start: usize, len: usize) -> Option<String> {
     let end = start.saturating_add(len);
     let inside = |addr: usize, size: usize| addr < end && addr.saturating_add(size) > start;
-    let state = dispatcher::lock();
     for (&timer, armed) in &state.timers.armed {
         if inside(timer, size_of::<KTIMER>()) {
             return Some(format!("the armed timer {timer:#x}"));

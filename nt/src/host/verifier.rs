@@ -32,10 +32,13 @@ pub enum Rule {
     /// A pointer that no emulated allocator handed out (or a block of another kind: an IRP passed to
     /// `ExFreePoolWithTag`, a pool block to `IoFreeIrp`...).
     UnknownObject,
-    /// An IRP, MDL or pool block used after it was freed.
+    /// An IRP, MDL or pool block used after it was freed, or a kernel object (KEVENT, KTIMER, KDPC)
+    /// passed to a kernel function while the pool block it lives in is freed.
     UseAfterFree,
     /// Pool memory freed while it contains an armed timer or a queued DPC.
     FreeWithActiveTimer,
+    /// Pool memory freed while a thread is blocked in `KeWaitForSingleObject` on an object inside it.
+    FreeWithWaiter,
     /// `IoFreeIrp` on an IRP a lower driver still owns.
     IrpFreeWhilePending,
     /// `IoReuseIrp` on an IRP a lower driver still owns.
@@ -89,6 +92,9 @@ impl Rule {
             }
             Rule::UseAfterFree => "PAGE_FAULT_IN_NONPAGED_AREA (0x50) under special pool",
             Rule::FreeWithActiveTimer => "TIMER_OR_DPC_INVALID (0xC7)",
+            Rule::FreeWithWaiter => {
+                "none at the free: the waiter's wait block stays linked into freed memory (later corruption)"
+            }
             Rule::IrpDoubleCompletion => "MULTIPLE_IRP_COMPLETE_REQUESTS (0x44)",
             Rule::IrpFreeWhilePending
             | Rule::IrpReuseWhilePending
@@ -120,6 +126,7 @@ impl fmt::Display for Rule {
             Rule::UnknownObject => "unknown object",
             Rule::UseAfterFree => "use after free",
             Rule::FreeWithActiveTimer => "pool freed with an armed timer or queued DPC inside",
+            Rule::FreeWithWaiter => "pool freed while a thread waits on a dispatcher object inside it",
             Rule::IrpFreeWhilePending => "IRP freed while pending",
             Rule::IrpReuseWhilePending => "IRP reused while pending",
             Rule::IrpSubmittedWhilePending => "IRP submitted while pending",

@@ -10,8 +10,8 @@ mod driver;
 mod irp;
 mod ke;
 mod layout;
-pub use layout::{CONSTANT_TABLE, LAYOUT};
 pub(crate) use layout::lookup as layout_lookup;
+pub use layout::{CONSTANT_TABLE, LAYOUT};
 mod mdl;
 mod status;
 

@@ -8,7 +8,7 @@
 
 use super::socket::SocketCore;
 use crate::types::*;
-use crate::{IoReleaseCancelSpinLock, IoSetCancelRoutine, IofCompleteRequest};
+use crate::{IoIsIrpCancelRequested, IoReleaseCancelSpinLock, IoSetCancelRoutine, IofCompleteRequest};
 use std::sync::Arc;
 
 /// A client IRP the provider owns while it pends.
@@ -57,15 +57,17 @@ pub(crate) unsafe fn take(irp: PIRP) -> bool {
 /// the IRP was cancelled before the routine could be armed: the caller then completes it with
 /// STATUS_CANCELLED itself.
 pub(crate) fn arm(irp: ProviderIrp, core: &Arc<SocketCore>) -> bool {
-    // SAFETY: the provider owns `irp` (taken and not completed); DriverContext is ours while we own it.
+    // SAFETY: the provider owns `irp` (taken and not completed); DriverContext is ours while we own it;
+    // `CancelRoutine` and `Cancel` are only accessed atomically (IoSetCancelRoutine,
+    // IoIsIrpCancelRequested), as IoCancelIrp accesses them from other threads.
     unsafe {
         let context = &mut (*irp.0).Tail.Overlay.DriverContext[0];
         if context.is_null() {
             *context = Arc::into_raw(core.clone()) as PVOID;
         }
         IoSetCancelRoutine(irp.0, Some(cancel_routine));
-        let cancelled = core::ptr::read_volatile(&(*irp.0).Cancel) != 0;
-        if cancelled && IoSetCancelRoutine(irp.0, None).is_some() {
+        // `Cancel` is stored atomically by IoCancelIrp on another thread: read it atomically too.
+        if IoIsIrpCancelRequested(irp.0) && IoSetCancelRoutine(irp.0, None).is_some() {
             return false;
         }
     }
