@@ -436,6 +436,79 @@ fn a_held_accept_completes_when_released() {
 }
 
 #[test]
+fn an_operation_past_the_point_of_cancellation_ignores_io_cancel_irp_and_completes_when_released() {
+    let _session = emu::session();
+    let s = setup();
+    s.net.script(OpKind::Accept, Completion::IgnoreCancel);
+    let op = IrpOp::new();
+    let remote = Addr::empty();
+    assert_eq!(accept(s.listener, &remote, &op), STATUS_PENDING);
+    assert!(!op.cancel(), "no cancel routine armed: IoCancelIrp returns FALSE");
+    assert!(!op.is_done(), "the cancel request was refused");
+    let peer = s.net.connect(s.v4()).unwrap();
+    assert!(!op.is_done(), "still held although a connection is queued");
+    let held = s.net.held();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].kind, OpKind::Accept);
+    assert!(s.net.release(held[0]));
+    let (status, information) = op.result();
+    assert_eq!(
+        status, STATUS_SUCCESS,
+        "completed with its result despite the cancel request"
+    );
+    assert_ne!(information, 0, "with the accepted socket");
+    assert_eq!(remote.get(), peer.peer_addr());
+    assert_eq!(
+        close(std::ptr::with_exposed_provenance_mut::<WSK_SOCKET>(information)),
+        STATUS_SUCCESS
+    );
+    assert!(peer.was_reset());
+    // `complete` ends one with the chosen status instead.
+    s.net.script(OpKind::Accept, Completion::IgnoreCancel);
+    assert_eq!(accept(s.listener, &remote, &op), STATUS_PENDING);
+    assert!(!op.cancel());
+    assert!(s.net.complete(s.net.held()[0], STATUS_CONNECTION_ABORTED));
+    assert_eq!(op.result(), (STATUS_CONNECTION_ABORTED, 0));
+    s.finish();
+}
+
+#[test]
+fn closing_a_socket_finishes_its_operations_past_the_point_of_cancellation_first() {
+    let _session = emu::session();
+    let s = setup();
+    // One with a connection to take: the close lets it finish with that connection.
+    s.net.script(OpKind::Accept, Completion::IgnoreCancel);
+    let op = IrpOp::new();
+    let remote = Addr::empty();
+    assert_eq!(accept(s.listener, &remote, &op), STATUS_PENDING);
+    assert!(!op.cancel());
+    let peer = s.net.connect(s.v4()).unwrap();
+    let Setup {
+        net, client, listener, ..
+    } = s;
+    assert_eq!(close(listener), STATUS_SUCCESS);
+    let (status, information) = op.result();
+    assert_eq!(status, STATUS_SUCCESS);
+    assert_ne!(information, 0);
+    assert!(!peer.was_reset(), "accepted, not refused");
+    assert_eq!(
+        close(std::ptr::with_exposed_provenance_mut::<WSK_SOCKET>(information)),
+        STATUS_SUCCESS
+    );
+    assert!(peer.was_reset());
+    assert!(net.held().is_empty());
+    // One with nothing to take: the close completes it cancelled.
+    let listener = dual_stack_listener(&client, 0);
+    net.script(OpKind::Accept, Completion::IgnoreCancel);
+    assert_eq!(accept(listener, &remote, &op), STATUS_PENDING);
+    assert!(!op.cancel());
+    assert_eq!(close(listener), STATUS_SUCCESS);
+    assert_eq!(op.result(), (STATUS_CANCELLED, 0));
+    client.deregister();
+    drop(net);
+}
+
+#[test]
 fn stream_sockets_listen_accept_and_connect() {
     let _session = emu::session();
     let net = MemoryNetwork::install();

@@ -56,10 +56,12 @@ impl PoolHeader {
         }
     }
 
-    fn block_size(count: usize, words: usize) -> usize {
-        core::mem::size_of::<Self>()
-            + words * core::mem::size_of::<AtomicUsize>()
-            + count * core::mem::size_of::<PMDL>()
+    /// Bytes of the descriptor block (header, bitmap, MDL pointers); `None` if that overflows a
+    /// `usize` (a count no pool could hold).
+    fn block_size(count: usize, words: usize) -> Option<usize> {
+        let bitmap = words.checked_mul(core::mem::size_of::<AtomicUsize>())?;
+        let mdls = count.checked_mul(core::mem::size_of::<PMDL>())?;
+        core::mem::size_of::<Self>().checked_add(bitmap)?.checked_add(mdls)
     }
 
     /// Drops one reference; the last one frees the MDLs, the data and the header.
@@ -128,7 +130,8 @@ impl BufferPool {
     /// descriptors) and builds an MDL for each (`IoAllocateMdl` + `MmBuildMdlForNonPagedPool`).
     /// IRQL <= DISPATCH_LEVEL. Fails with `STATUS_INSUFFICIENT_RESOURCES` if any allocation fails
     /// (everything allocated so far is freed) and with `STATUS_INVALID_PARAMETER` for a zero count or
-    /// size, or a size an MDL cannot describe (`u32` bytes).
+    /// size, a size an MDL cannot describe (`u32` bytes), or a count or total size whose arithmetic
+    /// would overflow (checked: never a wrapped, undersized block).
     pub fn new(count: usize, size: usize) -> Result<Self> {
         if count == 0 || size == 0 || size > u32::MAX as usize / 2 {
             return Err(WskError::from_status(STATUS_INVALID_PARAMETER));
@@ -137,7 +140,8 @@ impl BufferPool {
             .checked_mul(size)
             .ok_or(WskError::from_status(STATUS_INVALID_PARAMETER))?;
         let words = count.div_ceil(WORD_BITS);
-        let header = pool_mem::allocate_bytes(PoolHeader::block_size(count, words), TAG_BUFFER)
+        let block_size = PoolHeader::block_size(count, words).ok_or(WskError::from_status(STATUS_INVALID_PARAMETER))?;
+        let header = pool_mem::allocate_bytes(block_size, TAG_BUFFER)
             .ok_or(WskError::NO_RESOURCES)?
             .cast::<PoolHeader>();
         // SAFETY: `header` is a fresh zeroed block of `block_size` bytes, 16-aligned, exclusively ours.

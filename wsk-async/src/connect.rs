@@ -5,7 +5,7 @@ use crate::connection::Connection;
 use crate::creating::Creating;
 use crate::ctx::{SEND, SocketCtx};
 use crate::error::{Result, WskError};
-use crate::op::socket_from_information;
+use crate::op::produced_socket;
 use crate::registration::Registration;
 use crate::slot::Phase;
 use core::future::Future;
@@ -84,9 +84,9 @@ impl Future for Connect<'_> {
         // SAFETY: the slot is still ours after the completion.
         unsafe { op.io().produces_socket = false };
         slot.release(op);
-        WskError::check(iosb.Status)?;
+        let socket = produced_socket(iosb)?;
         // SAFETY: the context is not shared yet.
-        unsafe { ctx.set_socket(socket_from_information(iosb.Information)) };
+        unsafe { ctx.set_socket(socket) };
         let creating = core::mem::replace(&mut this.creating, Creating::new(SEND));
         match creating.into_handle() {
             Some(handle) => Poll::Ready(Ok(Connection::new(handle, None, Some(this.remote)))),

@@ -345,7 +345,7 @@ fn abandon_stream_op(ctx: &SocketCtx, index: usize, slot: &mut SlotUse, buf: Opt
             // SAFETY: FUTURE is still held, and the completion routine never touches `io` while a
             // future holds the slot. The kernel may still write through the MDL, so the buffer must
             // not go back to its pool before the completion: the slot keeps it until then.
-            unsafe { op.io().buffer = buf };
+            unsafe { op.keep_buffer(buf) };
         }
     }
     slot.release(op);

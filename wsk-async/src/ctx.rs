@@ -87,6 +87,12 @@ impl SocketCtx {
         unsafe { self.registration.as_ref() }
     }
 
+    /// The registration pointer with its allocation's provenance (for taking and releasing
+    /// references on it from a completion routine).
+    pub(crate) fn registration_ptr(&self) -> NonNull<RegInner> {
+        self.registration
+    }
+
     pub(crate) fn socket(&self) -> PWSK_SOCKET {
         // SAFETY: written only by the creating future before the context is shared.
         self.socket.with(|p| unsafe { *p })

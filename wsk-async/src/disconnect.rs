@@ -85,7 +85,7 @@ impl Drop for Disconnect<'_> {
                 op.state.consume();
             } else {
                 // SAFETY: FUTURE still held; the completion routine does not touch `io` while it is.
-                unsafe { op.io().buffer = self.buf.take().map(Slice::into_inner) };
+                unsafe { op.keep_buffer(self.buf.take().map(Slice::into_inner)) };
             }
         }
         self.slot.release(op);

@@ -106,6 +106,12 @@ impl WskError {
     pub(crate) const NO_RESOURCES: Self = Self {
         status: STATUS_INSUFFICIENT_RESOURCES,
     };
+    /// A socket-producing call (accept, socket creation, connect) reported success without a socket
+    /// in `IoStatus.Information`: a provider bug, surfaced as `STATUS_UNSUCCESSFUL`, never as a null
+    /// socket.
+    pub(crate) const NO_SOCKET: Self = Self {
+        status: STATUS_UNSUCCESSFUL,
+    };
 }
 
 impl fmt::Debug for WskError {

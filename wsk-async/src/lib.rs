@@ -80,6 +80,7 @@ mod listener;
 mod op;
 mod op_state;
 mod pool_mem;
+mod quiesce;
 mod registration;
 mod slot;
 mod sync;

@@ -6,7 +6,7 @@ use crate::connection::Connection;
 use crate::creating::Creating;
 use crate::ctx::{ACCEPT, Handle, SocketCtx};
 use crate::error::{Result, WskError};
-use crate::op::socket_from_information;
+use crate::op::produced_socket;
 use crate::registration::Registration;
 use crate::slot::{Phase, SlotUse};
 use core::future::Future;
@@ -154,8 +154,7 @@ impl Future for Accept<'_> {
             (addr::from_storage(&io.local), addr::from_storage(&io.remote))
         };
         this.slot.release(op);
-        WskError::check(iosb.Status)?;
-        let socket = socket_from_information(iosb.Information);
+        let socket = produced_socket(iosb)?;
         let Some(handle) = this.connection.take() else {
             return Poll::Ready(Err(WskError::INVALID_STATE));
         };
@@ -321,14 +320,16 @@ impl Future for Listen<'_> {
             let iosb = ready!(slot.poll_complete(op, cx));
             // SAFETY: the slot is still ours after the completion.
             let io = unsafe { op.io() };
+            let mut result = WskError::check(iosb.Status);
             if this.step == ListenStep::Socket {
                 io.produces_socket = false;
-                if NT_SUCCESS(iosb.Status) {
+                match produced_socket(iosb) {
                     // SAFETY: the context is not shared yet.
-                    unsafe { ctx.set_socket(socket_from_information(iosb.Information)) };
+                    Ok(socket) => unsafe { ctx.set_socket(socket) },
+                    Err(e) => result = Err(e),
                 }
             }
-            if let Err(e) = WskError::check(iosb.Status) {
+            if let Err(e) = result {
                 slot.release(op);
                 // Dropping `creating` (with the future) closes a created socket.
                 return Poll::Ready(Err(e));

@@ -304,3 +304,156 @@ fn loom_last_socket_wakes_deregister_before_releasing_memory() {
         assert_eq!(reg.freed.load(Ordering::SeqCst), 1);
     });
 }
+
+/// The registration's deferred closer against deregistration (`RegInner::push_orphan` on a
+/// completion CPU against `Deregister::poll` draining the list on another): once the orphan is
+/// published, the drainer may close its socket, free its context and finish deregistering, which
+/// drops the handle's reference. The push must still be able to wake through the state afterwards,
+/// so it takes a reference *before* publishing and releases it after the wake.
+struct OrphanReg {
+    refs: AtomicUsize,
+    sockets: AtomicUsize,
+    /// The orphan list, reduced to "one node published or not".
+    orphans: AtomicUsize,
+    waker: AtomicWaker,
+    freed: AtomicUsize,
+}
+
+impl OrphanReg {
+    /// `RegInner::release`.
+    fn release(&self) {
+        if self.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.freed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// `RegInner::push_orphan`; `hold_reference: false` is the order before the fix.
+    fn push_orphan(&self, hold_reference: bool) {
+        if hold_reference {
+            self.refs.fetch_add(1, Ordering::Relaxed);
+        }
+        // The CAS that publishes the node (Release).
+        self.orphans.swap(1, Ordering::AcqRel);
+        assert_eq!(
+            self.freed.load(Ordering::SeqCst),
+            0,
+            "woke through a freed registration"
+        );
+        self.waker.wake();
+        assert_eq!(
+            self.freed.load(Ordering::SeqCst),
+            0,
+            "signalled through a freed registration"
+        );
+        if hold_reference {
+            self.release();
+        }
+    }
+}
+
+fn push_orphan_races_deregister(hold_reference: bool) {
+    loom::model(move || {
+        // One socket (an orphaned connect/accept slot's context): refs = handle + context.
+        let reg = Arc::new(OrphanReg {
+            refs: AtomicUsize::new(2),
+            sockets: AtomicUsize::new(1),
+            orphans: AtomicUsize::new(0),
+            waker: AtomicWaker::new(),
+            freed: AtomicUsize::new(0),
+        });
+        let completion = {
+            let reg = reg.clone();
+            thread::spawn(move || reg.push_orphan(hold_reference))
+        };
+        let (w, flag) = waker();
+        loop {
+            // Deregister::poll: register, drain, look.
+            reg.waker.register(&w);
+            if reg.orphans.swap(0, Ordering::AcqRel) == 1 {
+                // drain_orphans closes the socket; the close's completion frees the context:
+                // RegInner::socket_freed (wake while holding the context's reference, then release).
+                if reg.sockets.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    reg.waker.wake();
+                }
+                reg.release();
+            }
+            if reg.sockets.load(Ordering::Acquire) == 0 {
+                // teardown: WskDeregister, then the handle's reference goes.
+                reg.release();
+                break;
+            }
+            while woken(&flag) == 0 {
+                thread::yield_now();
+            }
+            flag.0.store(0, std::sync::atomic::Ordering::SeqCst);
+        }
+        completion.join().unwrap();
+        assert_eq!(reg.freed.load(Ordering::SeqCst), 1, "freed exactly once");
+    });
+}
+
+/// With the reference taken before the publication, no interleaving wakes through freed memory and
+/// the state is freed exactly once (by whichever of the two releases last).
+#[test]
+fn loom_push_orphan_races_deregister() {
+    push_orphan_races_deregister(true);
+}
+
+/// The order before the fix (publish, then wake, holding nothing): loom finds the interleaving in
+/// which deregistration completes and frees the state between the publication and the wake. Kept so
+/// that the model above is known to be able to see the bug.
+#[test]
+#[should_panic(expected = "through a freed registration")]
+fn loom_push_orphan_without_a_reference_is_caught() {
+    push_orphan_races_deregister(false);
+}
+
+/// `Registration`'s blocking drop against a late orphan (M2): the drop drains, finds a socket alive,
+/// and sleeps on its synchronization event; the orphan's push (and the last socket's release) signal
+/// that event after changing the state, and the drop re-checks after every wake, so an orphan pushed
+/// at any point — before the first drain, between a drain and the wait, during the wait — is drained
+/// and the drop ends (a lost signal would leave the drop waiting forever, which loom reports).
+#[test]
+fn loom_blocking_drop_sees_a_late_orphan() {
+    loom::model(|| {
+        let reg = Arc::new(OrphanReg {
+            refs: AtomicUsize::new(2),
+            sockets: AtomicUsize::new(1),
+            orphans: AtomicUsize::new(0),
+            waker: AtomicWaker::new(),
+            freed: AtomicUsize::new(0),
+        });
+        // The KEVENT (synchronization: a signal is remembered until one wait consumes it).
+        let event = Arc::new(loom::sync::Notify::new());
+        let completion = {
+            let (reg, event) = (reg.clone(), event.clone());
+            thread::spawn(move || {
+                // push_orphan: reference, publish, wake + signal, release.
+                reg.refs.fetch_add(1, Ordering::Relaxed);
+                reg.orphans.swap(1, Ordering::AcqRel);
+                event.notify();
+                reg.release();
+            })
+        };
+        loop {
+            // wait_for_sockets_blocking: drain, look, wait.
+            if reg.orphans.swap(0, Ordering::AcqRel) == 1 {
+                // The close's completion frees the context: socket_freed signals on the last one.
+                if reg.sockets.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    event.notify();
+                }
+                reg.release();
+            }
+            if reg.sockets.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            // KeWaitForSingleObject without the timeout: a lost signal would block forever, which
+            // loom reports as a deadlock.
+            event.wait();
+        }
+        // teardown: the handle's reference.
+        reg.release();
+        completion.join().unwrap();
+        assert_eq!(reg.freed.load(Ordering::SeqCst), 1);
+    });
+}

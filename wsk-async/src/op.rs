@@ -11,6 +11,7 @@ use crate::atomic_waker::AtomicWaker;
 use crate::buffer::Buffer;
 use crate::ctx::SocketCtx;
 use crate::op_state::{COMPLETE, Completed, OpState};
+use crate::registration::RegInner;
 use crate::sync::Cell;
 use core::ptr;
 use nt::*;
@@ -101,6 +102,22 @@ impl Op {
     pub(crate) unsafe fn io(&self) -> &mut OpIo {
         // SAFETY: exclusive ownership is the caller's contract.
         self.io.with_mut(|p| unsafe { &mut *p })
+    }
+
+    /// Leaves `buffer` with the slot until the pending IRP completes (a dropped future's buffer the
+    /// kernel may still be writing through its MDL). Writes the one field through a raw place, never
+    /// creating a `&mut OpIo`: the kernel may be reading the slot's `WSK_BUF` through the pointer it
+    /// was given, and a unique reference to the whole `OpIo` would assert exclusive access to it.
+    ///
+    /// # Safety
+    /// The caller holds `FUTURE` on the slot (the completion routine never touches `io` while a
+    /// future holds the slot, and no other future can claim it).
+    pub(crate) unsafe fn keep_buffer(&self, buffer: Option<Buffer>) {
+        self.io.with_mut(|io| {
+            // SAFETY: `io` points to the live cell; only the `buffer` field is written, which nobody
+            // else reads or writes while `FUTURE` is held (caller's contract).
+            unsafe { *ptr::addr_of_mut!((*io).buffer) = buffer };
+        });
     }
 
     /// The IO_STATUS_BLOCK of the last completion.
@@ -195,17 +212,34 @@ impl Op {
 /// The completion routine of every operation slot (IRQL <= DISPATCH_LEVEL, any CPU). It copies the
 /// IO_STATUS_BLOCK, makes transition 3 with one RMW, wakes the future if one holds the slot, hands an
 /// unread socket of an orphaned slot to the registration's deferred closer (it must not call WSK
-/// itself), and releases the kernel's reference on the context last: after that it touches nothing.
-/// It never allocates or blocks, and always returns `STATUS_MORE_PROCESSING_REQUIRED` (the IRP
+/// itself), and releases the kernel's reference on the context: after that it touches nothing of the
+/// slot. It never allocates or blocks, and always returns `STATUS_MORE_PROCESSING_REQUIRED` (the IRP
 /// belongs to this driver, not to the I/O manager).
+///
+/// It is counted in the crate-wide active-completion count ([`quiesce`](crate::quiesce)) from its
+/// first action to its last, so that deregistration can wait until no CPU runs it any more.
 ///
 /// # Safety
 /// Called by the I/O manager for an IRP submitted by [`Op::start`], with `context` that slot.
 pub(crate) unsafe extern "system" fn op_completion(_device: PDEVICE_OBJECT, irp: PIRP, context: PVOID) -> NTSTATUS {
-    // SAFETY: `context` is the slot whose IRP this is; its context is alive because the kernel's
-    // reference taken in `start` is released only at the end of this routine.
+    crate::quiesce::enter();
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { complete_op(irp, context.cast::<Op>()) };
+    // Last action: the image may be unloaded once the count reads zero (only the `ret` remains).
+    crate::quiesce::leave();
+    STATUS_MORE_PROCESSING_REQUIRED
+}
+
+/// The body of [`op_completion`].
+///
+/// # Safety
+/// As for [`op_completion`]; `node` is the slot whose IRP `irp` is.
+unsafe fn complete_op(irp: PIRP, node: *const Op) {
+    // SAFETY: `node` is the slot whose IRP this is; its context is alive because the kernel's
+    // reference taken in `start` is released only at the end of this function (or handed to the
+    // orphan list). `op` is a local reference, not used once that reference is given up.
     unsafe {
-        let op = &*context.cast::<Op>();
+        let op = &*node;
         let ctx = op.ctx;
         op.iosb.with_mut(|p| *p = (*irp).IoStatus);
         match op.state.complete() {
@@ -214,20 +248,32 @@ pub(crate) unsafe extern "system" fn op_completion(_device: PDEVICE_OBJECT, irp:
                 // ORPHANED and no future: this routine is the slot's only owner now.
                 if op.unread_socket().is_some() {
                     // The kernel's reference moves to the orphan list; the drainer closes the socket
-                    // at PASSIVE_LEVEL and releases it.
-                    (*ctx).registration().push_orphan(op);
-                    return STATUS_MORE_PROCESSING_REQUIRED;
+                    // at PASSIVE_LEVEL and releases it. From the publication on, the slot and its
+                    // context may be freed by the drainer: only the registration is touched after
+                    // it, under a reference `push_orphan` takes first.
+                    RegInner::push_orphan((*ctx).registration_ptr(), node);
+                    return;
                 }
             }
             Completed::Idle => {}
         }
         SocketCtx::release(ctx);
     }
-    STATUS_MORE_PROCESSING_REQUIRED
 }
 
 /// The `PWSK_SOCKET` a WSK call returns in `IoStatus.Information` (a `ULONG_PTR`): the provider
 /// exposed the pointer when it stored it as an integer, so its provenance is taken back from there.
 pub(crate) fn socket_from_information(information: ULONG_PTR) -> PWSK_SOCKET {
     ptr::with_exposed_provenance_mut(information)
+}
+
+/// The result of a socket-producing call (accept, socket creation, `WskSocketConnect`): its error, or
+/// the new socket. Success with `Information == 0` is an error ([`WskError::NO_SOCKET`]), never a
+/// null socket that a later dispatch-table lookup would dereference.
+pub(crate) fn produced_socket(iosb: IO_STATUS_BLOCK) -> crate::error::Result<PWSK_SOCKET> {
+    crate::error::WskError::check(iosb.Status)?;
+    if iosb.Information == 0 {
+        return Err(crate::error::WskError::NO_SOCKET);
+    }
+    Ok(socket_from_information(iosb.Information))
 }

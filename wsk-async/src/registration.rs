@@ -17,6 +17,26 @@
 //! with its slot's own IRP, at PASSIVE_LEVEL by the next `accept()`, `listen()` or `connect()` poll
 //! on this registration and by [`Registration::deregister`], which cannot finish before every socket
 //! is closed anyway.
+//!
+//! Once the node is published, the drainer may close its socket, free its context, and — if that was
+//! the last socket — deregister and free the registration, all before the pushing routine gets to
+//! its wake. So `push_orphan` takes a memory reference on the registration *before* publishing and
+//! drops it only after the wake: the same "wake while holding a reference" rule `socket_freed`
+//! follows (the loom model `loom_push_orphan_races_deregister` checks both orders).
+//!
+//! # Unload: waiting for the code, not just the memory
+//!
+//! When the last socket is gone the memory is safe, but a completion routine may still be executing
+//! this crate's code (its wake, its release, its return). Deregistration therefore also waits, at
+//! PASSIVE_LEVEL, for the crate-wide active-completion count to read zero; see `quiesce.rs` for what
+//! that covers and the residual window (the routine's final `ret`) it cannot.
+//!
+//! # Dropping instead of deregistering
+//!
+//! `Drop` cannot await. It drains orphans and sleeps on a `KEVENT` (bounded steps) that the last
+//! socket's release and every orphan push signal, until no socket is left; then it deregisters. That
+//! blocks the dropping thread, so it must not be a thread whose progress the remaining sockets need:
+//! see [`Registration`]'s documentation.
 
 use crate::atomic_waker::AtomicWaker;
 use crate::ctx::SocketCtx;
@@ -24,7 +44,9 @@ use crate::error::{Result, WskError};
 use crate::op::Op;
 use crate::pool_mem::{self, TAG_REGISTRATION};
 use crate::sync::{AtomicPtr, AtomicUsize, Ordering};
+use core::cell::UnsafeCell;
 use core::future::Future;
+use core::mem::MaybeUninit;
 use core::pin::Pin;
 use core::ptr::{self, NonNull};
 use core::task::{Context, Poll};
@@ -50,6 +72,9 @@ pub(crate) struct RegInner {
     /// The deregistering task (or whoever waits for sockets to go or orphans to appear).
     waker: AtomicWaker,
     orphans: AtomicPtr<Op>,
+    /// Signalled (synchronization event) by the last socket's release and by every orphan push, for a
+    /// blocking [`Registration`] drop. Initialised right after the state is written.
+    event: UnsafeCell<MaybeUninit<KEVENT>>,
 }
 
 impl RegInner {
@@ -80,6 +105,7 @@ impl RegInner {
             let inner = this.as_ref();
             if inner.sockets.fetch_sub(1, Ordering::AcqRel) == 1 {
                 inner.waker.wake();
+                inner.signal();
             }
             Self::release(this);
         }
@@ -100,22 +126,53 @@ impl RegInner {
     /// Pushes an orphaned slot holding an unread socket (from a completion routine, any CPU, IRQL <=
     /// DISPATCH_LEVEL) and wakes the waiter. The slot's kernel reference on its context moves to the
     /// list.
-    pub(crate) fn push_orphan(&self, op: &Op) {
-        let node = ptr::from_ref(op).cast_mut();
-        let mut head = self.orphans.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: the slot is exclusively ours (orphaned, no future, kernel done) until the
-            // CAS below publishes it.
-            op.orphan_next.with_mut(|p| unsafe { *p = head });
-            match self
-                .orphans
-                .compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => break,
-                Err(actual) => head = actual,
+    ///
+    /// Once the CAS publishes the node, a drainer may close the socket, free the context (and with it
+    /// the context's reference on this state) and finish deregistering: so a memory reference is
+    /// taken *before* the publication and dropped only after the wake and the signal (DISPATCH-safe).
+    ///
+    /// # Safety
+    /// `this` is the registration of `node`'s context; `node` is an orphaned slot with an unread
+    /// socket, exclusively owned by the caller, whose kernel reference on the context (which keeps
+    /// `this` alive until the publication) the caller gives up to the list. Neither is used by the
+    /// caller afterwards.
+    pub(crate) unsafe fn push_orphan(this: NonNull<RegInner>, node: *const Op) {
+        // SAFETY: the context's reference on the registration keeps it alive until the CAS; the
+        // reference taken first keeps it alive from then until the release at the end.
+        unsafe {
+            let inner = this.as_ref();
+            // Relaxed suffices, as for any clone of an owned reference: the CAS below (Release)
+            // orders it before every decrement a drainer's chain can make.
+            inner.refs.fetch_add(1, Ordering::Relaxed);
+            let mut head = inner.orphans.load(Ordering::Relaxed);
+            loop {
+                // The slot is exclusively ours (orphaned, no future, kernel done) until the CAS below
+                // publishes it.
+                (*node).orphan_next.with_mut(|p| *p = head);
+                match inner
+                    .orphans
+                    .compare_exchange_weak(head, node.cast_mut(), Ordering::AcqRel, Ordering::Relaxed)
+                {
+                    Ok(_) => break,
+                    Err(actual) => head = actual,
+                }
             }
+            // `node` may be freed from here on; `inner` is ours until the release.
+            inner.waker.wake();
+            inner.signal();
+            Self::release(this);
         }
-        self.waker.wake();
+    }
+
+    /// Signals the blocking dropper's event (any IRQL <= DISPATCH_LEVEL). The caller holds a memory
+    /// reference on the state.
+    fn signal(&self) {
+        // SAFETY: the event was initialised by `register_only` and lives as long as the state; a
+        // KEVENT is made to be signalled from any CPU (the kernel serialises access to it).
+        #[cfg(not(loom))]
+        unsafe {
+            KeSetEvent(self.event.get().cast::<KEVENT>(), 0, FALSE)
+        };
     }
 
     /// Closes the sockets of every orphaned slot (PASSIVE_LEVEL; never from a completion routine).
@@ -160,6 +217,19 @@ impl RegInner {
 ///
 /// Leaking a socket or a pending future with `mem::forget` leaks its socket: `deregister` then waits
 /// forever, as `WskDeregister` would.
+///
+/// # Where to deregister (and where not to drop)
+///
+/// [`deregister`](Self::deregister) waits without blocking; dropping the registration (or a pending
+/// [`Deregister`] future) instead **blocks** the dropping thread until every socket is closed (see
+/// `Drop`). That deadlocks if the sockets still alive belong to tasks of the executor whose thread
+/// is the one blocked — typically when a task owning the registration (or awaiting `deregister()`)
+/// is dropped by `Executor::shutdown` before the tasks owning its sockets. The safe shape, which the
+/// echo driver follows: keep the registration outside the executor's tasks, shut the executor down
+/// first (that drops every task, closing their sockets), then `block_on(registration.deregister())`
+/// (or drop it) from DriverUnload. A blocking drop that makes no progress for 10 s logs a warning
+/// naming this deadlock (`DbgPrintEx`, warning level); it cannot be prevented from here, because
+/// neither WSK call may be made from the completion routine that frees the last socket.
 ///
 /// ```
 /// # let _session = nt::emu::session();
@@ -243,8 +313,12 @@ impl Registration {
                 sockets: AtomicUsize::new(0),
                 waker: AtomicWaker::new(),
                 orphans: AtomicPtr::new(ptr::null_mut()),
+                // Zeroed, not uninit: the storage is what KeInitializeEvent receives (the emulation's
+                // use-after-free check reads the header before initialising it).
+                event: UnsafeCell::new(MaybeUninit::zeroed()),
             });
             let inner = block.as_ptr();
+            KeInitializeEvent((*inner).event.get().cast::<KEVENT>(), SynchronizationEvent, FALSE);
             let status = WskRegister(
                 ptr::addr_of_mut!((*inner).client),
                 ptr::addr_of_mut!((*inner).registration),
@@ -292,8 +366,10 @@ impl Registration {
 
     /// Detaches from WSK (rule 8 of the design): closes sockets orphaned by dropped handles, waits until
     /// every socket of this registration is closed and every IRP completed (drop or close the
-    /// listeners and connections — dropping a task drops them), then `WskReleaseProviderNPI` and
-    /// `WskDeregister`. Never fails.
+    /// listeners and connections — dropping a task drops them), then until no completion routine of
+    /// this crate is still running (a short blocking poll at PASSIVE_LEVEL, 1 ms steps: the routine
+    /// that freed the last socket may still be on its way out; see `quiesce.rs` for the residual
+    /// window), then `WskReleaseProviderNPI` and `WskDeregister`. Never fails.
     pub fn deregister(self) -> Deregister {
         Deregister {
             registration: Some(self),
@@ -304,16 +380,83 @@ impl Registration {
     pub fn live_sockets(&self) -> usize {
         self.inner().live_sockets()
     }
+
+    /// The `KEVENT` a blocking drop sleeps on between drains, for tests that must act exactly while
+    /// the drop waits (the emulation reports the threads waiting on an object). Not an API.
+    #[doc(hidden)]
+    pub fn blocking_drop_event(&self) -> *const core::ffi::c_void {
+        self.inner().event.get().cast_const().cast()
+    }
 }
 
 impl Drop for Registration {
-    /// Dropping without [`deregister`](Self::deregister) drains the orphan list and calls
-    /// `WskReleaseProviderNPI` + `WskDeregister`, which **blocks** (PASSIVE_LEVEL) until every socket
-    /// is closed — prefer `deregister().await`.
+    /// Dropping without [`deregister`](Self::deregister) **blocks** the dropping thread
+    /// (PASSIVE_LEVEL) until every socket is closed: it drains the orphan list and sleeps on the
+    /// registration's event (signalled by the last socket's release and by every orphan push, so an
+    /// orphan that arrives late is still closed), then waits for running completion routines, then
+    /// calls `WskReleaseProviderNPI` + `WskDeregister`. Prefer `deregister().await`; see the type's
+    /// documentation for the threads this must not run on.
     fn drop(&mut self) {
-        self.inner().drain_orphans();
+        self.wait_for_sockets_blocking();
+        crate::quiesce::wait_idle();
         let this = Registration { inner: self.inner };
         this.teardown(true);
+    }
+}
+
+/// The step of [`Registration::wait_for_sockets_blocking`]'s wait, in 100 ns units (relative): 100 ms.
+/// The event makes the wait prompt; the step only bounds each sleep.
+const DROP_WAIT_STEP_100NS: i64 = -1_000_000;
+
+/// Consecutive timed-out steps without any socket closed after which a blocking drop logs that it
+/// may be deadlocked (10 s).
+const DROP_STALL_WARNING_STEPS: u32 = 100;
+
+impl Registration {
+    /// `Drop`'s wait: drain orphans; sleep on the event; until no socket is left (PASSIVE_LEVEL).
+    fn wait_for_sockets_blocking(&self) {
+        let inner = self.inner();
+        let mut last = usize::MAX;
+        // Consecutive 100 ms waits that timed out with no socket closed.
+        let mut stalled = 0u32;
+        loop {
+            inner.drain_orphans();
+            let live = inner.live_sockets();
+            if live == 0 {
+                return;
+            }
+            if live != last {
+                last = live;
+                stalled = 0;
+            }
+            let mut step = LARGE_INTEGER {
+                QuadPart: DROP_WAIT_STEP_100NS,
+            };
+            // SAFETY: PASSIVE_LEVEL (a drop of the registration handle, documented); the event is
+            // initialised and lives as long as the state, which our handle reference keeps alive.
+            #[cfg(not(loom))]
+            let status =
+                unsafe { KeWaitForSingleObject(inner.event.get().cast(), Executive, KernelMode, FALSE, &mut step) };
+            #[cfg(loom)]
+            let status = {
+                let _ = &mut step;
+                STATUS_TIMEOUT
+            };
+            if status == STATUS_TIMEOUT && inner.live_sockets() == last {
+                stalled = stalled.saturating_add(1);
+                if stalled == DROP_STALL_WARNING_STEPS {
+                    // The one deadlock this wait can cause: the sockets belong to tasks of the
+                    // executor whose thread is the one blocked here.
+                    nt::kdprint!(
+                        DPFLTR_WARNING_LEVEL,
+                        "wsk-async: Registration dropped with {} socket(s) alive and none closed for 10 s; \
+                         if their tasks run on this thread, this is a deadlock: deregister after the \
+                         executor has shut down",
+                        last
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -335,6 +478,9 @@ impl Future for Deregister {
         if inner.live_sockets() != 0 {
             return Poll::Pending;
         }
+        // No socket left, so no IRP of ours pending; wait until the routines that completed them
+        // have returned (at most a few instructions each: a short blocking poll at PASSIVE_LEVEL).
+        crate::quiesce::wait_idle();
         if let Some(registration) = self.registration.take() {
             registration.teardown(true);
         }

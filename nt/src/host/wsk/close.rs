@@ -34,6 +34,8 @@ pub(crate) unsafe extern "system" fn WskCloseSocket(Socket: PWSK_SOCKET, Irp: PI
             let mut out = Vec::new();
             {
                 let mut st = core.lock();
+                // Operations past the point of cancellation finish with their natural result first.
+                core.progress_past_cancel(&mut st, &mut out);
                 st.closed = true;
                 st.flush(STATUS_CANCELLED, &mut out);
                 if let Some(mut wire) = st.wire.take() {

@@ -118,6 +118,10 @@ pub(crate) struct SocketState {
     pub sends: VecDeque<Pending>,
     /// Operations a test holds on the in-memory transport, by id.
     pub held: Vec<(u64, Pending)>,
+    /// Held IRPs past the point of cancellation (`Completion::IgnoreCancel`): their cancel routine is
+    /// disarmed (so `IoCancelIrp` finds none and returns FALSE) and kept here to re-arm it when the
+    /// test releases them.
+    pub past_cancel: Vec<(ProviderIrp, PDRIVER_CANCEL)>,
     /// A graceful disconnect has been requested (no further sends).
     pub disconnect_requested: bool,
     /// The peer's FIN was received.
@@ -142,19 +146,35 @@ impl SocketState {
             }
         }
         let i = self.held.iter().position(|(_, p)| p.irp == irp)?;
+        self.take_past_cancel(irp);
         Some(self.held.remove(i).1)
+    }
+
+    /// If `irp` is held past the point of cancellation, forgets that and returns its disarmed cancel
+    /// routine: the provider owns the IRP outright (nobody else can complete it).
+    pub(crate) fn take_past_cancel(&mut self, irp: ProviderIrp) -> Option<PDRIVER_CANCEL> {
+        let i = self.past_cancel.iter().position(|(p, _)| *p == irp)?;
+        Some(self.past_cancel.remove(i).1)
     }
 
     /// Completes every pending IRP whose cancel routine can still be disarmed with `status` (the
     /// others are being cancelled and stay queued for their cancel routine).
     pub(crate) fn flush(&mut self, status: NTSTATUS, out: &mut Vec<Done>) {
+        let past_cancel = &mut self.past_cancel;
         let mut finish = |p: &Pending| {
-            if super::irp::claim(p.irp) {
+            // An IRP held past the point of cancellation has no cancel routine to disarm: the
+            // provider owns it outright.
+            let owned = match past_cancel.iter().position(|(irp, _)| *irp == p.irp) {
+                Some(i) => {
+                    past_cancel.remove(i);
+                    true
+                }
+                None => super::irp::claim(p.irp),
+            };
+            if owned {
                 out.push(Done::new(p.irp, status, p.op.progress()));
-                false
-            } else {
-                true
             }
+            !owned
         };
         for queue in [
             &mut self.accepts,

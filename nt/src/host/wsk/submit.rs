@@ -4,8 +4,9 @@
 //! run), STATUS_PENDING otherwise.
 
 use super::irp::{Done, ProviderIrp, arm};
-use super::socket::{Op, Pending, SocketCore};
+use super::socket::{Op, Pending, SocketCore, SocketState};
 use super::transport::{OpKind, Policy};
+use crate::IoSetCancelRoutine;
 use crate::types::*;
 use std::sync::Arc;
 
@@ -21,6 +22,20 @@ impl SocketCore {
                 Policy::Fail(status) => out.push(Done::new(irp, status, 0)),
                 Policy::Hold(id) => {
                     if arm(irp, self) {
+                        st.held.push((id, Pending { irp, op }));
+                    } else {
+                        out.push(Done::new(irp, STATUS_CANCELLED, 0));
+                    }
+                }
+                Policy::HoldPastCancel(id) => {
+                    if arm(irp, self) {
+                        // Past the point of cancellation: disarm the routine again (a provider that
+                        // is finishing an operation does so), keeping it to re-arm on release.
+                        // If IoCancelIrp won in between, its cancel routine finds the IRP in `held`.
+                        // SAFETY: the provider owns the pending IRP; an interlocked exchange.
+                        if let Some(routine) = unsafe { IoSetCancelRoutine(irp.0, None) } {
+                            st.past_cancel.push((irp, Some(routine)));
+                        }
                         st.held.push((id, Pending { irp, op }));
                     } else {
                         out.push(Done::new(irp, STATUS_CANCELLED, 0));
@@ -58,21 +73,24 @@ impl SocketCore {
             found = index.is_some();
             if let Some(index) = index {
                 let (_, pending) = st.held.remove(index);
+                let past_cancel = st.take_past_cancel(pending.irp);
                 match status {
                     Some(status) => {
-                        if super::irp::claim(pending.irp) {
+                        if past_cancel.is_some() || super::irp::claim(pending.irp) {
                             out.push(Done::new(pending.irp, status, pending.op.progress()));
                         } else {
                             st.held.push((id, pending));
                         }
                     }
                     None => {
-                        match pending.op.kind() {
-                            OpKind::Accept => st.accepts.push_back(pending),
-                            OpKind::Connect => st.connects.push_back(pending),
-                            OpKind::Receive => st.receives.push_back(pending),
-                            OpKind::Send | OpKind::Disconnect => st.sends.push_back(pending),
+                        if let Some(routine) = past_cancel {
+                            // Back to natural progress: re-arm without looking at `Cancel` (a cancel
+                            // requested meanwhile was refused); if the operation must wait again,
+                            // `arm` sees the request and cancels it then.
+                            // SAFETY: the provider owns the IRP outright (no routine armed).
+                            unsafe { IoSetCancelRoutine(pending.irp.0, routine) };
                         }
+                        st.requeue(pending);
                         if !st.closed {
                             self.pump(&mut st, &mut out);
                         }
@@ -82,5 +100,36 @@ impl SocketCore {
         }
         self.settle(out);
         found
+    }
+
+    /// Before a close: operations held past the point of cancellation go back to natural progress,
+    /// so that one the network can finish now (an accept with a queued connection) completes with its
+    /// result, as a provider that had already committed to it would; the close flushes the rest.
+    pub(crate) fn progress_past_cancel(self: &Arc<Self>, st: &mut SocketState, out: &mut Vec<Done>) {
+        while let Some(&(irp, routine)) = st.past_cancel.first() {
+            st.past_cancel.remove(0);
+            let Some(index) = st.held.iter().position(|(_, p)| p.irp == irp) else {
+                continue;
+            };
+            let (_, pending) = st.held.remove(index);
+            // SAFETY: the provider owns the IRP outright (no routine armed); see `release_held`.
+            unsafe { IoSetCancelRoutine(irp.0, routine) };
+            st.requeue(pending);
+        }
+        if !st.closed {
+            self.pump(st, out);
+        }
+    }
+}
+
+impl SocketState {
+    /// Puts a pending operation back in the queue of its kind (natural progress).
+    fn requeue(&mut self, pending: Pending) {
+        match pending.op.kind() {
+            OpKind::Accept => self.accepts.push_back(pending),
+            OpKind::Connect => self.connects.push_back(pending),
+            OpKind::Receive => self.receives.push_back(pending),
+            OpKind::Send | OpKind::Disconnect => self.sends.push_back(pending),
+        }
     }
 }

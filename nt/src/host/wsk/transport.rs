@@ -86,6 +86,9 @@ pub(crate) enum Policy {
     Natural,
     /// Pend, identified by this id, until the test releases it (or it is cancelled / closed).
     Hold(u64),
+    /// Like `Hold`, but past the point of cancellation: no cancel routine stays armed, so
+    /// `IoCancelIrp` cannot complete it; only the test's release or the socket's close ends it.
+    HoldPastCancel(u64),
     /// Complete at once with this status.
     Fail(NTSTATUS),
 }

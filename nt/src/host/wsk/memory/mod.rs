@@ -4,8 +4,9 @@
 //!
 //! * per operation kind, how the next operations complete ([`MemoryNetwork::script`]): naturally
 //!   (inline when possible, else when the network allows), held until the test releases or completes
-//!   them ([`MemoryNetwork::held`], [`MemoryNetwork::release`], [`MemoryNetwork::complete`]), never
-//!   (only cancellation, close or an abortive disconnect ends them), or at once with a status;
+//!   them ([`MemoryNetwork::held`], [`MemoryNetwork::release`], [`MemoryNetwork::complete`]), held
+//!   past the point of cancellation (`IoCancelIrp` cannot end them: [`Completion::IgnoreCancel`]),
+//!   never (only cancellation, close or an abortive disconnect ends them), or at once with a status;
 //! * what the remote hosts do, through [`Peer`]s: connect to the driver's listeners
 //!   ([`MemoryNetwork::connect`]), accept the driver's connects ([`MemoryNetwork::listen`]), send data,
 //!   read (open the window), FIN, RST, and force-close the driver's socket.
@@ -34,6 +35,14 @@ pub enum Completion {
     Hold,
     /// Pends until cancelled, closed, or (data operations) ended by an abortive disconnect.
     Never,
+    /// Pends like [`Hold`](Self::Hold), but past the point of cancellation, as a real provider may
+    /// be when it has already committed to finishing the operation: `IoCancelIrp` finds no cancel
+    /// routine (it returns FALSE and the IRP stays pending). It ends when the test releases it
+    /// (natural progress: an accept then takes the next queued connection, a connect connects) or
+    /// completes it, or when its socket is closed: the close first lets it progress naturally (so an
+    /// accept with a queued connection still completes with that socket), then completes what is
+    /// left with STATUS_CANCELLED.
+    IgnoreCancel,
     /// Completes at once with this status.
     Fail(NTSTATUS),
 }
@@ -175,6 +184,12 @@ impl Transport for MemNet {
                 }
                 Policy::Hold(id)
             }
+            Completion::IgnoreCancel => {
+                st.next_id += 1;
+                let id = st.next_id;
+                st.held.insert(id, (kind, owner.clone()));
+                Policy::HoldPastCancel(id)
+            }
         }
     }
 }
@@ -306,7 +321,8 @@ impl MemoryNetwork {
         }
     }
 
-    /// Operations currently held (scripted [`Completion::Hold`]), oldest first.
+    /// Operations currently held (scripted [`Completion::Hold`] or [`Completion::IgnoreCancel`]),
+    /// oldest first.
     pub fn held(&self) -> Vec<HeldOp> {
         let held: Vec<(u64, OpKind, Weak<SocketCore>)> = self
             .net
