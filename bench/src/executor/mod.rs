@@ -18,6 +18,7 @@ mod embassy_peer;
 mod ours;
 mod tokio_peer;
 
+use crate::figures::{Figure, median, ratio};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -177,13 +178,8 @@ impl Drop for WakerThread {
 /// varies over time, does not fall on one executor only.
 const ROUNDS: usize = 3;
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// Runs every executor's benchmark and prints the table and the ratios to embassy-executor.
-pub fn run() {
+/// Runs every executor's benchmark, prints the table, and returns the ratios to embassy-executor.
+pub fn run() -> Vec<Figure> {
     let measures: [fn() -> Results; 4] = [
         ours::measure,
         embassy_peer::measure,
@@ -234,37 +230,26 @@ pub fn run() {
         );
     }
     let (ours, embassy) = (&results[0], &results[1]);
-    let ratio = |a: f64, b: f64| {
-        if b == 0.0 {
-            if a == 0.0 { 0.0 } else { f64::INFINITY }
-        } else {
-            a / b
-        }
-    };
-    println!(
-        "ratio spawn_poll_batch1 {:.3}",
-        ratio(ours.spawn_poll_1, embassy.spawn_poll_1)
-    );
-    println!(
-        "ratio spawn_poll_batch256 {:.3}",
-        ratio(ours.spawn_poll_256, embassy.spawn_poll_256)
-    );
-    println!(
-        "ratio self_wake_poll {:.3}",
-        ratio(ours.self_wake_poll, embassy.self_wake_poll)
-    );
-    println!(
-        "ratio external_wake_poll {:.3}",
-        ratio(ours.external_wake_poll, embassy.external_wake_poll)
-    );
-    println!(
-        "ratio bytes_per_task {:.3}",
-        ratio(ours.bytes_per_task as f64, embassy.bytes_per_task as f64)
-    );
-    println!(
-        "ratio allocations_per_spawn {:.3}",
-        ratio(ours.allocations_per_spawn, embassy.allocations_per_spawn)
-    );
+    vec![
+        Figure::ratio("spawn_poll_batch1", ratio(ours.spawn_poll_1, embassy.spawn_poll_1)),
+        Figure::ratio(
+            "spawn_poll_batch256",
+            ratio(ours.spawn_poll_256, embassy.spawn_poll_256),
+        ),
+        Figure::ratio("self_wake_poll", ratio(ours.self_wake_poll, embassy.self_wake_poll)),
+        Figure::ratio(
+            "external_wake_poll",
+            ratio(ours.external_wake_poll, embassy.external_wake_poll),
+        ),
+        Figure::ratio(
+            "bytes_per_task",
+            ratio(ours.bytes_per_task as f64, embassy.bytes_per_task as f64),
+        ),
+        Figure::ratio(
+            "allocations_per_spawn",
+            ratio(ours.allocations_per_spawn, embassy.allocations_per_spawn),
+        ),
+    ]
 }
 
 /// Resets the shared counters between executors.
