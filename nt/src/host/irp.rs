@@ -10,7 +10,7 @@
 //! a thread. Only the owner may reuse or free the IRP.
 
 use super::cancel::cancel_flag;
-use super::heap::{Access, Describe, Kind, heap};
+use super::heap::{Access, Block, Describe, Kind, heap};
 use super::irql;
 use super::verifier::{Rule, creation_site, violation};
 use crate::inline_helpers::*;
@@ -86,6 +86,21 @@ pub unsafe extern "system" fn IoAllocateIrp(StackSize: CCHAR, ChargeQuota: BOOLE
     irp
 }
 
+/// Only the IRP's owner may reuse or free it: reports `rule` if a lower driver owns the IRP in
+/// `block` and returns true, so the caller makes its call harmless.
+fn refuse_if_pending(rule: Rule, irp: PIRP, block: &Block) -> bool {
+    let Kind::Irp { pending: true } = block.kind else {
+        return false;
+    };
+    let describe = Describe {
+        addr: irp.addr(),
+        size: block.size,
+        kind: &block.kind,
+    };
+    violation(rule, &describe, block.created.as_ref());
+    true
+}
+
 /// `IoReuseIrp`: IRQL <= DISPATCH_LEVEL. Reinitialises an IRP the driver owns (keeping
 /// `AllocationFlags`) and sets `IoStatus.Status`. Reusing an IRP a lower driver owns is a
 /// [`Rule::IrpReuseWhilePending`].
@@ -100,16 +115,7 @@ pub unsafe extern "system" fn IoReuseIrp(Irp: PIRP, Iostatus: NTSTATUS) {
     let Some(block) = heap.find(Irp.addr(), "IRP", "IoReuseIrp", Access::Use) else {
         return;
     };
-    if let Kind::Irp { pending: true } = block.kind {
-        violation(
-            Rule::IrpReuseWhilePending,
-            &Describe {
-                addr: Irp.addr(),
-                size: block.size,
-                kind: &block.kind,
-            },
-            block.created.as_ref(),
-        );
+    if refuse_if_pending(Rule::IrpReuseWhilePending, Irp, block) {
         return;
     }
     // SAFETY: the IRP is live and owned by the caller (not pending); the heap lock keeps a concurrent
@@ -139,16 +145,7 @@ pub unsafe extern "system" fn IoFreeIrp(Irp: PIRP) {
     let Some(block) = heap.find(Irp.addr(), "IRP", "IoFreeIrp", Access::Free) else {
         return;
     };
-    if let Kind::Irp { pending: true } = block.kind {
-        violation(
-            Rule::IrpFreeWhilePending,
-            &Describe {
-                addr: Irp.addr(),
-                size: block.size,
-                kind: &block.kind,
-            },
-            block.created.as_ref(),
-        );
+    if refuse_if_pending(Rule::IrpFreeWhilePending, Irp, block) {
         return;
     }
     heap.release(Irp.addr(), freed_at);
