@@ -3,7 +3,7 @@
 use crate::addr;
 use crate::connection::Connection;
 use crate::creating::Creating;
-use crate::ctx::{SEND, SocketCtx};
+use crate::ctx::SEND;
 use crate::error::{Result, WskError};
 use crate::op::produced_socket;
 use crate::registration::Registration;
@@ -42,11 +42,8 @@ impl Future for Connect<'_> {
         let this = self.get_mut();
         let registration = this.registration.inner();
         registration.drain_orphans();
-        let ctx = this.creating.ensure(registration)?;
-        // SAFETY: `creating` holds the handle reference while the future lives (see `Listen::poll`).
-        let ctx: &SocketCtx = unsafe { &*ptr::from_ref(ctx) };
+        let (ctx, slot) = this.creating.ensure(registration)?;
         let op = ctx.slot(SEND);
-        let slot = &mut this.creating.slot;
         if slot.phase() != Phase::Submitted {
             ready!(slot.poll_acquire(op, cx))?;
             let connect = registration.dispatch().WskSocketConnect;

@@ -30,14 +30,16 @@ impl Creating {
         }
     }
 
-    /// Allocates the context on first use.
-    pub(crate) fn ensure(&mut self, registration: &RegInner) -> Result<&SocketCtx> {
+    /// Allocates the context on first use; returns it with this future's use of its slot, as two
+    /// disjoint borrows so a poll can drive the slot while it reads the context.
+    pub(crate) fn ensure(&mut self, registration: &RegInner) -> Result<(&SocketCtx, &mut SlotUse)> {
         let ctx = match self.ctx {
             Some(ctx) => ctx,
             None => *self.ctx.insert(SocketCtx::allocate(registration)?),
         };
-        // SAFETY: we hold the handle reference.
-        Ok(unsafe { ctx.as_ref() })
+        // SAFETY: we hold the handle reference, which keeps the context alive until `self` gives it
+        // up (`drop` or `into_handle`); both need `self` exclusively, so not while this borrow lives.
+        Ok((unsafe { ctx.as_ref() }, &mut self.slot))
     }
 
     /// The finished context, as a handle (the slot must have been released).

@@ -240,13 +240,9 @@ impl Future for Listen<'_> {
         let this = self.get_mut();
         let registration = this.registration.inner();
         registration.drain_orphans();
-        let ctx = this.creating.ensure(registration)?;
-        // SAFETY: `creating` holds the handle reference for as long as the future lives; the reference
-        // is re-derived each poll, so extending it past the `&mut` borrow of `creating` is sound.
-        let ctx: &SocketCtx = unsafe { &*ptr::from_ref(ctx) };
+        let (ctx, slot) = this.creating.ensure(registration)?;
         let op = ctx.slot(ACCEPT);
         loop {
-            let slot = &mut this.creating.slot;
             if slot.phase() != Phase::Submitted {
                 ready!(slot.poll_acquire(op, cx))?;
                 // SAFETY: slot ours; every pointer passed lives in the slot or the registration until
