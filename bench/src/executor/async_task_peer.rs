@@ -1,11 +1,10 @@
 //! async-task with the simplest runner: a mutex-protected Vec of runnables, drained in batches.
 
-use super::{BATCH, BATCH_OPS, EXTERNAL_ROUNDS, Parked, Ready1, Results, SELF_WAKE_OPS, SPAWN_OPS, SelfWake};
+use super::{BATCH, BATCH_OPS, Parked, Ready1, Results, SELF_WAKE_OPS, SPAWN_OPS, SelfWake};
 use crate::harness::{count_allocations, ns_per_op};
 use async_task::Runnable;
 use std::future::Future;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
 
 static QUEUE: Mutex<Vec<Runnable>> = Mutex::new(Vec::new());
 
@@ -61,18 +60,7 @@ pub fn measure() -> Results {
         spawn(Parked { registered: false });
     }
     run();
-    let mut waker_thread = super::WakerThread::start();
-    let external_wake_poll = ns_per_op(EXTERNAL_ROUNDS * BATCH, |ops| {
-        for _ in 0..ops / BATCH {
-            waker_thread.wake_all();
-            run();
-        }
-    });
-    super::RELEASE_PARKED.store(true, Ordering::SeqCst);
-    waker_thread.wake_all();
-    run();
-    drop(waker_thread);
-    assert!(super::PARKED_POLLS.load(Ordering::SeqCst) >= EXTERNAL_ROUNDS * BATCH);
+    let external_wake_poll = super::external_wake_poll(run);
     Results {
         name: "async-task 4.7",
         spawn_poll_1,

@@ -1,10 +1,9 @@
 //! embassy-executor's raw executor, polled on the calling thread; its pender does nothing (the
 //! loop polls anyway), the equivalent of our executor's skipped KEVENT signal.
 
-use super::{BATCH, BATCH_OPS, EXTERNAL_ROUNDS, Parked, Ready1, Results, SELF_WAKE_OPS, SPAWN_OPS, SelfWake};
+use super::{BATCH, BATCH_OPS, Parked, Ready1, Results, SELF_WAKE_OPS, SPAWN_OPS, SelfWake};
 use crate::harness::{count_allocations, ns_per_op};
 use embassy_executor::raw::{Executor, TaskPool, TaskStorage};
-use std::sync::atomic::Ordering;
 
 /// The pender embassy-executor calls when a task is woken; the benchmark polls in a loop instead.
 #[unsafe(export_name = "__pender")]
@@ -47,18 +46,7 @@ pub fn measure() -> Results {
         spawner.spawn(PARKED.spawn(|| Parked { registered: false }).unwrap());
     }
     run();
-    let mut waker_thread = super::WakerThread::start();
-    let external_wake_poll = ns_per_op(EXTERNAL_ROUNDS * BATCH, |ops| {
-        for _ in 0..ops / BATCH {
-            waker_thread.wake_all();
-            run();
-        }
-    });
-    super::RELEASE_PARKED.store(true, Ordering::SeqCst);
-    waker_thread.wake_all();
-    run();
-    drop(waker_thread);
-    assert!(super::PARKED_POLLS.load(Ordering::SeqCst) >= EXTERNAL_ROUNDS * BATCH);
+    let external_wake_poll = super::external_wake_poll(run);
     Results {
         name: "embassy-executor 0.10",
         spawn_poll_1,

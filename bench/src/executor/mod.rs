@@ -19,6 +19,7 @@ mod ours;
 mod tokio_peer;
 
 use crate::figures::{Figure, median, ratio};
+use crate::harness::ns_per_op;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -87,6 +88,25 @@ pub static PARKED_WAKERS: std::sync::Mutex<Vec<Waker>> = std::sync::Mutex::new(V
 pub static PARKED_POLLS: AtomicUsize = AtomicUsize::new(0);
 /// Tells parked tasks to complete (at the end of the benchmark).
 pub static RELEASE_PARKED: AtomicBool = AtomicBool::new(false);
+
+/// Wake from another thread + poll, for an executor driven by `run` (poll until idle) whose
+/// [`BATCH`] [`Parked`] tasks have been spawned and polled once: each round the waker thread wakes
+/// them all and `run` polls them. Afterwards the tasks are released and run to completion.
+pub fn external_wake_poll(mut run: impl FnMut()) -> f64 {
+    let mut waker_thread = WakerThread::start();
+    let ns = ns_per_op(EXTERNAL_ROUNDS * BATCH, |ops| {
+        for _ in 0..ops / BATCH {
+            waker_thread.wake_all();
+            run();
+        }
+    });
+    RELEASE_PARKED.store(true, Ordering::SeqCst);
+    waker_thread.wake_all();
+    run();
+    drop(waker_thread);
+    assert!(PARKED_POLLS.load(Ordering::SeqCst) >= EXTERNAL_ROUNDS * BATCH);
+    ns
+}
 
 /// Stays pending until [`RELEASE_PARKED`]; hands its waker out on the first poll.
 pub struct Parked {

@@ -1,9 +1,8 @@
 //! This crate's executor, run on the calling thread.
 
-use super::{BATCH, BATCH_OPS, EXTERNAL_ROUNDS, Parked, Ready1, Results, SELF_WAKE_OPS, SPAWN_OPS, SelfWake};
+use super::{BATCH, BATCH_OPS, Parked, Ready1, Results, SELF_WAKE_OPS, SPAWN_OPS, SelfWake};
 use crate::harness::{count_allocations, ns_per_op};
 use executor::{Executor, TaskPool};
-use std::sync::atomic::Ordering;
 
 static EXECUTOR: Executor = Executor::new();
 static READY: TaskPool<8, BATCH> = TaskPool::new();
@@ -44,18 +43,7 @@ pub fn measure() -> Results {
         PARKED.spawn_detached(spawner, Parked { registered: false }).unwrap();
     }
     run();
-    let mut waker_thread = super::WakerThread::start();
-    let external_wake_poll = ns_per_op(EXTERNAL_ROUNDS * BATCH, |ops| {
-        for _ in 0..ops / BATCH {
-            waker_thread.wake_all();
-            run();
-        }
-    });
-    super::RELEASE_PARKED.store(true, Ordering::SeqCst);
-    waker_thread.wake_all();
-    run();
-    drop(waker_thread);
-    assert!(super::PARKED_POLLS.load(Ordering::SeqCst) >= EXTERNAL_ROUNDS * BATCH);
+    let external_wake_poll = super::external_wake_poll(run);
     Results {
         name: "ours",
         spawn_poll_1,
