@@ -130,10 +130,11 @@ impl BufferPool {
     /// descriptors) and builds an MDL for each (`IoAllocateMdl` + `MmBuildMdlForNonPagedPool`).
     /// IRQL <= DISPATCH_LEVEL. Fails with `STATUS_INSUFFICIENT_RESOURCES` if any allocation fails
     /// (everything allocated so far is freed) and with `STATUS_INVALID_PARAMETER` for a zero count or
-    /// size, a size an MDL cannot describe (`u32` bytes), or a count or total size whose arithmetic
-    /// would overflow (checked: never a wrapped, undersized block).
+    /// size, a size an MDL cannot describe (`u32` bytes), more than `u32::MAX` buffers, or a count
+    /// or total size whose arithmetic would overflow (checked: never a wrapped, undersized block).
     pub fn new(count: usize, size: usize) -> Result<Self> {
-        if count == 0 || size == 0 || size > u32::MAX as usize / 2 {
+        // Both limits also let a `Buffer` keep its index and length in 32 bits (see `Buffer`).
+        if count == 0 || size == 0 || size > u32::MAX as usize / 2 || count > u32::MAX as usize {
             return Err(WskError::from_status(STATUS_INVALID_PARAMETER));
         }
         let total = count
@@ -202,7 +203,8 @@ impl BufferPool {
                         header.refs.fetch_add(1, Ordering::Relaxed);
                         return Ok(Buffer {
                             pool: self.header,
-                            index: w * WORD_BITS + bit,
+                            // `< count <= u32::MAX` (checked by `new`).
+                            index: (w * WORD_BITS + bit) as u32,
                             len: 0,
                         });
                     }
@@ -238,10 +240,15 @@ impl Drop for BufferPool {
 /// An owned nonpaged buffer from a [`BufferPool`], with its prebuilt MDL. Dereferences to its
 /// `len()` valid bytes; `capacity()` is the pool's buffer size. Dropping it returns it to the pool
 /// (any IRQL <= DISPATCH_LEVEL).
+///
+/// Index and length are 32-bit (a pool has at most `u32::MAX` buffers of at most `u32::MAX / 2`
+/// bytes, checked by [`BufferPool::new`]), so a buffer is two words: the futures that carry one, and
+/// the tasks that store those futures, stay small.
 pub struct Buffer {
     pool: NonNull<PoolHeader>,
-    index: usize,
-    len: usize,
+    index: u32,
+    /// `<= capacity()`, so it fits (every write clamps to the capacity first).
+    len: u32,
 }
 
 // SAFETY: a buffer exclusively owns its index's data range; the pool header is shared through atomics.
@@ -257,7 +264,7 @@ impl Buffer {
 
     /// The number of valid bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// Whether there are no valid bytes.
@@ -278,14 +285,14 @@ impl Buffer {
     /// Sets the number of valid bytes, clamped to `capacity()`. The bytes are always initialised
     /// (pool memory is zeroed when the pool is created), so any length is sound.
     pub fn set_len(&mut self, len: usize) {
-        self.len = len.min(self.capacity());
+        self.len = len.min(self.capacity()) as u32;
     }
 
     /// Appends as much of `data` as fits; returns the number of bytes copied.
     pub fn extend_from_slice(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(self.capacity() - self.len);
-        let start = self.len;
-        self.len += n;
+        let start = self.len();
+        let n = data.len().min(self.capacity() - start);
+        self.set_len(start + n);
         self[start..].copy_from_slice(&data[..n]);
         n
     }
@@ -312,12 +319,13 @@ impl Buffer {
         let end = match range.end_bound() {
             Bound::Included(&e) => e.saturating_add(1),
             Bound::Excluded(&e) => e,
-            Bound::Unbounded => self.len,
+            Bound::Unbounded => self.len(),
         };
-        let end = end.min(self.len);
+        // Both bounds end up `<= len() <= capacity()`: they fit in 32 bits.
+        let end = end.min(self.len());
         Slice {
-            begin: begin.min(end),
-            end,
+            begin: begin.min(end) as u32,
+            end: end as u32,
             buffer: self,
         }
     }
@@ -325,12 +333,12 @@ impl Buffer {
     /// The buffer's MDL (built over the whole capacity).
     pub(crate) fn mdl(&self) -> PMDL {
         // SAFETY: `index < count` and the MDL array is initialised and immutable after `new`.
-        unsafe { *PoolHeader::mdls(self.pool).add(self.index) }
+        unsafe { *PoolHeader::mdls(self.pool).add(self.index as usize) }
     }
 
     fn data_ptr(&self) -> *mut u8 {
         // SAFETY: `index < count`, so the range `[index*size, (index+1)*size)` lies in the data block.
-        unsafe { self.header().data.add(self.index * self.header().size) }
+        unsafe { self.header().data.add(self.index as usize * self.header().size) }
     }
 }
 
@@ -338,14 +346,14 @@ impl Deref for Buffer {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         // SAFETY: the buffer owns `len <= capacity` initialised bytes at `data_ptr`.
-        unsafe { core::slice::from_raw_parts(self.data_ptr(), self.len) }
+        unsafe { core::slice::from_raw_parts(self.data_ptr(), self.len()) }
     }
 }
 
 impl DerefMut for Buffer {
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as for `deref`, with exclusive access through `&mut self`.
-        unsafe { core::slice::from_raw_parts_mut(self.data_ptr(), self.len) }
+        unsafe { core::slice::from_raw_parts_mut(self.data_ptr(), self.len()) }
     }
 }
 
@@ -361,7 +369,8 @@ impl core::fmt::Debug for Buffer {
 
 impl Drop for Buffer {
     fn drop(&mut self) {
-        let (w, bit) = (self.index / WORD_BITS, self.index % WORD_BITS);
+        let index = self.index as usize;
+        let (w, bit) = (index / WORD_BITS, index % WORD_BITS);
         PoolHeader::bitmap(self.pool)[w].fetch_or(1 << bit, Ordering::AcqRel);
         // SAFETY: the buffer owns one pool reference and is going away.
         unsafe { PoolHeader::release(self.pool) };
@@ -373,19 +382,20 @@ impl Drop for Buffer {
 #[derive(Debug)]
 pub struct Slice {
     buffer: Buffer,
-    begin: usize,
-    end: usize,
+    /// `begin <= end <= buffer.len()`: 32 bits, like the buffer's own length.
+    begin: u32,
+    end: u32,
 }
 
 impl Slice {
     /// Offset of the first byte in the buffer.
     pub fn begin(&self) -> usize {
-        self.begin
+        self.begin as usize
     }
 
     /// Offset one past the last byte in the buffer.
     pub fn end(&self) -> usize {
-        self.end
+        self.end as usize
     }
 
     /// The buffer back, with its valid length unchanged.
@@ -400,7 +410,7 @@ impl Slice {
 
 impl From<Buffer> for Slice {
     fn from(buffer: Buffer) -> Self {
-        let end = buffer.len();
+        let end = buffer.len;
         Slice { buffer, begin: 0, end }
     }
 }
@@ -408,6 +418,6 @@ impl From<Buffer> for Slice {
 impl Deref for Slice {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.buffer[self.begin..self.end]
+        &self.buffer[self.begin()..self.end()]
     }
 }

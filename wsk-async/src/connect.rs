@@ -3,7 +3,7 @@
 use crate::addr;
 use crate::connection::Connection;
 use crate::creating::Creating;
-use crate::ctx::SEND;
+use crate::ctx::{Kind, SEND};
 use crate::error::{Result, WskError};
 use crate::op::produced_socket;
 use crate::registration::Registration;
@@ -30,7 +30,7 @@ impl Registration {
         Connect {
             registration: self,
             remote,
-            creating: Creating::new(SEND),
+            creating: Creating::new(Kind::Connecting, SEND),
         }
     }
 }
@@ -48,14 +48,18 @@ impl Future for Connect<'_> {
             ready!(slot.poll_acquire(op, cx))?;
             let connect = registration.dispatch().WskSocketConnect;
             let client = registration.provider().Client;
-            // SAFETY: slot ours; the addresses live in the slot until the completion.
+            // SAFETY: the send slot (this context's socket-producing slot) is ours; the addresses live
+            // in the context's block until it is freed, after the completion.
             unsafe {
-                let io = op.io();
-                io.produces_socket = true;
-                io.local = addr::to_storage(&addr::wildcard_like(&this.remote));
-                io.remote = addr::to_storage(&this.remote);
-                let local = ptr::addr_of_mut!(io.local).cast::<SOCKADDR>();
-                let remote = ptr::addr_of_mut!(io.remote).cast::<SOCKADDR>();
+                let Some(addresses) = ctx.addresses() else {
+                    slot.release(op);
+                    return Poll::Ready(Err(WskError::INVALID_STATE));
+                };
+                op.set_produces_socket(true);
+                addresses.local = addr::to_storage(&addr::wildcard_like(&this.remote));
+                addresses.remote = addr::to_storage(&this.remote);
+                let local = ptr::addr_of_mut!(addresses.local).cast::<SOCKADDR>();
+                let remote = ptr::addr_of_mut!(addresses.remote).cast::<SOCKADDR>();
                 let context = ptr::from_ref(ctx).cast_mut().cast();
                 slot.start(op, |irp| {
                     connect.map(|f| {
@@ -79,12 +83,12 @@ impl Future for Connect<'_> {
         }
         let iosb = ready!(slot.poll_complete(op, cx));
         // SAFETY: the slot is still ours after the completion.
-        unsafe { op.io().produces_socket = false };
+        unsafe { op.set_produces_socket(false) };
         slot.release(op);
         let socket = produced_socket(iosb)?;
         // SAFETY: the context is not shared yet.
         unsafe { ctx.set_socket(socket) };
-        let creating = core::mem::replace(&mut this.creating, Creating::new(SEND));
+        let creating = core::mem::replace(&mut this.creating, Creating::new(Kind::Connecting, SEND));
         match creating.into_handle() {
             Some(handle) => Poll::Ready(Ok(Connection::new(handle, None, Some(this.remote)))),
             None => Poll::Ready(Err(WskError::INVALID_STATE)),

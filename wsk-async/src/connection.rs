@@ -19,8 +19,9 @@ use nt::*;
 /// Operations take `&self`, so one task can receive while another sends; two operations of the same
 /// kind at once on one connection are refused with [`WskError::is_invalid_state`].
 ///
-/// Every operation is a future driven by its own preallocated IRP, and every future is safe to drop
-/// at any point:
+/// Every operation is a future driven by its own IRP (receive, send and close IRPs come with the
+/// connection; the graceful-disconnect and abort IRPs with the first [`disconnect`](Self::disconnect)
+/// or [`abort`](Self::abort)), and every future is safe to drop at any point:
 ///
 /// | dropped while pending | effect |
 /// |---|---|
@@ -152,6 +153,11 @@ impl Connection {
     /// Graceful disconnect (`WskDisconnect`, no flags): the peer receives all data sent so far, then
     /// EOF. Completes when the provider has sent the FIN. Dropping the future while it is pending
     /// aborts the connection (see the type's documentation).
+    ///
+    /// The first disconnect or abort on a connection allocates the operation slots and IRPs the
+    /// connection's end needs (an open connection does not hold them); if that fails it returns an
+    /// [`is_out_of_resources`](WskError::is_out_of_resources) error having done nothing, and dropping
+    /// the connection still closes it (abortively) with its preallocated close IRP.
     pub fn disconnect(&self) -> Disconnect<'_> {
         Disconnect::new(self, None)
     }
@@ -163,7 +169,8 @@ impl Connection {
     }
 
     /// Abortive disconnect (`WskDisconnect` with `WSK_FLAG_ABORTIVE`): the peer sees a reset; pending
-    /// receives and sends complete with an error.
+    /// receives and sends complete with an error. Like [`disconnect`](Self::disconnect), the first
+    /// one may fail with [`is_out_of_resources`](WskError::is_out_of_resources).
     pub fn abort(&self) -> Abort<'_> {
         Abort::new(self)
     }
@@ -243,7 +250,10 @@ impl Future for Receive<'_> {
             // buffer stays alive (in this future, or moved into the slot if the future is dropped)
             // until the IRP completes; the WSK_BUF lives in the slot.
             unsafe {
-                let io = op.io();
+                let Some(io) = op.io() else {
+                    this.slot.release(op);
+                    return give_back!(this.buf.take(), Err(WskError::INVALID_STATE));
+                };
                 io.wsk_buf = WSK_BUF {
                     Mdl: buf.mdl(),
                     Offset: 0,
@@ -299,7 +309,10 @@ impl Future for Send<'_> {
             let send = ctx.connection_dispatch().WskSend;
             // SAFETY: as for Receive: slot ours, MDL and buffer alive until completion.
             unsafe {
-                let io = op.io();
+                let Some(io) = op.io() else {
+                    this.slot.release(op);
+                    return give_back!(this.buf.take().map(Slice::into_inner), Err(WskError::INVALID_STATE));
+                };
                 io.wsk_buf = WSK_BUF {
                     Mdl: slice.buffer().mdl(),
                     Offset: slice.begin() as ULONG,

@@ -2,7 +2,7 @@
 //! `connect`, and the connection an `accept` is about to produce), with the drop behaviour that makes
 //! such futures safe to drop at any point.
 
-use crate::ctx::{Handle, SocketCtx, orphan_slots};
+use crate::ctx::{Handle, Kind, SocketCtx, orphan_slots};
 use crate::error::Result;
 use crate::registration::RegInner;
 use crate::slot::{Phase, SlotUse};
@@ -12,6 +12,7 @@ use nt::*;
 /// A context being set up, with the handle reference and the use of one slot.
 pub(crate) struct Creating {
     ctx: Option<NonNull<SocketCtx>>,
+    kind: Kind,
     index: usize,
     pub(crate) slot: SlotUse,
 }
@@ -22,9 +23,12 @@ unsafe impl Send for Creating {}
 unsafe impl Sync for Creating {}
 
 impl Creating {
-    pub(crate) const fn new(index: usize) -> Self {
+    /// A context of `kind` (allocated on first [`ensure`](Self::ensure)) whose socket is created on
+    /// slot `index`.
+    pub(crate) const fn new(kind: Kind, index: usize) -> Self {
         Self {
             ctx: None,
+            kind,
             index,
             slot: SlotUse::new(),
         }
@@ -35,7 +39,7 @@ impl Creating {
     pub(crate) fn ensure(&mut self, registration: &RegInner) -> Result<(&SocketCtx, &mut SlotUse)> {
         let ctx = match self.ctx {
             Some(ctx) => ctx,
-            None => *self.ctx.insert(SocketCtx::allocate(registration)?),
+            None => *self.ctx.insert(SocketCtx::allocate(registration, self.kind)?),
         };
         // SAFETY: we hold the handle reference, which keeps the context alive until `self` gives it
         // up (`drop` or `into_handle`); both need `self` exclusively, so not while this borrow lives.

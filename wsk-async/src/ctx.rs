@@ -1,5 +1,6 @@
-//! The socket context: one nonpaged pool block per socket holding its operation slots (each with its
-//! own IRP, allocated when the socket is created), the `PWSK_SOCKET`, and a reference count.
+//! The socket context: one nonpaged pool block per socket holding its operation slots, the
+//! `PWSK_SOCKET`, and a reference count; for listeners and connecting sockets the same block also
+//! holds the socket addresses they pass to WSK ([`Addresses`]).
 //!
 //! References: one for the handle (the [`Listener`](crate::Listener) / [`Connection`](crate::Connection),
 //! or the future creating it) and one per IRP the kernel owns. The last one frees the IRPs, returns
@@ -11,75 +12,242 @@
 //! cancels and completes them); what it forbids is a close racing another call that has not returned
 //! yet, which cannot happen here because every call is made from within a poll or a drop that holds
 //! the handle.
+//!
+//! # Which slots live where, and which have an IRP
+//!
+//! The slots an open socket may need while nothing can fail are inline, with their IRPs allocated
+//! with the context ([`Kind::preallocates`]): receive/accept, send (listeners, which never send, get
+//! no IRP for it) and close (a drop must close without allocating). The disconnect and abort slots,
+//! with their IRPs, are in a separate block ([`EndSlots`]) that the first `disconnect()` or `abort()`
+//! poll allocates, where a failure is an error value; a graceful disconnect provides for both before
+//! it submits anything, so that its drop can always issue the abort that forces it to complete. An
+//! open connection thus holds three IRPs; one that is ending up to five, as many as can be in flight
+//! at once (receive, send, graceful disconnect, the abort that ends it, and the close of a dropped
+//! handle: WSK allows the close while the others are pending, and a drop cannot wait for them).
 
+use crate::end_slots::EndSlots;
 use crate::error::{Result, WskError};
-use crate::op::Op;
+use crate::op::{Op, OpIo};
 use crate::op_state::{FUTURE, KERNEL, ORPHANED};
 use crate::pool_mem::{self, TAG_SOCKET};
 use crate::registration::RegInner;
-use crate::sync::{AtomicU32, AtomicUsize, Cell, Ordering};
+use crate::sync::{AtomicPtr, AtomicU32, Cell, Ordering};
 use core::ptr::{self, NonNull};
 use nt::*;
 
 /// Slot indices. A connection uses all five; a listener uses [`ACCEPT`] (also for creating the
 /// socket, setting its options and binding it) and [`CLOSE`]; a connection being created by
-/// `connect` uses [`SEND`] for `WskSocketConnect`.
+/// `connect` uses [`SEND`] for `WskSocketConnect`. The first [`INLINE_SLOTS`] are in the context
+/// ([`SocketCtx::slot`]); [`DISCONNECT`] and [`ABORT`] are in its [`EndSlots`].
 pub(crate) const RECEIVE: usize = 0;
 pub(crate) const ACCEPT: usize = 0;
 pub(crate) const SEND: usize = 1;
-pub(crate) const DISCONNECT: usize = 2;
-pub(crate) const ABORT: usize = 3;
-pub(crate) const CLOSE: usize = 4;
-pub(crate) const SLOTS: usize = 5;
+pub(crate) const CLOSE: usize = 2;
+pub(crate) const INLINE_SLOTS: usize = 3;
+pub(crate) const DISCONNECT: usize = 3;
+pub(crate) const ABORT: usize = 4;
+/// The inline slots that lend the kernel a buffer and a `WSK_BUF` (receive, send), and so have an
+/// [`OpIo`] in the context (the disconnect's is in its [`EndSlots`]; abort and close lend nothing).
+const INLINE_IO: usize = 2;
+const _: () = assert!(RECEIVE < INLINE_IO && SEND < INLINE_IO && CLOSE >= INLINE_IO && CLOSE < INLINE_SLOTS);
 
 /// A receive or send future was dropped while its IRP was pending: bytes may have been consumed or
 /// sent, so the stream is in an unknown state and only abort and close are allowed.
 pub(crate) const STREAM_UNKNOWN: u32 = 1 << 0;
 
+/// What a context is for; decides which slots get their IRP up front and whether the block has an
+/// [`Addresses`] part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A connection produced by an accept (its socket comes from the listener's accept slot).
+    Accepted,
+    /// A connection created by `connect` (`WskSocketConnect` on its send slot, with addresses).
+    Connecting,
+    /// A listening socket (creation, options, bind, local address and accepts on its accept slot).
+    Listener,
+}
+
+impl Kind {
+    /// Whether inline slot `index` gets an IRP (with the context). The send slot of a listener has
+    /// none: nothing ever starts it.
+    pub(crate) fn preallocates(self, index: usize) -> bool {
+        match index {
+            RECEIVE | CLOSE => true,
+            SEND => self != Kind::Listener,
+            _ => false,
+        }
+    }
+
+    fn has_addresses(self) -> bool {
+        self != Kind::Accepted
+    }
+
+    /// Bytes of the pool block: the context, then (aligned) the addresses if the kind has them.
+    pub(crate) fn block_size(self) -> usize {
+        if self.has_addresses() {
+            ADDRESSES_OFFSET + size_of::<Addresses>()
+        } else {
+            size_of::<SocketCtx>()
+        }
+    }
+}
+
+/// Where [`Addresses`] start in a context's block.
+const ADDRESSES_OFFSET: usize = size_of::<SocketCtx>().next_multiple_of(align_of::<Addresses>());
+
+/// What a listener or a connecting socket lends WSK besides buffers: the addresses of bind, get
+/// local address, accept (outputs) and `WskSocketConnect` (inputs), and the option value of
+/// `WskControlSocket`. It lives in the context's block after the [`SocketCtx`], so the kernel may
+/// write it until the IRP completes whatever happens to the future, and it is freed with the
+/// context. Only the owner of the context's socket-producing slot (a listener's [`ACCEPT`], a
+/// connecting socket's [`SEND`]) touches it, under that slot's protocol.
+pub(crate) struct Addresses {
+    pub(crate) local: SOCKADDR_STORAGE,
+    pub(crate) remote: SOCKADDR_STORAGE,
+    /// Input of `WskControlSocket(WskSetOption)`.
+    pub(crate) option: ULONG,
+}
+
 /// The socket context. See the module documentation.
 pub(crate) struct SocketCtx {
-    refs: AtomicUsize,
+    /// At most the handle's + one per slot's IRP in flight + the orphan list's: 32 bits are plenty
+    /// (and pack with `flags`).
+    refs: AtomicU32,
     pub(crate) flags: AtomicU32,
     registration: NonNull<RegInner>,
     /// Set once by the creating future (before the handle is shared), read by later calls.
     socket: Cell<PWSK_SOCKET>,
-    slots: [Op; SLOTS],
+    /// The [`Addresses`] part of the block (with the block's provenance), or null for
+    /// [`Kind::Accepted`]. Set at allocation, never changed.
+    addresses: *mut Addresses,
+    /// The link of this context's socket-producing slot in the registration's orphan list (see
+    /// [`Op::orphan_link`]).
+    pub(crate) orphan_next: Cell<*const Op>,
+    /// The disconnect and abort slots, null until the first `disconnect()` or `abort()` (see
+    /// [`EndSlots`]); installed once, freed by the last release.
+    end: AtomicPtr<EndSlots>,
+    slots: [Op; INLINE_SLOTS],
+    /// The receive and send slots' kernel-borrowed data ([`Op::io`]).
+    io: [Cell<OpIo>; INLINE_IO],
 }
 
 impl SocketCtx {
-    /// Allocates a context with its IRPs, holding one (handle) reference, and counts it in the
-    /// registration. PASSIVE_LEVEL or DISPATCH_LEVEL. Fails with `STATUS_INSUFFICIENT_RESOURCES`.
-    pub(crate) fn allocate(registration: &RegInner) -> Result<NonNull<SocketCtx>> {
-        let mut irps = [ptr::null_mut::<IRP>(); SLOTS];
-        for i in 0..SLOTS {
+    /// Allocates a context of `kind` with the IRPs it preallocates, holding one (handle) reference,
+    /// and counts it in the registration. PASSIVE_LEVEL or DISPATCH_LEVEL. Fails with
+    /// `STATUS_INSUFFICIENT_RESOURCES`.
+    pub(crate) fn allocate(registration: &RegInner, kind: Kind) -> Result<NonNull<SocketCtx>> {
+        let mut irps = [ptr::null_mut::<IRP>(); INLINE_SLOTS];
+        for i in (0..INLINE_SLOTS).filter(|&i| kind.preallocates(i)) {
             // SAFETY: IoAllocateIrp has no preconditions at IRQL <= DISPATCH_LEVEL.
             irps[i] = unsafe { IoAllocateIrp(1, FALSE) };
             if irps[i].is_null() {
-                free_irps(&irps[..i]);
+                free_irps(&irps);
                 return Err(WskError::NO_RESOURCES);
             }
         }
-        let Some(block) = pool_mem::allocate::<SocketCtx>(TAG_SOCKET) else {
+        let Some(block) = pool_mem::allocate_bytes(kind.block_size(), TAG_SOCKET) else {
             free_irps(&irps);
             return Err(WskError::NO_RESOURCES);
         };
-        let this = block.as_ptr();
-        // SAFETY: `block` is fresh, suitably aligned (16 bytes) pool memory for one SocketCtx.
+        let this = block.as_ptr().cast::<SocketCtx>();
+        let addresses = if kind.has_addresses() {
+            // SAFETY: the block is `ADDRESSES_OFFSET + size_of::<Addresses>()` bytes, 16-aligned, and
+            // `ADDRESSES_OFFSET` is a multiple of `Addresses`' alignment; the pointer keeps the
+            // block's provenance (not a `&SocketCtx`'s, which covers the context only).
+            unsafe {
+                let addresses = block.as_ptr().add(ADDRESSES_OFFSET).cast::<Addresses>();
+                addresses.write(Addresses {
+                    local: SOCKADDR_STORAGE::default(),
+                    remote: SOCKADDR_STORAGE::default(),
+                    option: 0,
+                });
+                addresses
+            }
+        } else {
+            ptr::null_mut()
+        };
+        // SAFETY: `block` is fresh, suitably aligned (16 bytes) pool memory with room for a SocketCtx.
         unsafe {
             this.write(SocketCtx {
-                refs: AtomicUsize::new(1),
+                refs: AtomicU32::new(1),
                 flags: AtomicU32::new(0),
                 registration: NonNull::from(registration),
                 socket: Cell::new(ptr::null_mut()),
-                slots: core::array::from_fn(|i| Op::new(irps[i], this)),
+                addresses,
+                orphan_next: Cell::new(ptr::null()),
+                end: AtomicPtr::new(ptr::null_mut()),
+                slots: core::array::from_fn(|i| Op::new(irps[i], this, i as u8)),
+                io: core::array::from_fn(|_| Cell::new(OpIo::new())),
             });
         }
         registration.socket_created();
-        Ok(block)
+        // SAFETY: derived from the non-null block.
+        Ok(unsafe { NonNull::new_unchecked(this) })
     }
 
+    /// The addresses of a listener or connecting socket; `None` for an accepted connection.
+    ///
+    /// # Safety
+    /// The caller owns the context's socket-producing slot exclusively (see [`Addresses`]) and holds
+    /// no other reference from this function.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn addresses(&self) -> Option<&mut Addresses> {
+        // SAFETY: the pointer is null or points into this context's live block; exclusive access is
+        // the caller's contract.
+        unsafe { self.addresses.as_mut() }
+    }
+
+    /// The [`OpIo`] of slot `index`, if it lends the kernel a buffer (receive, send, disconnect).
+    pub(crate) fn io_cell(&self, index: u8) -> Option<&Cell<OpIo>> {
+        match usize::from(index) {
+            DISCONNECT => self.end_slots().map(|end| &end.disconnect_io),
+            index => self.io.get(index),
+        }
+    }
+
+    /// Inline slot `index` ([`RECEIVE`]/[`ACCEPT`], [`SEND`] or [`CLOSE`]).
     pub(crate) fn slot(&self, index: usize) -> &Op {
         &self.slots[index]
+    }
+
+    /// The disconnect and abort slots, if a `disconnect()` or `abort()` allocated them.
+    pub(crate) fn end_slots(&self) -> Option<&EndSlots> {
+        // SAFETY: non-null only once installed (Acquire pairs with the installing CAS, so the block's
+        // initialisation is visible); never removed while the context, which `self` keeps alive,
+        // lives.
+        unsafe { self.end.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// The disconnect and abort slots, allocating them (and their IRPs) on first use. PASSIVE_LEVEL
+    /// or DISPATCH_LEVEL. Fails with `STATUS_INSUFFICIENT_RESOURCES`, leaving nothing allocated.
+    pub(crate) fn ensure_end_slots(&self) -> Result<&EndSlots> {
+        // The inline slots' context pointer carries the allocation's provenance (a `&self`-derived
+        // one covers the context only, and the last release frees the block through it).
+        let ctx = self.slots[RECEIVE].ctx_ptr();
+        let installed = crate::lazy::install_once(
+            &self.end,
+            || EndSlots::allocate(ctx),
+            |unused| {
+                // SAFETY: lost the race, never published: ours alone, no IRP submitted.
+                unsafe { EndSlots::free(unused) }
+            },
+        );
+        match installed {
+            // SAFETY: installed, lives as long as the context (see `end_slots`).
+            Some(end) => Ok(unsafe { &*end }),
+            None => Err(WskError::NO_RESOURCES),
+        }
+    }
+
+    /// Every slot that exists: the inline ones, then the end slots if allocated.
+    fn each_slot(&self, mut f: impl FnMut(usize, &Op)) {
+        for (index, op) in self.slots.iter().enumerate() {
+            f(index, op);
+        }
+        if let Some(end) = self.end_slots() {
+            f(DISCONNECT, &end.disconnect);
+            f(ABORT, &end.abort);
+        }
     }
 
     pub(crate) fn registration(&self) -> &RegInner {
@@ -123,7 +291,12 @@ impl SocketCtx {
         // inside its own completion routine (which then returns STATUS_MORE_PROCESSING_REQUIRED).
         unsafe {
             let registration = (*this).registration;
-            let irps: [PIRP; SLOTS] = core::array::from_fn(|i| (*this).slots[i].irp());
+            // A slot without an IRP (a listener's send slot) has null here, which `free_irps` skips.
+            let irps: [PIRP; INLINE_SLOTS] = core::array::from_fn(|i| (*this).slots[i].irp());
+            let end = (*this).end.load(Ordering::Acquire);
+            if !end.is_null() {
+                EndSlots::free(end);
+            }
             // Drops leftover buffers (back to their pools) and any waker still stored.
             ptr::drop_in_place(this.cast_mut());
             pool_mem::free(NonNull::new_unchecked(this.cast_mut()), TAG_SOCKET);
@@ -154,9 +327,12 @@ impl SocketCtx {
     }
 
     /// Fire-and-forget: an abortive `WskDisconnect` on the abort slot, unless an abort is already in
-    /// progress. Used when a pending graceful disconnect is dropped.
+    /// progress. Used when a pending graceful disconnect is dropped; that disconnect allocated the
+    /// [`EndSlots`] before it submitted, so they are there (without them there is nothing to abort
+    /// with, and nothing to do).
     pub(crate) fn abort_in_background(&self) {
-        let op = self.slot(ABORT);
+        let Some(end) = self.end_slots() else { return };
+        let op = &end.abort;
         match op.state.claim() {
             crate::op_state::Claim::Owned { .. } => {
                 let socket = self.socket();
@@ -185,11 +361,10 @@ impl SocketCtx {
 /// # Safety
 /// Called by the owner of the handle that is going away (no other future can use the slots).
 pub(crate) unsafe fn orphan_slots(ctx: &SocketCtx, except: Option<usize>) {
-    for i in 0..SLOTS {
+    ctx.each_slot(|i, op| {
         if Some(i) == except {
-            continue;
+            return;
         }
-        let op = ctx.slot(i);
         let previous = op.state.orphan();
         // A slot already orphaned was handled before (or by the creating future, which disposes of
         // its own slot).
@@ -197,11 +372,11 @@ pub(crate) unsafe fn orphan_slots(ctx: &SocketCtx, except: Option<usize>) {
             // SAFETY: nobody owns the slot and no future can claim it any more: ours to clean.
             unsafe { op.dispose_unread() };
         }
-    }
+    });
 }
 
 fn free_irps(irps: &[PIRP]) {
-    for &irp in irps {
+    for &irp in irps.iter().filter(|irp| !irp.is_null()) {
         // SAFETY: each IRP was allocated by `allocate` and is owned by the caller (not pending).
         unsafe { IoFreeIrp(irp) };
     }

@@ -3,7 +3,6 @@
 
 use crate::buffer::{Buffer, Slice};
 use crate::connection::Connection;
-use crate::ctx::{ABORT, DISCONNECT};
 use crate::error::{Result, WskError};
 use crate::slot::{Phase, SlotUse, give_back};
 use core::future::Future;
@@ -32,18 +31,27 @@ impl<'a> Disconnect<'a> {
 impl Disconnect<'_> {
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let ctx = self.conn.ctx();
-        let op = ctx.slot(DISCONNECT);
+        if self.slot.phase() == Phase::Idle && ctx.stream_unknown() {
+            return Poll::Ready(Err(WskError::INVALID_STATE));
+        }
+        // This slot and the abort slot (with their IRPs) exist before anything is submitted: a drop
+        // of the pending graceful disconnect must be able to abort, and cannot allocate or fail.
+        let end = match ctx.ensure_end_slots() {
+            Ok(end) => end,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let op = &end.disconnect;
         if self.slot.phase() != Phase::Submitted {
-            if self.slot.phase() == Phase::Idle && ctx.stream_unknown() {
-                return Poll::Ready(Err(WskError::INVALID_STATE));
-            }
             ready!(self.slot.poll_acquire(op, cx))?;
             let socket = ctx.socket();
             let disconnect = ctx.connection_dispatch().WskDisconnect;
-            // SAFETY: slot ours; a final buffer stays alive (here, or in the slot after a drop) until
+            // SAFETY: slot ours, with an IRP; a final buffer stays alive (here, or in the slot after a drop) until
             // the completion.
             unsafe {
-                let io = op.io();
+                let Some(io) = op.io() else {
+                    self.slot.release(op);
+                    return Poll::Ready(Err(WskError::INVALID_STATE));
+                };
                 let wsk_buf = match &self.buf {
                     Some(slice) => {
                         io.wsk_buf = WSK_BUF {
@@ -76,7 +84,9 @@ impl Future for Disconnect<'_> {
 impl Drop for Disconnect<'_> {
     fn drop(&mut self) {
         let ctx = self.conn.ctx();
-        let op = ctx.slot(DISCONNECT);
+        // No end slots: never polled far enough to hold one, nothing to undo.
+        let Some(end) = ctx.end_slots() else { return };
+        let op = &end.disconnect;
         if self.slot.phase() == Phase::Submitted && !self.slot.completed(op) {
             // A graceful disconnect cannot be cancelled and may never complete: abort instead, with
             // the abort slot's own IRP; that forces this IRP to complete.
@@ -136,12 +146,16 @@ impl Future for Abort<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         let ctx = this.conn.ctx();
-        let op = ctx.slot(ABORT);
+        let end = match ctx.ensure_end_slots() {
+            Ok(end) => end,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let op = &end.abort;
         if this.slot.phase() != Phase::Submitted {
             ready!(this.slot.poll_acquire(op, cx))?;
             let socket = ctx.socket();
             let disconnect = ctx.connection_dispatch().WskDisconnect;
-            // SAFETY: slot ours; an abortive disconnect takes no buffer.
+            // SAFETY: slot ours, with an IRP; an abortive disconnect takes no buffer.
             unsafe {
                 this.slot.start(op, |irp| {
                     disconnect.map(|f| f(socket, ptr::null_mut(), WSK_FLAG_ABORTIVE, irp))
@@ -158,7 +172,8 @@ impl Drop for Abort<'_> {
     fn drop(&mut self) {
         // An abort is never cancelled: it completes on its own and the completion routine finds no
         // future to wake.
-        let op = self.conn.ctx().slot(ABORT);
-        self.slot.release(op);
+        // No end slots: never polled far enough to hold one.
+        let Some(end) = self.conn.ctx().end_slots() else { return };
+        self.slot.release(&end.abort);
     }
 }

@@ -8,7 +8,9 @@
 //!   completion routine and the future share the slot through one atomic state word (the state
 //!   machine is documented in `op_state.rs`), and the context is freed by whoever drops its last
 //!   reference. IRPs are allocated once per socket and recycled with `IoReuseIrp`: steady-state
-//!   sends and receives allocate nothing.
+//!   sends and receives allocate nothing. An open connection holds three slots and three IRPs
+//!   (receive, send, close); the disconnect and abort slots are allocated by the first
+//!   `disconnect()` or `abort()` (`footprint.rs` pins the sizes).
 //! * Dropping a pending receive/send/accept/connect cancels its IRP; dropping a pending graceful
 //!   disconnect issues an abortive one; dropping a socket closes it with a preallocated IRP. See
 //!   [`Connection`] and [`Listener`] for the exact effects.
@@ -75,7 +77,9 @@ mod connection;
 mod creating;
 mod ctx;
 mod disconnect;
+mod end_slots;
 mod error;
+mod lazy;
 mod listener;
 mod op;
 mod op_state;
@@ -87,6 +91,9 @@ mod sync;
 
 #[cfg(all(test, loom))]
 mod loom_model;
+
+#[cfg(all(test, not(loom)))]
+mod footprint;
 
 pub use buffer::{Buffer, BufferPool, Slice};
 pub use close::Close;

@@ -4,7 +4,7 @@ use crate::addr;
 use crate::close::Close;
 use crate::connection::Connection;
 use crate::creating::Creating;
-use crate::ctx::{ACCEPT, Handle, SocketCtx};
+use crate::ctx::{ACCEPT, Handle, Kind, SocketCtx};
 use crate::error::{Result, WskError};
 use crate::op::produced_socket;
 use crate::registration::Registration;
@@ -125,7 +125,7 @@ impl Future for Accept<'_> {
             // A stale accept (dropped future) is waited out and its unread connection closed here.
             ready!(this.slot.poll_acquire(op, cx))?;
             if this.connection.is_none() {
-                match SocketCtx::allocate(listener.registration()) {
+                match SocketCtx::allocate(listener.registration(), Kind::Accepted) {
                     Ok(ctx) => this.connection = Some(Handle::new(ctx)),
                     Err(e) => {
                         this.slot.release(op);
@@ -135,12 +135,16 @@ impl Future for Accept<'_> {
             }
             let socket = listener.socket();
             let accept = listener.listen_dispatch().WskAccept;
-            // SAFETY: slot ours; the address buffers live in the slot until the completion.
+            // SAFETY: the accept slot (the listener's socket-producing slot) is ours; the address
+            // buffers live in the listener's block until it is freed, after the completion.
             unsafe {
-                let io = op.io();
-                io.produces_socket = true;
-                let local = ptr::addr_of_mut!(io.local).cast::<SOCKADDR>();
-                let remote = ptr::addr_of_mut!(io.remote).cast::<SOCKADDR>();
+                let Some(addresses) = listener.addresses() else {
+                    this.slot.release(op);
+                    return Poll::Ready(Err(WskError::INVALID_STATE));
+                };
+                op.set_produces_socket(true);
+                let local = ptr::addr_of_mut!(addresses.local).cast::<SOCKADDR>();
+                let remote = ptr::addr_of_mut!(addresses.remote).cast::<SOCKADDR>();
                 this.slot.start(op, |irp| {
                     accept.map(|f| f(socket, 0, ptr::null_mut(), ptr::null(), local, remote, irp))
                 });
@@ -149,9 +153,14 @@ impl Future for Accept<'_> {
         let iosb = ready!(this.slot.poll_complete(op, cx));
         // SAFETY: the slot is still ours after the completion.
         let (local, remote) = unsafe {
-            let io = op.io();
-            io.produces_socket = false;
-            (addr::from_storage(&io.local), addr::from_storage(&io.remote))
+            op.set_produces_socket(false);
+            match listener.addresses() {
+                Some(addresses) => (
+                    addr::from_storage(&addresses.local),
+                    addr::from_storage(&addresses.remote),
+                ),
+                None => (None, None),
+            }
         };
         this.slot.release(op);
         let socket = produced_socket(iosb)?;
@@ -227,7 +236,7 @@ impl Registration {
         Listen {
             registration: self,
             addr,
-            creating: Creating::new(ACCEPT),
+            creating: Creating::new(Kind::Listener, ACCEPT),
             step: ListenStep::Socket,
         }
     }
@@ -245,16 +254,19 @@ impl Future for Listen<'_> {
         loop {
             if slot.phase() != Phase::Submitted {
                 ready!(slot.poll_acquire(op, cx))?;
-                // SAFETY: slot ours; every pointer passed lives in the slot or the registration until
-                // the completion.
+                // SAFETY: the accept slot (the socket-producing one) is ours; every pointer passed lives
+                // in the context's block or the registration until the completion.
                 unsafe {
-                    let io = op.io();
+                    let Some(io) = ctx.addresses() else {
+                        slot.release(op);
+                        return Poll::Ready(Err(WskError::INVALID_STATE));
+                    };
                     match this.step {
                         ListenStep::Socket => {
                             let socket = registration.dispatch().WskSocket;
                             let client = registration.provider().Client;
                             let family = addr::family(&this.addr);
-                            io.produces_socket = true;
+                            op.set_produces_socket(true);
                             let context = ptr::from_ref(ctx).cast_mut().cast();
                             slot.start(op, |irp| {
                                 socket.map(|f| {
@@ -314,11 +326,10 @@ impl Future for Listen<'_> {
                 }
             }
             let iosb = ready!(slot.poll_complete(op, cx));
-            // SAFETY: the slot is still ours after the completion.
-            let io = unsafe { op.io() };
             let mut result = WskError::check(iosb.Status);
             if this.step == ListenStep::Socket {
-                io.produces_socket = false;
+                // SAFETY: the slot is still ours after the completion.
+                unsafe { op.set_produces_socket(false) };
                 match produced_socket(iosb) {
                     // SAFETY: the context is not shared yet.
                     Ok(socket) => unsafe { ctx.set_socket(socket) },
@@ -335,9 +346,10 @@ impl Future for Listen<'_> {
                 ListenStep::Socket | ListenStep::DualStack => ListenStep::Bind,
                 ListenStep::Bind => ListenStep::LocalAddress,
                 ListenStep::LocalAddress => {
-                    let local = addr::from_storage(&io.local);
+                    // SAFETY: the slot is still ours after the completion.
+                    let local = unsafe { ctx.addresses() }.and_then(|io| addr::from_storage(&io.local));
                     slot.release(op);
-                    let creating = core::mem::replace(&mut this.creating, Creating::new(ACCEPT));
+                    let creating = core::mem::replace(&mut this.creating, Creating::new(Kind::Listener, ACCEPT));
                     return match creating.into_handle() {
                         Some(handle) => Poll::Ready(Ok(Listener { handle, local })),
                         None => Poll::Ready(Err(WskError::INVALID_STATE)),

@@ -457,3 +457,63 @@ fn loom_blocking_drop_sees_a_late_orphan() {
         assert_eq!(reg.freed.load(Ordering::SeqCst), 1);
     });
 }
+
+/// `lazy::install_once` (the lazily allocated disconnect/abort slots): two callers racing to provide
+/// a context's end slots (a graceful disconnect and an `abort()` in two tasks) both get the same
+/// block, the loser's allocation is discarded exactly once, and the contents the winner
+/// initialised are visible to the other caller (the model's cell checks that access).
+#[test]
+fn loom_install_once_races() {
+    use crate::lazy::install_once;
+    use crate::sync::AtomicPtr;
+    loom::model(|| {
+        let slot = Arc::new(AtomicPtr::<Cell<u32>>::new(core::ptr::null_mut()));
+        let made = Arc::new(AtomicUsize::new(0));
+        let discarded = Arc::new(AtomicUsize::new(0));
+        let provide = {
+            let (made, discarded) = (made.clone(), discarded.clone());
+            move |slot: &AtomicPtr<Cell<u32>>| {
+                let p = install_once(
+                    slot,
+                    || {
+                        made.fetch_add(1, Ordering::SeqCst);
+                        std::boxed::Box::into_raw(std::boxed::Box::new(Cell::new(7)))
+                    },
+                    |unused| {
+                        discarded.fetch_add(1, Ordering::SeqCst);
+                        // SAFETY: never published: the loser owns it.
+                        drop(unsafe { std::boxed::Box::from_raw(unused) });
+                    },
+                )
+                .expect("allocation does not fail in the model");
+                // SAFETY: the installed pointer lives until the end of the model; reads only.
+                let value = unsafe { (*p).with(|v| *v) };
+                assert_eq!(value, 7, "the winner's initialisation is visible");
+                p
+            }
+        };
+        let other = {
+            let (slot, provide) = (slot.clone(), provide.clone());
+            thread::spawn(move || provide(&slot) as usize)
+        };
+        let mine = provide(&slot);
+        let theirs = other.join().unwrap();
+        assert_eq!(mine as usize, theirs, "both callers use one block");
+        assert_eq!(slot.load(Ordering::SeqCst), mine);
+        assert_eq!(made.load(Ordering::SeqCst) - discarded.load(Ordering::SeqCst), 1);
+        // SAFETY: both callers are done; the installed pointer is freed once, like the context does.
+        drop(unsafe { std::boxed::Box::from_raw(mine) });
+    });
+}
+
+/// A failed allocation leaves the slot empty for a later try, and never publishes null.
+#[test]
+fn loom_install_once_failure_leaves_the_slot_empty() {
+    use crate::lazy::install_once;
+    use crate::sync::AtomicPtr;
+    loom::model(|| {
+        let slot = AtomicPtr::<u32>::new(core::ptr::null_mut());
+        assert!(install_once(&slot, core::ptr::null_mut, |_| unreachable!("nothing to discard")).is_none());
+        assert!(slot.load(Ordering::SeqCst).is_null());
+    });
+}

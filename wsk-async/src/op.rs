@@ -1,11 +1,29 @@
-//! One operation slot: an IRP allocated once and recycled with `IoReuseIrp`, the IO_STATUS_BLOCK the
-//! completion routine copies, the waker cell, the state word ([`OpState`]) and what the kernel
-//! borrows during the call (the owned buffer, its `WSK_BUF`, socket addresses, an option value).
+//! One operation slot: an IRP recycled with `IoReuseIrp`, the waker cell and the state word
+//! ([`OpState`]); for the stream slots (receive, send, disconnect) also what the kernel borrows
+//! during the call (the owned buffer and its `WSK_BUF`, an [`OpIo`] kept in the context).
 //!
 //! Slots live inside a [`SocketCtx`] in nonpaged pool, never inside a future, so a future can be
 //! dropped at any `.await` without freeing memory the kernel may still write. The memory is kept
 //! alive by the context's reference count, of which every submitted IRP holds one: the completion
 //! routine releases it as its very last action.
+//!
+//! What a slot does *not* hold, to keep a connection's nonpaged footprint small (see
+//! `footprint.rs` for the budget):
+//!
+//! * socket addresses and the option value: only listeners and connecting sockets pass them, so they
+//!   live in the context's [`Addresses`](crate::ctx::Addresses) block, which accepted connections do
+//!   not have;
+//! * a copy of the IO_STATUS_BLOCK: the IRP's own `IoStatus` is read instead. After the completion
+//!   routine returned `STATUS_MORE_PROCESSING_REQUIRED` the I/O manager no longer touches the IRP,
+//!   and nothing reuses it before the result is read or disposed of (only the slot's owner calls
+//!   `IoReuseIrp`, in [`Op::start`]);
+//! * the orphan-list link: one per context suffices (see [`Op::orphan_link`]);
+//! * an [`OpIo`] for the abort and close slots, which lend the kernel nothing.
+//!
+//! And the slots a connection needs only when it ends (graceful and abortive disconnect) are not in
+//! the context at all until the first `disconnect()` or `abort()` allocates them with their IRPs
+//! ([`EndSlots`](crate::end_slots::EndSlots)): an open connection holds three slots and three IRPs
+//! (receive, send, close).
 
 use crate::atomic_waker::AtomicWaker;
 use crate::buffer::Buffer;
@@ -16,24 +34,18 @@ use crate::sync::Cell;
 use core::ptr;
 use nt::*;
 
-/// What the kernel borrows from the slot while the IRP is in flight, and what the owner of the slot
-/// prepares before submitting. Accessed only by the slot's exclusive owner: the future holding
-/// `FUTURE` with `KERNEL` clear, or the code that found the slot orphaned and unowned.
+/// What the kernel borrows from a stream slot while its IRP is in flight (send, receive, disconnect
+/// with a final buffer). One per stream slot, in the context ([`SocketCtx::io_cell`]). Accessed only
+/// by the slot's exclusive owner: the future holding `FUTURE` with `KERNEL` clear, or the code that
+/// found the slot orphaned and unowned.
 pub(crate) struct OpIo {
     /// The buffer lent to the kernel (send, receive, disconnect with a final buffer).
     pub(crate) buffer: Option<Buffer>,
     pub(crate) wsk_buf: WSK_BUF,
-    pub(crate) local: SOCKADDR_STORAGE,
-    pub(crate) remote: SOCKADDR_STORAGE,
-    /// Input of `WskControlSocket(WskSetOption)`.
-    pub(crate) option: ULONG,
-    /// The operation returns a new socket in `IoStatus.Information` (accept, socket creation): an
-    /// unread one must be closed by whoever disposes of the result.
-    pub(crate) produces_socket: bool,
 }
 
 impl OpIo {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             buffer: None,
             wsk_buf: WSK_BUF {
@@ -41,10 +53,6 @@ impl OpIo {
                 Offset: 0,
                 Length: 0,
             },
-            local: SOCKADDR_STORAGE::default(),
-            remote: SOCKADDR_STORAGE::default(),
-            option: 0,
-            produces_socket: false,
         }
     }
 }
@@ -52,32 +60,33 @@ impl OpIo {
 /// An operation slot. See the module documentation.
 pub(crate) struct Op {
     pub(crate) state: OpState,
+    /// The operation returns a new socket in `IoStatus.Information` (accept, socket creation): an
+    /// unread one must be closed by whoever disposes of the result. Same access rule as [`OpIo`].
+    produces_socket: Cell<bool>,
     pub(crate) waker: AtomicWaker,
-    /// Allocated with the context, freed with it; recycled with `IoReuseIrp` for every operation.
+    /// Allocated with the slot, recycled with `IoReuseIrp` for every operation, freed with it.
     irp: PIRP,
     /// The context this slot belongs to (its memory owner).
     ctx: *const SocketCtx,
-    /// Written by the completion routine before transition 3, read by the owner after it.
-    iosb: Cell<IO_STATUS_BLOCK>,
-    io: Cell<OpIo>,
-    /// Link in the registration's orphan list (touched only by the pusher, then the drainer).
-    pub(crate) orphan_next: Cell<*const Op>,
+    /// This slot's index in its context (which [`OpIo`] is its own, if any).
+    index: u8,
 }
 
 impl Op {
-    /// A slot using `irp` (freshly allocated, owned by the caller) for `ctx`.
-    pub(crate) fn new(irp: PIRP, ctx: *const SocketCtx) -> Self {
+    /// Slot `index` of `ctx` (a pointer with the context allocation's provenance), using `irp`
+    /// (freshly allocated and owned by the caller; null for a slot nothing ever starts).
+    pub(crate) fn new(irp: PIRP, ctx: *const SocketCtx, index: u8) -> Self {
         Self {
             state: OpState::new(),
+            produces_socket: Cell::new(false),
             waker: AtomicWaker::new(),
             irp,
             ctx,
-            iosb: Cell::new(IO_STATUS_BLOCK::new(STATUS_SUCCESS, 0)),
-            io: Cell::new(OpIo::new()),
-            orphan_next: Cell::new(ptr::null()),
+            index,
         }
     }
 
+    /// The slot's IRP (null only for a slot nothing ever starts: a listener's send slot).
     pub(crate) fn irp(&self) -> PIRP {
         self.irp
     }
@@ -93,15 +102,34 @@ impl Op {
         unsafe { &*self.ctx }
     }
 
-    /// The slot's borrowed-by-the-kernel data.
+    /// The link of this slot in the registration's orphan list. It is the context's single link: only
+    /// a slot that produces sockets is ever pushed (an unread socket in an orphaned slot), a context
+    /// has at most one such slot (a listener's accept slot, a connecting socket's send slot), and a
+    /// slot is pushed at most once per completion (the drainer pops it before it can be submitted
+    /// again). Touched only by the pusher, then the drainer.
+    pub(crate) fn orphan_link(&self) -> &Cell<*const Op> {
+        &self.ctx().orphan_next
+    }
+
+    /// Records whether the next operation produces a socket.
+    ///
+    /// # Safety
+    /// As for [`io`](Self::io): the caller owns the slot exclusively.
+    pub(crate) unsafe fn set_produces_socket(&self, produces: bool) {
+        // SAFETY: exclusive ownership is the caller's contract.
+        self.produces_socket.with_mut(|p| unsafe { *p = produces });
+    }
+
+    /// The slot's borrowed-by-the-kernel data; `None` for a slot that lends nothing (abort, close).
     ///
     /// # Safety
     /// The caller owns the slot exclusively (see [`OpIo`]) and holds no other reference from this
     /// function.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn io(&self) -> &mut OpIo {
+    pub(crate) unsafe fn io(&self) -> Option<&mut OpIo> {
+        let cell = self.ctx().io_cell(self.index)?;
         // SAFETY: exclusive ownership is the caller's contract.
-        self.io.with_mut(|p| unsafe { &mut *p })
+        Some(cell.with_mut(|p| unsafe { &mut *p }))
     }
 
     /// Leaves `buffer` with the slot until the pending IRP completes (a dropped future's buffer the
@@ -113,21 +141,31 @@ impl Op {
     /// The caller holds `FUTURE` on the slot (the completion routine never touches `io` while a
     /// future holds the slot, and no other future can claim it).
     pub(crate) unsafe fn keep_buffer(&self, buffer: Option<Buffer>) {
-        self.io.with_mut(|io| {
+        let Some(cell) = self.ctx().io_cell(self.index) else {
+            // Only stream slots lend buffers; if one ever reached here, leaking it back to nobody
+            // is the safe outcome (the kernel may still write into it).
+            core::mem::forget(buffer);
+            return;
+        };
+        cell.with_mut(|io| {
             // SAFETY: `io` points to the live cell; only the `buffer` field is written, which nobody
             // else reads or writes while `FUTURE` is held (caller's contract).
             unsafe { *ptr::addr_of_mut!((*io).buffer) = buffer };
         });
     }
 
-    /// The IO_STATUS_BLOCK of the last completion.
+    /// The IO_STATUS_BLOCK of the last completion, read from the IRP itself (see the module
+    /// documentation for why no copy is needed).
     ///
     /// # Safety
-    /// The caller owns the slot and observed transition 3 ([`OpState::is_complete`]).
+    /// The caller owns the slot and observed transition 3 ([`OpState::is_complete`]), or is the
+    /// completion routine of the slot's IRP.
     pub(crate) unsafe fn iosb(&self) -> IO_STATUS_BLOCK {
-        // SAFETY: after transition 3 the completion routine no longer writes the cell (Acquire/Release
-        // on the state word order its write before this read).
-        self.iosb.with(|p| unsafe { *p })
+        // SAFETY: the provider stored IoStatus before completing the IRP, and the completion routine's
+        // Release RMW (transition 3) orders that store before the owner's Acquire observation. The IRP
+        // is the driver's again (its routine returned STATUS_MORE_PROCESSING_REQUIRED or is running),
+        // and only the owner reuses it (`start`), so nobody writes IoStatus concurrently.
+        unsafe { (*self.irp()).IoStatus }
     }
 
     /// Transition 2: reinitialises the IRP, installs the completion routine, takes the kernel's
@@ -138,10 +176,11 @@ impl Op {
     /// here with `STATUS_NOT_SUPPORTED` through the same path.
     ///
     /// # Safety
-    /// The caller owns the slot exclusively with `KERNEL` clear, IRQL <= DISPATCH_LEVEL, and `call`
-    /// passes the IRP to at most one WSK function.
+    /// The caller owns the slot exclusively with `KERNEL` clear, IRQL <= DISPATCH_LEVEL, the slot has
+    /// an IRP, and `call` passes the IRP to at most one WSK function.
     pub(crate) unsafe fn start(&self, call: impl FnOnce(PIRP) -> Option<NTSTATUS>) {
-        let irp = self.irp;
+        let irp = self.irp();
+        debug_assert!(!irp.is_null(), "a slot is started only once it has an IRP");
         // SAFETY: the IRP is owned by the slot's owner (KERNEL clear); the context (and so this slot)
         // stays alive until the completion routine releases the reference taken here.
         unsafe {
@@ -176,8 +215,8 @@ impl Op {
             return None;
         }
         // SAFETY: exclusive ownership after completion (caller's contract).
-        let (io, iosb) = unsafe { (self.io(), self.iosb()) };
-        if io.produces_socket && NT_SUCCESS(iosb.Status) && iosb.Information != 0 {
+        let (produces_socket, iosb) = unsafe { (self.produces_socket.with(|p| *p), self.iosb()) };
+        if produces_socket && NT_SUCCESS(iosb.Status) && iosb.Information != 0 {
             Some(socket_from_information(iosb.Information))
         } else {
             None
@@ -194,9 +233,10 @@ impl Op {
         // SAFETY: forwarded from the caller's contract.
         unsafe {
             let socket = self.unread_socket();
-            let io = self.io();
-            io.produces_socket = false;
-            io.buffer = None;
+            self.set_produces_socket(false);
+            if let Some(io) = self.io() {
+                io.buffer = None;
+            }
             self.state.consume();
             match socket {
                 Some(socket) => {
@@ -241,7 +281,8 @@ unsafe fn complete_op(irp: PIRP, node: *const Op) {
     unsafe {
         let op = &*node;
         let ctx = op.ctx;
-        op.iosb.with_mut(|p| *p = (*irp).IoStatus);
+        // The result stays in the IRP's IoStatus (see `Op::iosb`); `irp` is this slot's IRP.
+        debug_assert_eq!(irp, op.irp());
         match op.state.complete() {
             Completed::Wake => op.waker.wake(),
             Completed::Orphan => {

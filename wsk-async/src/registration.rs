@@ -148,7 +148,7 @@ impl RegInner {
             loop {
                 // The slot is exclusively ours (orphaned, no future, kernel done) until the CAS below
                 // publishes it.
-                (*node).orphan_next.with_mut(|p| *p = head);
+                (*node).orphan_link().with_mut(|p| *p = head);
                 match inner
                     .orphans
                     .compare_exchange_weak(head, node.cast_mut(), Ordering::AcqRel, Ordering::Relaxed)
@@ -183,7 +183,7 @@ impl RegInner {
             // drainer's (orphaned, no future, kernel done).
             unsafe {
                 let op = op.as_ref();
-                node = op.orphan_next.with(|p| *p);
+                node = op.orphan_link().with(|p| *p);
                 op.dispose_unread();
                 // The close submitted above holds its own reference; drop the list's.
                 SocketCtx::release(op.ctx_ptr());

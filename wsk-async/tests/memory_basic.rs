@@ -251,3 +251,69 @@ fn async_register_gives_up_after_its_bound() {
     };
     assert_eq!(e.status(), nt::STATUS_DEVICE_NOT_READY);
 }
+
+/// An open connection holds one pool block (its context) and three IRPs (receive, send, close); its
+/// first graceful disconnect allocates the end slots (one block, the graceful IRP and the abort IRP
+/// its drop may need); closing frees all of it.
+#[test]
+fn an_open_connection_holds_three_irps_and_its_end_allocates_the_rest() {
+    let _session = nt::emu::session();
+    let s = setup();
+    let live = || {
+        (
+            nt::emu::pool::live_blocks(wsk_async::TAG_SOCKET),
+            nt::emu::irp::live_count(),
+        )
+    };
+    let (blocks, irps) = live();
+    let peer = s.net.connect(s.addr()).unwrap();
+    let conn = ready(s.listener.accept()).unwrap();
+    assert_eq!(live(), (blocks + 1, irps + 3), "the context; receive, send, close");
+    ready(conn.disconnect()).unwrap();
+    assert_eq!(
+        live(),
+        (blocks + 2, irps + 5),
+        "+ the end slots, graceful disconnect and abort"
+    );
+    ready(conn.abort()).unwrap();
+    assert_eq!(live(), (blocks + 2, irps + 5), "the abort slot was already there");
+    ready(conn.close()).unwrap();
+    assert_eq!(live(), (blocks, irps));
+    assert!(peer.got_fin());
+    s.finish();
+}
+
+/// If the slots and IRPs a connection's end needs cannot be allocated (each injection fails the first
+/// of the three allocations), disconnect and abort fail as values having done nothing and leaving
+/// nothing allocated; a retry works.
+#[test]
+fn disconnect_and_abort_irp_allocation_failures_are_error_values() {
+    let _session = nt::emu::session();
+    let s = setup();
+    nt::emu::pool::fail_next(1);
+    assert!(ready(s.conn.disconnect()).unwrap_err().is_out_of_resources());
+    nt::emu::pool::fail_next(1);
+    assert!(ready(s.conn.abort()).unwrap_err().is_out_of_resources());
+    // Both IRPs allocated, then the block fails: the IRPs go back.
+    let irps = nt::emu::irp::live_count();
+    nt::emu::pool::fail_tag(wsk_async::TAG_SOCKET, 1);
+    assert!(ready(s.conn.abort()).unwrap_err().is_out_of_resources());
+    assert_eq!(nt::emu::irp::live_count(), irps);
+    assert!(!s.peer.got_fin() && !s.peer.was_reset(), "nothing was sent");
+    ready(s.conn.disconnect()).unwrap();
+    assert!(s.peer.got_fin() && !s.peer.was_reset());
+    s.finish();
+}
+
+/// Dropping a connection whose abort IRP was never allocated still closes it (with the preallocated
+/// close IRP), abortively.
+#[test]
+fn a_connection_that_never_disconnected_closes_on_drop() {
+    let _session = nt::emu::session();
+    let s = setup();
+    let peer = s.net.connect(s.addr()).unwrap();
+    let conn = ready(s.listener.accept()).unwrap();
+    drop(conn);
+    assert!(peer.was_reset());
+    s.finish();
+}

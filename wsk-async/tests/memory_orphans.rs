@@ -176,9 +176,22 @@ fn a_socket_producing_success_without_a_socket_is_an_error() {
 #[test]
 fn a_buffer_pool_whose_descriptor_size_overflows_is_an_error() {
     let _session = nt::emu::session();
-    // count * size fits; the MDL pointer array (count * 8 bytes) does not.
+    // count * size fits; the MDL pointer array (count * 8 bytes) does not. (On 64-bit targets the
+    // count is also above the `u32::MAX` buffers a 32-bit index can name, which is checked first;
+    // the checked descriptor arithmetic still guards targets where it is not.)
     match BufferPool::new(usize::MAX / 4, 1) {
         Err(e) => assert_eq!(e.status(), nt::STATUS_INVALID_PARAMETER),
         Ok(_) => panic!("an overflowing pool was created"),
+    }
+}
+
+#[test]
+fn a_buffer_pool_with_more_buffers_than_a_32_bit_index_is_an_error() {
+    let _session = nt::emu::session();
+    if let Some(count) = (u32::MAX as usize).checked_add(1) {
+        match BufferPool::new(count, 1) {
+            Err(e) => assert_eq!(e.status(), nt::STATUS_INVALID_PARAMETER),
+            Ok(_) => panic!("a pool a Buffer cannot index was created"),
+        }
     }
 }
