@@ -62,9 +62,10 @@ const STOPPING: u32 = 1 << 5;
 /// `control`: the system thread made its last access to the executor (set by the thread itself).
 const EXITED: u32 = 1 << 6;
 
-/// How often a thread waiting for DONE or EXITED looks again: 1 ms, in 100 ns units.
-/// Only a second concurrent shutdown, or `start` after a failed `ObReferenceObjectByHandle`,
-/// polls; the normal shutdown waits on the thread object.
+/// How often a thread waiting for DONE or EXITED (or for a pool registration) looks again: 1 ms,
+/// in 100 ns units. Only a second concurrent shutdown, `start` after a failed
+/// `ObReferenceObjectByHandle`, and a shutdown that meets a pool's first spawn halfway (see
+/// `pool::registrations_under_way`) poll; the normal shutdown waits on the thread object.
 const POLL_INTERVAL_100NS: i64 = 10_000;
 
 /// A task executor for PASSIVE_LEVEL kernel code, woken from any CPU at IRQL <= DISPATCH_LEVEL.
@@ -248,12 +249,7 @@ impl Executor {
 
     /// Waits at PASSIVE_LEVEL until `control` has `bit`, looking every [`POLL_INTERVAL_100NS`].
     fn poll_control_until(&self, bit: u32) {
-        while self.control.load(Ordering::Acquire) & bit == 0 {
-            let mut interval = nt::LARGE_INTEGER::relative_100ns(POLL_INTERVAL_100NS);
-            // SAFETY: PASSIVE_LEVEL (checked by the callers); the interval is a local. A
-            // non-alertable kernel-mode delay returns STATUS_SUCCESS only.
-            unsafe { nt::KeDelayExecutionThread(nt::KernelMode, nt::FALSE, &mut interval) };
-        }
+        poll_until(|| self.control.load(Ordering::Acquire) & bit != 0);
     }
 
     /// Queues a task spawned by the POLLER holder on the local stack (no atomic operation).
@@ -404,14 +400,18 @@ impl Executor {
     /// The system thread's loop.
     fn thread_main(&'static self) {
         loop {
-            let ran = self.run_queued(None);
+            self.run_queued(None);
             // Look for shutdown after every batch, not only when idle: tasks that keep waking
             // themselves (or a steady stream of completions) would otherwise hold the queue
             // non-empty and make `shutdown` (and so DriverUnload) wait for the traffic to stop.
             if self.is_closed() {
                 break;
             }
-            if ran != 0 {
+            // Something queued during the batch: drain it. Otherwise go to sleep at once, without
+            // an empty round of `run_queued` first: the sleep's exchange (`try_sleep`) fails anyway
+            // if a push comes in between, and then the loop drains it. This saves a round per wake.
+            // SAFETY: this thread holds POLLER, the only right to touch the local queue.
+            if !unsafe { *self.local.get() }.is_null() || !self.queue.is_empty() {
                 continue;
             }
             // SAFETY: initialised in `start`; the executor thread runs at PASSIVE_LEVEL.
@@ -502,6 +502,10 @@ impl Executor {
             }
             self.sleep_if_idle();
         }
+        // A spawn received above may have found its pool being registered by another thread (the
+        // pool's first spawn) and gone ahead before that registration linked the pool where the
+        // scan below looks: wait for the registrations under way (see `pool::register`).
+        poll_until(|| !pool::registrations_under_way());
         // Phase 2: drop every remaining live task, wherever it waits, and count the queue entries
         // still owed to this executor by wakes that raced with the drops.
         let mut owed: isize = 0;
@@ -551,11 +555,16 @@ impl Executor {
     #[inline(always)]
     fn run_queued(&'static self, mut closing: Option<&mut isize>) -> usize {
         let mut count = 0;
-        // SAFETY: the caller holds POLLER, the only right to touch the local queue.
-        let mut node = unsafe { self.local.get().replace(ptr::null_mut()) };
-        if node.is_null() {
-            node = self.queue.take_all();
-        }
+        let local = self.local.get();
+        // SAFETY: the caller holds POLLER, the only right to touch the local queue. Only a non-empty
+        // local queue is written (emptied).
+        let mut node = unsafe {
+            if (*local).is_null() {
+                self.queue.take_all()
+            } else {
+                local.replace(ptr::null_mut())
+            }
+        };
         while let Some(current) = NonNull::new(node) {
             // SAFETY: `current` is a live node of the chain just taken; read its successor before the
             // task can be pushed again.
@@ -572,6 +581,12 @@ impl Executor {
     #[inline(always)]
     fn run_task(&'static self, task: TaskRef, closing: Option<&mut isize>) {
         let previous = task.header().state.begin_poll();
+        // The common case first, with one test: a spawned task that is neither new nor aborted,
+        // outside shutdown (a constant `None` in `thread_main`), is polled.
+        if previous & (SPAWNED | NEW | ABORT) == SPAWNED && closing.is_none() {
+            self.poll_task(task);
+            return;
+        }
         if previous & NEW != 0 {
             // SAFETY: this thread holds POLLER.
             unsafe { *self.received.get() += 1 };
@@ -599,6 +614,16 @@ impl Executor {
             }
             return;
         }
+        self.poll_task(task);
+    }
+
+    /// Transition 3's poll: polls a task whose dequeue (`begin_poll`) acquired `SPAWNED`, and
+    /// finishes it (5) if its future returned `Ready`.
+    #[inline(always)]
+    fn poll_task(&'static self, task: TaskRef) {
+        // SAFETY: SPAWNED was acquired by the caller: the vtable and the future are the spawner's,
+        // published; only the executor thread touches a spawned task's future.
+        let vtable = unsafe { task.vtable() };
         let waker = waker::waker_for(task);
         let mut cx = Context::from_waker(&waker);
         // SAFETY: as above; the future is pinned in its `'static` slot.
@@ -670,6 +695,16 @@ impl LocalRunner {
 impl Drop for LocalRunner {
     fn drop(&mut self) {
         self.executor.release_poller();
+    }
+}
+
+/// Waits at PASSIVE_LEVEL until `done()`, looking every [`POLL_INTERVAL_100NS`].
+fn poll_until(mut done: impl FnMut() -> bool) {
+    while !done() {
+        let mut interval = nt::LARGE_INTEGER::relative_100ns(POLL_INTERVAL_100NS);
+        // SAFETY: PASSIVE_LEVEL (checked by the callers); the interval is a local. A non-alertable
+        // kernel-mode delay returns STATUS_SUCCESS only.
+        unsafe { nt::KeDelayExecutionThread(nt::KernelMode, nt::FALSE, &mut interval) };
     }
 }
 

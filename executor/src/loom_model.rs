@@ -495,11 +495,11 @@ impl Executor {
     fn thread_main(&self, nodes: &[&Node]) {
         let mut received = 0;
         loop {
-            let ran = self.run_queued(&mut received, None);
+            self.run_queued(&mut received, None);
             if self.is_closed() {
                 break;
             }
-            if ran != 0 {
+            if !self.queue.is_empty() {
                 continue;
             }
             self.queue.wait_for_push(|| self.is_closed(), || self.event.wait());

@@ -18,7 +18,7 @@
 use crate::error::SpawnError;
 use crate::executor::SpawnOn;
 use crate::join::JoinHandle;
-use crate::sync::{AtomicPtr, AtomicU32, Ordering};
+use crate::sync::{AtomicPtr, AtomicUsize, Ordering};
 use crate::task::{Header, STORAGE_OFFSET, Slot, TaskRef, TaskVTable};
 use core::future::Future;
 use core::marker::PhantomData;
@@ -32,17 +32,21 @@ const JOIN_WAKER_BYTES: usize = size_of::<Waker>();
 const _: () = assert!(JOIN_WAKER_BYTES == 16 || size_of::<usize>() != 8);
 
 /// The untyped part of every pool, first in memory so that a pointer to it also reaches the slots.
+///
+/// All zero bytes in a new pool, like the slots (see `TaskPool::new`): nothing here is known before
+/// the pool's first spawn needs it.
 #[repr(C)]
 pub(crate) struct PoolCore {
     free: crate::free_list::FreeList,
-    /// 0 until the pool is linked in [`POOLS`] (done by its first spawn).
-    registered: AtomicU32,
     /// The next pool in [`POOLS`].
     next_registered: AtomicPtr<PoolCore>,
-    capacity: u32,
-    stride: usize,
-    slots_offset: usize,
+    /// The bytes from one slot to the next; 0 until the pool's first spawn links it in [`POOLS`]
+    /// (the scan of [`for_each_used_slot`] only reaches registered pools).
+    stride: AtomicUsize,
 }
+
+// No padding: a new pool's bytes can then be compared with zero (see the tests).
+const _: () = assert!(size_of::<PoolCore>() == 16 + 2 * size_of::<usize>());
 
 /// Every pool that ever spawned a task, so that an executor's shutdown can find its tasks that
 /// are not queued (waiting on a waker). Pools are `'static` and never leave the list.
@@ -52,35 +56,66 @@ impl PoolCore {
     /// The header of slot `index`.
     ///
     /// # Safety
-    /// `core` points to the `PoolCore` at the start of a `'static` `TaskPool`, with provenance over
-    /// the whole pool, and `index < capacity`.
+    /// `core` points to the `PoolCore` at the start of a registered `'static` `TaskPool`, with
+    /// provenance over the whole pool, and `index` is below its capacity.
     #[inline(always)]
     unsafe fn slot(core: *const PoolCore, index: u32) -> TaskRef {
-        // SAFETY: forwarded from the caller; slots are `stride` bytes apart from `slots_offset`.
+        // SAFETY: forwarded from the caller; slots are `stride` bytes apart, right after the core
+        // (`TaskPool::new` checks that offset), and a registered pool's stride is set.
         unsafe {
-            let offset = (*core).slots_offset + index as usize * (*core).stride;
+            let offset = size_of::<PoolCore>() + index as usize * (*core).stride.load(Ordering::Relaxed);
             TaskRef::from_ptr(NonNull::new_unchecked(
                 core.cast::<u8>().add(offset).cast_mut().cast::<Header>(),
             ))
         }
     }
 
-    /// Links the pool in [`POOLS`] on its first spawn (lock-free push; once per pool).
-    fn register(core: *const PoolCore) {
+    /// Links the pool in [`POOLS`] on its first spawn (lock-free push; once per pool). Setting the
+    /// stride is what marks the pool registered; it is published to the scan by the push's Release.
+    ///
+    /// A concurrent spawn may see the stride set and go ahead while the push is still to come, so
+    /// its task could reach an executor before its pool is in [`POOLS`]. Shutdown therefore waits
+    /// for [`registrations_under_way`] to be false before it scans: the registering thread counts
+    /// itself in [`REGISTERING`] before it sets the stride (Release), and a spawner that reads the
+    /// stride (Acquire) and whose task the executor then receives makes that count visible to the
+    /// executor; the count drops (Release) only after the push.
+    #[inline(always)]
+    fn register(core: *const PoolCore, stride: usize) {
         // SAFETY: `core` designates a `'static` pool.
-        let this = unsafe { &*core };
-        if this.registered.load(Ordering::Acquire) != 0 || this.registered.swap(1, Ordering::AcqRel) != 0 {
+        if unsafe { &*core }.stride.load(Ordering::Acquire) != 0 {
             return;
         }
-        let mut head = POOLS.load(Ordering::Relaxed);
-        loop {
-            this.next_registered.store(head, Ordering::Relaxed);
-            match POOLS.compare_exchange_weak(head, core.cast_mut(), Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(now) => head = now,
+        Self::register_slow(core, stride);
+    }
+
+    /// `core` is pushed as given: a pointer with provenance over the whole pool, which the scan
+    /// needs to reach the slots.
+    #[cold]
+    #[inline(never)]
+    fn register_slow(core: *const PoolCore, stride: usize) {
+        // SAFETY: `core` designates a `'static` pool.
+        let this = unsafe { &*core };
+        REGISTERING.fetch_add(1, Ordering::Relaxed);
+        if this.stride.swap(stride, Ordering::AcqRel) == 0 {
+            let mut head = POOLS.load(Ordering::Relaxed);
+            loop {
+                this.next_registered.store(head, Ordering::Relaxed);
+                match POOLS.compare_exchange_weak(head, core.cast_mut(), Ordering::AcqRel, Ordering::Relaxed) {
+                    Ok(_) => break,
+                    Err(now) => head = now,
+                }
             }
         }
+        REGISTERING.fetch_sub(1, Ordering::Release);
     }
+}
+
+/// Pool registrations under way: from just before a pool's stride is set until it is in [`POOLS`].
+static REGISTERING: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a pool is being linked in [`POOLS`] (see [`PoolCore::register`]).
+pub(crate) fn registrations_under_way() -> bool {
+    REGISTERING.load(Ordering::Acquire) != 0
 }
 
 /// Calls `f` on every slot ever handed out by any pool (for shutdown; O(slots)).
@@ -89,9 +124,8 @@ pub(crate) fn for_each_used_slot(mut f: impl FnMut(TaskRef)) {
     while !core.is_null() {
         // SAFETY: only `'static` pools are registered, through pointers with provenance over them.
         let this = unsafe { &*core };
-        let used = this.free.used().min(this.capacity);
-        for index in 0..used {
-            // SAFETY: `index < used <= capacity`.
+        for index in 0..this.free.used() {
+            // SAFETY: registered, and `index < used <= capacity`.
             f(unsafe { PoolCore::slot(core, index) });
         }
         core = this.next_registered.load(Ordering::Acquire).cast_const();
@@ -131,21 +165,25 @@ impl<const SIZE: usize, const N: usize> TaskPool<SIZE, N> {
     pub const MAX_JOINABLE: usize = (Self::SLOT_BYTES - STORAGE_OFFSET).saturating_sub(JOIN_WAKER_BYTES);
 
     /// A pool with every slot free. `const`, for `static POOL: TaskPool<..> = TaskPool::new();`.
+    ///
+    /// Its bytes are all zero, so a `static` pool takes no room in the driver's file: it goes to
+    /// the zero-fill `.bss` section and the loader provides the memory.
     pub const fn new() -> Self {
         const {
             assert!(
-                N < crate::free_list::NIL as usize,
+                N <= crate::free_list::MAX_CAPACITY as usize,
                 "a pool holds fewer than u32::MAX slots"
-            )
+            );
+            assert!(
+                offset_of!(Self, slots) == size_of::<PoolCore>(),
+                "the slots follow the core"
+            );
         };
         Self {
             core: PoolCore {
                 free: crate::free_list::FreeList::new(),
-                registered: AtomicU32::new(0),
                 next_registered: AtomicPtr::new(ptr::null_mut()),
-                capacity: N as u32,
-                stride: size_of::<Slot<SIZE>>(),
-                slots_offset: offset_of!(Self, slots),
+                stride: AtomicUsize::new(0),
             },
             slots: [const { Slot::new() }; N],
         }
@@ -233,7 +271,7 @@ impl<const SIZE: usize, const N: usize> TaskPool<SIZE, N> {
         let Some(index) = index else {
             return Err(SpawnError::PoolFull);
         };
-        PoolCore::register(core);
+        PoolCore::register(core, size_of::<Slot<SIZE>>());
         let task = self.slot(index);
         let executor = spawner.target();
         let counted = spawner.is_counted();
@@ -246,7 +284,7 @@ impl<const SIZE: usize, const N: usize> TaskPool<SIZE, N> {
         // executor or handle touches its cells (wakers only read the word until it has SPAWNED).
         unsafe {
             *header.index.get() = index;
-            *header.vtable.get() = &VTableOf::<F, SIZE, N>::VTABLE;
+            *header.vtable.get() = Some(&VTableOf::<F, SIZE, N>::VTABLE);
             header
                 .executor
                 .store(ptr::from_ref(executor).cast_mut(), Ordering::Relaxed);

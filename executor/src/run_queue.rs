@@ -90,6 +90,14 @@ impl<T: Linked> RunQueue<T> {
         }
     }
 
+    /// Whether no node is queued (the head is null or the sleeping mark). Consumer only: a push may
+    /// come in right after, which the consumer's next `try_sleep` or `take_all` sees.
+    #[inline(always)]
+    pub(crate) fn is_empty(&self) -> bool {
+        let head = self.head.load(Ordering::Relaxed);
+        head.is_null() || head == sleeping()
+    }
+
     /// Takes every queued node at once; returns the first of a null-terminated chain (most recently
     /// pushed first), or null if the queue was empty. Consumer only.
     #[inline(always)]

@@ -27,22 +27,6 @@ pub(crate) struct TaskVTable {
     pub(crate) join_waker_offset: usize,
 }
 
-/// What a never-spawned slot's header points to; never called (a slot only becomes reachable by
-/// the executor after spawn stored the real table).
-static UNSPAWNED: TaskVTable = {
-    unsafe fn no_poll(_: TaskRef, _: &mut Context<'_>) -> bool {
-        false
-    }
-    unsafe fn nothing(_: TaskRef) {}
-    TaskVTable {
-        poll: no_poll,
-        drop_future: nothing,
-        drop_output: None,
-        release: nothing,
-        join_waker_offset: 0,
-    }
-};
-
 /// The header in front of every task's storage (32 bytes on 64-bit targets).
 #[repr(C)]
 pub(crate) struct Header {
@@ -55,8 +39,9 @@ pub(crate) struct Header {
     pub(crate) link: AtomicPtr<Header>,
     /// The executor the task was spawned on; written by the spawner before `State::spawn`.
     pub(crate) executor: AtomicPtr<Executor>,
-    /// The operations on the storage; written by the spawner before `State::spawn`.
-    pub(crate) vtable: UnsafeCell<&'static TaskVTable>,
+    /// The operations on the storage; written by the spawner before `State::spawn`. `None` (null,
+    /// so that a new pool is all zero bytes) until the slot's first spawn.
+    pub(crate) vtable: UnsafeCell<Option<&'static TaskVTable>>,
 }
 
 impl Header {
@@ -67,7 +52,7 @@ impl Header {
             index: UnsafeCell::new(0),
             link: AtomicPtr::new(ptr::null_mut()),
             executor: AtomicPtr::new(ptr::null_mut()),
-            vtable: UnsafeCell::new(&UNSPAWNED),
+            vtable: UnsafeCell::new(None),
         }
     }
 }
@@ -82,11 +67,12 @@ pub(crate) struct Slot<const SIZE: usize> {
 }
 
 impl<const SIZE: usize> Slot<SIZE> {
-    /// A free slot.
+    /// A free slot: all zero bytes (the storage too, although it is only ever read after a write,
+    /// so that the whole pool is zero and goes to `.bss`).
     pub(crate) const fn new() -> Self {
         Self {
             header: Header::new(),
-            storage: UnsafeCell::new(MaybeUninit::uninit()),
+            storage: UnsafeCell::new(MaybeUninit::zeroed()),
         }
     }
 }
@@ -151,9 +137,9 @@ impl TaskRef {
     /// The task is spawned (the caller observed `SPAWNED`, or owns the slot after a spawn).
     #[inline(always)]
     pub(crate) unsafe fn vtable(self) -> &'static TaskVTable {
-        // SAFETY: written by the spawner before the Release store of `State::spawn`, which the
-        // caller's observation of the state acquired; not written again while the task lives.
-        unsafe { *self.header().vtable.get() }
+        // SAFETY: written (`Some`) by the spawner before the Release store of `State::spawn`, which
+        // the caller's observation of the state acquired; not written again while the task lives.
+        unsafe { (*self.header().vtable.get()).unwrap_unchecked() }
     }
 
     /// Returns the slot to its pool (transition 8).

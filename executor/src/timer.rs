@@ -63,14 +63,33 @@ pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed;
 
-/// A timer entry, inside its future; every field is accessed only under the driver's lock.
+/// A timer entry, inside its future (40 bytes: the future is 48, which every [`Timeout`] and so
+/// every task waiting with a deadline carries).
+///
+/// Links and waker are accessed under the driver's lock, except that the owning future reads its
+/// own `waker` without it: only the owner writes it (with the lock held); the DPC only reads it.
+/// The entry's states, with no flag of their own:
+/// - *new*: no waker (never returned `Pending`), not linked;
+/// - *armed*: a waker, linked in the driver's list (`prev` non-null, or the entry is the head);
+/// - *done*: a waker, not linked (the DPC or `stop` unlinked it and woke it, or a poll of the armed
+///   entry found its deadline passed). The waker stays until the future is dropped, marking the
+///   entry done.
 struct Entry {
     prev: *mut Entry,
     next: *mut Entry,
     deadline: u64,
     waker: Option<Waker>,
-    linked: bool,
-    fired: bool,
+}
+
+impl Entry {
+    /// Whether `entry` is linked in `inner`'s list.
+    ///
+    /// # Safety
+    /// `entry` is live and the driver's lock is held.
+    unsafe fn is_linked(inner: &Inner, entry: *mut Entry) -> bool {
+        // SAFETY: forwarded from the caller.
+        unsafe { !(*entry).prev.is_null() || inner.head == entry }
+    }
 }
 
 /// The driver's state, under its lock.
@@ -166,10 +185,7 @@ impl TimerDriver {
                 next: ptr::null_mut(),
                 deadline: deadline.as_100ns(),
                 waker: None,
-                linked: false,
-                fired: false,
             }),
-            registered: false,
             _pinned: PhantomPinned,
         }
     }
@@ -213,13 +229,16 @@ impl TimerDriver {
             inner.head = ptr::null_mut();
             while !entry.is_null() {
                 // SAFETY: linked entries are live (their futures unlink them before being dropped,
-                // under this lock, which we hold).
-                let e = unsafe { &mut *entry };
-                entry = e.next;
-                e.linked = false;
-                e.fired = true;
-                if let Some(waker) = e.waker.take() {
-                    waker.wake();
+                // under this lock, which we hold). Unlinked (the head is already null), an entry with
+                // a waker is done; the waker stays for its future to drop.
+                unsafe {
+                    let e = entry;
+                    entry = (*e).next;
+                    (*e).prev = ptr::null_mut();
+                    (*e).next = ptr::null_mut();
+                    if let Some(waker) = &(*e).waker {
+                        waker.wake_by_ref();
+                    }
                 }
             }
             // SAFETY: initialised by `lock`; KeCancelTimer is allowed at DISPATCH_LEVEL.
@@ -270,18 +289,20 @@ impl TimerDriver {
         let mut earliest: Option<u64> = None;
         let mut entry = inner.head;
         while !entry.is_null() {
+            let e = entry;
             // SAFETY: linked entries are live while the lock is held (see `stop`).
-            let e = unsafe { &mut *entry };
-            entry = e.next;
-            if e.deadline <= now {
-                // SAFETY: `e` is linked in `inner`'s list.
-                unsafe { unlink(inner, e) };
-                e.fired = true;
-                if let Some(waker) = e.waker.take() {
-                    waker.wake();
+            unsafe {
+                entry = (*e).next;
+                let deadline = (*e).deadline;
+                if deadline <= now {
+                    // Unlinked with its waker kept: done (see `Entry`).
+                    unlink(inner, e);
+                    if let Some(waker) = &(*e).waker {
+                        waker.wake_by_ref();
+                    }
+                } else {
+                    earliest = Some(earliest.map_or(deadline, |d| d.min(deadline)));
                 }
-            } else {
-                earliest = Some(earliest.map_or(e.deadline, |d| d.min(e.deadline)));
             }
         }
         if let Some(deadline) = earliest {
@@ -294,21 +315,21 @@ impl TimerDriver {
 ///
 /// # Safety
 /// `entry` is linked in that list and the driver's lock is held.
-unsafe fn unlink(inner: &mut Inner, entry: &mut Entry) {
+unsafe fn unlink(inner: &mut Inner, entry: *mut Entry) {
     // SAFETY: neighbours of a linked entry are linked entries, live under the lock.
     unsafe {
-        if entry.prev.is_null() {
-            inner.head = entry.next;
+        let (prev, next) = ((*entry).prev, (*entry).next);
+        if prev.is_null() {
+            inner.head = next;
         } else {
-            (*entry.prev).next = entry.next;
+            (*prev).next = next;
         }
-        if !entry.next.is_null() {
-            (*entry.next).prev = entry.prev;
+        if !next.is_null() {
+            (*next).prev = prev;
         }
+        (*entry).prev = ptr::null_mut();
+        (*entry).next = ptr::null_mut();
     }
-    entry.prev = ptr::null_mut();
-    entry.next = ptr::null_mut();
-    entry.linked = false;
 }
 
 /// `KDEFERRED_ROUTINE` of every driver's KDPC; runs at DISPATCH_LEVEL.
@@ -323,10 +344,10 @@ unsafe extern "system" fn timer_dpc(_dpc: *mut nt::KDPC, context: nt::PVOID, _a1
 pub struct Sleep {
     driver: &'static TimerDriver,
     entry: UnsafeCell<Entry>,
-    /// Whether the entry may be linked (it was linked by a poll); checked by `drop`.
-    registered: bool,
     _pinned: PhantomPinned,
 }
+
+const _: () = assert!(core::mem::size_of::<Sleep>() == 48 || core::mem::size_of::<usize>() != 8);
 
 // SAFETY: the entry is only touched under the driver's lock; the waker in it is Send.
 unsafe impl Send for Sleep {}
@@ -341,6 +362,15 @@ impl Sleep {
     }
 }
 
+impl Sleep {
+    /// Whether the entry ever returned `Pending` (stored a waker), i.e. may be linked: the entry
+    /// is armed or done (see [`Entry`]).
+    fn registered(&self) -> bool {
+        // SAFETY: only this future writes the waker; the DPC and `stop` only read it.
+        unsafe { (*self.entry.get()).waker.is_some() }
+    }
+}
+
 impl Future for Sleep {
     type Output = ();
 
@@ -348,39 +378,40 @@ impl Future for Sleep {
         // SAFETY: nothing is moved out of the pinned future; `Sleep` is !Unpin.
         let this = unsafe { self.get_unchecked_mut() };
         let deadline = this.deadline().as_100ns();
-        if !this.registered && Instant::now().as_100ns() >= deadline {
+        let registered = this.registered();
+        if !registered && Instant::now().as_100ns() >= deadline {
             return Poll::Ready(());
         }
         let driver = this.driver;
         let mut guard = driver.lock();
+        let inner = guard.inner();
         let entry = this.entry.get();
-        // SAFETY: the entry is only touched with the lock held, which we hold.
-        let e = unsafe { &mut *entry };
-        if e.fired || guard.inner().stopped || Instant::now().as_100ns() >= deadline {
-            if e.linked {
+        // SAFETY: the lock is held and the entry lives in this future.
+        let linked = unsafe { Entry::is_linked(inner, entry) };
+        // Done (unlinked by the DPC or `stop`), stopped, or due.
+        if (registered && !linked) || inner.stopped || Instant::now().as_100ns() >= deadline {
+            if linked {
                 // SAFETY: linked in this driver's list; lock held.
-                unsafe { unlink(guard.inner(), e) };
-                driver.disarm_if_idle(guard.inner());
+                unsafe { unlink(inner, entry) };
+                driver.disarm_if_idle(inner);
             }
-            e.fired = true;
-            e.waker = None;
             return Poll::Ready(());
         }
-        match &mut e.waker {
+        // SAFETY: the lock is held: the DPC does not read the waker meanwhile.
+        match unsafe { &mut (*entry).waker } {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
         }
-        if !e.linked {
-            let inner = guard.inner();
-            e.prev = ptr::null_mut();
-            e.next = inner.head;
-            if !inner.head.is_null() {
-                // SAFETY: the head is a linked, live entry; lock held.
-                unsafe { (*inner.head).prev = entry };
+        if !linked {
+            // SAFETY: the lock is held; the head, if any, is a linked, live entry.
+            unsafe {
+                (*entry).prev = ptr::null_mut();
+                (*entry).next = inner.head;
+                if !inner.head.is_null() {
+                    (*inner.head).prev = entry;
+                }
             }
             inner.head = entry;
-            e.linked = true;
-            this.registered = true;
             if inner.armed.is_none_or(|armed| deadline < armed) {
                 driver.arm(inner, deadline);
             }
@@ -391,19 +422,22 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if !self.registered {
+        if !self.registered() {
+            // Never linked.
             return;
         }
         let mut guard = self.driver.lock();
+        let inner = guard.inner();
+        let entry = self.entry.get();
         // SAFETY: lock held; after this the DPC cannot reach the entry any more.
-        let e = unsafe { &mut *self.entry.get() };
-        if e.linked {
-            // SAFETY: linked in this driver's list; lock held.
-            unsafe { unlink(guard.inner(), e) };
-            self.driver.disarm_if_idle(guard.inner());
+        unsafe {
+            if Entry::is_linked(inner, entry) {
+                unlink(inner, entry);
+                self.driver.disarm_if_idle(inner);
+            }
+            // Dropping the waker under the lock keeps DPC and drop from ever touching it together.
+            (*entry).waker = None;
         }
-        // Dropping the waker under the lock keeps DPC and drop from ever touching it together.
-        e.waker = None;
     }
 }
 

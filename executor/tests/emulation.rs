@@ -346,6 +346,59 @@ fn stopping_the_timer_driver_completes_pending_sleeps() {
     DRIVER.start();
 }
 
+/// Counts the wakes of one timer future.
+struct WakeCount(AtomicUsize);
+
+impl std::task::Wake for WakeCount {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Timer entries leave the driver's list from any position (head, middle, tail) when their futures
+/// are dropped while armed, and the DPC then wakes each remaining one once, when it is due: the
+/// list stays consistent, and a done sleep stays done when polled again.
+#[test]
+fn timer_entries_dropped_from_any_place_in_the_list_leave_it_consistent() {
+    let _session = nt::emu::session();
+    static DRIVER: TimerDriver = TimerDriver::new();
+    let _timers = TimersStopped(&DRIVER);
+    nt::emu::clock::pause();
+    let counts: Vec<_> = (0..5)
+        .map(|_| std::sync::Arc::new(WakeCount(AtomicUsize::new(0))))
+        .collect();
+    let wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(c.clone())).collect();
+    // Deadlines 10, 20, ... 50 ms; each poll links its entry at the head: the list is 50, 40, ... 10.
+    let mut sleeps: Vec<Option<std::pin::Pin<Box<executor::Sleep>>>> = (1..=5)
+        .map(|i| Some(Box::pin(DRIVER.sleep(Duration::from_millis(10 * i)))))
+        .collect();
+    for (sleep, waker) in sleeps.iter_mut().zip(&wakers) {
+        let sleep = sleep.as_mut().unwrap();
+        assert!(sleep.as_mut().poll(&mut Context::from_waker(waker)).is_pending());
+    }
+    // Drop the head (50 ms), one from the middle (30 ms) and the tail (10 ms).
+    for dropped in [4, 2, 0] {
+        sleeps[dropped] = None;
+    }
+    let poll = |sleeps: &mut Vec<Option<std::pin::Pin<Box<executor::Sleep>>>>, i: usize| {
+        let sleep = sleeps[i].as_mut().unwrap();
+        sleep.as_mut().poll(&mut Context::from_waker(&wakers[i])).is_ready()
+    };
+    let woken = || counts.iter().map(|c| c.0.load(Ordering::SeqCst)).collect::<Vec<_>>();
+    // `advance` returns once the DPCs of the timers due meanwhile have run.
+    nt::emu::clock::advance(Duration::from_millis(20));
+    assert_eq!(woken(), [0, 1, 0, 0, 0]);
+    assert!(poll(&mut sleeps, 1));
+    assert!(!poll(&mut sleeps, 3));
+    nt::emu::clock::advance(Duration::from_millis(40));
+    assert_eq!(woken(), [0, 1, 0, 1, 0]);
+    assert!(poll(&mut sleeps, 3));
+    // Done stays done, and no later DPC wakes them again.
+    assert!(poll(&mut sleeps, 1));
+    nt::emu::clock::advance(Duration::from_millis(100));
+    assert_eq!(woken(), [0, 1, 0, 1, 0]);
+}
+
 /// What a task shares with the completion routine of its IRP.
 struct IrpOperation {
     done: std::sync::atomic::AtomicBool,
