@@ -6,7 +6,7 @@
 //! report lists them), so the driver is loaded, `OPEN` connections are opened and served once, and
 //! (live bytes with them open - live bytes before) / `OPEN` is the per-connection pool cost. Two
 //! parts are allocated before any connection exists and are added as a per-connection share: the
-//! task slot (static, in the image: `TaskPool::SLOT_BYTES`) and the connection's buffer with its MDL
+//! task slot (static, in the image: `echo_driver::CONNECTION_SLOT_BYTES`) and the connection's buffer with its MDL
 //! (`BufferPool` allocates all of them at DriverEntry: pool bytes / `connection_limit`).
 //!
 //! echosrv's is *computed* from its source, with its structures mirrored as `#[repr(C)]` here (x64
@@ -19,7 +19,6 @@
 use crate::figures::{Figure, ratio};
 use crate::harness::count_allocations_by_alignment;
 use echo_driver::Config;
-use executor::TaskPool;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -31,32 +30,6 @@ const OPEN: usize = 256;
 /// per connection).
 const STEADY_ROUNDS: usize = 40;
 const MESSAGE: usize = 64;
-
-/// The echo driver's connection task slot size: `CONNECTION_TASK_SIZE` in
-/// `samples/echo-driver/src/server.rs` (private there, so read from the source at compile time).
-fn connection_task_size() -> usize {
-    const SOURCE: &str = include_str!("../../samples/echo-driver/src/server.rs");
-    SOURCE
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("const CONNECTION_TASK_SIZE: usize = "))
-        .and_then(|rest| rest.trim_end_matches(';').trim().replace('_', "").parse().ok())
-        .expect("CONNECTION_TASK_SIZE in samples/echo-driver/src/server.rs")
-}
-
-/// `SLOT_BYTES` of the echo driver's connection pool, for the task size read above.
-fn connection_slot_bytes() -> usize {
-    let size = connection_task_size();
-    // TaskPool's slot size is a const generic: the known sizes are listed, a change is caught here.
-    match size {
-        512 => TaskPool::<512, 1>::SLOT_BYTES,
-        576 => TaskPool::<576, 1>::SLOT_BYTES,
-        640 => TaskPool::<640, 1>::SLOT_BYTES,
-        704 => TaskPool::<704, 1>::SLOT_BYTES,
-        768 => TaskPool::<768, 1>::SLOT_BYTES,
-        1024 => TaskPool::<1024, 1>::SLOT_BYTES,
-        other => panic!("CONNECTION_TASK_SIZE {other}: add it to bench/src/memory.rs"),
-    }
-}
 
 // --- echosrv's structures, mirrored from wsksmple.c for their x64 sizes ---
 
@@ -253,7 +226,7 @@ pub fn run() -> Vec<Figure> {
     let (buffer_blocks, buffer_bytes) = per("pool 'WsAb'");
     let buffer_share = baseline.get("pool 'WsAb'").1 as f64 / limit;
     let mdl_share = baseline.get("MDL").1 as f64 / limit;
-    let slot = connection_slot_bytes() as f64;
+    let slot = echo_driver::CONNECTION_SLOT_BYTES as f64;
     let measured_delta = (open.total() as f64 - baseline.total() as f64) / OPEN as f64;
     let ours_total = measured_delta + buffer_share + mdl_share + slot;
     let ours_parts: Vec<(String, f64)> = vec![

@@ -31,3 +31,5 @@ mod kernel_runtime;
 pub use config::{Config, DEFAULT_PORT, MAX_CONNECTIONS};
 pub use counters::CounterSnapshot;
 pub use driver::{DriverEntry, DriverUnload, TAG_DRIVER, counters, local_addr, start, stop};
+#[doc(hidden)]
+pub use server::CONNECTION_SLOT_BYTES;
