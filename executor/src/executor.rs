@@ -18,7 +18,8 @@
 //! 1. drains the run queue until every admitted spawn has arrived (counted by the `NEW` bit at its
 //!    first dequeue): after that, no slot can newly become this executor's task;
 //! 2. drops every remaining live future, found by scanning the pools (their `Drop` runs there), and
-//!    counts the queue entries still owed by wakes that set `RUN_QUEUED` before the drop;
+//!    counts the queue entries still owed by wakes that set `RUN_QUEUED` before the drop; the scan
+//!    first lets any pool registration under way finish (see `registry.rs`);
 //! 3. drains those entries, sleeping on the KEVENT until the last owed push arrives;
 //!
 //! then ends the thread. It returns when all of that is done; wakes arriving later find no
@@ -62,11 +63,19 @@ const STOPPING: u32 = 1 << 5;
 /// `control`: the system thread made its last access to the executor (set by the thread itself).
 const EXITED: u32 = 1 << 6;
 
-/// How often a thread waiting for DONE or EXITED (or for a pool registration) looks again: 1 ms,
-/// in 100 ns units. Only a second concurrent shutdown, `start` after a failed
-/// `ObReferenceObjectByHandle`, and a shutdown that meets a pool's first spawn halfway (see
-/// `pool::registrations_under_way`) poll; the normal shutdown waits on the thread object.
+/// How long a thread waiting for DONE or EXITED sleeps before it looks again, in 100 ns units: 1 ms
+/// asked for, but the kernel ends a relative delay on a clock tick, so in effect at least one tick
+/// (15.6 ms by default, down to about 1 ms while someone raised the timer resolution). Only a second
+/// concurrent shutdown and `start` after a failed `ObReferenceObjectByHandle` poll (plus, as a
+/// fallback, a shutdown that meets a pool's registration: see [`pause_for_registration`]); the
+/// normal shutdown waits on the thread object.
 const POLL_INTERVAL_100NS: i64 = 10_000;
+
+/// How many `spin_loop` pauses a shutdown makes while a pool registration is under way before it
+/// falls back to sleeping [`POLL_INTERVAL_100NS`] at a time: 4096 pauses, from some 20 µs to
+/// 0.3 ms depending on the CPU, against a window of a few hundred instructions (see
+/// [`pause_for_registration`]).
+const REGISTRATION_SPINS: u32 = 1 << 12;
 
 /// A task executor for PASSIVE_LEVEL kernel code, woken from any CPU at IRQL <= DISPATCH_LEVEL.
 pub struct Executor {
@@ -502,15 +511,14 @@ impl Executor {
             }
             self.sleep_if_idle();
         }
-        // A spawn received above may have found its pool being registered by another thread (the
-        // pool's first spawn) and gone ahead before that registration linked the pool where the
-        // scan below looks: wait for the registrations under way (see `pool::register`).
-        poll_until(|| !pool::registrations_under_way());
         // Phase 2: drop every remaining live task, wherever it waits, and count the queue entries
-        // still owed to this executor by wakes that raced with the drops.
+        // still owed to this executor by wakes that raced with the drops. A spawn received above
+        // may have found its pool being registered by another thread (the pool's first spawn) and
+        // gone ahead before the pool was linked where the scan looks: the scan first waits for the
+        // registrations under way (see registry.rs).
         let mut owed: isize = 0;
         let me = ptr::from_ref(self).cast_mut();
-        pool::for_each_used_slot(|task| {
+        pool::for_each_used_slot(pause_for_registration, |task| {
             let header = task.header();
             // Acquire the word first: if it shows SPAWNED, the executor pointer read next belongs to
             // that same life of the slot (see the module documentation of state.rs).
@@ -698,13 +706,40 @@ impl Drop for LocalRunner {
     }
 }
 
-/// Waits at PASSIVE_LEVEL until `done()`, looking every [`POLL_INTERVAL_100NS`].
+/// Waits at PASSIVE_LEVEL until `done()`, looking every [`POLL_INTERVAL_100NS`]. Called from
+/// `start` and `shutdown`, which check PASSIVE_LEVEL.
 fn poll_until(mut done: impl FnMut() -> bool) {
     while !done() {
-        let mut interval = nt::LARGE_INTEGER::relative_100ns(POLL_INTERVAL_100NS);
-        // SAFETY: PASSIVE_LEVEL (checked by the callers); the interval is a local. A non-alertable
-        // kernel-mode delay returns STATUS_SUCCESS only.
-        unsafe { nt::KeDelayExecutionThread(nt::KernelMode, nt::FALSE, &mut interval) };
+        sleep_poll_interval();
+    }
+}
+
+/// Sleeps [`POLL_INTERVAL_100NS`] (at least a clock tick).
+///
+/// The caller is at PASSIVE_LEVEL: `start` and `shutdown` check it, and `drop_everything` (through
+/// [`pause_for_registration`]) runs either on `shutdown`'s caller or on the executor's system
+/// thread, which starts at PASSIVE_LEVEL and is there between polls (a future returns at the IRQL
+/// it was polled at, as any function called at PASSIVE_LEVEL must).
+fn sleep_poll_interval() {
+    let mut interval = nt::LARGE_INTEGER::relative_100ns(POLL_INTERVAL_100NS);
+    // SAFETY: PASSIVE_LEVEL (see above); the interval is a local. A non-alertable kernel-mode delay
+    // returns STATUS_SUCCESS only.
+    unsafe { nt::KeDelayExecutionThread(nt::KernelMode, nt::FALSE, &mut interval) };
+}
+
+/// Shutdown's pause between two looks at the pool registrations under way (`round` counts the
+/// looks). A registration runs at DISPATCH_LEVEL (`PoolCore::register_slow`), so while the scan sees
+/// one under way, its thread holds another CPU (not this one: this thread runs at PASSIVE_LEVEL, and
+/// a thread at DISPATCH_LEVEL keeps its CPU until it lowers the IRQL) and ends it after a few hundred
+/// instructions, plus the interrupts that CPU serves meanwhile: spinning covers that. Past
+/// [`REGISTRATION_SPINS`] something outside the driver's control delays it (a hypervisor that
+/// descheduled that virtual CPU, an interrupt storm; or the host emulation, whose raised IRQL does
+/// not stop the host's scheduler): then sleep a tick at a time instead of burning this CPU.
+fn pause_for_registration(round: u32) {
+    if round < REGISTRATION_SPINS {
+        core::hint::spin_loop();
+    } else {
+        sleep_poll_interval();
     }
 }
 

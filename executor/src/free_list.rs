@@ -7,7 +7,12 @@
 //! The tag has 32 bits, so it only fails if a claimer stalls between its read of the head and its
 //! compare-exchange while exactly a multiple of 2^32 (about 4e9) changes are made to this pool's
 //! list: minutes of nothing but spawning, during one preemption. Accepted (a known limit, like
-//! every tagged-pointer stack's; a 64-bit tag would need a 128-bit compare-exchange).
+//! every tagged-pointer stack's; a 64-bit tag would need a 128-bit compare-exchange). What it would
+//! do: the stalled claimer installs a link it read while the slot was in use, so any 32-bit value
+//! (a run-queue pointer cut to 32 bits, say). `pop` checks every index it takes from the head
+//! against the capacity, so such a value never makes it read or hand out memory outside the pool
+//! (it takes such a head for the end of the list); an in-range value could still hand one slot out
+//! twice.
 //! Each slot's "next free" link lives in the slot itself (see `Header::link`), read atomically
 //! because a slow claimer may read it while the slot is already in use (its value is then
 //! discarded by the failing compare-exchange).
@@ -22,8 +27,10 @@ use crate::sync::{AtomicU64, Ordering};
 /// "No slot", in the low half of the head word and in a link.
 const NONE: u32 = 0;
 
-/// The largest capacity a list supports: slot indices, plus one, must fit in 32 bits.
-pub(crate) const MAX_CAPACITY: u32 = u32::MAX - 1;
+/// The largest capacity a list supports. Slot indices go up to `capacity - 1`, so their encoding
+/// (`index + 1`) fits in 32 bits; and `u32::MAX`, which [`NONE`] decodes to, is never an index, so
+/// `pop`'s single bounds check also recognises an empty list.
+pub(crate) const MAX_CAPACITY: u32 = u32::MAX;
 
 /// A slot index as the head and the links store it (never [`NONE`]).
 #[inline(always)]
@@ -77,11 +84,15 @@ impl FreeList {
     pub(crate) fn pop(&self, capacity: u32, next_of: impl Fn(u32) -> u32) -> Option<u32> {
         let mut head = self.head.load(Ordering::Acquire);
         loop {
-            let top = head as u32;
-            if top == NONE {
+            // One compare for an empty list (NONE decodes to u32::MAX, which no capacity exceeds)
+            // and for a head that is not a slot of this pool: the latter can only be the garbage a
+            // tag wraparound installs (see the module documentation). `next_of` is never called,
+            // nor a slot read, outside the pool; the claim goes on with the never-used slots (a
+            // spurious `PoolFull` once they are gone), which are free whatever the head says.
+            let index = (head as u32).wrapping_sub(1);
+            if index >= capacity {
                 break;
             }
-            let index = top - 1;
             let next = next_of(index);
             let new = pack((head >> 32).wrapping_add(1), next);
             match self
@@ -126,5 +137,31 @@ impl FreeList {
                 Err(now) => head = now,
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A head whose index is outside the pool (what a tag wraparound could install) is taken for
+    /// the end of the list: no link is read outside the pool, the never-used slots are still handed
+    /// out, then the pool reports full; slots released on top of it are claimed as usual.
+    #[test]
+    fn a_head_outside_the_pool_is_never_followed() {
+        const CAPACITY: u32 = 2;
+        let list = FreeList::new();
+        list.head.store(pack(7, encode(1_000)), Ordering::Relaxed);
+        let links = [core::cell::Cell::new(NONE), core::cell::Cell::new(NONE)];
+        let next_of = |i: u32| {
+            assert!(i < CAPACITY, "link of slot {i} read, outside the pool");
+            links[i as usize].get()
+        };
+        assert_eq!(list.pop(CAPACITY, next_of), Some(0));
+        assert_eq!(list.pop(CAPACITY, next_of), Some(1));
+        assert_eq!(list.pop(CAPACITY, next_of), None);
+        list.push(1, |i, next| links[i as usize].set(next));
+        assert_eq!(list.pop(CAPACITY, next_of), Some(1));
+        assert_eq!(list.pop(CAPACITY, next_of), None);
     }
 }

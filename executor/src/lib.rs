@@ -54,6 +54,7 @@
 extern crate std;
 
 mod free_list;
+mod registry;
 mod run_queue;
 mod state;
 mod sync;

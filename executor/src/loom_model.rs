@@ -1,5 +1,5 @@
 //! Loom model of the lock-free core: the state word, the run queue with its sleep protocol, the
-//! free list, and the shutdown handshake (after which the executor's memory may be freed). Run with:
+//! free list, the pool registry against shutdown's scan, and the shutdown handshake (after which the executor's memory may be freed). Run with:
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test -p executor --release --lib loom
@@ -9,6 +9,7 @@
 //! model explores every interleaving (and every weak-memory outcome loom models) of the real code.
 
 use crate::free_list::FreeList;
+use crate::registry::{Registrable, Registry};
 use crate::run_queue::{Linked, RunQueue};
 use crate::state::{self, HANDLE, RUN_QUEUED, SPAWNED, State};
 use crate::sync::{AtomicPtr, Ordering};
@@ -222,7 +223,9 @@ fn loom_a_slot_is_released_exactly_once() {
     });
 }
 
-/// Concurrent claims and releases never hand one slot to two owners (the tag defeats ABA).
+/// Concurrent claims and releases never hand one slot to two owners, and a claimer reads the link
+/// its releaser stored (the model fails with the list's orderings weakened to Relaxed). Each thread
+/// holds one slot at a time, which cannot produce ABA: see the next model.
 #[test]
 fn loom_the_free_list_never_hands_out_a_slot_twice() {
     model(|| {
@@ -269,6 +272,195 @@ fn loom_the_free_list_never_hands_out_a_slot_twice() {
             left += 1;
         }
         assert_eq!(left, CAPACITY);
+    });
+}
+
+/// The ABA case the tag exists for, which needs a thread that holds two slots while the first goes
+/// back on top (the model above never holds two): each thread claims two slots and gives the first
+/// back while the second is still in use. So one thread's claim can stall between reading
+/// `head = a, next(a) = b` and its compare-exchange while the other claims `a` and `b` and gives `a`
+/// back; without the tag that compare-exchange succeeds and installs `b`, still in use (this model
+/// fails with the tag increments removed from `free_list.rs`; the one above does not).
+#[test]
+fn loom_the_free_list_tag_defeats_aba() {
+    model(|| {
+        const CAPACITY: u32 = 2;
+        let list = Arc::new(FreeList::new());
+        let links: Arc<Vec<crate::sync::AtomicU32>> =
+            Arc::new((0..CAPACITY).map(|_| crate::sync::AtomicU32::new(0)).collect());
+        let owned: Arc<Vec<AtomicBool>> = Arc::new((0..CAPACITY).map(|_| AtomicBool::new(false)).collect());
+        // Both slots used once and released, so the claims below go through the linked list.
+        for _ in 0..CAPACITY {
+            list.pop(CAPACITY, |i| links[i as usize].load(Ordering::Relaxed))
+                .unwrap();
+        }
+        for i in 0..CAPACITY {
+            list.push(i, |i, next| links[i as usize].store(next, Ordering::Relaxed));
+        }
+        let claim = |list: &FreeList, links: &[crate::sync::AtomicU32], owned: &[AtomicBool]| {
+            let i = list.pop(CAPACITY, |i| links[i as usize].load(Ordering::Relaxed))?;
+            assert!(
+                !owned[i as usize].swap(true, Ordering::SeqCst),
+                "slot {i} handed out twice"
+            );
+            Some(i)
+        };
+        let give = |list: &FreeList, links: &[crate::sync::AtomicU32], owned: &[AtomicBool], i: u32| {
+            owned[i as usize].store(false, Ordering::SeqCst);
+            list.push(i, |i, next| links[i as usize].store(next, Ordering::Relaxed));
+        };
+        let other = {
+            let (list, links, owned) = (list.clone(), links.clone(), owned.clone());
+            thread::spawn(move || {
+                let first = claim(&list, &links, &owned);
+                let second = claim(&list, &links, &owned);
+                for i in [first, second].into_iter().flatten() {
+                    give(&list, &links, &owned, i);
+                }
+            })
+        };
+        // Holds two slots and gives the first back before the second, so the first is on top
+        // again while the second is still in use.
+        let first = claim(&list, &links, &owned);
+        let second = claim(&list, &links, &owned);
+        if let Some(i) = first {
+            give(&list, &links, &owned, i);
+        }
+        thread::yield_now();
+        if let Some(i) = second {
+            give(&list, &links, &owned, i);
+        }
+        other.join().unwrap();
+        // Everything came back.
+        let mut left = 0;
+        while list
+            .pop(CAPACITY, |i| links[i as usize].load(Ordering::Relaxed))
+            .is_some()
+        {
+            left += 1;
+        }
+        assert_eq!(left, CAPACITY);
+    });
+}
+
+/// A pool as the registry models see it.
+struct ModelPool {
+    stride: crate::sync::AtomicUsize,
+    next_registered: AtomicPtr<ModelPool>,
+}
+
+impl Registrable for ModelPool {
+    fn stride(&self) -> &crate::sync::AtomicUsize {
+        &self.stride
+    }
+    fn next_registered(&self) -> &AtomicPtr<Self> {
+        &self.next_registered
+    }
+}
+
+fn new_pool() -> &'static ModelPool {
+    leak(ModelPool {
+        stride: crate::sync::AtomicUsize::new(0),
+        next_registered: AtomicPtr::new(ptr::null_mut()),
+    })
+}
+
+/// `PoolCore::register` (without the IRQL raise, which only bounds how long the window lasts),
+/// then the task's hand-over to the executor: the run queue's push (Release) as a flag.
+fn spawn_in(registry: &Registry<ModelPool>, pool: &'static ModelPool, delivered: &AtomicBool) {
+    if Registry::needs_registering(pool) {
+        // SAFETY: the pool is leaked, so never moved nor freed.
+        unsafe { registry.register(pool, 72) };
+    }
+    delivered.store(true, Ordering::Release);
+}
+
+/// Pool registration against shutdown's scan: thread A makes a pool's first spawn (its task goes
+/// to some other executor), thread B spawns in the same pool and its task reaches the executor,
+/// which then scans. With the scan's wait (`Registry::for_each`) it always finds B's pool; without
+/// it (`scan_waits == false`: `Registry::walk` alone) B can see the stride A set and be received
+/// while A has not linked the pool yet.
+fn scan_after_a_racing_registration(scan_waits: bool) {
+    model(move || {
+        let registry = Arc::new(Registry::<ModelPool>::new());
+        let pool = new_pool();
+        let a = {
+            let registry = registry.clone();
+            thread::spawn(move || spawn_in(&registry, pool, &AtomicBool::new(false)))
+        };
+        let delivered = Arc::new(AtomicBool::new(false));
+        let b = {
+            let (registry, delivered) = (registry.clone(), delivered.clone());
+            thread::spawn(move || spawn_in(&registry, pool, &delivered))
+        };
+        // The executor: phase 1 receives B's task (the drain's Acquire), then phase 2 scans.
+        while !delivered.load(Ordering::Acquire) {
+            thread::yield_now();
+        }
+        let mut found = false;
+        let visit = |p: *const ModelPool| found |= ptr::eq(p, pool);
+        if scan_waits {
+            registry.for_each(|_| thread::yield_now(), visit);
+        } else {
+            registry.walk(visit);
+        }
+        assert!(found, "the scan missed the pool of a received task");
+        assert_ne!(pool.stride.load(Ordering::Relaxed), 0);
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_a_scan_finds_the_pool_of_every_received_task() {
+    scan_after_a_racing_registration(true);
+}
+
+/// The negative control: the model catches the race when the scan does not wait.
+#[test]
+#[should_panic(expected = "the scan missed the pool of a received task")]
+fn loom_a_scan_that_does_not_wait_can_miss_a_pool() {
+    scan_after_a_racing_registration(false);
+}
+
+/// Two pools registered at once by their first spawns, both of whose tasks reach the executor:
+/// the list's compare-exchange loses neither, and the scan finds both, each once.
+#[test]
+fn loom_concurrent_registrations_lose_no_pool() {
+    model(|| {
+        let registry = Arc::new(Registry::<ModelPool>::new());
+        let pools = [new_pool(), new_pool()];
+        let spawners: Vec<_> = pools
+            .iter()
+            .map(|&pool| {
+                let (registry, delivered) = (registry.clone(), Arc::new(AtomicBool::new(false)));
+                let handle = {
+                    let delivered = delivered.clone();
+                    thread::spawn(move || spawn_in(&registry, pool, &delivered))
+                };
+                (handle, delivered)
+            })
+            .collect();
+        for (_, delivered) in &spawners {
+            while !delivered.load(Ordering::Acquire) {
+                thread::yield_now();
+            }
+        }
+        let mut seen = [0; 2];
+        registry.for_each(
+            |_| thread::yield_now(),
+            |p| {
+                for (count, &pool) in seen.iter_mut().zip(&pools) {
+                    if ptr::eq(p, pool) {
+                        *count += 1;
+                    }
+                }
+            },
+        );
+        assert_eq!(seen, [1, 1], "each registered pool is found exactly once");
+        for (handle, _) in spawners {
+            handle.join().unwrap();
+        }
     });
 }
 

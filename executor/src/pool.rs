@@ -18,6 +18,7 @@
 use crate::error::SpawnError;
 use crate::executor::SpawnOn;
 use crate::join::JoinHandle;
+use crate::registry::{Registrable, Registry};
 use crate::sync::{AtomicPtr, AtomicUsize, Ordering};
 use crate::task::{Header, STORAGE_OFFSET, Slot, TaskRef, TaskVTable};
 use core::future::Future;
@@ -40,17 +41,29 @@ pub(crate) struct PoolCore {
     free: crate::free_list::FreeList,
     /// The next pool in [`POOLS`].
     next_registered: AtomicPtr<PoolCore>,
-    /// The bytes from one slot to the next; 0 until the pool's first spawn links it in [`POOLS`]
-    /// (the scan of [`for_each_used_slot`] only reaches registered pools).
+    /// The bytes from one slot to the next; 0 until the pool's first spawn starts registering the
+    /// pool. Non-zero does not imply linked in [`POOLS`] (see `registry.rs`).
     stride: AtomicUsize,
 }
 
 // No padding: a new pool's bytes can then be compared with zero (see the tests).
 const _: () = assert!(size_of::<PoolCore>() == 16 + 2 * size_of::<usize>());
 
+impl Registrable for PoolCore {
+    #[inline(always)]
+    fn stride(&self) -> &AtomicUsize {
+        &self.stride
+    }
+
+    #[inline(always)]
+    fn next_registered(&self) -> &AtomicPtr<Self> {
+        &self.next_registered
+    }
+}
+
 /// Every pool that ever spawned a task, so that an executor's shutdown can find its tasks that
-/// are not queued (waiting on a waker). Pools are `'static` and never leave the list.
-static POOLS: AtomicPtr<PoolCore> = AtomicPtr::new(ptr::null_mut());
+/// are not queued (waiting on a waker).
+static POOLS: Registry<PoolCore> = Registry::new();
 
 impl PoolCore {
     /// The header of slot `index`.
@@ -70,66 +83,51 @@ impl PoolCore {
         }
     }
 
-    /// Links the pool in [`POOLS`] on its first spawn (lock-free push; once per pool). Setting the
-    /// stride is what marks the pool registered; it is published to the scan by the push's Release.
-    ///
-    /// A concurrent spawn may see the stride set and go ahead while the push is still to come, so
-    /// its task could reach an executor before its pool is in [`POOLS`]. Shutdown therefore waits
-    /// for [`registrations_under_way`] to be false before it scans: the registering thread counts
-    /// itself in [`REGISTERING`] before it sets the stride (Release), and a spawner that reads the
-    /// stride (Acquire) and whose task the executor then receives makes that count visible to the
-    /// executor; the count drops (Release) only after the push.
+    /// Registers the pool in [`POOLS`] on its first spawn; later spawns only read the stride.
     #[inline(always)]
     fn register(core: *const PoolCore, stride: usize) {
         // SAFETY: `core` designates a `'static` pool.
-        if unsafe { &*core }.stride.load(Ordering::Acquire) != 0 {
-            return;
+        if Registry::needs_registering(unsafe { &*core }) {
+            Self::register_slow(core, stride);
         }
-        Self::register_slow(core, stride);
     }
 
-    /// `core` is pushed as given: a pointer with provenance over the whole pool, which the scan
+    /// Runs the registration window (`Registry::register`) at DISPATCH_LEVEL, so that the thread
+    /// cannot be preempted, suspended or sent an APC inside it: a shutdown that finds the window
+    /// open waits for a few hundred instructions, not for the scheduler (see registry.rs).
+    /// Once per pool (or a few times, if its first spawns race), so the raise costs nothing.
+    ///
+    /// `core` is registered as given: a pointer with provenance over the whole pool, which the scan
     /// needs to reach the slots.
     #[cold]
     #[inline(never)]
     fn register_slow(core: *const PoolCore, stride: usize) {
-        // SAFETY: `core` designates a `'static` pool.
-        let this = unsafe { &*core };
-        REGISTERING.fetch_add(1, Ordering::Relaxed);
-        if this.stride.swap(stride, Ordering::AcqRel) == 0 {
-            let mut head = POOLS.load(Ordering::Relaxed);
-            loop {
-                this.next_registered.store(head, Ordering::Relaxed);
-                match POOLS.compare_exchange_weak(head, core.cast_mut(), Ordering::AcqRel, Ordering::Relaxed) {
-                    Ok(_) => break,
-                    Err(now) => head = now,
-                }
-            }
-        }
-        REGISTERING.fetch_sub(1, Ordering::Release);
+        // Spawn's callers are at IRQL <= DISPATCH_LEVEL. Never lower the IRQL, even for a caller that
+        // broke that rule: raising to the current IRQL is allowed and changes nothing.
+        let target = nt::KeGetCurrentIrql().max(nt::DISPATCH_LEVEL);
+        let mut old_irql: nt::KIRQL = nt::PASSIVE_LEVEL;
+        // SAFETY: `target` is at least the current IRQL; the matching lower follows the window, which
+        // holds no lock, never blocks and cannot panic (atomic operations only).
+        unsafe { nt::KeRaiseIrql(target, &mut old_irql) };
+        // SAFETY: `core` designates a `'static` pool and has provenance over all of it.
+        unsafe { POOLS.register(core, stride) };
+        // SAFETY: the IRQL saved by the raise above.
+        unsafe { nt::KeLowerIrql(old_irql) };
     }
 }
 
-/// Pool registrations under way: from just before a pool's stride is set until it is in [`POOLS`].
-static REGISTERING: AtomicUsize = AtomicUsize::new(0);
-
-/// Whether a pool is being linked in [`POOLS`] (see [`PoolCore::register`]).
-pub(crate) fn registrations_under_way() -> bool {
-    REGISTERING.load(Ordering::Acquire) != 0
-}
-
-/// Calls `f` on every slot ever handed out by any pool (for shutdown; O(slots)).
-pub(crate) fn for_each_used_slot(mut f: impl FnMut(TaskRef)) {
-    let mut core = POOLS.load(Ordering::Acquire).cast_const();
-    while !core.is_null() {
+/// Calls `f` on every slot ever handed out by any pool (for shutdown; O(slots)), after waiting
+/// for the pool registrations under way (see registry.rs), with `pause(round)` between two looks.
+pub(crate) fn for_each_used_slot(pause: impl FnMut(u32), mut f: impl FnMut(TaskRef)) {
+    POOLS.for_each(pause, |core| {
         // SAFETY: only `'static` pools are registered, through pointers with provenance over them.
         let this = unsafe { &*core };
+        // `used()` never exceeds the capacity: `FreeList::pop` hands out fresh slots only below it.
         for index in 0..this.free.used() {
             // SAFETY: registered, and `index < used <= capacity`.
             f(unsafe { PoolCore::slot(core, index) });
         }
-        core = this.next_registered.load(Ordering::Acquire).cast_const();
-    }
+    });
 }
 
 /// `N` task slots of `SIZE` bytes each, for `static` storage.
@@ -172,7 +170,7 @@ impl<const SIZE: usize, const N: usize> TaskPool<SIZE, N> {
         const {
             assert!(
                 N <= crate::free_list::MAX_CAPACITY as usize,
-                "a pool holds fewer than u32::MAX slots"
+                "a pool holds at most u32::MAX slots"
             );
             assert!(
                 offset_of!(Self, slots) == size_of::<PoolCore>(),

@@ -5,5 +5,4 @@
 pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(loom)]
-#[allow(unused_imports)] // the loom build compiles only the lock-free core, which needs no AtomicUsize
 pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};

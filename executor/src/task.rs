@@ -32,7 +32,8 @@ pub(crate) struct TaskVTable {
 pub(crate) struct Header {
     /// The state word; see `state.rs` for the machine it follows.
     pub(crate) state: State,
-    /// This slot's index in its pool; written once, before the slot is first handed out.
+    /// This slot's index in its pool (for `release`); written by every spawn, before `State::spawn`
+    /// (always the same value: it is only 0 in a new pool, as every byte is, until the first spawn).
     pub(crate) index: UnsafeCell<u32>,
     /// While queued: the next task in the run queue. While free: the next free slot's index, stored
     /// as an address without provenance (never dereferenced).

@@ -752,3 +752,43 @@ fn a_second_shutdown_during_the_first_returns_after_the_end() {
     assert_eq!(drops_seen, 1, "the second shutdown returned before the drop was over");
     assert_eq!(EXECUTOR.run_until_idle(), Err(ExecutorError::ShutDown));
 }
+
+/// A pool's first spawn registers the pool at DISPATCH_LEVEL (so that a shutdown never waits for a
+/// preempted registration) and lowers back to the caller's IRQL, whether the caller was at
+/// PASSIVE_LEVEL (an IOCTL) or already at DISPATCH_LEVEL (a completion routine); shutdown then
+/// finds the tasks of both pools.
+#[test]
+fn a_pools_first_spawn_returns_at_the_callers_irql() {
+    let _session = nt::emu::session();
+    static EXECUTOR: Executor = Executor::new();
+    static FROM_PASSIVE: TaskPool<128, 2> = TaskPool::new();
+    static FROM_DISPATCH: TaskPool<128, 2> = TaskPool::new();
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    static DROP_THREADS: Mutex<Vec<ThreadId>> = Mutex::new(Vec::new());
+    let pending_task = || {
+        let probe = DropProbe {
+            drops: &DROPS,
+            thread: &DROP_THREADS,
+        };
+        async move {
+            let _probe = probe;
+            std::future::pending::<()>().await
+        }
+    };
+    FROM_PASSIVE.spawn_detached(EXECUTOR.spawner(), pending_task()).unwrap();
+    assert_eq!(nt::KeGetCurrentIrql(), nt::PASSIVE_LEVEL);
+    let irql_after = nt::emu::at_dispatch(|| {
+        FROM_DISPATCH
+            .spawn_detached(EXECUTOR.spawner(), pending_task())
+            .unwrap();
+        nt::KeGetCurrentIrql()
+    });
+    assert_eq!(irql_after, nt::DISPATCH_LEVEL);
+    assert_eq!(EXECUTOR.run_until_idle(), Ok(2));
+    EXECUTOR.shutdown().unwrap();
+    assert_eq!(
+        DROPS.load(Ordering::SeqCst),
+        2,
+        "shutdown found the tasks of both pools"
+    );
+}
