@@ -24,7 +24,9 @@ pub fn KeGetCurrentIrql() -> KIRQL {
 pub unsafe fn KeRaiseIrql(new_irql: KIRQL, old_irql: &mut KIRQL) {
     *old_irql = KeGetCurrentIrql();
     // SAFETY: the caller guarantees the raise is monotonic; writing CR8 is how wdm.h raises IRQL on x64.
-    unsafe { core::arch::asm!("mov cr8, {}", in(reg) new_irql as u64, options(nomem, nostack, preserves_flags)) };
+    // No `nomem`: the write is a compiler barrier, so no memory access the raise protects is moved
+    // before it (MSVC treats `__writecr8` the same way).
+    unsafe { core::arch::asm!("mov cr8, {}", in(reg) new_irql as u64, options(nostack, preserves_flags)) };
 }
 
 /// `KeLowerIrql`: back to an IRQL previously returned by [`KeRaiseIrql`].
@@ -34,5 +36,6 @@ pub unsafe fn KeRaiseIrql(new_irql: KIRQL, old_irql: &mut KIRQL) {
 #[inline(always)]
 pub unsafe fn KeLowerIrql(new_irql: KIRQL) {
     // SAFETY: the caller restores an IRQL it saved; writing CR8 is how wdm.h lowers IRQL on x64.
-    unsafe { core::arch::asm!("mov cr8, {}", in(reg) new_irql as u64, options(nomem, nostack, preserves_flags)) };
+    // No `nomem`: a compiler barrier, so no access made at the raised IRQL is moved after it.
+    unsafe { core::arch::asm!("mov cr8, {}", in(reg) new_irql as u64, options(nostack, preserves_flags)) };
 }
