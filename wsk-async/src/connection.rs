@@ -3,9 +3,10 @@
 
 use crate::buffer::{Buffer, Slice};
 use crate::close::Close;
-use crate::ctx::{Handle, RECEIVE, SEND, SocketCtx};
+use crate::ctx::{Handle, SocketCtx, StreamSlot};
 use crate::disconnect::{Abort, Disconnect, DisconnectWith};
 use crate::error::{Result, WskError};
+use crate::op::OpIo;
 use crate::slot::{Phase, SlotUse, give_back};
 use core::future::Future;
 use core::net::SocketAddr;
@@ -163,7 +164,9 @@ impl Connection {
     }
 
     /// Sends `buf` as the final data, then disconnects gracefully (`WskDisconnect` with a buffer).
-    /// Returns the buffer. Dropping it while pending aborts, like [`disconnect`](Self::disconnect).
+    /// Returns the buffer. Dropping it while pending aborts, like [`disconnect`](Self::disconnect),
+    /// and like it the first one may fail with [`is_out_of_resources`](WskError::is_out_of_resources)
+    /// (the buffer comes back).
     pub fn disconnect_with(&self, buf: impl Into<Slice>) -> DisconnectWith<'_> {
         DisconnectWith::new(self, buf.into())
     }
@@ -233,7 +236,7 @@ impl Future for Receive<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let ctx = this.conn.ctx();
-        let op = ctx.slot(RECEIVE);
+        let op = ctx.slot(StreamSlot::Receive.index());
         if this.slot.phase() != Phase::Submitted {
             if this.slot.phase() == Phase::Idle && ctx.stream_unknown() {
                 return give_back!(this.buf.take(), Err(WskError::INVALID_STATE));
@@ -250,10 +253,7 @@ impl Future for Receive<'_> {
             // buffer stays alive (in this future, or moved into the slot if the future is dropped)
             // until the IRP completes; the WSK_BUF lives in the slot.
             unsafe {
-                let Some(io) = op.io() else {
-                    this.slot.release(op);
-                    return give_back!(this.buf.take(), Err(WskError::INVALID_STATE));
-                };
+                let io = OpIo::exclusive(ctx.stream_io(StreamSlot::Receive));
                 io.wsk_buf = WSK_BUF {
                     Mdl: buf.mdl(),
                     Offset: 0,
@@ -277,7 +277,7 @@ impl Future for Receive<'_> {
 impl Drop for Receive<'_> {
     fn drop(&mut self) {
         let ctx = self.conn.ctx();
-        abandon_stream_op(ctx, RECEIVE, &mut self.slot, self.buf.take());
+        abandon_stream_op(ctx, StreamSlot::Receive, &mut self.slot, self.buf.take());
     }
 }
 
@@ -294,7 +294,7 @@ impl Future for Send<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let ctx = this.conn.ctx();
-        let op = ctx.slot(SEND);
+        let op = ctx.slot(StreamSlot::Send.index());
         if this.slot.phase() != Phase::Submitted {
             if this.slot.phase() == Phase::Idle && ctx.stream_unknown() {
                 return give_back!(this.buf.take().map(Slice::into_inner), Err(WskError::INVALID_STATE));
@@ -309,10 +309,7 @@ impl Future for Send<'_> {
             let send = ctx.connection_dispatch().WskSend;
             // SAFETY: as for Receive: slot ours, MDL and buffer alive until completion.
             unsafe {
-                let Some(io) = op.io() else {
-                    this.slot.release(op);
-                    return give_back!(this.buf.take().map(Slice::into_inner), Err(WskError::INVALID_STATE));
-                };
+                let io = OpIo::exclusive(ctx.stream_io(StreamSlot::Send));
                 io.wsk_buf = WSK_BUF {
                     Mdl: slice.buffer().mdl(),
                     Offset: slice.begin() as ULONG,
@@ -334,14 +331,19 @@ impl Future for Send<'_> {
 impl Drop for Send<'_> {
     fn drop(&mut self) {
         let ctx = self.conn.ctx();
-        abandon_stream_op(ctx, SEND, &mut self.slot, self.buf.take().map(Slice::into_inner));
+        abandon_stream_op(
+            ctx,
+            StreamSlot::Send,
+            &mut self.slot,
+            self.buf.take().map(Slice::into_inner),
+        );
     }
 }
 
 /// Drop of a receive or send: cancel a pending IRP, leave the buffer with the slot until it
 /// completes, and mark the stream unknown (bytes may have been consumed or sent).
-fn abandon_stream_op(ctx: &SocketCtx, index: usize, slot: &mut SlotUse, buf: Option<Buffer>) {
-    let op = ctx.slot(index);
+fn abandon_stream_op(ctx: &SocketCtx, stream: StreamSlot, slot: &mut SlotUse, buf: Option<Buffer>) {
+    let op = ctx.slot(stream.index());
     if slot.phase() == Phase::Submitted {
         ctx.mark_stream_unknown();
         if !slot.completed(op) {
@@ -358,7 +360,7 @@ fn abandon_stream_op(ctx: &SocketCtx, index: usize, slot: &mut SlotUse, buf: Opt
             // SAFETY: FUTURE is still held, and the completion routine never touches `io` while a
             // future holds the slot. The kernel may still write through the MDL, so the buffer must
             // not go back to its pool before the completion: the slot keeps it until then.
-            unsafe { op.keep_buffer(buf) };
+            unsafe { OpIo::keep_buffer(ctx.stream_io(stream), buf) };
         }
     }
     slot.release(op);

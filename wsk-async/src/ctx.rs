@@ -51,9 +51,31 @@ pub(crate) const ABORT: usize = 4;
 const INLINE_IO: usize = 2;
 const _: () = assert!(RECEIVE < INLINE_IO && SEND < INLINE_IO && CLOSE >= INLINE_IO && CLOSE < INLINE_SLOTS);
 
+/// The inline slots that lend the kernel a buffer, by name: their [`OpIo`] is always there
+/// ([`SocketCtx::stream_io`]), so code that names one needs no "no such cell" fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamSlot {
+    Receive,
+    Send,
+}
+
+impl StreamSlot {
+    /// The slot's index in the context.
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            StreamSlot::Receive => RECEIVE,
+            StreamSlot::Send => SEND,
+        }
+    }
+}
+
 /// A receive or send future was dropped while its IRP was pending: bytes may have been consumed or
 /// sent, so the stream is in an unknown state and only abort and close are allowed.
 pub(crate) const STREAM_UNKNOWN: u32 = 1 << 0;
+/// The context's single orphan-list link ([`SocketCtx::orphan_next`]) is in use: set by
+/// `RegInner::push_orphan`, cleared by `RegInner::drain_orphans` when it pops the context. A second
+/// push while it is set would corrupt the list; see [`SocketCtx::mark_orphan_queued`].
+pub(crate) const ORPHAN_QUEUED: u32 = 1 << 1;
 
 /// What a context is for; decides which slots get their IRP up front and whether the block has an
 /// [`Addresses`] part.
@@ -94,6 +116,19 @@ impl Kind {
 
 /// Where [`Addresses`] start in a context's block.
 const ADDRESSES_OFFSET: usize = size_of::<SocketCtx>().next_multiple_of(align_of::<Addresses>());
+
+// The layout facts `SocketCtx::allocate` relies on, checked at compile time: the pool block's
+// alignment suffices for the context and for the addresses after it (an over-aligned field added
+// later, e.g. a cache-line pad, fails here instead of being misaligned in the kernel), and the
+// addresses start after the context, at an offset aligned for them. `pool_mem::allocate` checks the
+// same for `EndSlots`; it is repeated here next to the other layout facts.
+const _: () = {
+    assert!(align_of::<SocketCtx>() <= pool_mem::POOL_ALIGNMENT);
+    assert!(align_of::<Addresses>() <= pool_mem::POOL_ALIGNMENT);
+    assert!(align_of::<EndSlots>() <= pool_mem::POOL_ALIGNMENT);
+    assert!(ADDRESSES_OFFSET >= size_of::<SocketCtx>());
+    assert!(ADDRESSES_OFFSET % align_of::<Addresses>() == 0);
+};
 
 /// What a listener or a connecting socket lends WSK besides buffers: the addresses of bind, get
 /// local address, accept (outputs) and `WskSocketConnect` (inputs), and the option value of
@@ -151,9 +186,10 @@ impl SocketCtx {
         };
         let this = block.as_ptr().cast::<SocketCtx>();
         let addresses = if kind.has_addresses() {
-            // SAFETY: the block is `ADDRESSES_OFFSET + size_of::<Addresses>()` bytes, 16-aligned, and
-            // `ADDRESSES_OFFSET` is a multiple of `Addresses`' alignment; the pointer keeps the
-            // block's provenance (not a `&SocketCtx`'s, which covers the context only).
+            // SAFETY: the block is `ADDRESSES_OFFSET + size_of::<Addresses>()` bytes, aligned to
+            // `POOL_ALIGNMENT`, and `ADDRESSES_OFFSET` is a multiple of `Addresses`' alignment (both
+            // checked at compile time above); the pointer keeps the block's provenance (not a
+            // `&SocketCtx`'s, which covers the context only).
             unsafe {
                 let addresses = block.as_ptr().add(ADDRESSES_OFFSET).cast::<Addresses>();
                 addresses.write(Addresses {
@@ -166,7 +202,8 @@ impl SocketCtx {
         } else {
             ptr::null_mut()
         };
-        // SAFETY: `block` is fresh, suitably aligned (16 bytes) pool memory with room for a SocketCtx.
+        // SAFETY: `block` is fresh pool memory with room for a SocketCtx, aligned enough for it
+        // (`POOL_ALIGNMENT`, checked at compile time above).
         unsafe {
             this.write(SocketCtx {
                 refs: AtomicU32::new(1),
@@ -202,6 +239,15 @@ impl SocketCtx {
         match usize::from(index) {
             DISCONNECT => self.end_slots().map(|end| &end.disconnect_io),
             index => self.io.get(index),
+        }
+    }
+
+    /// The [`OpIo`] of the receive or send slot.
+    pub(crate) fn stream_io(&self, slot: StreamSlot) -> &Cell<OpIo> {
+        // Constant indices into a fixed array: checked at compile time, no runtime bound check.
+        match slot {
+            StreamSlot::Receive => &self.io[RECEIVE],
+            StreamSlot::Send => &self.io[SEND],
         }
     }
 
@@ -311,6 +357,27 @@ impl SocketCtx {
 
     pub(crate) fn mark_stream_unknown(&self) {
         self.flags.fetch_or(STREAM_UNKNOWN, Ordering::AcqRel);
+    }
+
+    /// Claims the context's single orphan-list link for a push; false if it is already in the list.
+    /// That cannot happen while only a context's socket-producing slot (a listener's accept, a
+    /// connecting socket's send) produces sockets and a popped slot's disposal clears its
+    /// `produces_socket` before it restarts the slot (see [`Op::orphan_link`]): the check turns a
+    /// future break of that chain into a refusal (and a failed assertion in debug builds) instead of
+    /// a corrupted list.
+    pub(crate) fn mark_orphan_queued(&self) -> bool {
+        let previous = self.flags.fetch_or(ORPHAN_QUEUED, Ordering::AcqRel);
+        debug_assert!(
+            previous & ORPHAN_QUEUED == 0,
+            "a context's orphan-list link is used twice at once"
+        );
+        previous & ORPHAN_QUEUED == 0
+    }
+
+    /// Gives the orphan-list link back (the drainer popped the context, having read the link).
+    pub(crate) fn clear_orphan_queued(&self) {
+        let previous = self.flags.fetch_and(!ORPHAN_QUEUED, Ordering::AcqRel);
+        debug_assert!(previous & ORPHAN_QUEUED != 0, "popped a context that was not queued");
     }
 
     /// The listen dispatch table of this (listening) socket.

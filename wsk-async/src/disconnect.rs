@@ -4,6 +4,7 @@
 use crate::buffer::{Buffer, Slice};
 use crate::connection::Connection;
 use crate::error::{Result, WskError};
+use crate::op::OpIo;
 use crate::slot::{Phase, SlotUse, give_back};
 use core::future::Future;
 use core::pin::Pin;
@@ -45,13 +46,10 @@ impl Disconnect<'_> {
             ready!(self.slot.poll_acquire(op, cx))?;
             let socket = ctx.socket();
             let disconnect = ctx.connection_dispatch().WskDisconnect;
-            // SAFETY: slot ours, with an IRP; a final buffer stays alive (here, or in the slot after a drop) until
-            // the completion.
+            // SAFETY: slot ours, with an IRP; `disconnect_io` is this slot's cell; a final buffer stays
+            // alive (here, or in the cell after a drop) until the completion.
             unsafe {
-                let Some(io) = op.io() else {
-                    self.slot.release(op);
-                    return Poll::Ready(Err(WskError::INVALID_STATE));
-                };
+                let io = OpIo::exclusive(&end.disconnect_io);
                 let wsk_buf = match &self.buf {
                     Some(slice) => {
                         io.wsk_buf = WSK_BUF {
@@ -95,7 +93,7 @@ impl Drop for Disconnect<'_> {
                 op.state.consume();
             } else {
                 // SAFETY: FUTURE still held; the completion routine does not touch `io` while it is.
-                unsafe { op.keep_buffer(self.buf.take().map(Slice::into_inner)) };
+                unsafe { OpIo::keep_buffer(&end.disconnect_io, self.buf.take().map(Slice::into_inner)) };
             }
         }
         self.slot.release(op);

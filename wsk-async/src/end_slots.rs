@@ -33,7 +33,14 @@ impl EndSlots {
     /// IRQL <= DISPATCH_LEVEL.
     pub(crate) fn allocate(ctx: *const SocketCtx) -> *mut EndSlots {
         // SAFETY: IoAllocateIrp has no preconditions at IRQL <= DISPATCH_LEVEL.
-        let irps = unsafe { [IoAllocateIrp(1, FALSE), IoAllocateIrp(1, FALSE)] };
+        Self::allocate_with(ctx, || unsafe { IoAllocateIrp(1, FALSE) })
+    }
+
+    /// [`allocate`](Self::allocate) with the IRP allocator as a parameter, so that a test can fail
+    /// exactly the second IRP (the emulation's fault injection fails the *next* allocations only).
+    /// `allocate_irp` returns a fresh IRP the caller owns, or null.
+    fn allocate_with(ctx: *const SocketCtx, mut allocate_irp: impl FnMut() -> PIRP) -> *mut EndSlots {
+        let irps = [allocate_irp(), allocate_irp()];
         let block = if irps.iter().all(|irp| !irp.is_null()) {
             pool_mem::allocate::<EndSlots>(TAG_SOCKET)
         } else {
@@ -44,7 +51,8 @@ impl EndSlots {
             return ptr::null_mut();
         };
         let this = block.as_ptr();
-        // SAFETY: `block` is fresh, 16-byte aligned pool memory for one EndSlots.
+        // SAFETY: `block` is fresh pool memory for one EndSlots, aligned enough for it (checked at
+        // compile time by `pool_mem::allocate`).
         unsafe {
             this.write(EndSlots {
                 disconnect: Op::new(irps[0], ctx, DISCONNECT as u8),
@@ -77,5 +85,33 @@ fn free_irps(irps: [PIRP; 2]) {
     for irp in irps.into_iter().filter(|irp| !irp.is_null()) {
         // SAFETY: allocated by `allocate`, owned by the caller (not pending).
         unsafe { IoFreeIrp(irp) };
+    }
+}
+
+#[cfg(all(test, not(loom), not(target_os = "windows")))]
+mod tests {
+    use super::*;
+
+    /// The first IRP is allocated and the second fails: the first goes back, nothing is left.
+    #[test]
+    fn first_irp_allocated_second_fails_frees_the_first() {
+        let _session = nt::emu::session();
+        let irps = nt::emu::irp::live_count();
+        let blocks = nt::emu::pool::live_blocks(TAG_SOCKET);
+        let mut calls = 0;
+        // The context pointer is only stored, never read, by `allocate_with`.
+        let end = EndSlots::allocate_with(ptr::null(), || {
+            calls += 1;
+            if calls == 2 {
+                ptr::null_mut()
+            } else {
+                // SAFETY: IoAllocateIrp has no preconditions at PASSIVE_LEVEL.
+                unsafe { IoAllocateIrp(1, FALSE) }
+            }
+        });
+        assert!(end.is_null());
+        assert_eq!(calls, 2);
+        assert_eq!(nt::emu::irp::live_count(), irps, "the first IRP was freed");
+        assert_eq!(nt::emu::pool::live_blocks(TAG_SOCKET), blocks, "no block was allocated");
     }
 }

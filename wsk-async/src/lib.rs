@@ -10,7 +10,13 @@
 //!   reference. IRPs are allocated once per socket and recycled with `IoReuseIrp`: steady-state
 //!   sends and receives allocate nothing. An open connection holds three slots and three IRPs
 //!   (receive, send, close); the disconnect and abort slots are allocated by the first
-//!   `disconnect()` or `abort()` (`footprint.rs` pins the sizes).
+//!   `disconnect()` or `abort()` (`footprint.rs` pins the sizes). Two consequences for callers:
+//!   - [`Connection::disconnect`], [`Connection::disconnect_with`] and [`Connection::abort`] can fail
+//!     with [`WskError::is_out_of_resources`] on the first one per connection (having done nothing;
+//!     dropping or closing the connection still closes it, abortively, with its preallocated close
+//!     IRP, so the peer still sees a reset);
+//!   - a connection that ends with a disconnect or an abort makes one more pool allocation then (one
+//!     block and two IRPs), where older versions allocated those IRPs with the connection.
 //! * Dropping a pending receive/send/accept/connect cancels its IRP; dropping a pending graceful
 //!   disconnect issues an abortive one; dropping a socket closes it with a preallocated IRP. See
 //!   [`Connection`] and [`Listener`] for the exact effects.
@@ -94,6 +100,9 @@ mod loom_model;
 
 #[cfg(all(test, not(loom)))]
 mod footprint;
+
+#[cfg(all(test, not(loom), not(target_os = "windows")))]
+mod slot_edge_tests;
 
 pub use buffer::{Buffer, BufferPool, Slice};
 pub use close::Close;

@@ -90,7 +90,7 @@ impl Listener {
         Close::new(self.handle)
     }
 
-    fn ctx(&self) -> &SocketCtx {
+    pub(crate) fn ctx(&self) -> &SocketCtx {
         self.handle.ctx()
     }
 }

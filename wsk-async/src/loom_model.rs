@@ -74,6 +74,10 @@ impl Slot {
     }
 
     /// `op_completion`: store, one RMW, wake or dispose, release the kernel's reference last.
+    ///
+    /// `result` stands for the IRP's `Irp->IoStatus`, which the provider writes before it calls
+    /// `IofCompleteRequest` on the thread that runs the routine; the model writes it here, before the
+    /// RMW, on the same thread.
     fn complete(&self, value: u32) {
         assert_eq!(self.freed.load(Ordering::SeqCst), 0, "completion on a freed context");
         // SAFETY (model): KERNEL is set: the kernel side owns the cell.

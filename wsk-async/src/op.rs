@@ -13,10 +13,21 @@
 //! * socket addresses and the option value: only listeners and connecting sockets pass them, so they
 //!   live in the context's [`Addresses`](crate::ctx::Addresses) block, which accepted connections do
 //!   not have;
-//! * a copy of the IO_STATUS_BLOCK: the IRP's own `IoStatus` is read instead. After the completion
-//!   routine returned `STATUS_MORE_PROCESSING_REQUIRED` the I/O manager no longer touches the IRP,
-//!   and nothing reuses it before the result is read or disposed of (only the slot's owner calls
-//!   `IoReuseIrp`, in [`Op::start`]);
+//! * a copy of the IO_STATUS_BLOCK: the IRP's own `IoStatus` is read instead ([`Op::iosb`]). That is
+//!   sound because nobody writes `IoStatus` between the provider's completion and the read:
+//!   - the provider stores `IoStatus` and then calls `IoCompleteRequest`, and touches the IRP no
+//!     more afterwards;
+//!   - `IofCompleteRequest` reads `IoStatus` only *before* it calls our (top-level) completion
+//!     routine, to evaluate the `SL_INVOKE_ON_*` bits, and returns as soon as the routine returned
+//!     `STATUS_MORE_PROCESSING_REQUIRED`, without touching the IRP again (its `CurrentLocation` and
+//!     stack-pointer updates happen only for other return values);
+//!   - `IoCancelIrp`, called only by a future that still holds the slot, writes `Cancel` and
+//!     `CancelIrql`, never `IoStatus`;
+//!   - the only writer left is the slot's next owner, whose [`Op::start`] calls `IoReuseIrp`. The
+//!     owner may do that as soon as the routine's state change (transition 3) is made, even before
+//!     the routine returns; so the routine itself reads `IoStatus` only when that change left it the
+//!     slot's sole owner (`Completed::Orphan`), and everyone else reads it only as the owner, after
+//!     observing transition 3 and before giving the slot up;
 //! * the orphan-list link: one per context suffices (see [`Op::orphan_link`]);
 //! * an [`OpIo`] for the abort and close slots, which lend the kernel nothing.
 //!
@@ -55,6 +66,35 @@ impl OpIo {
             },
         }
     }
+
+    /// The contents of `io` (a stream slot's cell), for its owner.
+    ///
+    /// # Safety
+    /// `io` is the cell of a slot the caller owns exclusively (see [`OpIo`]), and the caller holds no
+    /// other reference from this function.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn exclusive(io: &Cell<OpIo>) -> &mut OpIo {
+        // SAFETY: exclusive ownership is the caller's contract.
+        io.with_mut(|p| unsafe { &mut *p })
+    }
+
+    /// Leaves `buffer` in `io` (a stream slot's cell: the caller names it, so a slot without one
+    /// cannot get here) until the pending IRP completes: a dropped future's buffer the kernel may
+    /// still be writing through its MDL. It goes back to its pool when the next owner or the
+    /// context's last release drops it. Writes the one field through a raw place, never creating a
+    /// `&mut OpIo`: the kernel may be reading the slot's `WSK_BUF` through the pointer it was given,
+    /// and a unique reference to the whole `OpIo` would assert exclusive access to it.
+    ///
+    /// # Safety
+    /// `io` is the cell of a slot on which the caller holds `FUTURE` (the completion routine never
+    /// touches `io` while a future holds the slot, and no other future can claim it).
+    pub(crate) unsafe fn keep_buffer(io: &Cell<OpIo>, buffer: Option<Buffer>) {
+        io.with_mut(|io| {
+            // SAFETY: `io` points to the live cell; only the `buffer` field is written, which nobody
+            // else reads or writes while `FUTURE` is held (caller's contract).
+            unsafe { *ptr::addr_of_mut!((*io).buffer) = buffer };
+        });
+    }
 }
 
 /// An operation slot. See the module documentation.
@@ -74,10 +114,21 @@ pub(crate) struct Op {
 
 impl Op {
     /// Slot `index` of `ctx` (a pointer with the context allocation's provenance), using `irp`
-    /// (freshly allocated and owned by the caller; null for a slot nothing ever starts).
+    /// (freshly allocated and owned by the caller; null for a slot nothing ever starts: a listener's
+    /// send slot).
+    ///
+    /// A slot without an IRP is born `ORPHANED` ([`OpState::new_unusable`]), so nobody can ever own
+    /// it, and [`start`](Self::start), which requires ownership, can never reach its null IRP:
+    /// [`OpState::claim`] refuses it (a future gets `STATUS_INVALID_DEVICE_STATE` as a value from
+    /// `SlotUse::poll_acquire`), `orphan_slots` skips it as already orphaned, and nothing else takes
+    /// a slot over (see `start`'s callers).
     pub(crate) fn new(irp: PIRP, ctx: *const SocketCtx, index: u8) -> Self {
         Self {
-            state: OpState::new(),
+            state: if irp.is_null() {
+                OpState::new_unusable()
+            } else {
+                OpState::new()
+            },
             produces_socket: Cell::new(false),
             waker: AtomicWaker::new(),
             irp,
@@ -86,7 +137,8 @@ impl Op {
         }
     }
 
-    /// The slot's IRP (null only for a slot nothing ever starts: a listener's send slot).
+    /// The slot's IRP (null only for a slot nobody can own: a listener's send slot, see
+    /// [`new`](Self::new)).
     pub(crate) fn irp(&self) -> PIRP {
         self.irp
     }
@@ -106,7 +158,8 @@ impl Op {
     /// a slot that produces sockets is ever pushed (an unread socket in an orphaned slot), a context
     /// has at most one such slot (a listener's accept slot, a connecting socket's send slot), and a
     /// slot is pushed at most once per completion (the drainer pops it before it can be submitted
-    /// again). Touched only by the pusher, then the drainer.
+    /// again). Touched only by the pusher, then the drainer. The context's `ORPHAN_QUEUED` flag checks
+    /// this at run time ([`SocketCtx::mark_orphan_queued`]).
     pub(crate) fn orphan_link(&self) -> &Cell<*const Op> {
         &self.ctx().orphan_next
     }
@@ -132,39 +185,26 @@ impl Op {
         Some(cell.with_mut(|p| unsafe { &mut *p }))
     }
 
-    /// Leaves `buffer` with the slot until the pending IRP completes (a dropped future's buffer the
-    /// kernel may still be writing through its MDL). Writes the one field through a raw place, never
-    /// creating a `&mut OpIo`: the kernel may be reading the slot's `WSK_BUF` through the pointer it
-    /// was given, and a unique reference to the whole `OpIo` would assert exclusive access to it.
-    ///
-    /// # Safety
-    /// The caller holds `FUTURE` on the slot (the completion routine never touches `io` while a
-    /// future holds the slot, and no other future can claim it).
-    pub(crate) unsafe fn keep_buffer(&self, buffer: Option<Buffer>) {
-        let Some(cell) = self.ctx().io_cell(self.index) else {
-            // Only stream slots lend buffers; if one ever reached here, leaking it back to nobody
-            // is the safe outcome (the kernel may still write into it).
-            core::mem::forget(buffer);
-            return;
-        };
-        cell.with_mut(|io| {
-            // SAFETY: `io` points to the live cell; only the `buffer` field is written, which nobody
-            // else reads or writes while `FUTURE` is held (caller's contract).
-            unsafe { *ptr::addr_of_mut!((*io).buffer) = buffer };
-        });
-    }
-
     /// The IO_STATUS_BLOCK of the last completion, read from the IRP itself (see the module
     /// documentation for why no copy is needed).
     ///
     /// # Safety
-    /// The caller owns the slot and observed transition 3 ([`OpState::is_complete`]), or is the
-    /// completion routine of the slot's IRP.
+    /// The caller is the slot's exclusive owner *and* the completion has happened, i.e. one of:
+    /// * a future holding `FUTURE` that observed transition 3 ([`OpState::is_complete`], Acquire),
+    ///   before it releases the slot;
+    /// * whoever owns the slot with `KERNEL` clear and `COMPLETE` set (a claimer disposing of a stale
+    ///   result, the code that found the slot orphaned and unowned, the orphan-list drainer);
+    /// * the completion routine of the slot's IRP, *only* after [`OpState::complete`] returned
+    ///   [`Completed::Orphan`]: it is then the slot's only owner.
+    ///
+    /// Never the completion routine after `Completed::Wake` or `Completed::Idle`: from that RMW on
+    /// the slot belongs to a future or to the next claimer, which may call [`start`](Self::start)
+    /// (`IoReuseIrp` rewrites `IoStatus`) while the routine is still running.
     pub(crate) unsafe fn iosb(&self) -> IO_STATUS_BLOCK {
         // SAFETY: the provider stored IoStatus before completing the IRP, and the completion routine's
-        // Release RMW (transition 3) orders that store before the owner's Acquire observation. The IRP
-        // is the driver's again (its routine returned STATUS_MORE_PROCESSING_REQUIRED or is running),
-        // and only the owner reuses it (`start`), so nobody writes IoStatus concurrently.
+        // AcqRel RMW (transition 3) orders that store before the owner's Acquire observation (or, for
+        // the routine itself, comes after it on the same thread). The caller is the exclusive owner
+        // (contract), and only an owner rewrites IoStatus (`start`), so nobody writes it concurrently.
         unsafe { (*self.irp()).IoStatus }
     }
 
@@ -175,12 +215,21 @@ impl Op {
     /// the call (it returns `None`: no such function in the provider's table), the IRP is completed
     /// here with `STATUS_NOT_SUPPORTED` through the same path.
     ///
+    /// Callers, and why each slot they start has an IRP: `SlotUse::start` (after `poll_acquire`
+    /// claimed the slot, which a slot without an IRP refuses: it is born `ORPHANED`);
+    /// [`dispose_unread`](Self::dispose_unread) (only with `COMPLETE` set, i.e. after an earlier
+    /// start); `SocketCtx::abort_in_background` (the abort slot, whose IRP `EndSlots::allocate`
+    /// guarantees); `Handle::abandon` (the close slot, preallocated for every
+    /// [`Kind`](crate::ctx::Kind)).
+    ///
     /// # Safety
-    /// The caller owns the slot exclusively with `KERNEL` clear, IRQL <= DISPATCH_LEVEL, the slot has
-    /// an IRP, and `call` passes the IRP to at most one WSK function.
+    /// The caller owns the slot exclusively with `KERNEL` clear (which implies the slot has an IRP:
+    /// see [`new`](Self::new)), IRQL <= DISPATCH_LEVEL, and `call` passes the IRP to at most one WSK
+    /// function.
     pub(crate) unsafe fn start(&self, call: impl FnOnce(PIRP) -> Option<NTSTATUS>) {
         let irp = self.irp();
-        debug_assert!(!irp.is_null(), "a slot is started only once it has an IRP");
+        // Unreachable by construction (see above); checked in debug builds.
+        debug_assert!(!irp.is_null(), "a slot without an IRP is never owned, so never started");
         // SAFETY: the IRP is owned by the slot's owner (KERNEL clear); the context (and so this slot)
         // stays alive until the completion routine releases the reference taken here.
         unsafe {
@@ -209,7 +258,9 @@ impl Op {
     /// The socket an accept or a socket creation returned, if the slot holds such a result unread.
     ///
     /// # Safety
-    /// The caller owns the slot exclusively with `KERNEL` clear.
+    /// The caller owns the slot exclusively with `KERNEL` clear: a future or a disposer, or the
+    /// completion routine after [`OpState::complete`] returned [`Completed::Orphan`] (see
+    /// [`iosb`](Self::iosb)).
     pub(crate) unsafe fn unread_socket(&self) -> Option<PWSK_SOCKET> {
         if self.state.load() & COMPLETE == 0 {
             return None;
@@ -249,12 +300,15 @@ impl Op {
     }
 }
 
-/// The completion routine of every operation slot (IRQL <= DISPATCH_LEVEL, any CPU). It copies the
-/// IO_STATUS_BLOCK, makes transition 3 with one RMW, wakes the future if one holds the slot, hands an
-/// unread socket of an orphaned slot to the registration's deferred closer (it must not call WSK
-/// itself), and releases the kernel's reference on the context: after that it touches nothing of the
-/// slot. It never allocates or blocks, and always returns `STATUS_MORE_PROCESSING_REQUIRED` (the IRP
-/// belongs to this driver, not to the I/O manager).
+/// The completion routine of every operation slot (IRQL <= DISPATCH_LEVEL, any CPU). The result
+/// stays in the IRP's `IoStatus`, where the provider stored it before completing the IRP; the routine
+/// makes transition 3 with one RMW (which publishes that store to the slot's owner), wakes the future
+/// if one holds the slot, hands an unread socket of an orphaned slot to the registration's deferred
+/// closer (it must not call WSK itself), and releases the kernel's reference on the context: after
+/// that it touches nothing of the slot. It reads `IoStatus` only in the orphaned case, where the RMW
+/// left it the slot's sole owner (see [`Op::iosb`]). It never allocates or blocks, and always
+/// returns `STATUS_MORE_PROCESSING_REQUIRED` (the IRP belongs to this driver, not to the I/O
+/// manager).
 ///
 /// It is counted in the crate-wide active-completion count ([`quiesce`](crate::quiesce)) from its
 /// first action to its last, so that deregistration can wait until no CPU runs it any more.
@@ -281,12 +335,16 @@ unsafe fn complete_op(irp: PIRP, node: *const Op) {
     unsafe {
         let op = &*node;
         let ctx = op.ctx;
-        // The result stays in the IRP's IoStatus (see `Op::iosb`); `irp` is this slot's IRP.
+        // The result stays in the IRP's IoStatus (see `Op::iosb`); `irp` is this slot's IRP. (In a
+        // debug build a failed assertion here panics at DISPATCH_LEVEL, i.e. bugchecks: acceptable for
+        // an assertion, which a release build compiles out.)
         debug_assert_eq!(irp, op.irp());
         match op.state.complete() {
             Completed::Wake => op.waker.wake(),
             Completed::Orphan => {
-                // ORPHANED and no future: this routine is the slot's only owner now.
+                // ORPHANED and no future: this routine is the slot's only owner now, so it may read
+                // the IRP's IoStatus (`unread_socket`). In the other arms it must not: the slot is a
+                // future's or the next claimer's from the RMW on.
                 if op.unread_socket().is_some() {
                     // The kernel's reference moves to the orphan list; the drainer closes the socket
                     // at PASSIVE_LEVEL and releases it. From the publication on, the slot and its
@@ -309,8 +367,9 @@ pub(crate) fn socket_from_information(information: ULONG_PTR) -> PWSK_SOCKET {
 }
 
 /// The result of a socket-producing call (accept, socket creation, `WskSocketConnect`): its error, or
-/// the new socket. Success with `Information == 0` is an error ([`WskError::NO_SOCKET`]), never a
-/// null socket that a later dispatch-table lookup would dereference.
+/// the new socket. Success with `Information == 0` is an error
+/// ([`WskError::NO_SOCKET`](crate::error::WskError::NO_SOCKET)), never a null socket that a later
+/// dispatch-table lookup would dereference.
 pub(crate) fn produced_socket(iosb: IO_STATUS_BLOCK) -> crate::error::Result<PWSK_SOCKET> {
     crate::error::WskError::check(iosb.Status)?;
     if iosb.Information == 0 {

@@ -24,7 +24,8 @@
 //!
 //! `ORPHANED` is or-ed in when the socket handle that owns the slot is gone, so that no future can
 //! ever claim the slot again; whoever then finds an unread result that is a *socket* (accept, socket
-//! creation) must close that socket (see `Op::dispose_orphan`).
+//! creation) must close that socket (see `Op::dispose_unread`). A slot that has no IRP (a listener's
+//! send slot) is `ORPHANED` from the start ([`OpState::new_unusable`]): nobody can ever own it.
 //!
 //! Numbered transitions and the function that makes each:
 //!
@@ -35,8 +36,10 @@
 //! 2. The owning future lends the IRP to the kernel: `KERNEL` is set *before* the WSK call, because the
 //!    completion routine may run inside that call — [`OpState::submit`].
 //! 3. The completion routine (any CPU, IRQL <= DISPATCH_LEVEL) clears `KERNEL` and sets `COMPLETE` in
-//!    one RMW, after storing the IO_STATUS_BLOCK; if `FUTURE` was set in the value it replaced, it wakes
-//!    the future — [`OpState::complete`]. The slot's memory stays alive after this RMW because it is
+//!    one RMW. The result is the IRP's `IoStatus`, which the provider stored before it completed the
+//!    IRP on the routine's thread, so this RMW (Release) publishes it to whoever observes `COMPLETE`
+//!    with Acquire. If `FUTURE` was set in the value it replaced, it wakes the future —
+//!    [`OpState::complete`]. The slot's memory stays alive after this RMW because it is
 //!    part of a socket context whose own reference count the routine releases only afterwards.
 //! 4. The future reads the result (only after observing `COMPLETE` with `KERNEL` clear, with Acquire
 //!    ordering pairing with 3's Release) — [`OpState::consume`].
@@ -54,7 +57,8 @@ use crate::sync::{AtomicU32, Ordering};
 pub(crate) const FUTURE: u32 = 1 << 0;
 /// The kernel owns the slot's IRP (submitted, completion routine not yet run).
 pub(crate) const KERNEL: u32 = 1 << 1;
-/// The completion routine stored a result that has not been read yet.
+/// The slot's IRP completed (its `IoStatus`, stored by the provider, holds the result) and the result
+/// has not been read or disposed of yet.
 pub(crate) const COMPLETE: u32 = 1 << 2;
 /// The socket handle owning the slot is gone: no future will claim it again.
 pub(crate) const ORPHANED: u32 = 1 << 3;
@@ -67,7 +71,7 @@ pub(crate) enum Claim {
     /// The kernel still owns the IRP of an earlier, dropped operation; we are attached and will be
     /// woken when it completes (transition 1').
     Attached,
-    /// Another future holds the slot.
+    /// Another future holds the slot, or it is orphaned (its handle is gone, or it has no IRP).
     InUse,
 }
 
@@ -88,6 +92,12 @@ pub(crate) struct OpState(AtomicU32);
 impl OpState {
     pub(crate) fn new() -> Self {
         Self(AtomicU32::new(0))
+    }
+
+    /// The state of a slot nobody may ever own (it has no IRP): `ORPHANED` from the start, so
+    /// [`claim`](Self::claim) refuses it and `orphan_slots` skips it.
+    pub(crate) fn new_unusable() -> Self {
+        Self(AtomicU32::new(ORPHANED))
     }
 
     /// Transitions 1 and 1'.
@@ -118,7 +128,8 @@ impl OpState {
     }
 
     /// Whether a result is ready to be read: `COMPLETE` with `KERNEL` clear (Acquire: pairs with the
-    /// completion routine's Release, so the IO_STATUS_BLOCK it stored is visible).
+    /// completion routine's Release RMW, which comes after the provider's store of the IRP's
+    /// `IoStatus` on the same thread, so that store is visible).
     pub(crate) fn is_complete(&self) -> bool {
         self.0.load(Ordering::Acquire) & (COMPLETE | KERNEL) == COMPLETE
     }

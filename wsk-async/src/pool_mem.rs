@@ -16,13 +16,25 @@ pub const TAG_BUFFER: ULONG = tag(b"WsAb");
 /// Pool tag of the registration state: `WsAr`.
 pub const TAG_REGISTRATION: ULONG = tag(b"WsAr");
 
+/// The alignment `ExAllocatePool2` guarantees (`MEMORY_ALLOCATION_ALIGNMENT`): 16 bytes on 64-bit
+/// Windows, 8 on 32-bit x86. Every type placed at the start of a block (or at an offset that is a
+/// multiple of its alignment) must need no more; `allocate` and the context layout check it at
+/// compile time.
+pub(crate) const POOL_ALIGNMENT: usize = if cfg!(target_pointer_width = "64") { 16 } else { 8 };
+
 /// Allocates zeroed nonpaged memory for one `T` (IRQL <= DISPATCH_LEVEL). `None` when the pool is
 /// exhausted.
 pub(crate) fn allocate<T>(tag: ULONG) -> Option<NonNull<T>> {
+    const {
+        assert!(
+            align_of::<T>() <= POOL_ALIGNMENT,
+            "a pool block is not aligned enough for T"
+        )
+    };
     allocate_bytes(core::mem::size_of::<T>(), tag).map(NonNull::cast)
 }
 
-/// Allocates `size` zeroed nonpaged bytes, 16-byte aligned.
+/// Allocates `size` zeroed nonpaged bytes, [`POOL_ALIGNMENT`]-aligned.
 pub(crate) fn allocate_bytes(size: usize, tag: ULONG) -> Option<NonNull<u8>> {
     // SAFETY: ExAllocatePool2 has no preconditions beyond IRQL <= DISPATCH_LEVEL for nonpaged pool,
     // which every caller in this crate satisfies (it runs at PASSIVE_LEVEL or in completion routines).

@@ -136,10 +136,18 @@ impl RegInner {
     /// socket, exclusively owned by the caller, whose kernel reference on the context (which keeps
     /// `this` alive until the publication) the caller gives up to the list. Neither is used by the
     /// caller afterwards.
+    ///
+    /// A context has one link, so a context already in the list is refused
+    /// ([`SocketCtx::mark_orphan_queued`]; a failed assertion in debug builds). Then the kernel's
+    /// reference is kept by nobody, on purpose: the context stays alive rather than being freed while
+    /// the list may still link it, and the leak shows at unload (deregistration waits for it).
     pub(crate) unsafe fn push_orphan(this: NonNull<RegInner>, node: *const Op) {
         // SAFETY: the context's reference on the registration keeps it alive until the CAS; the
         // reference taken first keeps it alive from then until the release at the end.
         unsafe {
+            if !(*node).ctx().mark_orphan_queued() {
+                return;
+            }
             let inner = this.as_ref();
             // Relaxed suffices, as for any clone of an owned reference: the CAS below (Release)
             // orders it before every decrement a drainer's chain can make.
@@ -184,6 +192,8 @@ impl RegInner {
             unsafe {
                 let op = op.as_ref();
                 node = op.orphan_link().with(|p| *p);
+                // The link is read: give it back before the disposal below restarts the slot.
+                op.ctx().clear_orphan_queued();
                 op.dispose_unread();
                 // The close submitted above holds its own reference; drop the list's.
                 SocketCtx::release(op.ctx_ptr());

@@ -36,7 +36,8 @@ impl SlotUse {
     }
 
     /// Polls until the slot is exclusively ours with no unread result (PASSIVE_LEVEL). Fails with
-    /// `STATUS_INVALID_DEVICE_STATE` if another future holds it.
+    /// `STATUS_INVALID_DEVICE_STATE` if another future holds it or it can no longer be owned
+    /// (orphaned; a slot without an IRP is orphaned from the start, so `Ok` implies an IRP).
     pub(crate) fn poll_acquire(&mut self, op: &Op, cx: &mut Context<'_>) -> Poll<Result<()>> {
         loop {
             match self.phase {
@@ -83,7 +84,7 @@ impl SlotUse {
     }
 
     /// Polls for the completion of our IRP; returns its IO_STATUS_BLOCK. The slot is still ours
-    /// afterwards (for [`finish`](Self::finish) or another `start`).
+    /// afterwards (for [`release`](Self::release) or another `start`).
     pub(crate) fn poll_complete(&mut self, op: &Op, cx: &mut Context<'_>) -> Poll<IO_STATUS_BLOCK> {
         op.waker.register(cx.waker());
         if !op.state.is_complete() {

@@ -305,6 +305,30 @@ fn disconnect_and_abort_irp_allocation_failures_are_error_values() {
     s.finish();
 }
 
+/// Both end IRPs fail (`fail_next(2)`), then the first one alone: each failure leaves the IRP and
+/// socket-block counts exactly as they were, not only at the session's final leak check; a retry
+/// works. (First IRP allocated and second failed is `end_slots.rs`'s unit test: the emulation's
+/// injection fails only the *next* allocations.)
+#[test]
+fn end_slot_failures_leave_nothing_allocated_then_abort_works() {
+    let _session = nt::emu::session();
+    let s = setup();
+    let irps = nt::emu::irp::live_count();
+    let blocks = nt::emu::pool::live_blocks(wsk_async::TAG_SOCKET);
+    nt::emu::pool::fail_next(2);
+    assert!(ready(s.conn.abort()).unwrap_err().is_out_of_resources());
+    assert_eq!(nt::emu::irp::live_count(), irps);
+    assert_eq!(nt::emu::pool::live_blocks(wsk_async::TAG_SOCKET), blocks);
+    nt::emu::pool::fail_next(1);
+    assert!(ready(s.conn.disconnect()).unwrap_err().is_out_of_resources());
+    assert_eq!(nt::emu::irp::live_count(), irps);
+    assert_eq!(nt::emu::pool::live_blocks(wsk_async::TAG_SOCKET), blocks);
+    nt::emu::pool::clear_failures();
+    ready(s.conn.abort()).unwrap();
+    assert!(s.peer.was_reset());
+    s.finish();
+}
+
 /// Dropping a connection whose abort IRP was never allocated still closes it (with the preallocated
 /// close IRP), abortively.
 #[test]

@@ -195,3 +195,51 @@ fn a_buffer_pool_with_more_buffers_than_a_32_bit_index_is_an_error() {
         }
     }
 }
+
+/// Three orphans from three different contexts in the orphan list at once (each context has one
+/// link: two dropped connects and a dropped listener's accept, all completing with a socket after
+/// their owner is gone), drained by one accept poll: every socket is closed, nothing leaks.
+#[test]
+fn three_orphans_from_three_contexts_in_the_list_at_once() {
+    let _session = nt::emu::session();
+    let s = setup();
+    let remote = "10.0.0.1:80".parse().unwrap();
+    let peer_listener = s.net.listen(remote);
+    s.net.script(OpKind::Connect, Completion::IgnoreCancel);
+    s.net.script(OpKind::Connect, Completion::IgnoreCancel);
+    for _ in 0..2 {
+        let mut connect = pin!(s.registration.connect(remote));
+        assert!(Wakes::new().poll(connect.as_mut()).is_pending());
+    } // dropped: the cancel is refused, the connects stay with the provider
+    // A second listener whose accept is held past cancel, then dropped.
+    let l2 = ready(s.registration.listen(LOCAL.parse().unwrap())).unwrap();
+    s.net.script(OpKind::Accept, Completion::IgnoreCancel);
+    {
+        let mut accept = pin!(l2.accept());
+        assert!(Wakes::new().poll(accept.as_mut()).is_pending());
+    }
+    let held = s.net.held();
+    assert_eq!(held.len(), 3);
+    // The two connects complete with their sockets: two orphans pushed.
+    assert!(s.net.release(held[0]));
+    assert!(s.net.release(held[1]));
+    let p1 = peer_listener.accept().unwrap();
+    let p2 = peer_listener.accept().unwrap();
+    assert!(
+        !p1.driver_closed() && !p2.driver_closed(),
+        "a completion routine closes nothing"
+    );
+    // A connection arrives for l2; dropping l2 lets its accept finish with it: the third orphan.
+    let p3 = s.net.connect(l2.local_addr().unwrap()).unwrap();
+    drop(l2);
+    assert!(!p3.driver_closed());
+    {
+        let mut accept = pin!(s.listener.accept());
+        assert!(Wakes::new().poll(accept.as_mut()).is_pending());
+    }
+    assert!(
+        p1.driver_closed() && p2.driver_closed() && p3.driver_closed(),
+        "one drain closed all three"
+    );
+    s.finish();
+}

@@ -62,13 +62,18 @@ pub fn ready<F: Future>(future: F) -> F::Output {
 
 /// The driver side of one in-memory connection: registration, pool, listener, the accepted
 /// connection, and the remote peer.
+///
+/// `registration` is declared last on purpose: fields drop in declaration order, and the
+/// `Registration`'s blocking drop waits until every socket is closed, so it must come after the
+/// listener and the connection. Otherwise a test that panics with a `Setup` alive would hang in that
+/// wait instead of failing.
 pub struct Setup {
     pub net: MemoryNetwork,
-    pub registration: Registration,
     pub pool: BufferPool,
     pub listener: Listener,
     pub conn: Connection,
     pub peer: Peer,
+    pub registration: Registration,
 }
 
 pub const LOCAL: &str = "127.0.0.1:0";
@@ -84,11 +89,11 @@ pub fn setup() -> Setup {
     let conn = ready(listener.accept()).expect("accept");
     Setup {
         net,
-        registration,
         pool,
         listener,
         conn,
         peer,
+        registration,
     }
 }
 
