@@ -1,6 +1,6 @@
 //! The global cancel spin lock and `IoCancelIrp`, as the I/O manager implements them.
 
-use super::heap::{Access, heap};
+use super::heap::{Access, Class, heap};
 use super::verifier::{Rule, violation};
 use super::{irql, spinlock};
 use crate::inline_helpers::IoSetCancelRoutine;
@@ -77,7 +77,10 @@ pub unsafe extern "system" fn IoCancelIrp(Irp: PIRP) -> BOOLEAN {
     if !irql::require_max("IoCancelIrp", DISPATCH_LEVEL) {
         return FALSE;
     }
-    if heap().find(Irp.addr(), "IRP", "IoCancelIrp", Access::Use).is_none() {
+    if heap()
+        .find(Irp.addr(), Class::Irp, "IoCancelIrp", Access::Use)
+        .is_none()
+    {
         return FALSE;
     }
     let before = irql::current();

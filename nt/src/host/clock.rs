@@ -8,27 +8,29 @@
 //! values of this clock.
 
 use crate::types::*;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-struct Clock {
-    /// `Some(now)` while paused.
-    paused: Option<u64>,
-    /// Added to the real elapsed time while running.
-    offset: u64,
-}
+/// The clock's state, written only under [`WRITER`] (pause, resume, advance: rare) and read without
+/// a lock by [`now`], which every wait, timer and `KeQueryInterruptTimePrecise` calls.
+///
+/// `PAUSED_AT` is the time the clock stands at while paused, 0 while it runs (a paused time is never
+/// 0: it starts at [`START`]). `OFFSET` is added to the real elapsed time while it runs; `resume`
+/// stores it before it clears `PAUSED_AT`, so a reader that sees the clock running sees the offset
+/// that goes with it.
+static PAUSED_AT: AtomicU64 = AtomicU64::new(0);
+static OFFSET: AtomicU64 = AtomicU64::new(START);
+/// Serialises the writers.
+static WRITER: Mutex<()> = Mutex::new(());
 
 /// Interrupt time at the first reading: one second, so that "absolute time 0" is in the past.
 const START: u64 = 10_000_000;
 
-static CLOCK: Mutex<Clock> = Mutex::new(Clock {
-    paused: None,
-    offset: START,
-});
 static BASE: OnceLock<Instant> = OnceLock::new();
 
-fn clock() -> MutexGuard<'static, Clock> {
-    CLOCK.lock().unwrap_or_else(PoisonError::into_inner)
+fn writer() -> MutexGuard<'static, ()> {
+    WRITER.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn real_elapsed() -> u64 {
@@ -48,40 +50,42 @@ pub fn to_duration(units: u64) -> Duration {
 
 /// The current interrupt time.
 pub fn now() -> u64 {
-    let c = clock();
-    match c.paused {
-        Some(t) => t,
-        None => real_elapsed().saturating_add(c.offset),
+    match PAUSED_AT.load(Ordering::Acquire) {
+        0 => real_elapsed().saturating_add(OFFSET.load(Ordering::Acquire)),
+        paused => paused,
     }
 }
 
 /// Whether the clock is paused (then only [`crate::emu::clock::advance`] moves it).
 pub fn is_paused() -> bool {
-    clock().paused.is_some()
+    PAUSED_AT.load(Ordering::Acquire) != 0
 }
 
 /// Stops the clock at its current value.
 pub fn pause() {
-    let mut c = clock();
-    if c.paused.is_none() {
-        let t = real_elapsed().saturating_add(c.offset);
-        c.paused = Some(t);
+    let _writer = writer();
+    if !is_paused() {
+        let t = real_elapsed().saturating_add(OFFSET.load(Ordering::Acquire));
+        PAUSED_AT.store(t.max(1), Ordering::Release);
     }
 }
 
 /// Lets the clock follow real time again, continuing from its current value.
 pub fn resume() {
-    let mut c = clock();
-    if let Some(t) = c.paused.take() {
-        c.offset = c.offset.max(t.saturating_sub(real_elapsed()));
+    let _writer = writer();
+    let t = PAUSED_AT.load(Ordering::Acquire);
+    if t != 0 {
+        let offset = OFFSET.load(Ordering::Acquire).max(t.saturating_sub(real_elapsed()));
+        OFFSET.store(offset, Ordering::Release);
+        PAUSED_AT.store(0, Ordering::Release);
     }
 }
 
 /// Sets the paused clock to `t` (never backwards). Called by the timer code under the dispatcher lock.
 pub(super) fn set_paused_time(t: u64) {
-    let mut c = clock();
-    let current = c.paused.unwrap_or(0);
-    c.paused = Some(current.max(t));
+    let _writer = writer();
+    let current = PAUSED_AT.load(Ordering::Acquire);
+    PAUSED_AT.store(current.max(t).max(1), Ordering::Release);
 }
 
 /// Back to real time (a new session).

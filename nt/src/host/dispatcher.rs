@@ -1,10 +1,12 @@
 //! The dispatcher lock and dispatcher headers: the common machinery of every waitable object.
 //!
 //! As in the kernel, the state of an event, timer or thread object is its `DISPATCHER_HEADER` in the
-//! object's own memory (`Header.SignalState`), changed only under one global dispatcher lock. Waiters
-//! block on a condition variable of that lock and re-test the state when woken (std `Mutex` +
-//! `Condvar`, so it runs under Miri). `SignalState` and the type byte are accessed atomically, so
-//! that `KeReadStateEvent` needs no lock.
+//! object's own memory (`Header.SignalState`), changed only under one global dispatcher lock. A
+//! waiting thread registers itself with the object it waits on and blocks on its own condition
+//! variable of that lock, and re-tests the state when woken (std `Mutex` + `Condvar`, so it runs
+//! under Miri). Signalling an object wakes only its own waiters, after the lock is released, and
+//! makes no system call when nobody waits (`KeSetEvent` is on the path of every executor wake).
+//! `SignalState` and the type byte are accessed atomically, so that `KeReadStateEvent` needs no lock.
 
 use super::clock;
 use super::freed_objects::header_is_freed;
@@ -13,7 +15,7 @@ use super::verifier::{Rule, violation};
 use crate::types::*;
 use core::ptr;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 /// `DISPATCHER_HEADER::Type` values (`KOBJECTS`).
 pub const EVENT_NOTIFICATION_OBJECT: u8 = 0;
@@ -22,46 +24,108 @@ pub const THREAD_OBJECT: u8 = 6;
 pub const TIMER_NOTIFICATION_OBJECT: u8 = 8;
 pub const TIMER_SYNCHRONIZATION_OBJECT: u8 = 9;
 
+/// One thread blocked in [`wait`]: the header it waits on, and its own condition variable, so that
+/// signalling one object wakes only the threads waiting on it (the kernel's per-object wait list).
+struct Waiter {
+    header: usize,
+    wake: Arc<Condvar>,
+}
+
 /// Everything the dispatcher lock protects besides the headers themselves.
 pub struct State {
     pub timers: Timers,
-    /// The header of each blocked wait, one entry per waiting thread, so that freeing memory that a
-    /// thread still waits in is reported ([`waited_in_range`]). A few entries (one per waiting
-    /// thread): a vector beats a map.
-    waiting: Vec<usize>,
+    /// Each blocked wait, one entry per waiting thread: whom to wake when its object is signalled,
+    /// and, so that freeing memory that a thread still waits in is reported, where it waits
+    /// ([`waited_in_range`]). A few entries (one per waiting thread): a vector beats a map.
+    waiting: Vec<Waiter>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     timers: Timers::new(),
     waiting: Vec::new(),
 });
-/// Woken whenever a header is signalled, the clock moves, a DPC finishes or a system thread ends.
+/// Woken whenever the clock moves, a DPC finishes or a system thread ends: the emulation's own waits
+/// ([`block`], [`block_real`]). Object waits have a condition variable per thread (see [`Waiter`]).
 static WAITERS: Condvar = Condvar::new();
+
+thread_local! {
+    /// The condition variable this thread blocks on in [`wait`], always with the dispatcher lock.
+    static WAKE: Arc<Condvar> = Arc::new(Condvar::new());
+}
 
 /// Takes the dispatcher lock. Lock order: dispatcher first, then the heap and every other table.
 pub fn lock() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Wakes every waiter so it re-tests its object (the emulation's `KiWaitTest`).
-pub fn wake_waiters() {
+/// Wakes every waiter so it re-tests its object and its deadline (the emulation's `KiWaitTest` after
+/// a change that may satisfy any wait: the clock moved, a timer expired, a thread ended). Called with
+/// the dispatcher lock held (`state`).
+pub fn wake_waiters(state: &State) {
+    for waiter in &state.waiting {
+        waiter.wake.notify_one();
+    }
     WAITERS.notify_all();
 }
 
-/// Blocks on the waiters' condition variable until woken or, with the clock running, until
-/// `deadline` (interrupt time) has passed.
-pub fn block(guard: MutexGuard<'static, State>, deadline: Option<u64>) -> MutexGuard<'static, State> {
+/// How many waiters of one object [`Wakeups`] holds without a heap allocation.
+const INLINE_WAKEUPS: usize = 2;
+
+/// The threads to wake after an object was signalled, collected under the dispatcher lock and woken
+/// after it is released: a thread woken while the signaller still holds the lock would only block
+/// on the lock again (one more thread switch per wake).
+pub struct Wakeups {
+    inline: [Option<Arc<Condvar>>; INLINE_WAKEUPS],
+    more: Vec<Arc<Condvar>>,
+}
+
+impl Wakeups {
+    /// Wakes them. Call without the dispatcher lock. Each waiter re-tests its object under the lock,
+    /// so a wake that arrives after it stopped waiting is harmless.
+    pub fn wake(self) {
+        for condvar in self.inline.iter().flatten().chain(self.more.iter()) {
+            condvar.notify_one();
+        }
+    }
+}
+
+/// The threads waiting on `header`, which was just signalled under the dispatcher lock (`state`), to
+/// wake once the lock is released. No waiter, no system call: the common case of `KeSetEvent`.
+pub fn waiters_of(state: &State, header: *mut DISPATCHER_HEADER) -> Wakeups {
+    let mut wakeups = Wakeups {
+        inline: [const { None }; INLINE_WAKEUPS],
+        more: Vec::new(),
+    };
+    let mut free = wakeups.inline.iter_mut();
+    for waiter in state.waiting.iter().filter(|w| w.header == header.addr()) {
+        match free.next() {
+            Some(slot) => *slot = Some(waiter.wake.clone()),
+            None => wakeups.more.push(waiter.wake.clone()),
+        }
+    }
+    wakeups
+}
+
+/// Blocks on `condvar` until woken or, with the clock running, until `deadline` (interrupt time) has
+/// passed.
+fn block_on(condvar: &Condvar, guard: MutexGuard<'static, State>, deadline: Option<u64>) -> MutexGuard<'static, State> {
     match deadline {
         Some(d) if !clock::is_paused() => {
             let left = clock::to_duration(d.saturating_sub(clock::now()));
-            WAITERS
+            condvar
                 .wait_timeout(guard, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0
         }
         // Paused clock: only `advance` (which wakes every waiter) can bring the deadline.
-        _ => WAITERS.wait(guard).unwrap_or_else(PoisonError::into_inner),
+        _ => condvar.wait(guard).unwrap_or_else(PoisonError::into_inner),
     }
+}
+
+/// Blocks on the waiters' condition variable until woken by [`wake_waiters`] or, with the clock
+/// running, until `deadline` (interrupt time) has passed.
+pub fn block(guard: MutexGuard<'static, State>, deadline: Option<u64>) -> MutexGuard<'static, State> {
+    block_on(&WAITERS, guard, deadline)
 }
 
 /// Blocks on the waiters' condition variable for at most `bound` of real time (the emulation's own
@@ -159,7 +223,7 @@ pub unsafe fn wait(header: *mut DISPATCHER_HEADER, deadline: Option<u64>) -> NTS
     if unsafe { header_is_freed(header, "KeWaitForSingleObject", "dispatcher object") } {
         return STATUS_INVALID_PARAMETER;
     }
-    let mut registered = false;
+    let mut wake: Option<Arc<Condvar>> = None;
     let status = loop {
         if state.load(Ordering::Acquire) > 0 {
             if auto_resets(kind) {
@@ -170,13 +234,22 @@ pub unsafe fn wait(header: *mut DISPATCHER_HEADER, deadline: Option<u64>) -> NTS
         if deadline.is_some_and(|d| clock::now() >= d) {
             break STATUS_TIMEOUT;
         }
-        if !registered {
-            guard.waiting.push(header.addr());
-            registered = true;
-        }
-        guard = block(guard, deadline);
+        let condvar = wake.get_or_insert_with(|| {
+            let condvar = WAKE.with(Arc::clone);
+            guard.waiting.push(Waiter {
+                header: header.addr(),
+                wake: condvar.clone(),
+            });
+            condvar
+        });
+        guard = block_on(condvar, guard, deadline);
     };
-    if registered && let Some(i) = guard.waiting.iter().position(|&w| w == header.addr()) {
+    if let Some(condvar) = &wake
+        && let Some(i) = guard
+            .waiting
+            .iter()
+            .position(|w| w.header == header.addr() && Arc::ptr_eq(&w.wake, condvar))
+    {
         guard.waiting.swap_remove(i);
     }
     status
@@ -190,13 +263,14 @@ pub fn waited_in_range(state: &State, start: usize, len: usize) -> Option<String
     state
         .waiting
         .iter()
-        .find(|&&w| w >= start && w < end)
+        .map(|w| w.header)
+        .find(|&w| w >= start && w < end)
         .map(|w| format!("the dispatcher object {w:#x}, which a thread is waiting on"))
 }
 
 /// How many threads are blocked waiting on the dispatcher object `object` (`emu::sync::waiters`).
 pub fn waiters(object: *const core::ffi::c_void) -> usize {
-    lock().waiting.iter().filter(|&&w| w == object.addr()).count()
+    lock().waiting.iter().filter(|w| w.header == object.addr()).count()
 }
 
 /// Sleeps until the interrupt time reaches `deadline` (`KeDelayExecutionThread`).

@@ -68,10 +68,14 @@ pub unsafe extern "system" fn KeSetEvent(Event: PKEVENT, Increment: KPRIORITY, W
     if unsafe { header_is_freed(header(Event), "KeSetEvent", "KEVENT") } {
         return 0;
     }
-    let _guard = dispatcher::lock();
-    // SAFETY: forwarded from the caller's contract.
-    let previous = unsafe { signal_state(header(Event)) }.swap(1, Ordering::AcqRel);
-    dispatcher::wake_waiters();
+    let (previous, wakeups) = {
+        let guard = dispatcher::lock();
+        // SAFETY: forwarded from the caller's contract.
+        let previous = unsafe { signal_state(header(Event)) }.swap(1, Ordering::AcqRel);
+        // SAFETY: as above; only the header's address is used.
+        (previous, dispatcher::waiters_of(&guard, unsafe { header(Event) }))
+    };
+    wakeups.wake();
     previous
 }
 

@@ -5,6 +5,7 @@
 //! quarantine instead of returning them to the host allocator at once, so that a double free or a
 //! use after free of a recent block is recognised by its address rather than corrupting a new block.
 
+use super::pool_stats::Live;
 use super::verifier::{Rule, trim_backtrace, violation};
 use crate::types::*;
 use std::alloc::{self, Layout};
@@ -36,6 +37,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Which of the three allocators made the block.
+    pub fn class(&self) -> Class {
+        match self {
+            Kind::Pool { .. } => Class::Pool,
+            Kind::Irp { .. } => Class::Irp,
+            Kind::Mdl => Class::Mdl,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Kind::Pool { .. } => "pool block",
@@ -151,6 +161,26 @@ impl fmt::Display for Describe<'_> {
     }
 }
 
+/// A [`Kind`] without its details: what a function expects to be given ([`Heap::find`]), and the
+/// index of the heap's live totals.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Class {
+    Pool = 0,
+    Irp = 1,
+    Mdl = 2,
+}
+
+impl Class {
+    /// As [`Kind::name`].
+    fn name(self) -> &'static str {
+        match self {
+            Class::Pool => "pool block",
+            Class::Irp => "IRP",
+            Class::Mdl => "MDL",
+        }
+    }
+}
+
 /// What an operation intends to do with the block it looks up: decides how a freed or unknown
 /// pointer is reported.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -169,6 +199,8 @@ pub struct Heap {
     /// Blocks of an earlier session that ended with leaks: never returned to the host allocator (a
     /// thread of that session may still touch them), but kept reachable.
     abandoned: Vec<Owned>,
+    /// Live blocks and bytes per [`Class`], kept as blocks come and go.
+    totals: [Live; 3],
 }
 
 static HEAP: Mutex<Heap> = Mutex::new(Heap {
@@ -179,6 +211,7 @@ static HEAP: Mutex<Heap> = Mutex::new(Heap {
     fail_next: 0,
     fail_tags: BTreeMap::new(),
     abandoned: Vec::new(),
+    totals: [Live { bytes: 0, blocks: 0 }; 3],
 });
 
 /// The heap lock. Lock order: dispatcher, then heap, then tracking, then the violation list.
@@ -235,6 +268,9 @@ impl Heap {
             }
         };
         let ptr = NonNull::new(raw)?;
+        let total = &mut self.totals[kind.class() as usize];
+        total.bytes += size;
+        total.blocks += 1;
         if let Some(pattern) = fill {
             // SAFETY: `ptr` was just allocated with `layout.size()` writable bytes.
             unsafe { ptr.as_ptr().write_bytes(pattern, layout.size()) };
@@ -252,13 +288,15 @@ impl Heap {
         Some(ptr)
     }
 
-    /// Looks up the live block of kind `expected` (by [`Kind::name`]) at exactly `addr`, reporting a
-    /// double free, use after free or unknown pointer for `function` otherwise.
-    pub fn find(&mut self, addr: usize, expected: &'static str, function: &str, access: Access) -> Option<&mut Block> {
+    /// Looks up the live block of kind `expected` at exactly `addr`, reporting a double free, use
+    /// after free or unknown pointer for `function` otherwise.
+    pub fn find(&mut self, addr: usize, expected: Class, function: &str, access: Access) -> Option<&mut Block> {
+        // Every IRP call makes this check: compare classes, not names.
+        if self.live.get(&addr).is_some_and(|b| b.kind.class() == expected) {
+            return self.live.get_mut(&addr);
+        }
+        let expected = expected.name();
         if let Some(block) = self.live.get(&addr) {
-            if block.kind.name() == expected {
-                return self.live.get_mut(&addr);
-            }
             violation(
                 Rule::UnknownObject,
                 &format_args!(
@@ -335,6 +373,9 @@ impl Heap {
     /// use-after-free reports).
     pub fn release(&mut self, addr: usize, freed_at: Option<Backtrace>) {
         let Some(block) = self.live.remove(&addr) else { return };
+        let total = &mut self.totals[block.kind.class() as usize];
+        total.bytes -= block.size;
+        total.blocks -= 1;
         // SAFETY: the block is live (just removed from the live set) and spans `layout.size()` bytes.
         unsafe { block.memory.0.as_ptr().write_bytes(FREED_FILL, block.layout.size()) };
         self.quarantine_bytes += block.layout.size();
@@ -374,6 +415,11 @@ impl Heap {
         self.quarantine_bytes = 0;
     }
 
+    /// The live blocks of `class` and their bytes.
+    pub fn live_total(&self, class: Class) -> Live {
+        self.totals[class as usize]
+    }
+
     /// Every live block, in address order, for the leak report.
     pub fn live_blocks(&self) -> impl Iterator<Item = (usize, &Block)> {
         self.live.iter().map(|(&a, b)| (a, b))
@@ -388,6 +434,7 @@ impl Heap {
         self.abandoned.extend(freed.into_values().map(|f| f.memory));
         self.quarantine_order.clear();
         self.quarantine_bytes = 0;
+        self.totals = [Live::default(); 3];
         self.fail_next = 0;
         self.fail_tags.clear();
     }

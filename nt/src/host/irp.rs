@@ -10,7 +10,7 @@
 //! a thread. Only the owner may reuse or free the IRP.
 
 use super::cancel::cancel_flag;
-use super::heap::{Access, Block, Describe, Kind, heap};
+use super::heap::{Access, Block, Class, Describe, Kind, heap};
 use super::irql;
 use super::verifier::{Rule, creation_site, violation};
 use crate::inline_helpers::*;
@@ -55,6 +55,7 @@ unsafe fn initialize(irp: PIRP, size: usize, stack_count: CCHAR) {
 /// # Safety
 /// None beyond the kernel's contract.
 pub unsafe extern "system" fn IoAllocateIrp(StackSize: CCHAR, ChargeQuota: BOOLEAN) -> PIRP {
+    super::pool_stats::count_call(Class::Irp);
     if !irql::require_max("IoAllocateIrp", DISPATCH_LEVEL) {
         return ptr::null_mut();
     }
@@ -112,7 +113,7 @@ pub unsafe extern "system" fn IoReuseIrp(Irp: PIRP, Iostatus: NTSTATUS) {
         return;
     }
     let mut heap = heap();
-    let Some(block) = heap.find(Irp.addr(), "IRP", "IoReuseIrp", Access::Use) else {
+    let Some(block) = heap.find(Irp.addr(), Class::Irp, "IoReuseIrp", Access::Use) else {
         return;
     };
     if refuse_if_pending(Rule::IrpReuseWhilePending, Irp, block) {
@@ -142,7 +143,7 @@ pub unsafe extern "system" fn IoFreeIrp(Irp: PIRP) {
     // Captured before taking the heap lock: a stack walk is slow.
     let freed_at = creation_site();
     let mut heap = heap();
-    let Some(block) = heap.find(Irp.addr(), "IRP", "IoFreeIrp", Access::Free) else {
+    let Some(block) = heap.find(Irp.addr(), Class::Irp, "IoFreeIrp", Access::Free) else {
         return;
     };
     if refuse_if_pending(Rule::IrpFreeWhilePending, Irp, block) {
@@ -153,7 +154,7 @@ pub unsafe extern "system" fn IoFreeIrp(Irp: PIRP) {
 
 /// Sets the ownership of a live IRP.
 fn set_pending(irp: PIRP, pending: bool) {
-    if let Some(block) = heap().find(irp.addr(), "IRP", "IofCompleteRequest", Access::Use) {
+    if let Some(block) = heap().find(irp.addr(), Class::Irp, "IofCompleteRequest", Access::Use) {
         block.kind = Kind::Irp { pending };
     }
 }
@@ -182,7 +183,7 @@ pub unsafe extern "system" fn IofCompleteRequest(Irp: PIRP, PriorityBoost: CCHAR
     }
     {
         let mut heap = heap();
-        let Some(block) = heap.find(Irp.addr(), "IRP", "IofCompleteRequest", Access::Use) else {
+        let Some(block) = heap.find(Irp.addr(), Class::Irp, "IofCompleteRequest", Access::Use) else {
             return;
         };
         if let Kind::Irp { pending: false } = block.kind {
@@ -325,7 +326,7 @@ unsafe fn complete_walk(irp: PIRP) {
 
 /// Emulation controls for IRPs, used by emulated lower drivers (the WSK provider).
 pub mod control {
-    use super::super::heap::{Access, Describe, Kind, heap};
+    use super::super::heap::{Access, Class, Describe, Kind, heap};
     use super::super::irql;
     use super::super::verifier::{Rule, violation};
     use crate::inline_helpers::IoSetNextIrpStackLocation;
@@ -344,7 +345,7 @@ pub mod control {
             return false;
         }
         let mut heap = heap();
-        let Some(block) = heap.find(irp.addr(), "IRP", "IoCallDriver", Access::Use) else {
+        let Some(block) = heap.find(irp.addr(), Class::Irp, "IoCallDriver", Access::Use) else {
             return false;
         };
         if let Kind::Irp { pending: true } = block.kind {

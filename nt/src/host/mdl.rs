@@ -1,6 +1,6 @@
 //! MDLs: `IoAllocateMdl`, `MmBuildMdlForNonPagedPool`, `IoFreeMdl`.
 
-use super::heap::{Access, Kind, heap};
+use super::heap::{Access, Class, Kind, heap};
 use super::irql;
 use super::verifier::{Rule, creation_site, violation};
 use crate::types::*;
@@ -28,6 +28,7 @@ pub unsafe extern "system" fn IoAllocateMdl(
     Irp: PIRP,
 ) -> PMDL {
     let _ = ChargeQuota;
+    super::pool_stats::count_call(Class::Mdl);
     if !irql::require_max("IoAllocateMdl", DISPATCH_LEVEL) {
         return ptr::null_mut();
     }
@@ -39,7 +40,11 @@ pub unsafe extern "system" fn IoAllocateMdl(
     let created = creation_site();
     let mdl = {
         let mut heap = heap();
-        if !Irp.is_null() && heap.find(Irp.addr(), "IRP", "IoAllocateMdl", Access::Use).is_none() {
+        if !Irp.is_null()
+            && heap
+                .find(Irp.addr(), Class::Irp, "IoAllocateMdl", Access::Use)
+                .is_none()
+        {
             return ptr::null_mut();
         }
         if heap.inject_failure(None) {
@@ -87,7 +92,7 @@ pub unsafe extern "system" fn MmBuildMdlForNonPagedPool(MemoryDescriptorList: PM
     let heap_guard = {
         let mut heap = heap();
         if heap
-            .find(mdl.addr(), "MDL", "MmBuildMdlForNonPagedPool", Access::Use)
+            .find(mdl.addr(), Class::Mdl, "MmBuildMdlForNonPagedPool", Access::Use)
             .is_none()
         {
             return;
@@ -140,7 +145,7 @@ pub unsafe extern "system" fn IoFreeMdl(Mdl: PMDL) {
     // Captured before taking the heap lock: a stack walk is slow.
     let freed_at = creation_site();
     let mut heap = heap();
-    if heap.find(Mdl.addr(), "MDL", "IoFreeMdl", Access::Free).is_some() {
+    if heap.find(Mdl.addr(), Class::Mdl, "IoFreeMdl", Access::Free).is_some() {
         heap.release(Mdl.addr(), freed_at);
     }
 }

@@ -2,7 +2,7 @@
 //! by a checker in the spirit of Driver Verifier. See [`emu`] for the controls tests use.
 //!
 //! One file per idea: `irql` (per-thread IRQL), `heap` (tracked allocations and quarantine), `pool`,
-//! `irp`, `cancel`, `mdl`, `dispatcher` (dispatcher lock and headers), `event`, `timer` (KTIMER,
+//! `pool_stats` (live bytes and allocation counts), `irp`, `cancel`, `mdl`, `dispatcher` (dispatcher lock and headers), `event`, `timer` (KTIMER,
 //! KDPC, the DPC thread), `freed_objects` (use after free of kernel objects), `clock`, `spinlock`, `objects` (handles, thread objects), `thread`,
 //! `verifier` (rules and reports), `tracking`, `leaks`, `session`.
 
@@ -19,6 +19,7 @@ mod leaks;
 mod mdl;
 mod objects;
 mod pool;
+mod pool_stats;
 mod session;
 mod spinlock;
 mod thread;
@@ -124,6 +125,7 @@ pub mod emu {
     pub mod pool {
         pub use super::super::heap::{FREED_FILL, UNINITIALIZED_FILL};
         pub use super::super::pool::control::{clear_failures, fail_next, fail_tag, live_blocks};
+        pub use super::super::pool_stats::{Live, PoolStats, stats};
     }
 
     /// The emulated interrupt-time clock. Real time unless paused; while paused, only

@@ -126,7 +126,7 @@ pub(super) fn thread_exited(object: *mut ThreadObject) {
     entry.running = false;
     // SAFETY: the object is live: it is in the table and this thread still holds its reference.
     unsafe { signal_state(ptr::addr_of_mut!((*object).header)).store(1, Ordering::Release) };
-    dispatcher::wake_waiters();
+    dispatcher::wake_waiters(&dispatcher);
     drop(dispatcher);
     release_reference(&mut table, object.addr());
 }

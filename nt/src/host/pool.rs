@@ -1,9 +1,9 @@
 //! `ExAllocatePool2` / `ExFreePoolWithTag`, with the checks of Driver Verifier's pool tracking and
 //! fault injection.
 
-use super::heap::{Access, Describe, Kind, TagName, UNINITIALIZED_FILL, heap};
+use super::heap::{Access, Class, Describe, Kind, TagName, UNINITIALIZED_FILL, heap};
 use super::verifier::{Rule, creation_site, violation};
-use super::{dispatcher, irql, timer};
+use super::{dispatcher, irql, pool_stats, timer};
 use crate::types::*;
 use core::ptr;
 
@@ -31,6 +31,7 @@ fn max_irql(flags: POOL_FLAGS) -> KIRQL {
 /// # Safety
 /// None beyond the kernel's contract; the signature matches the kernel's.
 pub unsafe extern "system" fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
+    pool_stats::count_call(Class::Pool);
     let pool_types = Flags & POOL_TYPE_FLAGS;
     if pool_types.count_ones() != 1 {
         violation(
@@ -88,7 +89,7 @@ pub unsafe extern "system" fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
     let freed_at = creation_site();
     let size = {
         let mut heap = heap();
-        let Some(block) = heap.find(addr, "pool block", "ExFreePoolWithTag", Access::Free) else {
+        let Some(block) = heap.find(addr, Class::Pool, "ExFreePoolWithTag", Access::Free) else {
             return;
         };
         let Kind::Pool { tag, flags } = block.kind else { return };
@@ -131,7 +132,7 @@ pub unsafe extern "system" fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
     }
     // Checked again: another thread may have freed the block since (a double free).
     if heap
-        .find(addr, "pool block", "ExFreePoolWithTag", Access::Free)
+        .find(addr, Class::Pool, "ExFreePoolWithTag", Access::Free)
         .is_some()
     {
         heap.release(addr, freed_at);

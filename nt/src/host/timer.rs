@@ -64,6 +64,11 @@ pub struct Timers {
     thread: Option<JoinHandle<()>>,
     /// Bumped when a session ends: a DPC thread of an older generation exits.
     generation: u64,
+    /// While the DPC thread is blocked: the interrupt time it will wake at by itself (`u64::MAX`:
+    /// only when woken). `None` while it runs: it looks at the armed timers again before it blocks.
+    /// `KeSetTimerEx` wakes it only for a timer due earlier, so that re-arming a timer (an executor
+    /// does for each deadline) costs no thread switch.
+    dpc_sleeps_until: Option<u64>,
 }
 
 impl Timers {
@@ -77,6 +82,7 @@ impl Timers {
             running: None,
             thread: None,
             generation: 0,
+            dpc_sleeps_until: None,
         }
     }
 }
@@ -181,7 +187,9 @@ pub unsafe extern "system" fn KeSetTimerEx(
         },
     );
     ensure_dpc_thread(&mut state);
-    DPC_THREAD_WAKE.notify_all();
+    if state.timers.dpc_sleeps_until.is_some_and(|wakes_at| due < wakes_at) {
+        DPC_THREAD_WAKE.notify_all();
+    }
     BOOLEAN::from(was_armed)
 }
 
@@ -300,7 +308,7 @@ fn expire(state: &mut State, now: u64) {
             state.timers.armed.insert(timer, armed);
         }
     }
-    dispatcher::wake_waiters();
+    dispatcher::wake_waiters(state);
     DPC_THREAD_WAKE.notify_all();
 }
 
@@ -329,6 +337,8 @@ fn dpc_thread(generation: u64) {
         if state.timers.generation != generation {
             return;
         }
+        // Awake (only a thread of the current generation may say so).
+        state.timers.dpc_sleeps_until = None;
         expire(&mut state, clock::now());
         if let Some(queued) = state.timers.queue.pop_front() {
             let dpc = queued.dpc.0;
@@ -351,19 +361,23 @@ fn dpc_thread(generation: u64) {
             state = dispatcher::lock();
             state.timers.running = None;
             state.timers.done_sequence = state.timers.done_sequence.max(queued.sequence + 1);
-            dispatcher::wake_waiters();
+            dispatcher::wake_waiters(&state);
             continue;
         }
         let next_due = state.timers.armed.values().map(|a| a.due).min();
         state = match next_due {
             Some(due) if !clock::is_paused() => {
+                state.timers.dpc_sleeps_until = Some(due);
                 let left = clock::to_duration(due.saturating_sub(clock::now()));
                 DPC_THREAD_WAKE
                     .wait_timeout(state, left)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0
             }
-            _ => DPC_THREAD_WAKE.wait(state).unwrap_or_else(PoisonError::into_inner),
+            _ => {
+                state.timers.dpc_sleeps_until = Some(u64::MAX);
+                DPC_THREAD_WAKE.wait(state).unwrap_or_else(PoisonError::into_inner)
+            }
         };
     }
 }
@@ -390,7 +404,7 @@ pub(super) fn advance(by: Duration) {
         let step = next.unwrap_or(target);
         clock::set_paused_time(step);
         expire(&mut state, clock::now());
-        dispatcher::wake_waiters();
+        dispatcher::wake_waiters(&state);
         DPC_THREAD_WAKE.notify_all();
         let pending = state.timers.next_sequence;
         drop(wait_for_dpcs(state, pending));
@@ -403,9 +417,9 @@ pub(super) fn advance(by: Duration) {
 /// `emu::clock::resume`: back to real time; wakes every waiter and the DPC thread so that they
 /// re-arm their real-time deadlines.
 pub(super) fn resume() {
-    let _state = dispatcher::lock();
+    let state = dispatcher::lock();
     clock::resume();
-    dispatcher::wake_waiters();
+    dispatcher::wake_waiters(&state);
     DPC_THREAD_WAKE.notify_all();
 }
 
@@ -499,5 +513,6 @@ pub(super) fn reset() {
     state.timers.running = None;
     state.timers.generation += 1;
     state.timers.thread = None;
+    state.timers.dpc_sleeps_until = None;
     DPC_THREAD_WAKE.notify_all();
 }

@@ -1,7 +1,7 @@
 //! The common prologue of every socket function: the socket checks (call after close, unknown
 //! socket), the in-progress mark `WskCloseSocket` checks against, and taking the IRP.
 
-use super::irp::{self, Done, ProviderIrp};
+use super::irp::{self, Completions, Done, ProviderIrp};
 use super::socket::{self, Category, SocketCore};
 use crate::types::*;
 use crate::wsk::PWSK_SOCKET;
@@ -38,7 +38,7 @@ pub(crate) unsafe fn with_socket(
 
 /// Completes `irp` now and returns `status` (an operation that finishes inline).
 pub(crate) fn finish(irp: ProviderIrp, status: NTSTATUS, information: usize) -> NTSTATUS {
-    irp::complete_all(vec![Done::new(irp, status, information)]);
+    irp::complete_all(Completions::one(Done::new(irp, status, information)));
     status
 }
 

@@ -1,7 +1,7 @@
 //! The provider's client-level functions (`WSK_PROVIDER_DISPATCH`): `WskSocket`, `WskSocketConnect`,
 //! and `WskControlClient` / name resolution, which this provider does not support.
 
-use super::irp::{self, Done, ProviderIrp};
+use super::irp::{self, Completions, Done, ProviderIrp};
 use super::registration::{self, Registration};
 use super::socket::{self, Category, Op};
 use crate::emu::{Rule, violation};
@@ -71,7 +71,7 @@ pub(crate) unsafe extern "system" fn WskSocket(
         Err(status) => Done::new(ProviderIrp(Irp), status, 0),
     };
     let status = done.status;
-    irp::complete_all(vec![done]);
+    irp::complete_all(Completions::one(done));
     status
 }
 
@@ -111,7 +111,7 @@ pub(crate) unsafe extern "system" fn WskSocketConnect(
     let (registration, local, remote) = match prepared {
         Ok(prepared) => prepared,
         Err(status) => {
-            irp::complete_all(vec![Done::new(ProviderIrp(Irp), status, 0)]);
+            irp::complete_all(Completions::one(Done::new(ProviderIrp(Irp), status, 0)));
             return status;
         }
     };
@@ -122,7 +122,7 @@ pub(crate) unsafe extern "system" fn WskSocketConnect(
         Err(status) => {
             core.lock().closed = true;
             socket::retire(&core);
-            irp::complete_all(vec![Done::new(ProviderIrp(Irp), status, 0)]);
+            irp::complete_all(Completions::one(Done::new(ProviderIrp(Irp), status, 0)));
             status
         }
     }

@@ -7,7 +7,7 @@
 //! later call through it is reported as a call after close).
 
 use super::call::{finish, with_socket};
-use super::irp::Done;
+use super::irp::{Completions, Done};
 use super::socket::{self, Category};
 use crate::types::*;
 use crate::wsk::*;
@@ -31,7 +31,7 @@ pub(crate) unsafe extern "system" fn WskCloseSocket(Socket: PWSK_SOCKET, Irp: PI
                 // Recording mode: the socket stays open; the close fails harmlessly.
                 return finish(irp, STATUS_INVALID_DEVICE_STATE, 0);
             }
-            let mut out = Vec::new();
+            let mut out = Completions::new();
             {
                 let mut st = core.lock();
                 // Operations past the point of cancellation finish with their natural result first.

@@ -9,7 +9,7 @@
 
 use super::call::{finish, with_socket};
 use super::connection::read_buf;
-use super::irp::Done;
+use super::irp::{Completions, Done};
 use super::socket::{CONNECTED, Op};
 use crate::types::*;
 use crate::wsk::*;
@@ -32,7 +32,7 @@ pub(crate) unsafe extern "system" fn WskDisconnect(
                 if !Buffer.is_null() {
                     return finish(irp, STATUS_INVALID_PARAMETER, 0);
                 }
-                let mut out = Vec::new();
+                let mut out = Completions::new();
                 {
                     let mut st = core.lock();
                     if let Some(mut wire) = st.wire.take() {

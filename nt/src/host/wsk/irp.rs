@@ -22,7 +22,7 @@ unsafe impl Send for ProviderIrp {}
 
 /// A completion to deliver once no provider lock is held (the completion routine may call back into
 /// the provider).
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Done {
     pub irp: ProviderIrp,
     pub status: NTSTATUS,
@@ -36,6 +36,50 @@ impl Done {
             status,
             information,
         }
+    }
+}
+
+/// How many completions a pump collects without a heap allocation: one pump of a socket finishes
+/// at most a receive and a send in the steady state of a connection.
+const INLINE_COMPLETIONS: usize = 4;
+
+/// The completions one provider step collects, delivered by [`complete_all`]: the first few stored
+/// inline, so that the per-message path allocates nothing on the host heap.
+pub(crate) struct Completions {
+    inline: [Done; INLINE_COMPLETIONS],
+    len: usize,
+    more: Vec<Done>,
+}
+
+impl Completions {
+    pub(crate) fn new() -> Self {
+        Self {
+            inline: [Done::new(ProviderIrp(core::ptr::null_mut()), STATUS_SUCCESS, 0); INLINE_COMPLETIONS],
+            len: 0,
+            more: Vec::new(),
+        }
+    }
+
+    /// A single completion.
+    pub(crate) fn one(done: Done) -> Self {
+        let mut completions = Self::new();
+        completions.push(done);
+        completions
+    }
+
+    pub(crate) fn push(&mut self, done: Done) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                *slot = done;
+                self.len += 1;
+            }
+            None => self.more.push(done),
+        }
+    }
+
+    /// In the order they were pushed.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Done> {
+        self.inline[..self.len].iter().chain(self.more.iter())
     }
 }
 
@@ -98,8 +142,8 @@ unsafe extern "system" fn cancel_routine(_device: PDEVICE_OBJECT, irp: PIRP) {
 
 /// Completes each IRP: releases its socket reference, stores the status, and calls
 /// `IofCompleteRequest`, which runs the client's completion routine and hands the IRP back.
-pub(crate) fn complete_all(done: Vec<Done>) {
-    for d in done {
+pub(crate) fn complete_all(done: Completions) {
+    for d in done.iter() {
         // SAFETY: the provider owns each IRP in `done` and no longer refers to it from any queue; its
         // cancel routine is disarmed (claimed, or never armed).
         unsafe {
@@ -121,7 +165,7 @@ pub(crate) fn complete_all(done: Vec<Done>) {
 pub(crate) unsafe fn fail(irp: PIRP, status: NTSTATUS) -> NTSTATUS {
     // SAFETY: forwarded from the caller's contract.
     if unsafe { take(irp) } {
-        complete_all(vec![Done::new(ProviderIrp(irp), status, 0)]);
+        complete_all(Completions::one(Done::new(ProviderIrp(irp), status, 0)));
     }
     status
 }

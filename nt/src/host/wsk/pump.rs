@@ -11,7 +11,7 @@
 //!   only then completes; if the peer stops reading it stays pending.
 //! * `WskAccept` / `WskConnect` complete when a connection arrives / is established.
 
-use super::irp::{self, Done, ProviderIrp, arm, claim};
+use super::irp::{self, Completions, Done, ProviderIrp, arm, claim};
 use super::socket::{self, Category, Op, Pending, SocketCore, SocketState};
 use super::transport::{AcceptOutcome, ConnectOutcome, ReadOutcome, Wire, WriteOutcome};
 use crate::types::*;
@@ -29,9 +29,18 @@ enum Step {
 impl SocketCore {
     /// Locks the socket, makes progress, unlocks, and completes what finished.
     pub(crate) fn pump_and_complete(self: &Arc<Self>) {
-        let mut out = Vec::new();
+        self.pump_after_event(false);
+    }
+
+    /// As [`Self::pump_and_complete`], for the transport's event loop after an event on the socket's
+    /// host socket; `readable`: the event says a read may find something, which the wire learns first.
+    pub(crate) fn pump_after_event(self: &Arc<Self>, readable: bool) {
+        let mut out = Completions::new();
         {
             let mut st = self.lock();
+            if readable && let Some(wire) = st.wire.as_mut() {
+                wire.mark_ready();
+            }
             if !st.closed {
                 self.pump(&mut st, &mut out);
             }
@@ -40,7 +49,7 @@ impl SocketCore {
     }
 
     /// Completes `out` (no lock held) and destroys a `WskSocketConnect` socket that failed.
-    pub(crate) fn settle(self: &Arc<Self>, out: Vec<Done>) {
+    pub(crate) fn settle(self: &Arc<Self>, out: Completions) {
         irp::complete_all(out);
         if self.discard.swap(false, Ordering::AcqRel) {
             socket::retire(self);
@@ -49,7 +58,7 @@ impl SocketCore {
 
     /// The cancel routine's work: removes `irp` from the queues, completes it with STATUS_CANCELLED.
     pub(crate) fn cancel(self: &Arc<Self>, irp: ProviderIrp) {
-        let mut out = Vec::new();
+        let mut out = Completions::new();
         {
             let mut st = self.lock();
             if let Some(p) = st.remove(irp) {
@@ -76,14 +85,14 @@ impl SocketCore {
     }
 
     /// Moves every queue forward; appends finished IRPs to `out`.
-    pub(crate) fn pump(self: &Arc<Self>, st: &mut SocketState, out: &mut Vec<Done>) {
+    pub(crate) fn pump(self: &Arc<Self>, st: &mut SocketState, out: &mut Completions) {
         self.pump_connect(st, out);
         self.pump_accepts(st, out);
         self.pump_receives(st, out);
         self.pump_sends(st, out);
     }
 
-    fn pump_connect(self: &Arc<Self>, st: &mut SocketState, out: &mut Vec<Done>) {
+    fn pump_connect(self: &Arc<Self>, st: &mut SocketState, out: &mut Completions) {
         let Some(connector) = st.connector.as_mut() else { return };
         let status = match connector.poll() {
             ConnectOutcome::WouldBlock => return,
@@ -116,7 +125,7 @@ impl SocketCore {
         }
     }
 
-    fn pump_accepts(self: &Arc<Self>, st: &mut SocketState, out: &mut Vec<Done>) {
+    fn pump_accepts(self: &Arc<Self>, st: &mut SocketState, out: &mut Completions) {
         while let Some(front) = st.accepts.front() {
             let irp = front.irp;
             let Some(listener) = st.listener.as_mut() else { return };
@@ -173,7 +182,7 @@ impl SocketCore {
         socket
     }
 
-    fn pump_receives(self: &Arc<Self>, st: &mut SocketState, out: &mut Vec<Done>) {
+    fn pump_receives(self: &Arc<Self>, st: &mut SocketState, out: &mut Completions) {
         let SocketState {
             receives,
             wire,
@@ -236,7 +245,7 @@ impl SocketCore {
         });
     }
 
-    fn pump_sends(self: &Arc<Self>, st: &mut SocketState, out: &mut Vec<Done>) {
+    fn pump_sends(self: &Arc<Self>, st: &mut SocketState, out: &mut Completions) {
         let SocketState {
             sends,
             wire,
@@ -314,7 +323,7 @@ fn write_all(wire: &mut dyn Wire, buf: &super::mdl::Buf, done: &mut usize, nodel
 fn drive(
     core: &Arc<SocketCore>,
     queue: &mut VecDeque<Pending>,
-    out: &mut Vec<Done>,
+    out: &mut Completions,
     mut step: impl FnMut(&mut Op) -> Step,
 ) {
     while let Some(front) = queue.front_mut() {

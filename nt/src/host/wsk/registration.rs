@@ -337,7 +337,7 @@ pub unsafe extern "system" fn WskDeregister(WskRegistration: PWSK_REGISTRATION) 
 /// A socket still open at `WskDeregister`: reported, then closed abortively with its pending IRPs
 /// cancelled, so that nothing outlives the registration.
 fn force_close(core: &Arc<SocketCore>) {
-    let mut out = Vec::new();
+    let mut out = super::irp::Completions::new();
     let pending = {
         let mut st = core.lock();
         let pending = socket::describe_pending(&st);

@@ -6,7 +6,7 @@
 //! to that header, and the provider finds the core through the socket table (`table.rs`).
 
 use super::gate::CallGate;
-use super::irp::{Done, ProviderIrp};
+use super::irp::{Completions, Done, ProviderIrp};
 use super::mdl::Buf;
 use super::registration::Registration;
 use super::transport::{Connector, Listener, OpKind, Wire};
@@ -16,9 +16,8 @@ use std::backtrace::Backtrace;
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::thread::ThreadId;
 
 pub(crate) use super::table::{check_close, create, enter, forget_all, lookup, purge, retire};
 
@@ -159,7 +158,7 @@ impl SocketState {
 
     /// Completes every pending IRP whose cancel routine can still be disarmed with `status` (the
     /// others are being cancelled and stay queued for their cancel routine).
-    pub(crate) fn flush(&mut self, status: NTSTATUS, out: &mut Vec<Done>) {
+    pub(crate) fn flush(&mut self, status: NTSTATUS, out: &mut Completions) {
         let past_cancel = &mut self.past_cancel;
         let mut finish = |p: &Pending| {
             // An IRP held past the point of cancellation has no cancel routine to disarm: the
@@ -201,9 +200,11 @@ pub(crate) struct SocketCore {
     pub registration: Arc<Registration>,
     pub state: Mutex<SocketState>,
     pub me: Weak<SocketCore>,
-    /// Threads currently inside a provider function for this socket.
-    pub(crate) calls: Mutex<Vec<ThreadId>>,
+    /// Threads currently inside a provider function for this socket (the emulation's thread ids).
+    pub(crate) calls: Mutex<Vec<usize>>,
     pub(crate) gate: Mutex<Option<Arc<CallGate>>>,
+    /// Whether `gate` holds a gate: lets every call skip the gate's lock when no test set one.
+    pub(crate) gated: AtomicBool,
     /// Set when a `WskSocketConnect` socket failed to connect: it is destroyed, never handed out.
     pub discard: AtomicBool,
     pub created_at: Option<Backtrace>,
@@ -222,7 +223,7 @@ impl SocketCore {
 
     /// Threads inside a provider call on this socket, other than the current one.
     pub(crate) fn calls_on_other_threads(&self) -> usize {
-        let me = std::thread::current().id();
+        let me = crate::host::thread_id::current();
         self.calls
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -232,7 +233,10 @@ impl SocketCore {
     }
 
     pub(crate) fn set_gate(&self, gate: Arc<CallGate>) {
-        *self.gate.lock().unwrap_or_else(PoisonError::into_inner) = Some(gate);
+        let mut slot = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
+        *slot = Some(gate);
+        // Under the gate's lock, as the call that takes the gate clears it.
+        self.gated.store(true, Ordering::Release);
     }
 }
 

@@ -3,7 +3,7 @@
 //! returns: the final status if the IRP already completed (its completion routine has then already
 //! run), STATUS_PENDING otherwise.
 
-use super::irp::{Done, ProviderIrp, arm};
+use super::irp::{Completions, Done, ProviderIrp, arm};
 use super::socket::{Op, Pending, SocketCore, SocketState};
 use super::transport::{OpKind, Policy};
 use crate::IoSetCancelRoutine;
@@ -15,7 +15,7 @@ impl SocketCore {
     pub(crate) fn submit(self: &Arc<Self>, irp: ProviderIrp, op: Op) -> NTSTATUS {
         let kind = op.kind();
         let policy = self.registration.policy(kind, &self.me);
-        let mut out = Vec::new();
+        let mut out = Completions::new();
         {
             let mut st = self.lock();
             match policy {
@@ -65,7 +65,7 @@ impl SocketCore {
     /// The in-memory transport's test releases a held operation: back to natural progress, or
     /// completed with `status`.
     pub(crate) fn release_held(self: &Arc<Self>, id: u64, status: Option<NTSTATUS>) -> bool {
-        let mut out = Vec::new();
+        let mut out = Completions::new();
         let found;
         {
             let mut st = self.lock();
@@ -105,7 +105,7 @@ impl SocketCore {
     /// Before a close: operations held past the point of cancellation go back to natural progress,
     /// so that one the network can finish now (an accept with a queued connection) completes with its
     /// result, as a provider that had already committed to it would; the close flushes the rest.
-    pub(crate) fn progress_past_cancel(self: &Arc<Self>, st: &mut SocketState, out: &mut Vec<Done>) {
+    pub(crate) fn progress_past_cancel(self: &Arc<Self>, st: &mut SocketState, out: &mut Completions) {
         while let Some(&(irp, routine)) = st.past_cancel.first() {
             st.past_cancel.remove(0);
             let Some(index) = st.held.iter().position(|(_, p)| p.irp == irp) else {

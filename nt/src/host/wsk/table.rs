@@ -13,7 +13,7 @@ use crate::emu::{Rule, violation};
 use crate::types::*;
 use crate::wsk::*;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Marks a provider call in progress on a socket for as long as it lives.
@@ -23,7 +23,7 @@ pub(crate) struct CallGuard {
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        let me = std::thread::current().id();
+        let me = crate::host::thread_id::current();
         let mut calls = self.core.calls.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(i) = calls.iter().position(|&t| t == me) {
             calls.swap_remove(i);
@@ -96,6 +96,7 @@ pub(crate) fn create(
         me: me.clone(),
         calls: Mutex::new(Vec::new()),
         gate: Mutex::new(None),
+        gated: AtomicBool::new(false),
         discard: AtomicBool::new(false),
         created_at: crate::emu::creation_site(),
     });
@@ -147,11 +148,17 @@ pub(crate) fn enter(socket: PWSK_SOCKET, function: &str) -> Result<CallGuard, NT
     core.calls
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .push(std::thread::current().id());
+        .push(crate::host::thread_id::current());
     let guard = CallGuard { core };
-    let gate = guard.core.gate.lock().unwrap_or_else(PoisonError::into_inner).take();
-    if let Some(gate) = gate {
-        gate.pass();
+    if guard.core.gated.load(Ordering::Acquire) {
+        let gate = {
+            let mut slot = guard.core.gate.lock().unwrap_or_else(PoisonError::into_inner);
+            guard.core.gated.store(false, Ordering::Release);
+            slot.take()
+        };
+        if let Some(gate) = gate {
+            gate.pass();
+        }
     }
     Ok(guard)
 }

@@ -29,6 +29,10 @@ pub(crate) trait Wire: Send {
     /// Tells the transport which socket to pump when the connection becomes readable or writable.
     fn attach(&mut self, owner: Weak<SocketCore>);
     fn read(&mut self, buf: &mut [u8]) -> ReadOutcome;
+    /// The transport saw an event on the connection (new data, FIN, reset): the next `read` must ask
+    /// the host again even if the last one found nothing. Called under the socket lock, before the
+    /// pump that follows the event.
+    fn mark_ready(&mut self) {}
     fn write(&mut self, buf: &[u8], nodelay: bool) -> WriteOutcome;
     /// Whether the peer's FIN has arrived with no unread data before it (the transport knows, even if
     /// no receive has seen it yet).

@@ -109,7 +109,10 @@ fn run(mut poll: Poll, shared: Arc<Shared>) {
             }
             let owner = shared.owners().get(&event.token()).and_then(Weak::upgrade);
             if let Some(core) = owner {
-                crate::emu::at_dispatch(|| core.pump_and_complete());
+                // With edge-triggered registration the event carries the socket's whole current
+                // readiness: any of these means a read may find data, EOF or an error.
+                let readable = event.is_readable() || event.is_read_closed() || event.is_error() || event.is_priority();
+                crate::emu::at_dispatch(|| core.pump_after_event(readable));
             }
         }
     }

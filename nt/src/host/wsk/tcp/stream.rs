@@ -42,6 +42,17 @@ pub(crate) struct TcpWire {
     shared: Arc<Shared>,
     local: SocketAddr,
     peer: SocketAddr,
+    /// False once a read found nothing (EAGAIN), until the event loop reports the socket readable
+    /// ([`Wire::mark_ready`]): pumps meanwhile (a send's inline attempt, a writable event) skip a
+    /// `recv` that would only fail again. Sound because the socket is registered edge-triggered, so
+    /// every arrival (data, FIN, RST) after the EAGAIN brings an event, and this flag and the reads
+    /// are only touched under the socket lock (the event loop marks the wire under it before it
+    /// pumps). A short read does not clear it: it may have stopped at a FIN, whose EOF only the next
+    /// read returns, and no event would follow.
+    readable: bool,
+    /// `TCP_NODELAY` is already set (it stays set: only the first `WSK_FLAG_NODELAY` send needs the
+    /// system call).
+    nodelay: bool,
 }
 
 impl TcpWire {
@@ -54,6 +65,8 @@ impl TcpWire {
             shared,
             local,
             peer,
+            readable: true,
+            nodelay: false,
         })
     }
 
@@ -83,23 +96,33 @@ impl Wire for TcpWire {
         let Some(stream) = self.stream.as_mut() else {
             return ReadOutcome::Failed(STATUS_CONNECTION_ABORTED);
         };
+        if !self.readable {
+            return ReadOutcome::WouldBlock;
+        }
         loop {
             return match stream.read(buf) {
                 Ok(0) => ReadOutcome::Eof,
                 Ok(n) => ReadOutcome::Data(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadOutcome::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    ReadOutcome::WouldBlock
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => ReadOutcome::Failed(status_of(&e)),
             };
         }
     }
 
+    fn mark_ready(&mut self) {
+        self.readable = true;
+    }
+
     fn write(&mut self, buf: &[u8], nodelay: bool) -> WriteOutcome {
         let Some(stream) = self.stream.as_mut() else {
             return WriteOutcome::Failed(STATUS_CONNECTION_ABORTED);
         };
-        if nodelay {
-            let _ = stream.set_nodelay(true);
+        if nodelay && !self.nodelay {
+            self.nodelay = stream.set_nodelay(true).is_ok();
         }
         loop {
             return match stream.write(buf) {

@@ -1,0 +1,60 @@
+//! Pool accounting for benchmarks and tests (`nt::emu::pool::stats`): what is live now (pool
+//! blocks, IRPs, MDLs, with the sizes the kernel would use) and how many allocation calls were made
+//! since the process started, so that a caller can count exactly the allocations an operation makes
+//! (take the difference of two snapshots) and the bytes a connection holds.
+
+use super::heap::{Class, heap};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live blocks of one kind, and their bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Live {
+    pub bytes: usize,
+    pub blocks: usize,
+}
+
+/// A snapshot of the emulated pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `ExAllocatePool2` blocks, `NumberOfBytes` each.
+    pub pool: Live,
+    /// IRPs, `IoSizeOfIrp(StackSize)` bytes each.
+    pub irps: Live,
+    /// MDLs, `MmSizeOfMdl(VirtualAddress, Length)` bytes each (header and PFN array).
+    pub mdls: Live,
+    /// `ExAllocatePool2` calls since the process started (failed ones included). Never reset, not
+    /// even by a new session: take differences.
+    pub pool_allocations: u64,
+    /// `IoAllocateIrp` calls since the process started (failed ones included).
+    pub irp_allocations: u64,
+    /// `IoAllocateMdl` calls since the process started (failed ones included).
+    pub mdl_allocations: u64,
+}
+
+static POOL_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static IRP_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static MDL_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one call of an allocating function, whatever its outcome.
+pub(super) fn count_call(class: Class) {
+    let counter = match class {
+        Class::Pool => &POOL_ALLOCATIONS,
+        Class::Irp => &IRP_ALLOCATIONS,
+        Class::Mdl => &MDL_ALLOCATIONS,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The live pool, IRPs and MDLs of this session, and the allocation calls so far. O(1): the heap
+/// keeps the totals as it allocates and frees.
+pub fn stats() -> PoolStats {
+    let heap = heap();
+    PoolStats {
+        pool: heap.live_total(Class::Pool),
+        irps: heap.live_total(Class::Irp),
+        mdls: heap.live_total(Class::Mdl),
+        pool_allocations: POOL_ALLOCATIONS.load(Ordering::Relaxed),
+        irp_allocations: IRP_ALLOCATIONS.load(Ordering::Relaxed),
+        mdl_allocations: MDL_ALLOCATIONS.load(Ordering::Relaxed),
+    }
+}
