@@ -10,23 +10,15 @@ pub struct CountingAllocator;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 static ALLOCATED_BYTES: AtomicUsize = AtomicUsize::new(0);
-/// Allocations aligned to 16 bytes or more: every block of the `nt` emulation's pool, IRPs and MDLs
-/// (pool alignment is 16, 64 when cache-aligned), and few other things (`Box`, `Vec` and the like
-/// align to at most 8 for the types this process allocates).
-static ALIGNED_ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-fn count(layout: Layout, size: usize) {
+fn count(size: usize) {
     ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     ALLOCATED_BYTES.fetch_add(size, Ordering::Relaxed);
-    if layout.align() >= 16 {
-        ALIGNED_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout, layout.size());
+        count(layout.size());
         // SAFETY: forwarded from the caller.
         unsafe { System.alloc(layout) }
     }
@@ -37,7 +29,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(layout, new_size);
+        count(new_size);
         // SAFETY: forwarded from the caller.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -56,19 +48,6 @@ pub fn count_allocations(f: impl FnOnce()) -> (usize, usize) {
     (
         ALLOCATIONS.load(Ordering::SeqCst) - count,
         ALLOCATED_BYTES.load(Ordering::SeqCst) - bytes,
-    )
-}
-
-/// Heap allocations made while `f` runs (on any thread): (all, aligned to 16 bytes or more).
-pub fn count_allocations_by_alignment(f: impl FnOnce()) -> (usize, usize) {
-    let (count, aligned) = (
-        ALLOCATIONS.load(Ordering::SeqCst),
-        ALIGNED_ALLOCATIONS.load(Ordering::SeqCst),
-    );
-    f();
-    (
-        ALLOCATIONS.load(Ordering::SeqCst) - count,
-        ALIGNED_ALLOCATIONS.load(Ordering::SeqCst) - aligned,
     )
 }
 

@@ -4,9 +4,9 @@
 //! crate-private, so this is a faithful minimal copy of its per-operation path, step for step:
 //! claim the slot (CAS), `IoReuseIrp` + `IoSetCompletionRoutine`, take the kernel's reference on the
 //! context, submit (CAS), call the provider; register the waker and check for completion; the
-//! completion routine stores the IO_STATUS_BLOCK, makes transition 3 with one `fetch_xor`, wakes
-//! the task through the three-state waker cell and drops the kernel's reference; the future then
-//! consumes the result and releases the slot. What it leaves out is what the round trip never
+//! completion routine makes transition 3 with one `fetch_xor`, wakes the task through the
+//! three-state waker cell and drops the kernel's reference; the future then reads the result from
+//! the IRP's own `IoStatus` (wsk-async keeps no copy), consumes it and releases the slot. What it leaves out is what the round trip never
 //! exercises: cancellation on drop, orphaned results, stale-result disposal, the WSK_BUF.
 //! The real wsk-async path, with a real WSK provider, is measured end to end by `bench echo`.
 
@@ -95,11 +95,11 @@ pub struct OpSlot {
     waker: AtomicWaker,
     refs: AtomicUsize,
     irp: PIRP,
-    iosb: UnsafeCell<IO_STATUS_BLOCK>,
 }
 
 // SAFETY: shared between the future and the completion routine through the state word, as in
-// wsk-async: `iosb` is written by the routine before transition 3 and read by the owner after it.
+// wsk-async: the IRP's `IoStatus` is written by the provider before completion and read by the
+// owner after transition 3.
 unsafe impl Send for OpSlot {}
 // SAFETY: as above.
 unsafe impl Sync for OpSlot {}
@@ -114,7 +114,6 @@ impl OpSlot {
             waker: AtomicWaker::new(),
             refs: AtomicUsize::new(1),
             irp,
-            iosb: UnsafeCell::new(IO_STATUS_BLOCK::new(STATUS_PENDING, 0)),
         }
     }
 }
@@ -198,8 +197,10 @@ impl Future for RoundTrip<'_> {
         }
         // Transition 4: consume.
         slot.state.fetch_and(!COMPLETE, Ordering::AcqRel);
-        // SAFETY: COMPLETE observed with Acquire: the routine's write is visible and finished.
-        let iosb = unsafe { *slot.iosb.get() };
+        // SAFETY: COMPLETE observed with Acquire: the provider's IoStatus store (before it completed
+        // the IRP) is visible, and nobody touches the IRP after its routine returned
+        // STATUS_MORE_PROCESSING_REQUIRED until this owner reuses it.
+        let iosb = unsafe { (*slot.irp).IoStatus };
         // Transition 5: release.
         drop(slot.waker.take());
         slot.state.fetch_and(!FUTURE, Ordering::AcqRel);
@@ -213,11 +214,10 @@ impl Future for RoundTrip<'_> {
 ///
 /// # Safety
 /// `context` is the `OpSlot` whose IRP this is, kept alive by the reference taken at submission.
-unsafe extern "system" fn op_completion(_device: PDEVICE_OBJECT, irp: PIRP, context: PVOID) -> NTSTATUS {
+unsafe extern "system" fn op_completion(_device: PDEVICE_OBJECT, _irp: PIRP, context: PVOID) -> NTSTATUS {
     // SAFETY: see above; the IRP is ours again (top location).
     unsafe {
         let slot = &*context.cast::<OpSlot>();
-        *slot.iosb.get() = (*irp).IoStatus;
         // Transition 3: complete.
         let previous = slot.state.fetch_xor(KERNEL | COMPLETE, Ordering::AcqRel);
         if previous & FUTURE != 0 {
