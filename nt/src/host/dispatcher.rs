@@ -10,6 +10,7 @@
 
 use super::clock;
 use super::freed_objects::header_is_freed;
+use super::inline_list::InlineList;
 use super::timer::Timers;
 use super::verifier::{Rule, violation};
 use crate::types::*;
@@ -74,16 +75,13 @@ const INLINE_WAKEUPS: usize = 2;
 /// The threads to wake after an object was signalled, collected under the dispatcher lock and woken
 /// after it is released: a thread woken while the signaller still holds the lock would only block
 /// on the lock again (one more thread switch per wake).
-pub struct Wakeups {
-    inline: [Option<Arc<Condvar>>; INLINE_WAKEUPS],
-    more: Vec<Arc<Condvar>>,
-}
+pub struct Wakeups(InlineList<Arc<Condvar>, INLINE_WAKEUPS>);
 
 impl Wakeups {
     /// Wakes them. Call without the dispatcher lock. Each waiter re-tests its object under the lock,
     /// so a wake that arrives after it stopped waiting is harmless.
     pub fn wake(self) {
-        for condvar in self.inline.iter().flatten().chain(self.more.iter()) {
+        for condvar in self.0.iter() {
             condvar.notify_one();
         }
     }
@@ -92,18 +90,11 @@ impl Wakeups {
 /// The threads waiting on `header`, which was just signalled under the dispatcher lock (`state`), to
 /// wake once the lock is released. No waiter, no system call: the common case of `KeSetEvent`.
 pub fn waiters_of(state: &State, header: *mut DISPATCHER_HEADER) -> Wakeups {
-    let mut wakeups = Wakeups {
-        inline: [const { None }; INLINE_WAKEUPS],
-        more: Vec::new(),
-    };
-    let mut free = wakeups.inline.iter_mut();
+    let mut wakeups = InlineList::new();
     for waiter in state.waiting.iter().filter(|w| w.header == header.addr()) {
-        match free.next() {
-            Some(slot) => *slot = Some(waiter.wake.clone()),
-            None => wakeups.more.push(waiter.wake.clone()),
-        }
+        wakeups.push(waiter.wake.clone());
     }
-    wakeups
+    Wakeups(wakeups)
 }
 
 /// Blocks on `condvar` until woken or, with the clock running, until `deadline` (interrupt time) has

@@ -13,6 +13,7 @@ mod dispatcher;
 mod event;
 mod freed_objects;
 mod heap;
+mod inline_list;
 mod irp;
 mod irql;
 mod leaks;

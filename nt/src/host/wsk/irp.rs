@@ -6,6 +6,7 @@
 //! (the provider in [`claim`], or `IoCancelIrp`) owns the IRP. If `IoCancelIrp` won, the provider
 //! leaves the IRP in its queue and the cancel routine removes and completes it.
 
+use super::super::inline_list::InlineList;
 use super::socket::SocketCore;
 use crate::types::*;
 use crate::{IoIsIrpCancelRequested, IoReleaseCancelSpinLock, IoSetCancelRoutine, IofCompleteRequest};
@@ -22,7 +23,7 @@ unsafe impl Send for ProviderIrp {}
 
 /// A completion to deliver once no provider lock is held (the completion routine may call back into
 /// the provider).
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub(crate) struct Done {
     pub irp: ProviderIrp,
     pub status: NTSTATUS,
@@ -45,19 +46,11 @@ const INLINE_COMPLETIONS: usize = 4;
 
 /// The completions one provider step collects, delivered by [`complete_all`]: the first few stored
 /// inline, so that the per-message path allocates nothing on the host heap.
-pub(crate) struct Completions {
-    inline: [Done; INLINE_COMPLETIONS],
-    len: usize,
-    more: Vec<Done>,
-}
+pub(crate) struct Completions(InlineList<Done, INLINE_COMPLETIONS>);
 
 impl Completions {
     pub(crate) fn new() -> Self {
-        Self {
-            inline: [Done::new(ProviderIrp(core::ptr::null_mut()), STATUS_SUCCESS, 0); INLINE_COMPLETIONS],
-            len: 0,
-            more: Vec::new(),
-        }
+        Self(InlineList::new())
     }
 
     /// A single completion.
@@ -68,18 +61,12 @@ impl Completions {
     }
 
     pub(crate) fn push(&mut self, done: Done) {
-        match self.inline.get_mut(self.len) {
-            Some(slot) => {
-                *slot = done;
-                self.len += 1;
-            }
-            None => self.more.push(done),
-        }
+        self.0.push(done);
     }
 
     /// In the order they were pushed.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Done> {
-        self.inline[..self.len].iter().chain(self.more.iter())
+        self.0.iter()
     }
 }
 
