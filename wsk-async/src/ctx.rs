@@ -442,9 +442,11 @@ pub(crate) unsafe fn orphan_slots(ctx: &SocketCtx, except: Option<usize>) {
     });
 }
 
-fn free_irps(irps: &[PIRP]) {
+/// Frees the non-null IRPs of `irps` (a context's or its end slots', see `EndSlots`).
+pub(crate) fn free_irps(irps: &[PIRP]) {
     for &irp in irps.iter().filter(|irp| !irp.is_null()) {
-        // SAFETY: each IRP was allocated by `allocate` and is owned by the caller (not pending).
+        // SAFETY: each IRP was allocated by `SocketCtx::allocate` or `EndSlots::allocate` and is owned
+        // by the caller (not pending).
         unsafe { IoFreeIrp(irp) };
     }
 }

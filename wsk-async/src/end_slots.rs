@@ -12,7 +12,7 @@
 //! when no IRP can be in flight. The slots' `ctx` pointers are the context's (its references cover
 //! their IRPs exactly like the inline slots').
 
-use crate::ctx::{ABORT, DISCONNECT, SocketCtx};
+use crate::ctx::{ABORT, DISCONNECT, SocketCtx, free_irps};
 use crate::op::{Op, OpIo};
 use crate::pool_mem::{self, TAG_SOCKET};
 use crate::sync::Cell;
@@ -47,7 +47,7 @@ impl EndSlots {
             None
         };
         let Some(block) = block else {
-            free_irps(irps);
+            free_irps(&irps);
             return ptr::null_mut();
         };
         let this = block.as_ptr();
@@ -76,15 +76,8 @@ impl EndSlots {
             // Drops a leftover final buffer (back to its pool) and any waker still stored.
             ptr::drop_in_place(this);
             pool_mem::free(NonNull::new_unchecked(this), TAG_SOCKET);
-            free_irps(irps);
+            free_irps(&irps);
         }
-    }
-}
-
-fn free_irps(irps: [PIRP; 2]) {
-    for irp in irps.into_iter().filter(|irp| !irp.is_null()) {
-        // SAFETY: allocated by `allocate`, owned by the caller (not pending).
-        unsafe { IoFreeIrp(irp) };
     }
 }
 
