@@ -8,13 +8,17 @@ fn main() {
     }
     // A WDM driver: native subsystem, entered at DriverEntry, no C runtime (ntoskrnl.exe exports the
     // few CRT functions core needs; see nt/src/windows/crt.rs), and /RELEASE to set the PE checksum,
-    // which the kernel's loader verifies for drivers.
+    // which the kernel's loader verifies for drivers. /CETCOMPAT marks the image compatible with
+    // kernel shadow stacks (Kernel-mode Hardware-enforced Stack Protection loads only drivers so
+    // marked). Nothing here rewrites return addresses: no setjmp/longjmp, no stack switching, and
+    // the only inline assembly reads and writes CR8.
     for arg in [
         "/DRIVER",
         "/SUBSYSTEM:NATIVE",
         "/ENTRY:DriverEntry",
         "/NODEFAULTLIB",
         "/RELEASE",
+        "/CETCOMPAT",
     ] {
         println!("cargo:rustc-cdylib-link-arg={arg}");
     }

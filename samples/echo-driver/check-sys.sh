@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds echo_driver.sys for x86_64-pc-windows-msvc and checks it is a loadable kernel-mode image:
-# PE32+, machine AMD64, subsystem NATIVE, entry point = DriverEntry, imports only from ntoskrnl.exe
-# and NETIO.SYS (HAL.dll allowed), and every import exported by the real module according to Debian
-# mingw-w64's import libraries (plus an explicit allowlist of newer exports mingw does not list).
+# PE32+, machine AMD64, subsystem NATIVE, entry point = DriverEntry, marked CET shadow stack
+# compatible (/CETCOMPAT), imports only from ntoskrnl.exe and NETIO.SYS (HAL.dll allowed), and every
+# import exported by the real module according to Debian mingw-w64's import libraries (plus an
+# explicit allowlist of newer exports mingw does not list).
 #
 # Usage: samples/echo-driver/check-sys.sh [OUT_DIR]   (default OUT_DIR: target/echo-driver-sys)
 # Needs: rustup target x86_64-pc-windows-msvc, llvm-readobj and llvm-nm (Debian: llvm), and
@@ -83,6 +84,16 @@ PY
     [ "$computed" -eq "$checksum" ] || fail "PE checksum $checksum differs from the computed $computed"
 fi
 ok "PE checksum $(printf '0x%X' "$checksum") (verified)"
+
+# /CETCOMPAT: Kernel-mode Hardware-enforced Stack Protection (kernel shadow stacks) only runs drivers
+# whose image carries IMAGE_DLL_CHARACTERISTICS_EX_CET_COMPAT, in an extended DLL characteristics
+# entry (type 20) of the debug directory.
+debug_dir="$(llvm-readobj --coff-debug-directory "$sys")"
+grep -qE '^ *Type: ExtendedDLLCharacteristics \(0x14\)$' <<<"$debug_dir" \
+    || fail "no extended DLL characteristics debug directory entry (link with /CETCOMPAT)"
+grep -qE '^ *IMAGE_DLL_CHARACTERISTICS_EX_CET_COMPAT \(0x1\)$' <<<"$debug_dir" \
+    || fail "IMAGE_DLL_CHARACTERISTICS_EX_CET_COMPAT is not set (link with /CETCOMPAT)"
+ok "CET shadow stack compatible (IMAGE_DLL_CHARACTERISTICS_EX_CET_COMPAT)"
 
 # Imports: "Name: module" lines followed by "Symbol: name (hint)" lines.
 imports="$(llvm-readobj --coff-imports "$sys")"
