@@ -1,9 +1,10 @@
 //! x64 layouts pinned at compile time. Each offset below is one that code in this project (or the
 //! Windows kernel reading our structures) depends on; the values come from `wdm.h` and are
-//! cross-checked against the mingw-w64 DDK headers by `tests/ddk_layout.rs`.
+//! cross-checked against the mingw-w64 DDK headers by `tests/ddk_layout.rs`, through the facts in
+//! `tests/header_facts/ddk.txt`.
 //!
-//! The same table is exported as [`LAYOUT`] so that the cross-check test can generate its C probe
-//! from exactly what is asserted here.
+//! The same table is exported as [`LAYOUT`] so that the cross-check and the regenerator of those
+//! facts (`examples/header-facts.rs`) work from exactly what is asserted here.
 
 use super::*;
 use core::mem::{offset_of, size_of};
