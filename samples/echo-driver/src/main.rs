@@ -11,6 +11,10 @@
 //!
 //! Output never stops the program: a line written to a closed stdout or stderr (`... | head`, a log
 //! collector restarting) is dropped, and the driver keeps serving and still unloads on Ctrl-C.
+//!
+//! The emulation checks every kernel rule, as in the tests, but keeps less to explain what it finds
+//! ([`nt::emu::Checks::BOUNDED`]), so that memory stays bounded however many connections come and
+//! go; `NT_EMU_CHECKS=full` restores the tests' setting.
 
 #[cfg(not(target_os = "windows"))]
 mod host {
@@ -29,6 +33,13 @@ on [::]:PORT (IPv6 and IPv4). Ctrl-C unloads it and prints the counters and the 
   --port N       TCP port (default 40007; 0 picks a free one)
   --limit N      connections served at once, 1..=1024 (default 1024); one more is reset at once
   --idle-secs N  abort a connection after N seconds without traffic (default 60)
+
+The emulation checks every kernel rule, as the tests do. To keep memory bounded in a long run it
+keeps only the last 1,024 freed blocks (at most 1 MiB) and the last 256 closed sockets to recognise a
+use after free, a double free or a call after close, where the tests keep 4,096 blocks (up to 64 MiB)
+and 1,024 sockets, and it captures no backtraces, so its reports do not say where an object was
+created or freed. NT_EMU_CHECKS=full in the environment restores the tests' setting (then
+NT_EMU_BACKTRACES=0 still turns the backtraces off).
 
 A closed stdout or stderr never stops the program: the lines written to it are dropped.
 ";
@@ -167,6 +178,9 @@ A closed stdout or stderr never stops the program: the lines written to it are d
             }
         };
         let signals = block_signals();
+        if std::env::var_os("NT_EMU_CHECKS").is_none_or(|v| v != "full") {
+            nt::emu::set_checks(nt::emu::Checks::BOUNDED);
+        }
         // The driver's kdprint! lines (DbgPrintEx in the kernel) arrive as `log` records.
         let _ = log::set_logger(&LOGGER);
         log::set_max_level(log::LevelFilter::Info);
