@@ -4,6 +4,8 @@
 use crate::types::*;
 
 /// Prints `message` at a `DPFLTR_*_LEVEL`, through the `log` crate (error / warn / trace / info; other levels: debug).
+/// Never fails, like `DbgPrintEx`: where the line goes is the logger's business, and a logger must
+/// not panic when its output is gone (the echo driver's host program drops the line).
 pub fn debug_print(level: ULONG, message: &str) {
     let level = match level {
         DPFLTR_ERROR_LEVEL => log::Level::Error,

@@ -12,7 +12,7 @@
 //! is reported, so an object that happens to hold the pattern outside the heap is never reported.
 //!
 //! Blind spot: an object whose `Lock` word the driver overwrote after the free, or whose block has
-//! already left the bounded quarantine.
+//! already left the bounded quarantine (its size: [`Checks`](crate::emu::Checks)).
 
 use super::dispatcher;
 use super::heap::{FREED_FILL, heap};

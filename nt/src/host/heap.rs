@@ -20,10 +20,10 @@ pub const UNINITIALIZED_FILL: u8 = 0xCD;
 /// Byte pattern written over freed memory (like the CRT debug heap's "dead memory").
 pub const FREED_FILL: u8 = 0xDD;
 
-/// Freed blocks kept back from the host allocator: at most this many...
-const QUARANTINE_BLOCKS: usize = 4096;
-/// ...and at most this many bytes.
-const QUARANTINE_BYTES: usize = 64 << 20;
+/// Freed blocks kept back from the host allocator by default: at most this many...
+pub const QUARANTINE_BLOCKS: usize = 4096;
+/// ...and at most this many bytes (see [`Heap::set_quarantine_limits`]).
+pub const QUARANTINE_BYTES: usize = 64 << 20;
 
 /// What a tracked block is.
 #[derive(Clone, Copy, Debug)]
@@ -194,6 +194,9 @@ pub struct Heap {
     freed: BTreeMap<usize, Freed>,
     quarantine_order: VecDeque<usize>,
     quarantine_bytes: usize,
+    /// The quarantine's limits: process-wide, kept by a new session.
+    max_quarantine_blocks: usize,
+    max_quarantine_bytes: usize,
     fail_next: usize,
     fail_tags: BTreeMap<ULONG, usize>,
     /// Blocks of an earlier session that ended with leaks: never returned to the host allocator (a
@@ -208,6 +211,8 @@ static HEAP: Mutex<Heap> = Mutex::new(Heap {
     freed: BTreeMap::new(),
     quarantine_order: VecDeque::new(),
     quarantine_bytes: 0,
+    max_quarantine_blocks: QUARANTINE_BLOCKS,
+    max_quarantine_bytes: QUARANTINE_BYTES,
     fail_next: 0,
     fail_tags: BTreeMap::new(),
     abandoned: Vec::new(),
@@ -391,7 +396,31 @@ impl Heap {
                 freed_at,
             },
         );
-        while self.quarantine_order.len() > QUARANTINE_BLOCKS || self.quarantine_bytes > QUARANTINE_BYTES {
+        self.evict_over_limits();
+    }
+
+    /// The quarantine's limits: at most `blocks` freed blocks and `bytes` bytes are kept back from
+    /// the host allocator; the oldest go back first, and at once if the quarantine is over the new
+    /// limits. A smaller quarantine bounds the memory it holds, at the price of recognising a use
+    /// after free or a double free of fewer recent blocks (an older one goes unreported, as a
+    /// block that left Driver Verifier's special pool does). Zero blocks turns the quarantine off.
+    pub fn set_quarantine_limits(&mut self, blocks: usize, bytes: usize) {
+        self.max_quarantine_blocks = blocks;
+        self.max_quarantine_bytes = bytes;
+        self.evict_over_limits();
+    }
+
+    /// The limits [`set_quarantine_limits`](Self::set_quarantine_limits) set: (blocks, bytes).
+    pub fn quarantine_limits(&self) -> (usize, usize) {
+        (self.max_quarantine_blocks, self.max_quarantine_bytes)
+    }
+
+    /// Returns the oldest quarantined blocks to the host allocator until the quarantine is within
+    /// its limits.
+    fn evict_over_limits(&mut self) {
+        while self.quarantine_order.len() > self.max_quarantine_blocks
+            || self.quarantine_bytes > self.max_quarantine_bytes
+        {
             let Some(oldest) = self.quarantine_order.pop_front() else {
                 break;
             };

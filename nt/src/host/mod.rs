@@ -93,10 +93,12 @@ pub mod emu {
     //! * There are no APCs: alertable waits are never alerted.
     //! * Creation backtraces cost a stack walk per object; [`set_backtraces`] or
     //!   `NT_EMU_BACKTRACES=0` turns them off (they are always off under Miri).
+    //! * What the checker keeps in memory (the quarantine of freed blocks, backtraces) is bounded
+    //!   by [`set_checks`]: [`Checks::FULL`] by default, [`Checks::BOUNDED`] for long runs.
 
     pub use super::irql::at_dispatch;
     pub use super::leaks::{Leak, LeakReport};
-    pub use super::session::{Session, session};
+    pub use super::session::{Checks, Session, checks, session, set_checks};
     pub use super::verifier::{
         Rule, Violation, creation_site, expect_violations, set_backtraces, take_violations, violation,
     };

@@ -1,10 +1,11 @@
 //! Test isolation: a [`Session`] owns the emulation for one test.
 
-use super::heap::heap;
+use super::heap::{QUARANTINE_BLOCKS, QUARANTINE_BYTES, heap};
 use super::leaks::{self, LeakReport};
 use super::{cancel, clock, irql, objects, timer, tracking, verifier};
 use crate::types::PASSIVE_LEVEL;
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -53,6 +54,76 @@ fn reset_all() {
     clock::reset();
     super::wsk::reset();
     irql::set(PASSIVE_LEVEL);
+}
+
+/// How much the checker keeps in memory to recognise and explain what it finds. Process-wide: a new
+/// session keeps it. Every rule is checked whatever the setting; what changes is how many recently
+/// freed blocks a use after free or a double free is recognised in (older ones have gone back to
+/// the host allocator), and whether reports say where each object was created and freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checks {
+    /// Freed pool blocks, IRPs and MDLs kept back from the host allocator (filled with
+    /// [`FREED_FILL`](crate::emu::pool::FREED_FILL)): at most this many...
+    pub quarantine_blocks: usize,
+    /// ...and at most this many bytes of them.
+    pub quarantine_bytes: usize,
+    /// Closed WSK sockets whose header and state stay allocated, so that a call after
+    /// `WskCloseSocket` is recognised: at most this many.
+    pub closed_sockets: usize,
+    /// A backtrace is captured where each object is created and freed (a stack walk and, while the
+    /// object lives or sits in the quarantine, a few KiB per object).
+    pub backtraces: bool,
+}
+
+impl Checks {
+    /// What a test gets unless it asks otherwise: 4,096 freed blocks or 64 MiB in quarantine, 1,024
+    /// closed sockets, and backtraces (the default of [`set_backtraces`](crate::emu::set_backtraces):
+    /// `NT_EMU_BACKTRACES=0` and Miri turn them off).
+    pub const FULL: Checks = Checks {
+        quarantine_blocks: QUARANTINE_BLOCKS,
+        quarantine_bytes: QUARANTINE_BYTES,
+        closed_sockets: 1024,
+        backtraces: true,
+    };
+
+    /// For a program that runs for long and serves many connections (the echo driver's host
+    /// program): the last 1,024 freed blocks, at most 1 MiB, the last 256 closed sockets, and no
+    /// backtraces. The quarantines then hold at most 1 MiB plus about 100 bytes of bookkeeping per
+    /// block, and under 1 KiB per closed socket; with [`FULL`](Self::FULL) they may hold 64 MiB
+    /// plus two backtraces per block, and a backtrace per closed socket.
+    pub const BOUNDED: Checks = Checks {
+        quarantine_blocks: 1024,
+        quarantine_bytes: 1 << 20,
+        closed_sockets: 256,
+        backtraces: false,
+    };
+}
+
+/// Sets how much the checker keeps (see [`Checks`]) for the whole process, from now on: a smaller
+/// quarantine gives its oldest blocks back at once. Sessions keep the setting.
+pub fn set_checks(checks: Checks) {
+    heap().set_quarantine_limits(checks.quarantine_blocks, checks.quarantine_bytes);
+    CLOSED_SOCKETS.store(checks.closed_sockets, Ordering::Relaxed);
+    verifier::set_backtraces(checks.backtraces);
+}
+
+/// [`Checks::closed_sockets`], read by the socket table each time a socket is closed.
+static CLOSED_SOCKETS: AtomicUsize = AtomicUsize::new(Checks::FULL.closed_sockets);
+
+/// How many closed sockets the socket table keeps (see [`Checks::closed_sockets`]).
+pub(super) fn closed_socket_quarantine() -> usize {
+    CLOSED_SOCKETS.load(Ordering::Relaxed)
+}
+
+/// The current setting (see [`set_checks`]).
+pub fn checks() -> Checks {
+    let (quarantine_blocks, quarantine_bytes) = heap().quarantine_limits();
+    Checks {
+        quarantine_blocks,
+        quarantine_bytes,
+        closed_sockets: closed_socket_quarantine(),
+        backtraces: verifier::backtraces_enabled(),
+    }
 }
 
 /// Lets what is already under way finish: queued DPCs run, ended system threads are joined.

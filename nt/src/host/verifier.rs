@@ -178,7 +178,7 @@ static RECORDED: Mutex<Vec<Violation>> = Mutex::new(Vec::new());
 static BACKTRACES: AtomicU8 = AtomicU8::new(0);
 
 /// Captured unless running under Miri (unsupported there) or `NT_EMU_BACKTRACES=0` is set.
-fn backtraces_enabled() -> bool {
+pub(super) fn backtraces_enabled() -> bool {
     match BACKTRACES.load(Ordering::Relaxed) {
         0 => {
             let enabled = !cfg!(miri) && std::env::var_os("NT_EMU_BACKTRACES").is_none_or(|v| v != "0");
@@ -239,12 +239,14 @@ pub(super) fn recording() -> bool {
 /// In recording mode ([`expect_violations`]) it records the violation and returns; the caller must
 /// then make its operation harmless (skip the free, treat the wait as a poll, ...).
 pub fn violation(rule: Rule, object: &dyn fmt::Display, created_at: Option<&Backtrace>) {
+    use std::io::Write;
     let message = format_report(rule, object, created_at);
     if recording() {
         recorded().push(Violation { rule, message });
         return;
     }
-    eprintln!("{message}");
+    // Not `eprintln!`, which panics if stderr is a closed pipe: the bug check must happen anyway.
+    let _ = writeln!(std::io::stderr(), "{message}");
     std::process::abort();
 }
 

@@ -8,10 +8,18 @@
 //!
 //! Ctrl-C (SIGINT) or SIGTERM unloads the driver, then the program prints the counters and the
 //! emulation's leak report, and exits 0 only if the report is empty and no kernel rule was broken.
+//!
+//! Output never stops the program: a line written to a closed stdout or stderr (`... | head`, a log
+//! collector restarting) is dropped, and the driver keeps serving and still unloads on Ctrl-C.
+//!
+//! The emulation checks every kernel rule, as in the tests, but keeps less to explain what it finds
+//! ([`nt::emu::Checks::BOUNDED`]), so that memory stays bounded however many connections come and
+//! go; `NT_EMU_CHECKS=full` restores the tests' setting.
 
 #[cfg(not(target_os = "windows"))]
 mod host {
     use echo_driver::Config;
+    use std::fmt;
     use std::io::Write;
     use std::process::ExitCode;
     use std::time::Duration;
@@ -25,7 +33,33 @@ on [::]:PORT (IPv6 and IPv4). Ctrl-C unloads it and prints the counters and the 
   --port N       TCP port (default 40007; 0 picks a free one)
   --limit N      connections served at once, 1..=1024 (default 1024); one more is reset at once
   --idle-secs N  abort a connection after N seconds without traffic (default 60)
+
+The emulation checks every kernel rule, as the tests do. To keep memory bounded in a long run it
+keeps only the last 1,024 freed blocks (at most 1 MiB) and the last 256 closed sockets to recognise a
+use after free, a double free or a call after close, where the tests keep 4,096 blocks (up to 64 MiB)
+and 1,024 sockets, and it captures no backtraces, so its reports do not say where an object was
+created or freed. NT_EMU_CHECKS=full in the environment restores the tests' setting (then
+NT_EMU_BACKTRACES=0 still turns the backtraces off).
+
+A closed stdout or stderr never stops the program: the lines written to it are dropped.
 ";
+
+    /// Writes one line to stdout. A failed write (EPIPE: whoever read the output has gone) drops
+    /// the line: output must never stop the driver, which would then die without its unload.
+    /// SIGPIPE is ignored ([`ignore_sigpipe`]), so the write returns the error instead of killing us.
+    fn say(line: fmt::Arguments<'_>) {
+        let mut out = std::io::stdout().lock();
+        let _ = out
+            .write_fmt(line)
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush());
+    }
+
+    /// As [`say`], to stderr.
+    fn complain(line: fmt::Arguments<'_>) {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_fmt(line).and_then(|()| err.write_all(b"\n"));
+    }
 
     fn parse(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
         let mut config = Config::default();
@@ -68,7 +102,8 @@ on [::]:PORT (IPv6 and IPv4). Ctrl-C unloads it and prints the counters and the 
         Ok(Some(config))
     }
 
-    /// Prints the driver's `kdprint!` lines (the `log` records of the emulation's DbgPrintEx).
+    /// Prints the driver's `kdprint!` lines (the `log` records of the emulation's DbgPrintEx) to
+    /// stderr; a line that cannot be written is dropped (see [`say`]).
     struct StderrLogger;
 
     impl log::Log for StderrLogger {
@@ -78,7 +113,7 @@ on [::]:PORT (IPv6 and IPv4). Ctrl-C unloads it and prints the counters and the 
 
         fn log(&self, record: &log::Record<'_>) {
             if self.enabled(record.metadata()) {
-                eprintln!("[{}] {}", record.level(), record.args());
+                complain(format_args!("[{}] {}", record.level(), record.args()));
             }
         }
 
@@ -86,6 +121,16 @@ on [::]:PORT (IPv6 and IPv4). Ctrl-C unloads it and prints the counters and the 
     }
 
     static LOGGER: StderrLogger = StderrLogger;
+
+    /// SIGPIPE is ignored, so that a write to a closed pipe fails with EPIPE (which [`say`] and
+    /// [`complain`] drop) instead of killing the process without an unload. Rust's runtime already
+    /// does this before `main` on Unix; this keeps it so whatever the binary was built with
+    /// (`-Zon-broken-pipe=kill` would restore the default action).
+    fn ignore_sigpipe() {
+        // SAFETY: installs the SIG_IGN disposition, which runs no code in the process; no other
+        // thread exists yet.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    }
 
     /// Blocks SIGINT and SIGTERM in this thread, before any other thread exists, so that every
     /// thread inherits the mask and the signals wait for [`wait_for_signal`].
@@ -120,18 +165,22 @@ on [::]:PORT (IPv6 and IPv4). Ctrl-C unloads it and prints the counters and the 
     }
 
     pub fn main() -> ExitCode {
+        ignore_sigpipe();
         let config = match parse(std::env::args().skip(1)) {
             Ok(Some(config)) => config,
             Ok(None) => {
-                print!("{USAGE}");
+                let _ = std::io::stdout().write_all(USAGE.as_bytes());
                 return ExitCode::SUCCESS;
             }
             Err(message) => {
-                eprintln!("echo-driver: {message}\n\n{USAGE}");
+                complain(format_args!("echo-driver: {message}\n\n{USAGE}"));
                 return ExitCode::from(2);
             }
         };
         let signals = block_signals();
+        if std::env::var_os("NT_EMU_CHECKS").is_none_or(|v| v != "full") {
+            nt::emu::set_checks(nt::emu::Checks::BOUNDED);
+        }
         // The driver's kdprint! lines (DbgPrintEx in the kernel) arrive as `log` records.
         let _ = log::set_logger(&LOGGER);
         log::set_max_level(log::LevelFilter::Info);
@@ -143,27 +192,29 @@ on [::]:PORT (IPv6 and IPv4). Ctrl-C unloads it and prints the counters and the 
         // SAFETY: PASSIVE_LEVEL (this thread, in a fresh session), a writable driver object.
         let status = unsafe { echo_driver::start(&mut driver, &config) };
         if !nt::NT_SUCCESS(status) {
-            eprintln!("echo-driver: DriverEntry failed: {}", describe(status, &config));
+            complain(format_args!(
+                "echo-driver: DriverEntry failed: {}",
+                describe(status, &config)
+            ));
             return finish(session, ExitCode::FAILURE);
         }
         let addr = echo_driver::local_addr().map_or_else(|| format!("port {}", config.port), |a| a.to_string());
-        println!(
+        say(format_args!(
             "echo-driver: listening on {addr} (IPv4 and IPv6): limit {} connections, idle timeout {} s. Ctrl-C unloads.",
             config.connection_limit,
             config.idle_timeout.as_secs()
-        );
-        let _ = std::io::stdout().flush();
+        ));
 
         let signal = wait_for_signal(&signals);
-        println!("echo-driver: signal {signal}: unloading");
+        say(format_args!("echo-driver: signal {signal}: unloading"));
         let started = std::time::Instant::now();
         match driver.DriverUnload {
             // SAFETY: DriverEntry succeeded and set it; PASSIVE_LEVEL.
             Some(unload) => unsafe { unload(&mut driver) },
             None => echo_driver::stop(),
         }
-        println!("echo-driver: unloaded in {:?}", started.elapsed());
-        println!("echo-driver: counters: {}", echo_driver::counters());
+        say(format_args!("echo-driver: unloaded in {:?}", started.elapsed()));
+        say(format_args!("echo-driver: counters: {}", echo_driver::counters()));
         finish(session, ExitCode::SUCCESS)
     }
 
@@ -173,14 +224,13 @@ on [::]:PORT (IPv6 and IPv4). Ctrl-C unloads it and prints the counters and the 
         let violations = nt::emu::take_violations();
         let clean = report.is_empty() && violations.is_empty();
         if report.is_empty() {
-            println!("echo-driver: leak report: empty");
+            say(format_args!("echo-driver: leak report: empty"));
         } else {
-            println!("echo-driver: leak report:\n{report}");
+            say(format_args!("echo-driver: leak report:\n{report}"));
         }
         for violation in &violations {
-            println!("echo-driver: kernel rule broken: {violation}");
+            say(format_args!("echo-driver: kernel rule broken: {violation}"));
         }
-        let _ = std::io::stdout().flush();
         if clean {
             drop(session);
             ok

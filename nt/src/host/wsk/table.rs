@@ -59,9 +59,6 @@ struct Table {
     quarantine: VecDeque<usize>,
 }
 
-/// How many closed sockets keep their header (and so stay detectable) before the oldest is freed.
-const QUARANTINE: usize = 1024;
-
 static TABLE: Mutex<Option<Table>> = Mutex::new(None);
 
 fn table() -> MutexGuard<'static, Option<Table>> {
@@ -191,7 +188,10 @@ pub(crate) fn retire(core: &SocketCore) {
         entry.closed = true;
         table.quarantine.push_back(core.header);
         let mut evicted = Vec::new();
-        while table.quarantine.len() > QUARANTINE {
+        // How many closed sockets keep their header (and so stay detectable) before the oldest is
+        // freed: `emu::Checks::closed_sockets`.
+        let limit = crate::host::session::closed_socket_quarantine();
+        while table.quarantine.len() > limit {
             if let Some(old) = table.quarantine.pop_front() {
                 evicted.extend(table.entries.remove(&old));
             }

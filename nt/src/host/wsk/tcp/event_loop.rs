@@ -10,7 +10,7 @@
 use super::super::socket::SocketCore;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::JoinHandle;
@@ -100,7 +100,8 @@ fn run(mut poll: Poll, shared: Arc<Shared>) {
             if error.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            eprintln!("wsk-tcp-event-loop: poll failed: {error}");
+            // Not `eprintln!`, which panics if stderr is a closed pipe.
+            let _ = writeln!(io::stderr(), "wsk-tcp-event-loop: poll failed: {error}");
             return;
         }
         for event in events.iter() {

@@ -190,6 +190,22 @@ impl TcpListen {
             socket.set_only_v6(v6only).map_err(status)?;
         }
         socket.set_nonblocking(true).map_err(status)?;
+        // The host socket's SO_REUSEADDR, Linux semantics: the bind ignores connections of an
+        // earlier listener on this port that linger in TIME_WAIT (after a crash with clients
+        // connected, for about 60 s), so the program restarts on its port at once. Linux applies it
+        // only when both the lingering sockets and the new one carry the flag, hence on every
+        // listener. It never admits a second listener: a bind next to a live listener still fails
+        // with EADDRINUSE (STATUS_ADDRESS_ALREADY_EXISTS below); only SO_REUSEPORT, which is never
+        // set, would allow that.
+        //
+        // This is not the WSK option of the same name. On Windows, SO_REUSEADDR (Winsock and WSK
+        // alike) lets a socket bind a port that another socket holds, even a listening one, which is
+        // why SO_EXCLUSIVEADDRUSE exists; the emulation does not offer that option. Microsoft does
+        // not document whether a WSK bind fails while connections of an earlier socket linger in
+        // TIME_WAIT on its port: that it succeeds here is invented. Elsewhere than Linux (BSD
+        // semantics let two listeners share a port on different addresses) the flag stays off.
+        #[cfg(target_os = "linux")]
+        socket.set_reuse_address(true).map_err(status)?;
         socket.bind(&addr.into()).map_err(status)?;
         socket.listen(128).map_err(status)?;
         let mut listener = TcpListener::from_std(socket.into());
