@@ -4,12 +4,15 @@
 //! One file per idea: `irql` (per-thread IRQL), `heap` (tracked allocations and quarantine), `pool`,
 //! `pool_stats` (live bytes and allocation counts), `irp`, `cancel`, `mdl`, `dispatcher` (dispatcher lock and headers), `event`, `timer` (KTIMER,
 //! KDPC, the DPC thread), `freed_objects` (use after free of kernel objects), `clock`, `spinlock`, `objects` (handles, thread objects), `thread`,
-//! `verifier` (rules and reports), `tracking`, `leaks`, `session`.
+//! `verifier` (rules and reports), `tracking`, `leaks`, `session`, `driver` (driver images, device
+//! objects, routines after unload), `completion_ex` (`IoSetCompletionRoutineEx`), `workitem`.
 
 mod cancel;
 mod clock;
+mod completion_ex;
 mod debug;
 mod dispatcher;
+mod driver;
 mod event;
 mod freed_objects;
 mod heap;
@@ -28,6 +31,7 @@ mod thread_id;
 mod timer;
 mod tracking;
 mod verifier;
+mod workitem;
 mod wsk;
 
 /// The emulated kernel API, re-exported at the crate root: every function of
@@ -36,7 +40,9 @@ mod wsk;
 pub mod api {
     pub use super::cancel::{IoAcquireCancelSpinLock, IoCancelIrp, IoReleaseCancelSpinLock};
     pub use super::clock::KeQueryInterruptTimePrecise;
+    pub use super::completion_ex::IoSetCompletionRoutineEx;
     pub use super::debug::debug_print;
+    pub use super::driver::{IoCreateDevice, IoDeleteDevice};
     pub use super::event::{
         KeClearEvent, KeDelayExecutionThread, KeInitializeEvent, KeReadStateEvent, KeResetEvent, KeSetEvent,
         KeWaitForSingleObject,
@@ -44,13 +50,14 @@ pub mod api {
     pub use super::irp::{IoAllocateIrp, IoFreeIrp, IoReuseIrp, IofCompleteRequest};
     pub use super::irql::{KeGetCurrentIrql, KeLowerIrql, KeRaiseIrql};
     pub use super::mdl::{IoAllocateMdl, IoFreeMdl, MmBuildMdlForNonPagedPool};
-    pub use super::objects::{ObReferenceObjectByHandle, ObfDereferenceObject, ZwClose};
+    pub use super::objects::{ObReferenceObjectByHandle, ObfDereferenceObject, ObfReferenceObject, ZwClose};
     pub use super::pool::{ExAllocatePool2, ExFreePoolWithTag};
     pub use super::spinlock::{KeAcquireSpinLockRaiseToDpc, KeReleaseSpinLock};
     pub use super::thread::{PsCreateSystemThread, PsTerminateSystemThread};
     pub use super::timer::{
         KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeTimerEx, KeReadStateTimer, KeSetTimerEx,
     };
+    pub use super::workitem::{IoAllocateWorkItem, IoFreeWorkItem, IoQueueWorkItem};
     pub use super::wsk::{WskCaptureProviderNPI, WskDeregister, WskRegister, WskReleaseProviderNPI};
 }
 
@@ -106,6 +113,14 @@ pub mod emu {
     /// Registration of other emulated objects (WSK registrations, sockets) in the leak report.
     pub mod tracking {
         pub use super::super::tracking::{is_tracked, track, untrack};
+    }
+
+    /// Driver images: loading a (non-PnP) driver, unloading it, and whether its image is unmapped.
+    /// See the documentation of `nt/src/host/driver.rs` for the image model and its limits.
+    pub mod driver {
+        pub use super::super::driver::{
+            DriverEntry, Image, LoadedDriver, TestDevice, image_unloaded, load, wait_image_unloaded,
+        };
     }
 
     /// IRP ownership as seen by emulated lower drivers (the WSK provider).
