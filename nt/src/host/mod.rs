@@ -123,6 +123,11 @@ pub mod emu {
         };
     }
 
+    /// Scheduling of work items.
+    pub mod work_items {
+        pub use super::super::workitem::{Hold, hold};
+    }
+
     /// IRP ownership as seen by emulated lower drivers (the WSK provider).
     pub mod irp {
         pub use super::super::irp::control::{enter_provider, is_pending, live_count};

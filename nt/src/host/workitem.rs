@@ -47,6 +47,8 @@ struct WorkItems {
     workers: Vec<JoinHandle<()>>,
     /// Worker threads whose routine has not returned yet.
     busy: usize,
+    /// [`hold`] is in force: queued items are not dequeued.
+    held: bool,
 }
 
 static WORK_ITEMS: Mutex<WorkItems> = Mutex::new(WorkItems {
@@ -54,6 +56,7 @@ static WORK_ITEMS: Mutex<WorkItems> = Mutex::new(WorkItems {
     items: BTreeMap::new(),
     workers: Vec::new(),
     busy: 0,
+    held: false,
 });
 
 /// Lock order: the driver registry, then this, then the heap.
@@ -198,8 +201,13 @@ pub unsafe extern "system" fn IoQueueWorkItem(
 fn worker(job: Job) {
     irql::set(PASSIVE_LEVEL);
     {
-        let _registry = registry();
+        let mut registry = registry();
         let mut items = work_items();
+        while items.held && items.generation == job.generation {
+            drop(items);
+            registry = CHANGED.wait(registry).unwrap_or_else(PoisonError::into_inner);
+            items = work_items();
+        }
         if items.generation != job.generation {
             return;
         }
@@ -324,4 +332,29 @@ pub(super) fn reset(generation: u64) {
     items.items.clear();
     items.workers.clear();
     items.busy = 0;
+    items.held = false;
+    CHANGED.notify_all();
+}
+
+/// While the returned guard lives, queued work items stay queued: no worker thread dequeues them
+/// (Windows gives no bound on when a worker thread gets to an item either). For deterministic tests
+/// of what may and may not be done with a queued item. Dropping the guard lets them run.
+pub fn hold() -> Hold {
+    let _registry = registry();
+    work_items().held = true;
+    Hold { _private: () }
+}
+
+/// See [`hold`].
+#[must_use = "queued work items run again as soon as the guard is dropped"]
+pub struct Hold {
+    _private: (),
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let _registry = registry();
+        work_items().held = false;
+        CHANGED.notify_all();
+    }
 }
