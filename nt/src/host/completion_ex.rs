@@ -16,7 +16,6 @@ use super::verifier::{Rule, creation_site, violation};
 use super::{irql, pool_stats};
 use crate::inline_helpers::IoSetCompletionRoutine;
 use crate::types::*;
-use core::ptr;
 
 /// What the I/O manager keeps for one `IoSetCompletionRoutineEx` call.
 #[repr(C)]
@@ -29,12 +28,13 @@ struct UnloadSafeContext {
     context: PVOID,
 }
 
-/// Whether `routine` is the emulation's own routine set by `IoSetCompletionRoutineEx`.
-pub(super) fn is_trampoline(routine: unsafe extern "system" fn(PDEVICE_OBJECT, PIRP, PVOID) -> NTSTATUS) -> bool {
-    ptr::fn_addr_eq(
-        routine,
-        unload_safe_completion as unsafe extern "system" fn(PDEVICE_OBJECT, PIRP, PVOID) -> NTSTATUS,
-    )
+/// Whether a stack location's completion context is one `IoSetCompletionRoutineEx` allocated, i.e.
+/// its routine is the emulation's. (Told by the context, a live block only this module makes:
+/// function pointers are not reliably comparable in Rust, and are not under Miri.)
+pub(super) fn is_ex_context(context: PVOID) -> bool {
+    heap()
+        .get(context.addr())
+        .is_some_and(|b| matches!(b.kind, Kind::CompletionContext))
 }
 
 /// `IoSetCompletionRoutineEx`: IRQL <= DISPATCH_LEVEL. Allocates the context (fails with

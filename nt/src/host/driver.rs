@@ -349,12 +349,15 @@ pub(super) unsafe fn check_unload_safe_routine(irp: PIRP) {
         return;
     }
     // SAFETY: forwarded from the caller's contract: the current location is inside the IRP.
-    let routine = unsafe { (*crate::IoGetCurrentIrpStackLocation(irp)).CompletionRoutine };
+    let (routine, context) = unsafe {
+        let location = crate::IoGetCurrentIrpStackLocation(irp);
+        ((*location).CompletionRoutine, (*location).Context)
+    };
+    let unload_safe = routine.is_some() && super::completion_ex::is_ex_context(context);
     let mut registry = registry();
     let excused = registry.ex_failed.contains(&irp.addr());
     registry.ex_failed.retain(|&x| x != irp.addr());
-    let Some(routine) = routine else { return };
-    if super::completion_ex::is_trampoline(routine) || excused || !registry.a_driver_is_mapped() {
+    if routine.is_none() || unload_safe || excused || !registry.a_driver_is_mapped() {
         return;
     }
     violation(

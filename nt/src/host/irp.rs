@@ -280,7 +280,7 @@ unsafe fn complete_walk(irp: PIRP) {
                     };
                     let irql_before = irql::current();
                     // IoSetCompletionRoutineEx's routine tracks the driver's routine itself.
-                    let guard = if super::completion_ex::is_trampoline(routine) {
+                    let guard = if !super::driver::any_driver() || super::completion_ex::is_ex_context(context) {
                         None
                     } else {
                         super::driver::enter_routine("completion routine", super::driver::Owner::Sole)

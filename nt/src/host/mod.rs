@@ -98,6 +98,9 @@ pub mod emu {
     //!   right after it.
     //! * `DbgPrintEx` is C-variadic; use `nt::debug_print(level, message)` (the `log` crate here).
     //! * There are no APCs: alertable waits are never alerted.
+    //! * `IoCreateDevice` ignores the device name (no object namespace is emulated); each queued
+    //!   work item runs on a host thread of its own; see [`driver`] for which driver a routine
+    //!   without a device object is attributed to.
     //! * Creation backtraces cost a stack walk per object; [`set_backtraces`] or
     //!   `NT_EMU_BACKTRACES=0` turns them off (they are always off under Miri).
 
