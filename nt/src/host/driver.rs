@@ -788,6 +788,12 @@ pub fn wait_image_unloaded(image: &Image, bound: Duration) -> bool {
 /// One unnamed device of a minimal non-PnP driver, for library tests that need a device object
 /// (for `IoSetCompletionRoutineEx` or `IoAllocateWorkItem`) and nothing else. Dropping it deletes
 /// the device and unloads its driver (its `DriverUnload` deletes the device).
+///
+/// Its driver is a driver of the session like any other: while it is loaded, plain completion
+/// routines on IRPs passed down are reported ([`Rule::CompletionRoutineNotUnloadSafe`]), and if it is
+/// the only driver of the session, the library's plain completion routines, DPCs and system threads
+/// count as its code ([`Rule::RoutineAfterUnload`]). So create it before, and drop it after,
+/// everything that runs such code (declare it first in the test).
 pub struct TestDevice {
     driver: Option<LoadedDriver>,
     image: Image,

@@ -119,7 +119,18 @@ pub mod emu {
     }
 
     /// Driver images: loading a (non-PnP) driver, unloading it, and whether its image is unmapped.
-    /// See the documentation of `nt/src/host/driver.rs` for the image model and its limits.
+    ///
+    /// As on Windows, an image stays mapped while its driver object exists, and the driver object
+    /// while any of its device objects does: the image is unloaded once `DriverUnload` has returned
+    /// (or `DriverEntry` failed) and every device object of the driver is deleted and unreferenced.
+    /// While a driver of the session is loaded, an IRP passed down with a plain
+    /// `IoSetCompletionRoutine` is a `Rule::CompletionRoutineNotUnloadSafe`; a driver routine
+    /// entered after the unmap, or still running at it, is a `Rule::RoutineAfterUnload`.
+    ///
+    /// Which driver a routine belongs to: exact for `IoSetCompletionRoutineEx` routines and work
+    /// items (their device object says); a plain completion routine, DPC or system thread is
+    /// attributed to the session's driver only when exactly one driver was loaded in the session,
+    /// and not checked otherwise. A [`TestDevice`](driver::TestDevice)'s driver counts.
     pub mod driver {
         pub use super::super::driver::{
             DriverEntry, Image, LoadedDriver, TestDevice, image_unloaded, load, wait_image_unloaded,
