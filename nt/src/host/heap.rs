@@ -34,6 +34,12 @@ pub enum Kind {
     Irp { pending: bool },
     /// `IoAllocateMdl`.
     Mdl,
+    /// A `DEVICE_OBJECT` (and its extension) made by `IoCreateDevice`.
+    Device,
+    /// An `IO_WORKITEM` made by `IoAllocateWorkItem`.
+    WorkItem,
+    /// The context `IoSetCompletionRoutineEx` allocates (freed after the driver's routine returned).
+    CompletionContext,
 }
 
 impl Kind {
@@ -43,6 +49,9 @@ impl Kind {
             Kind::Pool { .. } => Class::Pool,
             Kind::Irp { .. } => Class::Irp,
             Kind::Mdl => Class::Mdl,
+            Kind::Device => Class::Device,
+            Kind::WorkItem => Class::WorkItem,
+            Kind::CompletionContext => Class::CompletionContext,
         }
     }
 
@@ -51,6 +60,9 @@ impl Kind {
             Kind::Pool { .. } => "pool block",
             Kind::Irp { .. } => "IRP",
             Kind::Mdl => "MDL",
+            Kind::Device => "device object",
+            Kind::WorkItem => "work item",
+            Kind::CompletionContext => "IoSetCompletionRoutineEx context",
         }
     }
 }
@@ -156,7 +168,9 @@ impl fmt::Display for Describe<'_> {
                     "owned by the driver"
                 }
             ),
-            Kind::Mdl => write!(f, "MDL {:#x} ({} bytes)", self.addr, self.size),
+            Kind::Mdl | Kind::Device | Kind::WorkItem | Kind::CompletionContext => {
+                write!(f, "{} {:#x} ({} bytes)", self.kind.name(), self.addr, self.size)
+            }
         }
     }
 }
@@ -168,7 +182,13 @@ pub enum Class {
     Pool = 0,
     Irp = 1,
     Mdl = 2,
+    Device = 3,
+    WorkItem = 4,
+    CompletionContext = 5,
 }
+
+/// The number of [`Class`]es.
+const CLASSES: usize = 6;
 
 impl Class {
     /// As [`Kind::name`].
@@ -177,6 +197,9 @@ impl Class {
             Class::Pool => "pool block",
             Class::Irp => "IRP",
             Class::Mdl => "MDL",
+            Class::Device => "device object",
+            Class::WorkItem => "work item",
+            Class::CompletionContext => "IoSetCompletionRoutineEx context",
         }
     }
 }
@@ -203,7 +226,7 @@ pub struct Heap {
     /// thread of that session may still touch them), but kept reachable.
     abandoned: Vec<Owned>,
     /// Live blocks and bytes per [`Class`], kept as blocks come and go.
-    totals: [Live; 3],
+    totals: [Live; CLASSES],
 }
 
 static HEAP: Mutex<Heap> = Mutex::new(Heap {
@@ -216,7 +239,7 @@ static HEAP: Mutex<Heap> = Mutex::new(Heap {
     fail_next: 0,
     fail_tags: BTreeMap::new(),
     abandoned: Vec::new(),
-    totals: [Live { bytes: 0, blocks: 0 }; 3],
+    totals: [Live { bytes: 0, blocks: 0 }; CLASSES],
 });
 
 /// The heap lock. Lock order: dispatcher, then heap, then tracking, then the violation list.
@@ -463,7 +486,7 @@ impl Heap {
         self.abandoned.extend(freed.into_values().map(|f| f.memory));
         self.quarantine_order.clear();
         self.quarantine_bytes = 0;
-        self.totals = [Live::default(); 3];
+        self.totals = [Live::default(); CLASSES];
         self.fail_next = 0;
         self.fail_tags.clear();
     }

@@ -279,7 +279,14 @@ unsafe fn complete_walk(irp: PIRP) {
                         (*IoGetCurrentIrpStackLocation(irp)).DeviceObject
                     };
                     let irql_before = irql::current();
+                    // IoSetCompletionRoutineEx's routine tracks the driver's routine itself.
+                    let guard = if !super::driver::any_driver() || super::completion_ex::is_ex_context(context) {
+                        None
+                    } else {
+                        super::driver::enter_routine("completion routine", super::driver::Owner::Sole)
+                    };
                     let result = routine(device, irp, context);
+                    drop(guard);
                     if irql::current() != irql_before {
                         violation(
                             Rule::IrqlMismatch,
@@ -374,6 +381,10 @@ pub mod control {
             IoSetNextIrpStackLocation(irp);
         }
         block.kind = Kind::Irp { pending: true };
+        drop(heap);
+        // SAFETY: the IRP is live and now the provider's, which is this call: nobody else touches
+        // it before this returns.
+        unsafe { super::super::driver::check_unload_safe_routine(irp) };
         true
     }
 

@@ -3,7 +3,7 @@
 
 use super::heap::{Describe, heap};
 use super::verifier::trim_backtrace;
-use super::{objects, timer, tracking};
+use super::{driver, objects, timer, tracking, workitem};
 use std::backtrace::Backtrace;
 use std::fmt;
 
@@ -72,6 +72,8 @@ pub(super) fn collect() -> LeakReport {
     let mut report = LeakReport::default();
     timer::leaks(&mut report);
     objects::leaks(&mut report);
+    workitem::leaks(&mut report);
+    driver::leaks(&mut report);
     {
         let heap = heap();
         for (addr, block) in heap.live_blocks() {

@@ -4,12 +4,15 @@
 //! One file per idea: `irql` (per-thread IRQL), `heap` (tracked allocations and quarantine), `pool`,
 //! `pool_stats` (live bytes and allocation counts), `irp`, `cancel`, `mdl`, `dispatcher` (dispatcher lock and headers), `event`, `timer` (KTIMER,
 //! KDPC, the DPC thread), `freed_objects` (use after free of kernel objects), `clock`, `spinlock`, `objects` (handles, thread objects), `thread`,
-//! `verifier` (rules and reports), `tracking`, `leaks`, `session`.
+//! `verifier` (rules and reports), `tracking`, `leaks`, `session`, `driver` (driver images, device
+//! objects, routines after unload), `completion_ex` (`IoSetCompletionRoutineEx`), `workitem`.
 
 mod cancel;
 mod clock;
+mod completion_ex;
 mod debug;
 mod dispatcher;
+mod driver;
 mod event;
 mod freed_objects;
 mod heap;
@@ -28,6 +31,7 @@ mod thread_id;
 mod timer;
 mod tracking;
 mod verifier;
+mod workitem;
 mod wsk;
 
 /// The emulated kernel API, re-exported at the crate root: every function of
@@ -36,7 +40,9 @@ mod wsk;
 pub mod api {
     pub use super::cancel::{IoAcquireCancelSpinLock, IoCancelIrp, IoReleaseCancelSpinLock};
     pub use super::clock::KeQueryInterruptTimePrecise;
+    pub use super::completion_ex::IoSetCompletionRoutineEx;
     pub use super::debug::debug_print;
+    pub use super::driver::{IoCreateDevice, IoDeleteDevice};
     pub use super::event::{
         KeClearEvent, KeDelayExecutionThread, KeInitializeEvent, KeReadStateEvent, KeResetEvent, KeSetEvent,
         KeWaitForSingleObject,
@@ -44,13 +50,14 @@ pub mod api {
     pub use super::irp::{IoAllocateIrp, IoFreeIrp, IoReuseIrp, IofCompleteRequest};
     pub use super::irql::{KeGetCurrentIrql, KeLowerIrql, KeRaiseIrql};
     pub use super::mdl::{IoAllocateMdl, IoFreeMdl, MmBuildMdlForNonPagedPool};
-    pub use super::objects::{ObReferenceObjectByHandle, ObfDereferenceObject, ZwClose};
+    pub use super::objects::{ObReferenceObjectByHandle, ObfDereferenceObject, ObfReferenceObject, ZwClose};
     pub use super::pool::{ExAllocatePool2, ExFreePoolWithTag};
     pub use super::spinlock::{KeAcquireSpinLockRaiseToDpc, KeReleaseSpinLock};
     pub use super::thread::{PsCreateSystemThread, PsTerminateSystemThread};
     pub use super::timer::{
         KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeTimerEx, KeReadStateTimer, KeSetTimerEx,
     };
+    pub use super::workitem::{IoAllocateWorkItem, IoFreeWorkItem, IoQueueWorkItem};
     pub use super::wsk::{WskCaptureProviderNPI, WskDeregister, WskRegister, WskReleaseProviderNPI};
 }
 
@@ -91,6 +98,9 @@ pub mod emu {
     //!   right after it.
     //! * `DbgPrintEx` is C-variadic; use `nt::debug_print(level, message)` (the `log` crate here).
     //! * There are no APCs: alertable waits are never alerted.
+    //! * `IoCreateDevice` ignores the device name (no object namespace is emulated); each queued
+    //!   work item runs on a host thread of its own; see [`driver`] for which driver a routine
+    //!   without a device object is attributed to.
     //! * Creation backtraces cost a stack walk per object; [`set_backtraces`] or
     //!   `NT_EMU_BACKTRACES=0` turns them off (they are always off under Miri).
     //! * What the checker keeps in memory (the quarantine of freed blocks, backtraces) is bounded
@@ -108,6 +118,30 @@ pub mod emu {
     /// Registration of other emulated objects (WSK registrations, sockets) in the leak report.
     pub mod tracking {
         pub use super::super::tracking::{is_tracked, track, untrack};
+    }
+
+    /// Driver images: loading a (non-PnP) driver, unloading it, and whether its image is unmapped.
+    ///
+    /// As on Windows, an image stays mapped while its driver object exists, and the driver object
+    /// while any of its device objects does: the image is unloaded once `DriverUnload` has returned
+    /// (or `DriverEntry` failed) and every device object of the driver is deleted and unreferenced.
+    /// While a driver of the session is loaded, an IRP passed down with a plain
+    /// `IoSetCompletionRoutine` is a `Rule::CompletionRoutineNotUnloadSafe`; a driver routine
+    /// entered after the unmap, or still running at it, is a `Rule::RoutineAfterUnload`.
+    ///
+    /// Which driver a routine belongs to: exact for `IoSetCompletionRoutineEx` routines and work
+    /// items (their device object says); a plain completion routine, DPC or system thread is
+    /// attributed to the session's driver only when exactly one driver was loaded in the session,
+    /// and not checked otherwise. A [`TestDevice`](driver::TestDevice)'s driver counts.
+    pub mod driver {
+        pub use super::super::driver::{
+            DriverEntry, Image, LoadedDriver, TestDevice, image_unloaded, load, wait_image_unloaded,
+        };
+    }
+
+    /// Scheduling of work items.
+    pub mod work_items {
+        pub use super::super::workitem::{Hold, hold};
     }
 
     /// IRP ownership as seen by emulated lower drivers (the WSK provider).

@@ -1,5 +1,6 @@
 //! The object manager, as far as system threads need it: thread objects with reference counts, the
-//! kernel handle table, `ObReferenceObjectByHandle` / `ObfDereferenceObject` / `ZwClose`.
+//! kernel handle table, `ObReferenceObjectByHandle` / `ObfReferenceObject` / `ObfDereferenceObject` /
+//! `ZwClose`. References on device objects are counted by `driver.rs`.
 
 use super::dispatcher::{self, THREAD_OBJECT, signal_state};
 use super::irql;
@@ -179,14 +180,45 @@ pub unsafe extern "system" fn ObReferenceObjectByHandle(
     STATUS_SUCCESS
 }
 
-/// `ObfDereferenceObject`: IRQL <= DISPATCH_LEVEL. Returns the new reference count; an object that
-/// is not live is a [`Rule::UnknownObject`].
+/// `ObfReferenceObject`: IRQL <= DISPATCH_LEVEL. Adds a reference to a thread object or a device
+/// object and returns the new count; anything else is a [`Rule::UnknownObject`].
 ///
 /// # Safety
-/// `Object` was returned by `ObReferenceObjectByHandle` and is not used after its last reference.
-pub unsafe extern "system" fn ObfDereferenceObject(Object: PVOID) -> isize {
+/// `Object` is a live object the caller already holds a reference to (or a pointer to, for its
+/// own device object).
+pub unsafe extern "system" fn ObfReferenceObject(Object: PVOID) -> LONG_PTR {
+    if !irql::require_max("ObfReferenceObject", DISPATCH_LEVEL) {
+        return 0;
+    }
+    if let Some(count) = super::driver::reference_object(Object.addr()) {
+        return count;
+    }
+    let mut table = objects();
+    let Some(entry) = table.objects.get_mut(&Object.addr()) else {
+        violation(
+            Rule::UnknownObject,
+            &format_args!("ObfReferenceObject({Object:p}): no live object"),
+            None,
+        );
+        return 0;
+    };
+    entry.references += 1;
+    entry.references as LONG_PTR
+}
+
+/// `ObfDereferenceObject`: IRQL <= DISPATCH_LEVEL. Returns the new reference count; an object that
+/// is not live is a [`Rule::UnknownObject`]. On a device object it drops a reference taken with
+/// `ObfReferenceObject` (the device object goes with the last one once it is deleted).
+///
+/// # Safety
+/// `Object` was returned by `ObReferenceObjectByHandle` (or referenced with `ObfReferenceObject`)
+/// and is not used after its last reference.
+pub unsafe extern "system" fn ObfDereferenceObject(Object: PVOID) -> LONG_PTR {
     if !irql::require_max("ObfDereferenceObject", DISPATCH_LEVEL) {
         return 0;
+    }
+    if let Some(count) = super::driver::dereference_object(Object.addr()) {
+        return count;
     }
     let mut table = objects();
     if !table.objects.contains_key(&Object.addr()) {

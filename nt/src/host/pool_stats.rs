@@ -1,5 +1,6 @@
 //! Pool accounting for benchmarks and tests (`nt::emu::pool::stats`): what is live now (pool
-//! blocks, IRPs, MDLs, with the sizes the kernel would use) and how many allocation calls were made
+//! blocks, IRPs, MDLs, and apart from them the kernel's own `IoSetCompletionRoutineEx` contexts and
+//! work items, with the sizes the kernel would use) and how many allocation calls were made
 //! since the process started, so that a caller can count exactly the allocations an operation makes
 //! (take the difference of two snapshots) and the bytes a connection holds.
 
@@ -29,18 +30,34 @@ pub struct PoolStats {
     pub irp_allocations: u64,
     /// `IoAllocateMdl` calls since the process started (failed ones included).
     pub mdl_allocations: u64,
+    /// The contexts `IoSetCompletionRoutineEx` holds (from nonpaged pool on Windows too, but
+    /// allocated by the kernel on the driver's behalf; kept apart from `pool`, which is the driver's
+    /// own `ExAllocatePool2` blocks). Their size is invented (Windows does not document it).
+    pub completion_contexts: Live,
+    /// `IoSetCompletionRoutineEx` calls since the process started (failed ones included): each
+    /// allocates a context.
+    pub completion_context_allocations: u64,
+    /// Live `IO_WORKITEM`s (`IoAllocateWorkItem`; invented size).
+    pub work_items: Live,
+    /// `IoAllocateWorkItem` calls since the process started (failed ones included).
+    pub work_item_allocations: u64,
 }
 
 static POOL_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static IRP_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static MDL_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static WORK_ITEM_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static COMPLETION_CONTEXT_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
-/// Counts one call of an allocating function, whatever its outcome.
+/// Counts one call of an allocating function, whatever its outcome (device objects are not counted).
 pub(super) fn count_call(class: Class) {
     let counter = match class {
         Class::Pool => &POOL_ALLOCATIONS,
         Class::Irp => &IRP_ALLOCATIONS,
         Class::Mdl => &MDL_ALLOCATIONS,
+        Class::Device => return,
+        Class::WorkItem => &WORK_ITEM_ALLOCATIONS,
+        Class::CompletionContext => &COMPLETION_CONTEXT_ALLOCATIONS,
     };
     counter.fetch_add(1, Ordering::Relaxed);
 }
@@ -56,5 +73,9 @@ pub fn stats() -> PoolStats {
         pool_allocations: POOL_ALLOCATIONS.load(Ordering::Relaxed),
         irp_allocations: IRP_ALLOCATIONS.load(Ordering::Relaxed),
         mdl_allocations: MDL_ALLOCATIONS.load(Ordering::Relaxed),
+        completion_contexts: heap.live_total(Class::CompletionContext),
+        completion_context_allocations: COMPLETION_CONTEXT_ALLOCATIONS.load(Ordering::Relaxed),
+        work_items: heap.live_total(Class::WorkItem),
+        work_item_allocations: WORK_ITEM_ALLOCATIONS.load(Ordering::Relaxed),
     }
 }

@@ -2,7 +2,7 @@
 
 use super::heap::{QUARANTINE_BLOCKS, QUARANTINE_BYTES, heap};
 use super::leaks::{self, LeakReport};
-use super::{cancel, clock, irql, objects, timer, tracking, verifier};
+use super::{cancel, clock, driver, irql, objects, timer, tracking, verifier, workitem};
 use crate::types::PASSIVE_LEVEL;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,6 +45,9 @@ pub fn session() -> Session {
 }
 
 fn reset_all() {
+    // First: a completion of an earlier session checks the driver registry's generation before it
+    // touches the heap.
+    driver::reset();
     timer::reset();
     objects::reset();
     heap().reset();
@@ -129,6 +132,7 @@ pub fn checks() -> Checks {
 /// Lets what is already under way finish: queued DPCs run, ended system threads are joined.
 fn settle() {
     timer::settle(SETTLE_BOUND);
+    workitem::settle(SETTLE_BOUND);
     objects::join_finished(SETTLE_BOUND);
 }
 

@@ -104,6 +104,7 @@ pub unsafe extern "system" fn PsCreateSystemThread(
 fn run(object: *mut ThreadObject, start: unsafe extern "system" fn(PVOID), context: PVOID) {
     irql::set(PASSIVE_LEVEL);
     CURRENT.with(|c| c.set(object));
+    let running = super::driver::enter_routine("system thread", super::driver::Owner::Sole);
     // SAFETY: the driver passed this routine and context to PsCreateSystemThread for this purpose.
     unsafe { start(context) };
     let now = irql::current();
@@ -125,6 +126,8 @@ fn run(object: *mut ThreadObject, start: unsafe extern "system" fn(PVOID), conte
         irql::set(PASSIVE_LEVEL);
     }
     CURRENT.with(|c| c.set(ptr::null_mut()));
+    // The driver's code has returned; what follows is the kernel's (signalling the thread object).
+    drop(running);
     objects::thread_exited(object);
 }
 

@@ -349,6 +349,7 @@ fn dpc_thread(generation: u64) {
                 // SAFETY: a queued DPC is live by the KeInitializeDpc / KeSetTimerEx contract.
                 unsafe {
                     if let Some(routine) = (*dpc).DeferredRoutine {
+                        let _running = super::driver::enter_routine("DPC routine", super::driver::Owner::Sole);
                         routine(
                             dpc,
                             (*dpc).DeferredContext,

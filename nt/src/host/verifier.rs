@@ -75,6 +75,19 @@ pub enum Rule {
     CallAfterClose,
     /// An emulated object (e.g. a WSK socket) closed while another call on it is in progress.
     CloseWhileCallInProgress,
+    /// Static Driver Verifier's rule IoSetCompletionRoutineNonPnpDriver: while a non-PnP driver
+    /// (every driver loaded with `nt::emu::driver::load`) is loaded, an IRP was passed down with a
+    /// completion routine set by `IoSetCompletionRoutine` rather than `IoSetCompletionRoutineEx`.
+    /// Nothing then keeps the image loaded until the routine has returned. Permitted right after
+    /// `IoSetCompletionRoutineEx` failed on the same IRP (the fallback after that failure).
+    CompletionRoutineNotUnloadSafe,
+    /// A driver routine (completion routine, DPC, work item routine, system thread) was entered after
+    /// its driver's image was unloaded, or was still running when the image was unloaded.
+    RoutineAfterUnload,
+    /// `IoQueueWorkItem` on a work item that is queued and not yet dequeued.
+    WorkItemAlreadyQueued,
+    /// `IoFreeWorkItem` on a work item that is queued and not yet dequeued.
+    WorkItemFreedWhileQueued,
     /// Any other rule, named by the emulated subsystem that reports it.
     Other(&'static str),
 }
@@ -109,6 +122,11 @@ impl Rule {
             Rule::MdlNotNonPagedPool => "DRIVER_VERIFIER_DETECTED_VIOLATION (0xC4)",
             Rule::InvalidHandle => "INVALID_KERNEL_HANDLE (0x93)",
             Rule::Leak => "DRIVER_VERIFIER_DETECTED_VIOLATION (0xC4) at unload",
+            Rule::CompletionRoutineNotUnloadSafe => {
+                "none: a Static Driver Verifier rule; the crash it prevents is a page fault in unloaded code (DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS, 0xCE)"
+            }
+            Rule::RoutineAfterUnload => "DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS (0xCE)",
+            Rule::WorkItemAlreadyQueued | Rule::WorkItemFreedWhileQueued => "DRIVER_VERIFIER_DETECTED_VIOLATION (0xC4)",
             Rule::CallAfterClose | Rule::CloseWhileCallInProgress | Rule::Other(_) => "emulated subsystem rule",
         }
     }
@@ -146,6 +164,12 @@ impl fmt::Display for Rule {
             Rule::Leak => "leak at the end of the session",
             Rule::CallAfterClose => "call after close",
             Rule::CloseWhileCallInProgress => "close while a call is in progress",
+            Rule::CompletionRoutineNotUnloadSafe => {
+                "completion routine not unload-safe (a non-PnP driver must use IoSetCompletionRoutineEx)"
+            }
+            Rule::RoutineAfterUnload => "driver routine running after its image was unloaded",
+            Rule::WorkItemAlreadyQueued => "work item queued while still queued",
+            Rule::WorkItemFreedWhileQueued => "work item freed while queued",
             Rule::Other(text) => text,
         };
         f.write_str(text)

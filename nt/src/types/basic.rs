@@ -13,6 +13,7 @@ pub type ULONG = u32;
 pub type LONG = i32;
 pub type ULONG64 = u64;
 pub type ULONG_PTR = usize;
+pub type LONG_PTR = isize;
 pub type SIZE_T = usize;
 pub type KPRIORITY = i32;
 pub type ACCESS_MASK = u32;
@@ -89,6 +90,7 @@ pub struct UNICODE_STRING {
     pub MaximumLength: USHORT,
     pub Buffer: *mut u16,
 }
+pub type PUNICODE_STRING = *mut UNICODE_STRING;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]

@@ -1,9 +1,11 @@
-//! `DRIVER_OBJECT` and the opaque `DEVICE_OBJECT`.
+//! `DRIVER_OBJECT`, the opaque `DEVICE_OBJECT` and `IO_WORKITEM`, and the constants of
+//! `IoCreateDevice` and `IoQueueWorkItem`.
 
 use super::basic::*;
 use super::status::NTSTATUS;
 
-/// Drivers in this project never look inside a device object.
+/// Drivers in this project never look inside a device object: they create one unnamed device
+/// (`IoCreateDevice`) only because `IoSetCompletionRoutineEx` and `IoAllocateWorkItem` take one.
 #[repr(C)]
 pub struct DEVICE_OBJECT {
     _opaque: [u8; 0],
@@ -37,3 +39,32 @@ pub struct DRIVER_OBJECT {
     pub MajorFunction: [PDRIVER_DISPATCH; IRP_MJ_COUNT],
 }
 pub type PDRIVER_OBJECT = *mut DRIVER_OBJECT;
+
+/// `IO_TYPE_DRIVER`, the value of `DRIVER_OBJECT::Type`.
+pub const IO_TYPE_DRIVER: CSHORT = 4;
+/// `IO_TYPE_DEVICE`, the value of `DEVICE_OBJECT::Type`.
+pub const IO_TYPE_DEVICE: CSHORT = 3;
+
+/// `DEVICE_TYPE`, the `DeviceType` argument of `IoCreateDevice`.
+pub type DEVICE_TYPE = ULONG;
+/// `FILE_DEVICE_UNKNOWN`: the device type of a software-only device.
+pub const FILE_DEVICE_UNKNOWN: DEVICE_TYPE = 0x22;
+/// `FILE_DEVICE_SECURE_OPEN`: a `DeviceCharacteristics` flag (the device's security descriptor applies
+/// to opens of names inside the device's namespace too).
+pub const FILE_DEVICE_SECURE_OPEN: ULONG = 0x100;
+
+/// The opaque `IO_WORKITEM` (`IoAllocateWorkItem` allocates it, drivers only pass the pointer).
+#[repr(C)]
+pub struct IO_WORKITEM {
+    _opaque: [u8; 0],
+}
+pub type PIO_WORKITEM = *mut IO_WORKITEM;
+
+/// `IO_WORKITEM_ROUTINE`: runs at PASSIVE_LEVEL on a system worker thread.
+pub type PIO_WORKITEM_ROUTINE = Option<unsafe extern "system" fn(DeviceObject: PDEVICE_OBJECT, Context: PVOID)>;
+
+/// `WORK_QUEUE_TYPE` (an `enum` in `wdm.h`; only the values drivers pass).
+pub type WORK_QUEUE_TYPE = i32;
+pub const CriticalWorkQueue: WORK_QUEUE_TYPE = 0;
+/// What the `IoQueueWorkItem` documentation tells drivers to pass.
+pub const DelayedWorkQueue: WORK_QUEUE_TYPE = 1;

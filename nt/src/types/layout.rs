@@ -277,4 +277,10 @@ pub const CONSTANT_TABLE: &[(&str, i64)] = &[
     ("DPFLTR_TRACE_LEVEL", DPFLTR_TRACE_LEVEL as i64),
     ("DPFLTR_INFO_LEVEL", DPFLTR_INFO_LEVEL as i64),
     ("IRP_MJ_MAXIMUM_FUNCTION + 1", IRP_MJ_COUNT as i64),
+    ("IO_TYPE_DRIVER", IO_TYPE_DRIVER as i64),
+    ("IO_TYPE_DEVICE", IO_TYPE_DEVICE as i64),
+    ("FILE_DEVICE_UNKNOWN", FILE_DEVICE_UNKNOWN as i64),
+    ("FILE_DEVICE_SECURE_OPEN", FILE_DEVICE_SECURE_OPEN as i64),
+    ("CriticalWorkQueue", CriticalWorkQueue as i64),
+    ("DelayedWorkQueue", DelayedWorkQueue as i64),
 ];

@@ -24,6 +24,35 @@ unsafe extern "system" {
     pub fn IoFreeMdl(Mdl: PMDL);
     pub fn MmBuildMdlForNonPagedPool(MemoryDescriptorList: PMDL);
 
+    // I/O manager: device objects, unload-safe completion routines, work items.
+    pub fn IoCreateDevice(
+        DriverObject: PDRIVER_OBJECT,
+        DeviceExtensionSize: ULONG,
+        DeviceName: PUNICODE_STRING,
+        DeviceType: DEVICE_TYPE,
+        DeviceCharacteristics: ULONG,
+        Exclusive: BOOLEAN,
+        DeviceObject: *mut PDEVICE_OBJECT,
+    ) -> NTSTATUS;
+    pub fn IoDeleteDevice(DeviceObject: PDEVICE_OBJECT);
+    pub fn IoSetCompletionRoutineEx(
+        DeviceObject: PDEVICE_OBJECT,
+        Irp: PIRP,
+        CompletionRoutine: PIO_COMPLETION_ROUTINE,
+        Context: PVOID,
+        InvokeOnSuccess: BOOLEAN,
+        InvokeOnError: BOOLEAN,
+        InvokeOnCancel: BOOLEAN,
+    ) -> NTSTATUS;
+    pub fn IoAllocateWorkItem(DeviceObject: PDEVICE_OBJECT) -> PIO_WORKITEM;
+    pub fn IoQueueWorkItem(
+        IoWorkItem: PIO_WORKITEM,
+        WorkerRoutine: PIO_WORKITEM_ROUTINE,
+        QueueType: WORK_QUEUE_TYPE,
+        Context: PVOID,
+    );
+    pub fn IoFreeWorkItem(IoWorkItem: PIO_WORKITEM);
+
     // Pool.
     pub fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
     pub fn ExFreePoolWithTag(P: PVOID, Tag: ULONG);
@@ -75,7 +104,9 @@ unsafe extern "system" {
         Object: *mut PVOID,
         HandleInformation: PVOID,
     ) -> NTSTATUS;
-    pub fn ObfDereferenceObject(Object: PVOID) -> isize;
+    // `FASTCALL` in wdm.h, which is the one x64 calling convention, like `system`.
+    pub fn ObfReferenceObject(Object: PVOID) -> LONG_PTR;
+    pub fn ObfDereferenceObject(Object: PVOID) -> LONG_PTR;
     pub fn ZwClose(Handle: HANDLE) -> NTSTATUS;
 }
 
