@@ -38,7 +38,9 @@
 //! use core::net::SocketAddr;
 //! use wsk_async::{BufferPool, Registration};
 //! executor::block_on(async {
-//!     let registration = Registration::register().await?;
+//! # let _test_device = nt::emu::driver::TestDevice::create();
+//! # let device = unsafe { wsk_async::Device::from_raw(_test_device.device()) }.unwrap();
+//!     let registration = Registration::register(&device).await?;
 //!     let pool = BufferPool::new(4, 4096)?;
 //!     let listener = registration.listen("[::]:0".parse::<SocketAddr>().unwrap()).await?;
 //! #   let peer = net.connect(listener.local_addr().unwrap()).unwrap();
@@ -82,6 +84,7 @@ mod connect;
 mod connection;
 mod creating;
 mod ctx;
+mod device;
 mod disconnect;
 mod end_slots;
 mod error;
@@ -108,6 +111,7 @@ pub use buffer::{Buffer, BufferPool, Slice};
 pub use close::Close;
 pub use connect::Connect;
 pub use connection::{Connection, Receive, Send};
+pub use device::Device;
 pub use disconnect::{Abort, Disconnect, DisconnectWith};
 pub use error::{Result, WskError};
 pub use listener::{Accept, Incoming, Listen, Listener};

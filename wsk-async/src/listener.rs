@@ -39,7 +39,9 @@ use nt::*;
 /// use std::{future::poll_fn, pin::pin};
 /// # let net = nt::emu::wsk::MemoryNetwork::install();
 /// # executor::block_on(async {
-/// # let registration = Registration::register().await?;
+/// # let _test_device = nt::emu::driver::TestDevice::create();
+/// # let device = unsafe { wsk_async::Device::from_raw(_test_device.device()) }.unwrap();
+/// # let registration = Registration::register(&device).await?;
 /// let listener = registration.listen("[::]:0".parse().unwrap()).await?; // dual stack
 /// let port = listener.local_addr().unwrap().port();
 /// # let _peer = net.connect(([127, 0, 0, 1], port).into()).unwrap();

@@ -25,9 +25,10 @@
 //!     `CancelIrql`, never `IoStatus`;
 //!   - the only writer left is the slot's next owner, whose [`Op::start`] calls `IoReuseIrp`. The
 //!     owner may do that as soon as the routine's state change (transition 3) is made, even before
-//!     the routine returns; so the routine itself reads `IoStatus` only when that change left it the
-//!     slot's sole owner (`Completed::Orphan`), and everyone else reads it only as the owner, after
-//!     observing transition 3 and before giving the slot up;
+//!     the routine returns; so the routine itself reads `IoStatus` only *before* that change, while
+//!     `KERNEL` still keeps every owner away, and everyone else reads it only as the owner, after
+//!     observing transition 3 and before giving the slot up (or, for a slot the routine kept, as
+//!     the deferred closer the routine handed it to);
 //! * the orphan-list link: one per context suffices (see [`Op::orphan_link`]);
 //! * an [`OpIo`] for the abort and close slots, which lend the kernel nothing.
 //!
@@ -193,13 +194,15 @@ impl Op {
     /// * a future holding `FUTURE` that observed transition 3 ([`OpState::is_complete`], Acquire),
     ///   before it releases the slot;
     /// * whoever owns the slot with `KERNEL` clear and `COMPLETE` set (a claimer disposing of a stale
-    ///   result, the code that found the slot orphaned and unowned, the orphan-list drainer);
-    /// * the completion routine of the slot's IRP, *only* after [`OpState::complete`] returned
-    ///   [`Completed::Orphan`]: it is then the slot's only owner.
+    ///   result, the code that found the slot orphaned and unowned);
+    /// * the completion routine of the slot's IRP *before* it makes transition 3 (while `KERNEL` is
+    ///   set nobody else may touch the result);
+    /// * the orphan-list drainer, for a slot its completion routine kept (`KERNEL` still set, no
+    ///   transition 3: see [`complete_op`]).
     ///
-    /// Never the completion routine after `Completed::Wake` or `Completed::Idle`: from that RMW on
-    /// the slot belongs to a future or to the next claimer, which may call [`start`](Self::start)
-    /// (`IoReuseIrp` rewrites `IoStatus`) while the routine is still running.
+    /// Never the completion routine after transition 3: from that RMW on the slot belongs to a
+    /// future or to the next claimer, which may call [`start`](Self::start) (`IoReuseIrp` rewrites
+    /// `IoStatus`) while the routine is still running.
     pub(crate) unsafe fn iosb(&self) -> IO_STATUS_BLOCK {
         // SAFETY: the provider stored IoStatus before completing the IRP, and the completion routine's
         // AcqRel RMW (transition 3) orders that store before the owner's Acquire observation (or, for
@@ -227,50 +230,92 @@ impl Op {
     /// see [`new`](Self::new)), IRQL <= DISPATCH_LEVEL, and `call` passes the IRP to at most one WSK
     /// function.
     pub(crate) unsafe fn start(&self, call: impl FnOnce(PIRP) -> Option<NTSTATUS>) {
-        let irp = self.irp();
         // Unreachable by construction (see above); checked in debug builds.
-        debug_assert!(!irp.is_null(), "a slot without an IRP is never owned, so never started");
-        // SAFETY: the IRP is owned by the slot's owner (KERNEL clear); the context (and so this slot)
-        // stays alive until the completion routine releases the reference taken here.
+        debug_assert!(
+            !self.irp().is_null(),
+            "a slot without an IRP is never owned, so never started"
+        );
+        // SAFETY: forwarded from the caller's contract; `submit` sets KERNEL before the call.
+        unsafe { self.submit_irp(true, call) };
+    }
+
+    /// Reinitialises the IRP, sets the completion routine (see [`arm_completion`]), takes the kernel's
+    /// reference on the context, makes transition 2 if `transition` (a kept slot is `KERNEL`-owned
+    /// already), and makes the call.
+    ///
+    /// # Safety
+    /// The caller owns the slot's IRP (as for [`start`](Self::start), or as the deferred closer of a
+    /// kept slot), IRQL <= DISPATCH_LEVEL, and `call` passes the IRP to at most one WSK function.
+    unsafe fn submit_irp(&self, transition: bool, call: impl FnOnce(PIRP) -> Option<NTSTATUS>) {
+        let irp = self.irp();
+        let context = ptr::from_ref(self).cast_mut().cast();
+        // SAFETY: the IRP is owned by the caller; the context (and so this slot) stays alive until the
+        // completion routine releases the reference taken here.
         unsafe {
             IoReuseIrp(irp, STATUS_UNSUCCESSFUL);
-            IoSetCompletionRoutine(
-                irp,
-                Some(op_completion),
-                ptr::from_ref(self).cast_mut().cast(),
-                true,
-                true,
-                true,
-            );
+            arm_completion(self.ctx().registration().device(), irp, context);
         }
         self.ctx().acquire();
-        self.state.submit();
+        if transition {
+            self.state.submit();
+        }
         if call(irp).is_none() {
-            // Nothing took the IRP: deliver the failure through the completion routine as WSK would.
-            // SAFETY: the slot's completion context is `self`, which is alive; the IRP is owned here.
+            // Nothing took the IRP: deliver the failure through the routine the next stack location
+            // names, as completing the IRP would (for `IoSetCompletionRoutineEx`, the I/O manager's
+            // wrapper, which calls ours and then drops its device reference and frees its context).
+            // SAFETY: the IRP is still ours; the stack location was written by `arm_completion`.
             unsafe {
                 (*irp).IoStatus = IO_STATUS_BLOCK::new(STATUS_NOT_SUPPORTED, 0);
-                op_completion(ptr::null_mut(), irp, ptr::from_ref(self).cast_mut().cast());
+                let next = IoGetNextIrpStackLocation(irp);
+                if let Some(routine) = (*next).CompletionRoutine {
+                    routine(ptr::null_mut(), irp, (*next).Context);
+                }
             }
         }
+    }
+
+    /// The deferred closer's step for a kept slot (see [`complete_op`]): closes the unread socket
+    /// that the slot's last operation produced, with the slot's own IRP. The slot stays
+    /// `KERNEL`-owned throughout; the close's completion makes transition 3 as any completion does.
+    ///
+    /// # Safety
+    /// The slot was kept by its completion routine and handed to the caller through the orphan list
+    /// (so the caller owns its IRP and result exclusively), at PASSIVE_LEVEL, never from a completion
+    /// routine.
+    pub(crate) unsafe fn close_kept_socket(&self) {
+        // SAFETY: exclusive ownership of the kept slot (caller's contract); its routine found a socket.
+        unsafe {
+            let socket = socket_from_information(self.iosb().Information);
+            self.set_produces_socket(false);
+            self.submit_irp(false, |irp| crate::ctx::call_close(socket, irp));
+        }
+    }
+
+    /// Whether the IRP that just completed produced a socket nobody has read: the operation produces
+    /// one and succeeded with a non-null pointer.
+    ///
+    /// # Safety
+    /// The caller owns the slot's IRP and result: the completion routine before transition 3 (the
+    /// slot is `KERNEL`-owned, so nobody else writes them), or an exclusive owner after it.
+    unsafe fn produced_socket_unread(&self) -> bool {
+        // SAFETY: forwarded from the caller's contract.
+        let (produces_socket, iosb) = unsafe { (self.produces_socket.with(|p| *p), self.iosb()) };
+        produces_socket && NT_SUCCESS(iosb.Status) && iosb.Information != 0
     }
 
     /// The socket an accept or a socket creation returned, if the slot holds such a result unread.
     ///
     /// # Safety
-    /// The caller owns the slot exclusively with `KERNEL` clear: a future or a disposer, or the
-    /// completion routine after [`OpState::complete`] returned [`Completed::Orphan`] (see
-    /// [`iosb`](Self::iosb)).
+    /// The caller owns the slot exclusively with `KERNEL` clear and `COMPLETE` set: a future or a
+    /// disposer (see [`iosb`](Self::iosb)).
     pub(crate) unsafe fn unread_socket(&self) -> Option<PWSK_SOCKET> {
         if self.state.load() & COMPLETE == 0 {
             return None;
         }
         // SAFETY: exclusive ownership after completion (caller's contract).
-        let (produces_socket, iosb) = unsafe { (self.produces_socket.with(|p| *p), self.iosb()) };
-        if produces_socket && NT_SUCCESS(iosb.Status) && iosb.Information != 0 {
-            Some(socket_from_information(iosb.Information))
-        } else {
-            None
+        unsafe {
+            self.produced_socket_unread()
+                .then(|| socket_from_information(self.iosb().Information))
         }
     }
 
@@ -326,6 +371,18 @@ pub(crate) unsafe extern "system" fn op_completion(_device: PDEVICE_OBJECT, irp:
 
 /// The body of [`op_completion`].
 ///
+/// An operation that produced a socket (accept, socket creation, `WskSocketConnect`) for which no
+/// future is waiting — its future was dropped while the IRP was pending, or its handle is gone —
+/// must have that socket closed, promptly, and not by this routine (it must not call WSK). So the
+/// routine does not make transition 3 for it: the slot stays `KERNEL`-owned, as if its operation
+/// were still in flight, and passes with the kernel's reference on the context to the
+/// registration's deferred closer (the orphan list and its work item), which closes the socket with
+/// the slot's own IRP at PASSIVE_LEVEL; the close's completion then makes transition 3 like any
+/// other. To everyone else nothing changes: a future claiming the slot attaches and waits (1'), a
+/// handle drop leaves the slot to "the kernel". The decision is made before any RMW, which is sound
+/// because the slot's result is the routine's while `KERNEL` is set, and it is atomic with respect
+/// to futures: [`OpState::complete_if_held`] completes only if a future holds the slot.
+///
 /// # Safety
 /// As for [`op_completion`]; `node` is the slot whose IRP `irp` is.
 unsafe fn complete_op(irp: PIRP, node: *const Op) {
@@ -339,24 +396,44 @@ unsafe fn complete_op(irp: PIRP, node: *const Op) {
         // debug build a failed assertion here panics at DISPATCH_LEVEL, i.e. bugchecks: acceptable for
         // an assertion, which a release build compiles out.)
         debug_assert_eq!(irp, op.irp());
-        match op.state.complete() {
-            Completed::Wake => op.waker.wake(),
-            Completed::Orphan => {
-                // ORPHANED and no future: this routine is the slot's only owner now, so it may read
-                // the IRP's IoStatus (`unread_socket`). In the other arms it must not: the slot is a
-                // future's or the next claimer's from the RMW on.
-                if op.unread_socket().is_some() {
-                    // The kernel's reference moves to the orphan list; the drainer closes the socket
-                    // at PASSIVE_LEVEL and releases it. From the publication on, the slot and its
-                    // context may be freed by the drainer: only the registration is touched after
-                    // it, under a reference `push_orphan` takes first.
-                    RegInner::push_orphan((*ctx).registration_ptr(), node);
-                    return;
-                }
+        // Before transition 3 this routine owns the slot's result (KERNEL is set): it may read it.
+        if op.produced_socket_unread() {
+            if op.state.complete_if_held() {
+                op.waker.wake();
+                SocketCtx::release(ctx);
+            } else {
+                // Kept: the kernel's reference moves to the orphan list. From the publication on,
+                // the slot and its context may be freed by the drainer: only the registration is
+                // touched after it, under a reference `push_orphan` takes first.
+                RegInner::push_orphan((*ctx).registration_ptr(), node);
             }
-            Completed::Idle => {}
+            return;
+        }
+        if op.state.complete() == Completed::Wake {
+            op.waker.wake();
         }
         SocketCtx::release(ctx);
+    }
+}
+
+/// Sets this crate's completion routine on the next stack location of `irp`, for success, error and
+/// cancellation: with `IoSetCompletionRoutineEx` on `device`, so that the driver's image stays
+/// loaded until the routine has returned (see `device.rs`). That call allocates a small context and
+/// can fail for lack of pool; the operation must still be submitted (closes and aborts from drops
+/// cannot fail), so it then falls back to `IoSetCompletionRoutine`, as Microsoft's own frameworks
+/// do. Such a routine is counted by [`quiesce`](crate::quiesce), which deregistration waits out:
+/// only under pool exhaustion does the window of the routine's final instructions reopen.
+///
+/// # Safety
+/// `irp` is a live IRP the caller owns, with a next stack location; `device` is a referenced device
+/// object of this driver; `context` is the slot the routine will receive.
+unsafe fn arm_completion(device: PDEVICE_OBJECT, irp: PIRP, context: PVOID) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        let status = IoSetCompletionRoutineEx(device, irp, Some(op_completion), context, TRUE, TRUE, TRUE);
+        if !NT_SUCCESS(status) {
+            IoSetCompletionRoutine(irp, Some(op_completion), context, true, true, true);
+        }
     }
 }
 

@@ -165,6 +165,31 @@ impl OpState {
         }
     }
 
+    /// Transition 3 for an operation whose result must not be left unread (a produced socket), by the
+    /// completion routine: makes it only if a future holds the slot (returns true: wake it).
+    /// Otherwise it changes nothing and returns false: the slot stays `KERNEL`-owned and the routine
+    /// hands it to the deferred closer, which owns it until its own operation's completion makes
+    /// transition 3. A future that claims the slot meanwhile attaches (1') and is woken by that one;
+    /// a handle dropped meanwhile leaves the slot to it too (`KERNEL` is set).
+    pub(crate) fn complete_if_held(&self) -> bool {
+        let mut current = self.0.load(Ordering::Acquire);
+        loop {
+            debug_assert!(current & KERNEL != 0 && current & COMPLETE == 0);
+            if current & FUTURE == 0 {
+                return false;
+            }
+            match self.0.compare_exchange_weak(
+                current,
+                current ^ (KERNEL | COMPLETE),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
     /// Transition 4: the owning future has read the result.
     pub(crate) fn consume(&self) {
         self.0.fetch_and(!COMPLETE, Ordering::AcqRel);

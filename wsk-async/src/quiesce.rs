@@ -25,11 +25,12 @@
 //! the remaining race is a handful of instructions against everything `WskDeregister` and the rest
 //! of the unload do after the count read zero. It is narrowed, not closed.
 //!
-//! `IoSetCompletionRoutineEx` would close that window (it takes a reference on a device object of the
-//! driver, which keeps the image loaded until the routine has returned), but it needs a
-//! `DEVICE_OBJECT` (this crate is usable by drivers that create none) and it allocates a context on
-//! every call, which can fail: every send and receive would allocate, and the completion path this
-//! crate guarantees allocation-free and infallible would no longer be.
+//! `IoSetCompletionRoutineEx` closes that window, and this crate uses it (`op.rs`,
+//! `arm_completion`): the I/O manager's wrapper holds a reference on the driver's device object until
+//! our routine has returned. But it allocates a small context on every call and can fail for lack
+//! of pool; the operation is then submitted with `IoSetCompletionRoutine` instead (closes and aborts
+//! from drops cannot fail). This count is what still covers those routines: under pool exhaustion,
+//! and only then, the window of the final instructions is narrowed rather than closed.
 //!
 //! The count is crate-wide, not per registration (a per-registration count would have to live in
 //! memory the last routine may be freeing): with several registrations, one deregistering while
@@ -37,6 +38,8 @@
 //! and never block, so such moments are frequent; the wait is bounded anyway ([`IDLE_WAIT_BOUND`]).
 
 use core::sync::atomic::{AtomicUsize, Ordering};
+use core::time::Duration;
+use executor::Instant;
 use nt::*;
 
 /// Completion routines of this crate currently running (any CPU).
@@ -45,9 +48,11 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 /// The poll step of [`wait_idle`], in 100 ns units (negative: relative): 1 ms.
 const POLL_STEP_100NS: i64 = -10_000;
 
-/// How many 1 ms steps [`wait_idle`] polls before it gives up (10 s): far beyond any real routine,
-/// which never blocks; reached only if other registrations' routines never leave a gap.
-pub(crate) const IDLE_WAIT_BOUND: u32 = 10_000;
+/// How long [`wait_idle`] polls before it gives up: far beyond any real routine, which never blocks;
+/// reached only if other registrations' routines never leave a gap. Measured on the interrupt-time
+/// clock, not by counting steps: a 1 ms delay lasts at least one clock tick (15.6 ms by default),
+/// so 10,000 steps would be minutes, not seconds.
+pub(crate) const IDLE_WAIT_BOUND: Duration = Duration::from_secs(10);
 
 /// First action of a completion routine. Any IRQL <= DISPATCH_LEVEL.
 pub(crate) fn enter() {
@@ -66,15 +71,24 @@ pub(crate) fn active() -> usize {
     ACTIVE.load(Ordering::SeqCst)
 }
 
-/// Waits at PASSIVE_LEVEL (`KeDelayExecutionThread`, 1 ms steps, at most [`IDLE_WAIT_BOUND`] steps)
-/// until no completion routine of this crate is running. Returns false if the bound elapsed (then
-/// it logs, and the caller goes on: a routine that never ends is impossible, a busy other
-/// registration is the only way to get there). Call it only after the registration's last socket
-/// context is gone, at PASSIVE_LEVEL.
+/// Waits at PASSIVE_LEVEL (`KeDelayExecutionThread`, 1 ms steps, for at most [`IDLE_WAIT_BOUND`] of
+/// interrupt time) until no completion routine of this crate is running. Returns false if the bound
+/// elapsed (then it logs, and the caller goes on: a routine that never ends is impossible, a busy
+/// other registration is the only way to get there). Call it only after the registration's last
+/// socket context is gone, at PASSIVE_LEVEL.
 pub(crate) fn wait_idle() -> bool {
-    for _ in 0..IDLE_WAIT_BOUND {
+    wait_idle_for(IDLE_WAIT_BOUND)
+}
+
+/// [`wait_idle`] with a bound of `bound`.
+fn wait_idle_for(bound: Duration) -> bool {
+    let deadline = Instant::now().saturating_add(bound);
+    loop {
         if active() == 0 {
             return true;
+        }
+        if Instant::now() >= deadline {
+            break;
         }
         let mut step = LARGE_INTEGER {
             QuadPart: POLL_STEP_100NS,
@@ -86,7 +100,8 @@ pub(crate) fn wait_idle() -> bool {
     if !idle {
         nt::kdprint!(
             DPFLTR_WARNING_LEVEL,
-            "wsk-async: completion routines still running after 10 s; deregistering anyway"
+            "wsk-async: completion routines still running after {:?}; deregistering anyway",
+            bound
         );
     }
     idle
@@ -112,5 +127,41 @@ mod tests {
         leave();
         assert_eq!(waiter.join().unwrap(), (true, true), "returned before the routine left");
         assert_eq!(active(), 0);
+    }
+
+    /// The bound is interrupt time, not a count of 1 ms steps: with the emulated clock paused, every
+    /// step lasts until the test advances the clock, so a step-counting wait would need 10,000
+    /// advances; this one returns once the clock is past the bound.
+    #[test]
+    fn wait_idle_bound_is_clock_time_not_a_step_count() {
+        let _session = nt::emu::session();
+        nt::emu::clock::pause();
+        enter();
+        let (done, finished) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let idle = wait_idle();
+            done.send(idle).unwrap();
+        });
+        let mut result = None;
+        // 30 advances of one second each: three times the bound. Each round waits (boundedly) for
+        // the waiter's answer; a step-counting wait would still be at its 30th step or so.
+        for _ in 0..30 {
+            nt::emu::clock::advance(Duration::from_secs(1));
+            if let Ok(idle) = finished.recv_timeout(std::time::Duration::from_millis(50)) {
+                result = Some(idle);
+                break;
+            }
+        }
+        leave();
+        if result.is_none() {
+            // Let a step-counting waiter finish before reporting, so the session can end cleanly.
+            nt::emu::clock::resume();
+        }
+        waiter.join().unwrap();
+        assert_eq!(
+            result,
+            Some(false),
+            "wait_idle did not give up once the clock passed its 10 s bound"
+        );
     }
 }

@@ -9,14 +9,17 @@
 //!
 //! # The deferred closer (orphan list)
 //!
-//! A completion routine must not call back into WSK. Yet an accept (or a socket creation) can
-//! complete successfully after its listener (or its creating future) was dropped, producing a socket
-//! nobody will use; it must be closed. The routine pushes the operation slot onto the registration's
-//! lock-free orphan list (a push-only Treiber stack; the drainer takes the whole list with one swap,
-//! so there is no ABA) and wakes the registered waker. The list is drained, and each socket closed
-//! with its slot's own IRP, at PASSIVE_LEVEL by the next `accept()`, `listen()` or `connect()` poll
-//! on this registration and by [`Registration::deregister`], which cannot finish before every socket
-//! is closed anyway.
+//! A completion routine must not call back into WSK. Yet an accept (or a socket creation, or a
+//! `WskSocketConnect`) can complete successfully after its future was dropped, or after its listener
+//! or creating future is gone, producing a socket nobody will use; it must be closed, promptly: a
+//! client that timed out a connect must not keep that TCP connection open until it connects again.
+//! The routine keeps the slot (`op.rs`, `complete_op`), pushes it onto the registration's lock-free
+//! orphan list (a push-only Treiber stack; the drainer takes the whole list with one swap, so there
+//! is no ABA), wakes the registered waker and queues the registration's drain work item
+//! (`IoQueueWorkItem` may be called at DISPATCH_LEVEL). The item's routine runs at PASSIVE_LEVEL on a
+//! system worker thread and closes each socket with its slot's own IRP. The next `accept()`,
+//! `listen()` or `connect()` poll and [`Registration::deregister`] drain the list too, whichever
+//! comes first.
 //!
 //! Once the node is published, the drainer may close its socket, free its context, and — if that was
 //! the last socket — deregister and free the registration, all before the pushing routine gets to
@@ -27,23 +30,28 @@
 //! # Unload: waiting for the code, not just the memory
 //!
 //! When the last socket is gone the memory is safe, but a completion routine may still be executing
-//! this crate's code (its wake, its release, its return). Deregistration therefore also waits, at
-//! PASSIVE_LEVEL, for the crate-wide active-completion count to read zero; see `quiesce.rs` for what
-//! that covers and the residual window (the routine's final `ret`) it cannot.
+//! this crate's code (its wake, its release, its return). Every routine is set with
+//! `IoSetCompletionRoutineEx` on the registration's [`Device`], and every work item is queued on it,
+//! so the I/O manager keeps the image loaded until each has returned (see `device.rs`).
+//! Deregistration also waits, at PASSIVE_LEVEL, for the crate-wide active-completion count to read
+//! zero, which covers the routines set by the fallback when `IoSetCompletionRoutineEx` had no pool;
+//! see `quiesce.rs`.
 //!
 //! # Dropping instead of deregistering
 //!
-//! `Drop` cannot await. It drains orphans and sleeps on a `KEVENT` (bounded steps) that the last
-//! socket's release and every orphan push signal, until no socket is left; then it deregisters. That
-//! blocks the dropping thread, so it must not be a thread whose progress the remaining sockets need:
-//! see [`Registration`]'s documentation.
+//! `Drop` cannot await. At PASSIVE_LEVEL it drains orphans and sleeps on a `KEVENT` (bounded steps)
+//! that the last socket's release and every orphan push signal, until no socket is left; then it
+//! deregisters. That blocks the dropping thread, so it must not be a thread whose progress the
+//! remaining sockets need: see [`Registration`]'s documentation. Above PASSIVE_LEVEL it may not
+//! block or call WSK, so it queues a work item that does the same at PASSIVE_LEVEL.
 
 use crate::atomic_waker::AtomicWaker;
 use crate::ctx::SocketCtx;
+use crate::device::Device;
 use crate::error::{Result, WskError};
 use crate::op::Op;
 use crate::pool_mem::{self, TAG_REGISTRATION};
-use crate::sync::{AtomicPtr, AtomicUsize, Ordering};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use core::cell::UnsafeCell;
 use core::future::Future;
 use core::mem::MaybeUninit;
@@ -75,6 +83,18 @@ pub(crate) struct RegInner {
     /// Signalled (synchronization event) by the last socket's release and by every orphan push, for a
     /// blocking [`Registration`] drop. Initialised right after the state is written.
     event: UnsafeCell<MaybeUninit<KEVENT>>,
+    /// The driver's device object, referenced for as long as this state lives: completion routines
+    /// (`IoSetCompletionRoutineEx`) and work items name it, so the image stays loaded until each of
+    /// them has returned (see `device.rs`).
+    device: Device,
+    /// The deferred closer's work item: queued by [`push_orphan`](Self::push_orphan) so that an orphaned
+    /// socket is closed at PASSIVE_LEVEL right away, not at the next accept or deregistration.
+    drain_item: PIO_WORKITEM,
+    /// Whether `drain_item` is queued (set by the pusher that queues it, cleared by its routine
+    /// before it drains, so a push after the clear queues it again and none is missed).
+    drain_queued: AtomicBool,
+    /// The work item that finishes a [`Registration`] dropped above PASSIVE_LEVEL (see `Drop`).
+    teardown_item: PIO_WORKITEM,
 }
 
 impl RegInner {
@@ -111,31 +131,59 @@ impl RegInner {
         }
     }
 
+    /// The device object that completion routines and work items reference.
+    pub(crate) fn device(&self) -> PDEVICE_OBJECT {
+        self.device.as_raw()
+    }
+
+    /// Drops one memory reference; the last one frees the work items and the state, and drops the
+    /// device reference. Any IRQL <= DISPATCH_LEVEL: the last reference may be a completion routine's
+    /// or the drain work item's own (freeing a work item from its routine is allowed: the I/O manager
+    /// dequeued it before the call, and its own device reference keeps the image until the return).
+    ///
     /// # Safety
     /// `this` is alive and the caller gives up one reference.
     unsafe fn release(this: NonNull<RegInner>) {
         // SAFETY: the caller's reference keeps the state alive for the RMW; the last one frees it.
         unsafe {
             if this.as_ref().refs.fetch_sub(1, Ordering::AcqRel) == 1 {
-                ptr::drop_in_place(this.as_ptr());
-                pool_mem::free(this, TAG_REGISTRATION);
+                Self::free(this);
             }
         }
     }
 
-    /// Pushes an orphaned slot holding an unread socket (from a completion routine, any CPU, IRQL <=
-    /// DISPATCH_LEVEL) and wakes the waiter. The slot's kernel reference on its context moves to the
-    /// list.
+    /// Frees the work items and the state (dropping the device reference with it).
+    ///
+    /// # Safety
+    /// No reference to the state is left; neither work item is queued (each queued item holds a
+    /// reference).
+    unsafe fn free(this: NonNull<RegInner>) {
+        // SAFETY: forwarded from the caller's contract; the items were allocated by `register_only`.
+        unsafe {
+            let inner = this.as_ref();
+            for item in [inner.drain_item, inner.teardown_item] {
+                if !item.is_null() {
+                    IoFreeWorkItem(item);
+                }
+            }
+            ptr::drop_in_place(this.as_ptr());
+            pool_mem::free(this, TAG_REGISTRATION);
+        }
+    }
+
+    /// Pushes a slot its completion routine kept because it holds a socket nobody will read (from
+    /// that routine, any CPU, IRQL <= DISPATCH_LEVEL), wakes the waiter and queues the drain work
+    /// item. The slot's kernel reference on its context moves to the list.
     ///
     /// Once the CAS publishes the node, a drainer may close the socket, free the context (and with it
     /// the context's reference on this state) and finish deregistering: so a memory reference is
     /// taken *before* the publication and dropped only after the wake and the signal (DISPATCH-safe).
     ///
     /// # Safety
-    /// `this` is the registration of `node`'s context; `node` is an orphaned slot with an unread
-    /// socket, exclusively owned by the caller, whose kernel reference on the context (which keeps
-    /// `this` alive until the publication) the caller gives up to the list. Neither is used by the
-    /// caller afterwards.
+    /// `this` is the registration of `node`'s context; `node` is a kept slot with an unread socket
+    /// (`KERNEL` still set), exclusively owned by the caller, whose kernel reference on the context
+    /// (which keeps `this` alive until the publication) the caller gives up to the list. Neither is
+    /// used by the caller afterwards.
     ///
     /// A context has one link, so a context already in the list is refused
     /// ([`SocketCtx::mark_orphan_queued`]; a failed assertion in debug builds). Then the kernel's
@@ -154,7 +202,7 @@ impl RegInner {
             inner.refs.fetch_add(1, Ordering::Relaxed);
             let mut head = inner.orphans.load(Ordering::Relaxed);
             loop {
-                // The slot is exclusively ours (orphaned, no future, kernel done) until the CAS below
+                // The slot is exclusively ours (kept: KERNEL set, nobody else may touch it) until the CAS below
                 // publishes it.
                 (*node).orphan_link().with_mut(|p| *p = head);
                 match inner
@@ -168,7 +216,35 @@ impl RegInner {
             // `node` may be freed from here on; `inner` is ours until the release.
             inner.waker.wake();
             inner.signal();
+            inner.queue_drain(this);
             Self::release(this);
+        }
+    }
+
+    /// Queues the drain work item unless it is queued already (any IRQL <= DISPATCH_LEVEL). The
+    /// queued item holds a memory reference, which its routine drops. The caller holds a reference.
+    fn queue_drain(&self, this: NonNull<RegInner>) {
+        if self.drain_queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.refs.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the item belongs to this state, which the reference just taken keeps alive until
+        // the routine has run; `drain_queued` was clear, so the item is not queued (its routine may be
+        // running, after its dequeue, which allows queueing it again).
+        #[cfg(not(loom))]
+        unsafe {
+            IoQueueWorkItem(
+                self.drain_item,
+                Some(drain_work),
+                DelayedWorkQueue,
+                this.as_ptr().cast(),
+            )
+        };
+        #[cfg(loom)]
+        {
+            let _ = this;
+            self.drain_queued.store(false, Ordering::Release);
+            self.refs.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -187,14 +263,14 @@ impl RegInner {
     pub(crate) fn drain_orphans(&self) {
         let mut node = self.orphans.swap(ptr::null_mut(), Ordering::AcqRel).cast_const();
         while let Some(op) = NonNull::new(node.cast_mut()) {
-            // SAFETY: the list's reference keeps the slot's context alive; the slot is exclusively the
-            // drainer's (orphaned, no future, kernel done).
+            // SAFETY: the list's reference keeps the slot's context alive; the slot was kept by its
+            // completion routine (still KERNEL-owned) and is exclusively the drainer's.
             unsafe {
                 let op = op.as_ref();
                 node = op.orphan_link().with(|p| *p);
-                // The link is read: give it back before the disposal below restarts the slot.
+                // The link is read: give it back before the close below restarts the slot.
                 op.ctx().clear_orphan_queued();
-                op.dispose_unread();
+                op.close_kept_socket();
                 // The close submitted above holds its own reference; drop the list's.
                 SocketCtx::release(op.ctx_ptr());
             }
@@ -206,6 +282,40 @@ impl RegInner {
     }
 }
 
+/// The drain work item's routine (PASSIVE_LEVEL, a system worker thread): closes the orphans' sockets
+/// and drops the reference the queueing took.
+///
+/// # Safety
+/// Called by the I/O manager for an item queued by [`RegInner::queue_drain`], with `context` the state.
+unsafe extern "system" fn drain_work(_device: PDEVICE_OBJECT, context: PVOID) {
+    // SAFETY: the queued item's reference keeps the state alive until the release below.
+    unsafe {
+        let this = NonNull::new_unchecked(context.cast::<RegInner>());
+        let inner = this.as_ref();
+        // Clear before draining: a push from now on queues the item again, and one published before
+        // is taken by the drain below.
+        inner.drain_queued.store(false, Ordering::SeqCst);
+        inner.drain_orphans();
+        RegInner::release(this);
+    }
+}
+
+/// The teardown work item's routine (PASSIVE_LEVEL): finishes a [`Registration`] dropped above
+/// PASSIVE_LEVEL by dropping it again here, where its blocking drop may wait.
+///
+/// # Safety
+/// Called by the I/O manager for the item `Registration::drop` queued, with `context` the state, whose
+/// handle reference (of a captured registration) the queueing handed over.
+#[cfg(not(loom))]
+unsafe extern "system" fn teardown_work(_device: PDEVICE_OBJECT, context: PVOID) {
+    // SAFETY: the handed-over handle reference (caller's contract).
+    let registration = Registration {
+        inner: unsafe { NonNull::new_unchecked(context.cast::<RegInner>()) },
+        captured: true,
+    };
+    drop(registration);
+}
+
 /// This driver's registration with the WSK subsystem (`WskRegister` + `WskCaptureProviderNPI`), the
 /// factory of listeners and connections.
 ///
@@ -215,15 +325,11 @@ impl RegInner {
 ///
 /// # Sockets nobody will use (the deferred closer)
 ///
-/// A completion routine must not call back into WSK, yet an accept (or a `listen`/`connect` socket
-/// creation) can complete successfully after its listener (or its creating future) was dropped,
-/// producing a socket nobody will use. The completion routine then pushes the operation onto this
-/// registration's lock-free orphan list (push-only; the drainer swaps the whole list out, so there is
-/// no ABA) and wakes the waiter. The orphans' sockets are closed, each with its operation's own IRP,
-/// at PASSIVE_LEVEL by the next `accept()`, `listen()` or `connect()` poll on this registration and by
-/// [`deregister`](Self::deregister), which cannot finish before every socket is closed anyway. (An
-/// accept that completes after its future was dropped while the listener is still alive is closed by
-/// the listener's next `accept()` or by closing/dropping the listener.)
+/// A completion routine must not call back into WSK, yet an accept or a `listen`/`connect` socket
+/// creation can complete successfully after its future was dropped, producing a socket nobody will
+/// use. The completion routine then hands the operation to this registration's deferred closer: a
+/// lock-free orphan list and a work item that closes each such socket at PASSIVE_LEVEL right away,
+/// with the operation's own IRP (see the module documentation).
 ///
 /// Leaking a socket or a pending future with `mem::forget` leaks its socket: `deregister` then waits
 /// forever, as `WskDeregister` would.
@@ -246,7 +352,9 @@ impl RegInner {
 /// # let _net = nt::emu::wsk::MemoryNetwork::install();
 /// use wsk_async::Registration;
 /// executor::block_on(async {
-///     let registration = Registration::register().await?;
+/// # let _test_device = nt::emu::driver::TestDevice::create();
+/// # let device = unsafe { wsk_async::Device::from_raw(_test_device.device()) }.unwrap();
+///     let registration = Registration::register(&device).await?;
 ///     // ... listen, accept, connect ...
 ///     registration.deregister().await;
 ///     Ok::<(), wsk_async::WskError>(())
@@ -256,6 +364,10 @@ impl RegInner {
 /// ```
 pub struct Registration {
     inner: NonNull<RegInner>,
+    /// `WskCaptureProviderNPI` succeeded: the teardown owes one `WskReleaseProviderNPI`. A
+    /// registration dropped before that (a `register()` future dropped between its retries) only
+    /// deregisters.
+    captured: bool,
 }
 
 // SAFETY: the state is shared through atomics; the WSK registration calls may be made from any thread.
@@ -272,9 +384,14 @@ impl Registration {
     /// WSK subsystem is ready, for at most [`REGISTER_TIMEOUT`]; then fails with the last status
     /// (`STATUS_DEVICE_NOT_READY`). Call it from a task (it uses the executor's timers), not from
     /// DriverEntry directly — or use [`register_blocking`](Self::register_blocking) there.
+    ///
+    /// `device` is a device object of this driver: every completion routine and work item of this
+    /// registration references it, so the driver's image stays loaded until each has returned (see
+    /// [`Device`]). Dropping the future between retries deregisters without releasing a provider NPI
+    /// it never captured.
     #[cfg(not(loom))] // the executor's timers are not built for the loom model
-    pub async fn register() -> Result<Self> {
-        let this = Self::register_only()?;
+    pub async fn register(device: &Device) -> Result<Self> {
+        let mut this = Self::register_only(device)?;
         let mut delay = Duration::from_millis(10);
         let mut waited = Duration::ZERO;
         loop {
@@ -285,31 +402,28 @@ impl Registration {
                     waited += delay;
                     delay = (delay * 2).min(Duration::from_millis(500));
                 }
-                Err(e) => {
-                    this.teardown(false);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
     }
 
     /// Registers and captures the provider NPI, waiting at most `timeout` (rounded to milliseconds)
     /// for the WSK subsystem: a bounded `WskCaptureProviderNPI(timeout_ms)`. PASSIVE_LEVEL; suitable
-    /// for DriverEntry with a short timeout.
-    pub fn register_blocking(timeout: Duration) -> Result<Self> {
-        let this = Self::register_only()?;
+    /// for DriverEntry with a short timeout. `device` as for [`register`](Self::register).
+    pub fn register_blocking(device: &Device, timeout: Duration) -> Result<Self> {
+        let mut this = Self::register_only(device)?;
         let ms = timeout.as_millis().min(u128::from(WSK_INFINITE_WAIT - 1)) as ULONG;
-        match this.capture(ms) {
-            Ok(()) => Ok(this),
-            Err(e) => {
-                this.teardown(false);
-                Err(e)
-            }
-        }
+        this.capture(ms)?;
+        Ok(this)
     }
 
-    fn register_only() -> Result<Self> {
+    /// Allocates the state and its two work items and calls `WskRegister`. The handle it returns is
+    /// not captured yet: dropping it only deregisters.
+    fn register_only(device: &Device) -> Result<Self> {
         let block = pool_mem::allocate::<RegInner>(TAG_REGISTRATION).ok_or(WskError::NO_RESOURCES)?;
+        // SAFETY: IRQL <= DISPATCH_LEVEL; the device is referenced by `device`.
+        let (drain_item, teardown_item) =
+            unsafe { (IoAllocateWorkItem(device.as_raw()), IoAllocateWorkItem(device.as_raw())) };
         // SAFETY: fresh pool memory for one RegInner; it does not move until freed, as WSK requires.
         unsafe {
             block.as_ptr().write(RegInner {
@@ -326,7 +440,16 @@ impl Registration {
                 // Zeroed, not uninit: the storage is what KeInitializeEvent receives (the emulation's
                 // use-after-free check reads the header before initialising it).
                 event: UnsafeCell::new(MaybeUninit::zeroed()),
+                device: device.clone(),
+                drain_item,
+                drain_queued: AtomicBool::new(false),
+                teardown_item,
             });
+            if drain_item.is_null() || teardown_item.is_null() {
+                // Nothing is queued or registered: free what was allocated.
+                RegInner::free(block);
+                return Err(WskError::NO_RESOURCES);
+            }
             let inner = block.as_ptr();
             KeInitializeEvent((*inner).event.get().cast::<KEVENT>(), SynchronizationEvent, FALSE);
             let status = WskRegister(
@@ -338,10 +461,14 @@ impl Registration {
                 return Err(WskError::from_status(status));
             }
         }
-        Ok(Self { inner: block })
+        Ok(Self {
+            inner: block,
+            captured: false,
+        })
     }
 
-    fn capture(&self, wait_ms: ULONG) -> Result<()> {
+    /// `WskCaptureProviderNPI`; on success the handle owes a release.
+    fn capture(&mut self, wait_ms: ULONG) -> Result<()> {
         let inner = self.inner.as_ptr();
         // SAFETY: registered above; the provider NPI storage is ours until release.
         let status = unsafe {
@@ -351,12 +478,15 @@ impl Registration {
                 ptr::addr_of_mut!((*inner).provider),
             )
         };
-        WskError::check(status)
+        WskError::check(status)?;
+        self.captured = true;
+        Ok(())
     }
 
     /// `WskReleaseProviderNPI` (if captured) + `WskDeregister`, then drops the handle's reference.
-    fn teardown(self, captured: bool) {
+    fn teardown(self) {
         let inner = self.inner;
+        let captured = self.captured;
         core::mem::forget(self);
         // SAFETY: the handle's reference keeps the state alive; registered, and captured if told so.
         unsafe {
@@ -400,17 +530,50 @@ impl Registration {
 }
 
 impl Drop for Registration {
-    /// Dropping without [`deregister`](Self::deregister) **blocks** the dropping thread
-    /// (PASSIVE_LEVEL) until every socket is closed: it drains the orphan list and sleeps on the
+    /// Dropping without [`deregister`](Self::deregister) at PASSIVE_LEVEL **blocks** the dropping
+    /// thread until every socket is closed: it drains the orphan list and sleeps on the
     /// registration's event (signalled by the last socket's release and by every orphan push, so an
     /// orphan that arrives late is still closed), then waits for running completion routines, then
     /// calls `WskReleaseProviderNPI` + `WskDeregister`. Prefer `deregister().await`; see the type's
     /// documentation for the threads this must not run on.
+    ///
+    /// Above PASSIVE_LEVEL (a drop at DISPATCH_LEVEL, e.g. of a future holding the registration,
+    /// dropped under a spin lock) it neither blocks nor calls WSK: it queues the registration's
+    /// teardown work item, whose routine does the same at PASSIVE_LEVEL on a system worker thread,
+    /// and returns at once. The work item references the driver's device object, so the image stays
+    /// loaded until that routine has returned; the driver's unload must still delete its device
+    /// object only after everything it registered is gone, as always. A registration whose provider
+    /// NPI was never captured (a dropped `register()`) has no sockets: its drop only deregisters.
     fn drop(&mut self) {
-        self.wait_for_sockets_blocking();
+        let this = Registration {
+            inner: self.inner,
+            captured: self.captured,
+        };
+        if !this.captured {
+            this.teardown();
+            return;
+        }
+        if KeGetCurrentIrql() > PASSIVE_LEVEL {
+            #[cfg(not(loom))]
+            {
+                let inner = this.inner;
+                core::mem::forget(this);
+                // SAFETY: the teardown item is this state's and queued only here (a handle is dropped
+                // once); the handle reference moves to the routine, which keeps the state alive.
+                unsafe {
+                    IoQueueWorkItem(
+                        inner.as_ref().teardown_item,
+                        Some(teardown_work),
+                        DelayedWorkQueue,
+                        inner.as_ptr().cast(),
+                    )
+                };
+                return;
+            }
+        }
+        this.wait_for_sockets_blocking();
         crate::quiesce::wait_idle();
-        let this = Registration { inner: self.inner };
-        this.teardown(true);
+        this.teardown();
     }
 }
 
@@ -492,7 +655,7 @@ impl Future for Deregister {
         // have returned (at most a few instructions each: a short blocking poll at PASSIVE_LEVEL).
         crate::quiesce::wait_idle();
         if let Some(registration) = self.registration.take() {
-            registration.teardown(true);
+            registration.teardown();
         }
         Poll::Ready(())
     }

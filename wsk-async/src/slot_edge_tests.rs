@@ -34,13 +34,19 @@ struct Accepted {
     listener: Listener,
     conn: Connection,
     peer: Peer,
-    /// Last: its blocking drop waits for the sockets above (a failing test must not hang).
+    /// After the sockets: its blocking drop waits for them (a failing test must not hang).
     registration: Registration,
+    /// Last: the registration references the device; the test driver deletes it.
+    _device: crate::Device,
+    _object: nt::emu::driver::TestDevice,
 }
 
 fn accepted() -> Accepted {
     let net = MemoryNetwork::install();
-    let registration = Registration::register_blocking(Duration::from_secs(1)).expect("register");
+    let object = nt::emu::driver::TestDevice::create();
+    // SAFETY: a live device object of the emulated test driver.
+    let device = unsafe { crate::Device::from_raw(object.device()) }.expect("a device object");
+    let registration = Registration::register_blocking(&device, Duration::from_secs(1)).expect("register");
     let listener = now(registration.listen("127.0.0.1:0".parse().unwrap())).expect("listen");
     let peer = net.connect(listener.local_addr().unwrap()).expect("peer connects");
     let conn = now(listener.accept()).expect("accept");
@@ -50,6 +56,8 @@ fn accepted() -> Accepted {
         conn,
         peer,
         registration,
+        _device: device,
+        _object: object,
     }
 }
 
@@ -67,6 +75,7 @@ fn end_slots_freed_from_inside_their_own_irps_completion_routine() {
         listener,
         conn,
         peer,
+        ..
     } = accepted();
     let ctx = conn.ctx();
     let end = ctx.ensure_end_slots().expect("end slots");
@@ -142,6 +151,7 @@ fn a_listeners_send_slot_without_an_irp_cannot_be_acquired() {
         listener,
         conn,
         peer,
+        ..
     } = s;
     now(conn.close()).expect("close");
     now(listener.close()).expect("listener close");

@@ -3,10 +3,10 @@
 //! interleaving of the very same state-machine code that runs in the kernel.
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 /// An `UnsafeCell` with loom's closure-based access API, so that loom can check that no two
 /// accesses to the cell race. Outside loom it is `core::cell::UnsafeCell` and the closures compile

@@ -108,7 +108,8 @@ fn peer_reset_and_forced_close_are_reported() {
 fn dual_stack_listener_accepts_ipv4_peer() {
     let _session = nt::emu::session();
     let net = MemoryNetwork::install();
-    let registration = Registration::register_blocking(Duration::from_secs(1)).unwrap();
+    let driver = TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, Duration::from_secs(1)).unwrap();
     let listener = ready(registration.listen("[::]:0".parse().unwrap())).unwrap();
     let port = listener.local_addr().unwrap().port();
     let peer = net.connect(([127, 0, 0, 1], port).into()).unwrap();
@@ -127,7 +128,8 @@ fn dual_stack_listener_accepts_ipv4_peer() {
 fn connect_to_peer_listener() {
     let _session = nt::emu::session();
     let net = MemoryNetwork::install();
-    let registration = Registration::register_blocking(Duration::from_secs(1)).unwrap();
+    let driver = TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, Duration::from_secs(1)).unwrap();
     let remote: std::net::SocketAddr = "10.0.0.1:80".parse().unwrap();
     let peer_listener = net.listen(remote);
     let conn = ready(registration.connect(remote)).unwrap();
@@ -197,12 +199,14 @@ fn pool_exhaustion_is_an_error_value() {
 fn register_retries_until_provider_ready() {
     let _session = nt::emu::session();
     nt::emu::wsk::set_provider_ready(false);
-    let Err(e) = Registration::register_blocking(Duration::from_millis(1)) else {
+    let driver = TestDriver::new();
+    let Err(e) = Registration::register_blocking(&driver.device, Duration::from_millis(1)) else {
         panic!("registered")
     };
     assert_eq!(e.status(), nt::STATUS_DEVICE_NOT_READY);
     nt::emu::wsk::set_provider_ready(true);
-    let r = Registration::register_blocking(Duration::from_millis(1)).unwrap();
+    let driver = TestDriver::new();
+    let r = Registration::register_blocking(&driver.device, Duration::from_millis(1)).unwrap();
     ready(r.deregister());
 }
 
@@ -212,7 +216,8 @@ fn async_register_retries_with_backoff_until_the_provider_is_ready() {
     nt::emu::clock::pause();
     nt::emu::wsk::set_provider_ready(false);
     let wakes = Wakes::new();
-    let mut register = pin!(Registration::register());
+    let driver = TestDriver::new();
+    let mut register = pin!(Registration::register(&driver.device));
     assert!(
         wakes.poll(register.as_mut()).is_pending(),
         "not ready: waits on a timer"
@@ -237,7 +242,8 @@ fn async_register_gives_up_after_its_bound() {
     nt::emu::clock::pause();
     nt::emu::wsk::set_provider_ready(false);
     let wakes = Wakes::new();
-    let mut register = pin!(Registration::register());
+    let driver = TestDriver::new();
+    let mut register = pin!(Registration::register(&driver.device));
     let mut result = None;
     for _ in 0..200 {
         if let Poll::Ready(r) = wakes.poll(register.as_mut()) {

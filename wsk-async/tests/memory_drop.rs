@@ -280,6 +280,7 @@ fn listener_dropped_with_connections_in_backlog() {
         listener,
         conn,
         peer,
+        ..
     } = s;
     drop(listener);
     assert!(
@@ -499,6 +500,7 @@ fn close_dropped_before_first_poll_closes_in_the_background() {
         listener,
         conn,
         peer,
+        ..
     } = s;
     drop(conn.close());
     assert!(peer.driver_closed());
@@ -520,6 +522,7 @@ fn dropping_an_unclosed_connection_resets_it() {
         listener,
         conn,
         peer,
+        ..
     } = s;
     drop(conn);
     assert!(peer.was_reset());
@@ -541,6 +544,7 @@ fn dropping_a_connection_with_pending_operations() {
         listener,
         conn,
         peer,
+        ..
     } = s;
     let wakes = Wakes::new();
     {
@@ -588,6 +592,7 @@ fn deregister_waits_for_sockets_to_close() {
         listener,
         conn,
         peer,
+        ..
     } = s;
     let wakes = Wakes::new();
     let mut deregister = pin!(registration.deregister());

@@ -23,6 +23,8 @@ const BOUND: Duration = Duration::from_secs(10);
 #[test]
 fn accept_completing_with_a_socket_after_its_listener_is_gone_is_closed_by_deregister() {
     let _session = nt::emu::session();
+    // The deferred closer's work item is held: this test is about the drain that does not need it.
+    nt::emu::driver::hold_work_items();
     let s = setup();
     s.net.script(OpKind::Accept, Completion::IgnoreCancel);
     let wakes = Wakes::new();
@@ -39,6 +41,7 @@ fn accept_completing_with_a_socket_after_its_listener_is_gone_is_closed_by_dereg
         listener,
         conn,
         peer,
+        ..
     } = s;
     let deregistering = Wakes::new();
     let mut deregister = pin!(registration.deregister());
@@ -72,6 +75,8 @@ fn accept_completing_with_a_socket_after_its_listener_is_gone_is_closed_by_dereg
 #[test]
 fn connect_completing_with_a_socket_after_its_future_is_dropped_is_closed_by_the_next_accept() {
     let _session = nt::emu::session();
+    // The work item is held (slow system workers): the next accept drains the list by itself.
+    nt::emu::driver::hold_work_items();
     let s = setup();
     let remote = "10.0.0.1:80".parse().unwrap();
     let peer_listener = s.net.listen(remote);
@@ -106,6 +111,8 @@ fn connect_completing_with_a_socket_after_its_future_is_dropped_is_closed_by_the
 #[test]
 fn dropping_the_registration_waits_for_a_late_orphan_and_closes_it() {
     let _session = nt::emu::session();
+    // The work item is held: the blocking drop closes the late orphan by itself.
+    nt::emu::driver::hold_work_items();
     let s = setup();
     let remote = "10.0.0.1:80".parse().unwrap();
     let peer_listener = s.net.listen(remote);
@@ -122,6 +129,7 @@ fn dropping_the_registration_waits_for_a_late_orphan_and_closes_it() {
         listener,
         conn,
         peer,
+        ..
     } = s;
     drop((listener, conn, pool));
     assert_eq!(registration.live_sockets(), 1, "only the dropped connect's context");
@@ -202,6 +210,8 @@ fn a_buffer_pool_with_more_buffers_than_a_32_bit_index_is_an_error() {
 #[test]
 fn three_orphans_from_three_contexts_in_the_list_at_once() {
     let _session = nt::emu::session();
+    // The work item is held, so that all three are in the list at once.
+    nt::emu::driver::hold_work_items();
     let s = setup();
     let remote = "10.0.0.1:80".parse().unwrap();
     let peer_listener = s.net.listen(remote);

@@ -2,6 +2,8 @@
 //! way of ending a connection looks like on the wire. Not under Miri (real sockets and threads).
 #![cfg(all(not(target_os = "windows"), not(miri), not(loom)))]
 
+mod common;
+
 use socket2::{Domain, Socket, Type};
 use std::future::{Future, poll_fn};
 use std::io::{ErrorKind, Read, Write};
@@ -84,7 +86,8 @@ fn teardown(registration: Registration, listener: Listener) {
 #[test]
 fn dropping_a_pending_disconnect_resets_the_connection() {
     let _session = nt::emu::session();
-    let registration = Registration::register_blocking(BOUND).unwrap();
+    let driver = common::TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, BOUND).unwrap();
     let pool = BufferPool::new(1, BIG).unwrap();
     let (listener, addr) = listen(&registration);
     let mut stream = slow_client(addr);
@@ -109,7 +112,8 @@ fn dropping_a_pending_disconnect_resets_the_connection() {
 #[test]
 fn disconnect_after_sending_delivers_everything_then_eof() {
     let _session = nt::emu::session();
-    let registration = Registration::register_blocking(BOUND).unwrap();
+    let driver = common::TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, BOUND).unwrap();
     let pool = BufferPool::new(1, 256 << 10).unwrap();
     let (listener, addr) = listen(&registration);
     let mut stream = client(addr);
@@ -134,7 +138,8 @@ fn disconnect_after_sending_delivers_everything_then_eof() {
 #[test]
 fn disconnect_with_delivers_the_final_buffer_then_eof() {
     let _session = nt::emu::session();
-    let registration = Registration::register_blocking(BOUND).unwrap();
+    let driver = common::TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, BOUND).unwrap();
     let pool = BufferPool::new(1, 4096).unwrap();
     let (listener, addr) = listen(&registration);
     let mut stream = client(addr);
@@ -156,7 +161,8 @@ fn disconnect_with_delivers_the_final_buffer_then_eof() {
 #[test]
 fn dropping_an_unclosed_connection_resets_it() {
     let _session = nt::emu::session();
-    let registration = Registration::register_blocking(BOUND).unwrap();
+    let driver = common::TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, BOUND).unwrap();
     let (listener, addr) = listen(&registration);
     let mut stream = client(addr);
     let conn: Connection = block_on(listener.accept()).unwrap();
@@ -169,7 +175,8 @@ fn dropping_an_unclosed_connection_resets_it() {
 #[test]
 fn disconnect_or_abort_resets_a_client_that_never_reads() {
     let _session = nt::emu::session();
-    let registration = Registration::register_blocking(BOUND).unwrap();
+    let driver = common::TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, BOUND).unwrap();
     let pool = BufferPool::new(1, BIG).unwrap();
     let (listener, addr) = listen(&registration);
     let mut stream = slow_client(addr);
@@ -191,7 +198,8 @@ fn disconnect_or_abort_resets_a_client_that_never_reads() {
 #[test]
 fn disconnect_or_abort_is_graceful_when_the_client_reads() {
     let _session = nt::emu::session();
-    let registration = Registration::register_blocking(BOUND).unwrap();
+    let driver = common::TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, BOUND).unwrap();
     let pool = BufferPool::new(1, 4096).unwrap();
     let (listener, addr) = listen(&registration);
     let mut stream = client(addr);
@@ -214,7 +222,8 @@ fn disconnect_or_abort_is_graceful_when_the_client_reads() {
 fn echo_over_dual_stack_listener_with_incoming_stream() {
     use futures_core::Stream;
     let _session = nt::emu::session();
-    let registration = Registration::register_blocking(BOUND).unwrap();
+    let driver = common::TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, BOUND).unwrap();
     let pool = BufferPool::new(2, 4096).unwrap();
     let listener = block_on(registration.listen("[::]:0".parse().unwrap())).unwrap();
     let port = listener.local_addr().unwrap().port();

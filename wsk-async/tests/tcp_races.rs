@@ -4,6 +4,8 @@
 //! the connection ends as documented. Not under Miri (real sockets and threads).
 #![cfg(all(not(target_os = "windows"), not(miri), not(loom)))]
 
+mod common;
+
 use std::future::{Future, poll_fn};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -29,7 +31,8 @@ async fn poll_once<F: Future>(mut future: std::pin::Pin<&mut F>) -> bool {
 #[test]
 fn receive_dropped_while_data_arrives() {
     let _session = nt::emu::session();
-    let registration = Registration::register_blocking(BOUND).unwrap();
+    let driver = common::TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, BOUND).unwrap();
     let pool = BufferPool::new(2, 1024).unwrap();
     let listener = block_on(registration.listen("127.0.0.1:0".parse().unwrap())).unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], listener.local_addr().unwrap().port()));
@@ -91,7 +94,8 @@ impl ResetSeen {
 #[test]
 fn accept_dropped_while_a_client_connects() {
     let _session = nt::emu::session();
-    let registration = Registration::register_blocking(BOUND).unwrap();
+    let driver = common::TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, BOUND).unwrap();
     let listener = block_on(registration.listen("127.0.0.1:0".parse().unwrap())).unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], listener.local_addr().unwrap().port()));
     for _ in 0..ROUNDS {

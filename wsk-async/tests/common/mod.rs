@@ -10,7 +10,43 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
-use wsk_async::{BufferPool, Connection, Listener, Registration};
+use wsk_async::{BufferPool, Connection, Device, Listener, Registration};
+
+/// How long a test waits for another thread (a work item, a provider thread) before failing.
+pub const BOUND: Duration = Duration::from_secs(10);
+
+/// Polls `condition` until it holds or `bound` has passed (then returns false); for conditions that
+/// another thread makes true, such as a work item's close.
+pub fn wait_until(bound: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while !condition() {
+        if start.elapsed() > bound {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+    true
+}
+
+/// A loaded (emulated) non-PnP driver with one device object, and wsk-async's reference on it: what
+/// `Registration::register` needs. `device` is declared first so that its reference goes before the
+/// device object is deleted.
+pub struct TestDriver {
+    pub device: Device,
+    _object: nt::emu::driver::TestDevice,
+}
+
+impl TestDriver {
+    pub fn new() -> Self {
+        let object = nt::emu::driver::TestDevice::create();
+        // SAFETY: a live device object of the emulated test driver.
+        let device = unsafe { Device::from_raw(object.device()) }.expect("a device object");
+        Self {
+            device,
+            _object: object,
+        }
+    }
+}
 
 /// A waker that counts how often it was woken.
 pub struct Counter(AtomicUsize);
@@ -74,6 +110,7 @@ pub struct Setup {
     pub conn: Connection,
     pub peer: Peer,
     pub registration: Registration,
+    pub driver: TestDriver,
 }
 
 pub const LOCAL: &str = "127.0.0.1:0";
@@ -81,7 +118,8 @@ pub const LOCAL: &str = "127.0.0.1:0";
 /// Installs an in-memory network, registers, listens, and accepts one connection from a peer.
 pub fn setup() -> Setup {
     let net = MemoryNetwork::install();
-    let registration = Registration::register_blocking(Duration::from_secs(1)).expect("register");
+    let driver = TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, Duration::from_secs(1)).expect("register");
     let pool = BufferPool::new(4, 256).expect("pool");
     let listener = ready(registration.listen(LOCAL.parse().unwrap())).expect("listen");
     let addr = listener.local_addr().expect("local address");
@@ -94,6 +132,7 @@ pub fn setup() -> Setup {
         conn,
         peer,
         registration,
+        driver,
     }
 }
 
@@ -111,6 +150,7 @@ impl Setup {
             listener,
             conn,
             peer,
+            ..
         } = self;
         ready(conn.close()).ok();
         ready(listener.close()).ok();
