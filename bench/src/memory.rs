@@ -164,15 +164,13 @@ fn echo_once(stream: &mut TcpStream, message: &[u8], echo: &mut [u8]) {
 pub fn run() -> Vec<Figure> {
     let session = nt::emu::session();
     nt::emu::set_backtraces(false);
-    // SAFETY: all-zero is a valid DRIVER_OBJECT.
-    let mut driver: Box<nt::DRIVER_OBJECT> = Box::new(unsafe { std::mem::zeroed() });
     let config = Config {
         port: 0,
         ..Config::DEFAULT
     };
-    // SAFETY: PASSIVE_LEVEL, a fresh session, a writable driver object.
-    let status = unsafe { echo_driver::start(&mut *driver, &config) };
-    assert!(nt::NT_SUCCESS(status), "DriverEntry failed: {status:#x}");
+    // SAFETY: PASSIVE_LEVEL, a fresh session, the loader's driver object.
+    let driver = nt::emu::driver::load_with(|driver| unsafe { echo_driver::start(driver, &config) })
+        .unwrap_or_else(|status| panic!("DriverEntry failed: {status:#x}"));
     let addr = SocketAddr::from((
         Ipv4Addr::LOCALHOST,
         echo_driver::local_addr().expect("listening").port(),
@@ -223,11 +221,7 @@ pub fn run() -> Vec<Figure> {
         assert!(Instant::now() < deadline, "connections did not end");
         std::thread::sleep(Duration::from_millis(5));
     }
-    match driver.DriverUnload {
-        // SAFETY: DriverEntry succeeded; PASSIVE_LEVEL.
-        Some(unload) => unsafe { unload(&mut *driver) },
-        None => echo_driver::stop(),
-    }
+    driver.unload();
     drop(session);
 
     // Per connection, ours.

@@ -68,8 +68,8 @@ impl ByteStream {
 /// The driver under test, loaded in an emulation session: DriverEntry on construction, DriverUnload
 /// by [`unload`](Self::unload) (or on drop, so a failing test does not leave it loaded for the next).
 pub struct EchoServer {
-    driver: Box<nt::DRIVER_OBJECT>,
-    loaded: bool,
+    /// Loaded through the emulation's loader (a real driver object); taken by unload.
+    driver: Option<nt::emu::driver::LoadedDriver>,
     port: u16,
     // Last: the session ends (and checks for leaks) after the driver is unloaded.
     session: Option<nt::emu::Session>,
@@ -79,15 +79,17 @@ impl EchoServer {
     /// Starts a session and runs DriverEntry with `config`; panics (fails the test) if it fails.
     pub fn start(config: Config) -> Self {
         let session = nt::emu::session();
-        let mut driver = Box::new(zeroed_driver());
-        // SAFETY: PASSIVE_LEVEL (fresh session on this thread), a writable driver object.
-        let status = unsafe { echo_driver::start(&mut *driver, &config) };
-        assert_eq!(status, nt::STATUS_SUCCESS, "DriverEntry failed: {status:#x}");
-        assert!(driver.DriverUnload.is_some(), "DriverEntry must set DriverUnload");
+        // SAFETY: PASSIVE_LEVEL (fresh session on this thread), the driver object the loader made.
+        let driver = nt::emu::driver::load_with(|driver| unsafe { echo_driver::start(driver, &config) })
+            .unwrap_or_else(|status| panic!("DriverEntry failed: {status:#x}"));
+        // SAFETY: the loader's driver object lives until the session ends.
+        assert!(
+            unsafe { (*driver.object()).DriverUnload.is_some() },
+            "DriverEntry must set DriverUnload"
+        );
         let port = echo_driver::local_addr().expect("listening").port();
         Self {
-            driver,
-            loaded: true,
+            driver: Some(driver),
             port,
             session: Some(session),
         }
@@ -133,21 +135,22 @@ impl EchoServer {
     /// [`BOUND`].
     pub fn unload(&mut self) -> Duration {
         let started = Instant::now();
-        if std::mem::take(&mut self.loaded) {
-            let unload = self.driver.DriverUnload.expect("set by DriverEntry");
-            let driver = std::ptr::from_mut(&mut *self.driver).expose_provenance();
+        if let Some(driver) = self.driver.take() {
+            let object = driver.object();
             let (done, returned) = std::sync::mpsc::channel();
+            // DriverUnload on a new thread (PASSIVE_LEVEL), as the I/O manager's; the loader's
+            // driver object outlives the call.
             std::thread::spawn(move || {
-                // SAFETY: DriverEntry succeeded; a new thread runs at PASSIVE_LEVEL; the driver
-                // object outlives the call (the test waits for it or fails, leaking the server).
-                unsafe { unload(std::ptr::with_exposed_provenance_mut(driver)) };
+                driver.unload();
                 let _ = done.send(());
             });
             if returned.recv_timeout(BOUND).is_err() {
-                // The driver object must outlive the stuck call: leak it with the test's failure.
-                std::mem::forget(std::mem::replace(&mut self.driver, Box::new(zeroed_driver())));
                 panic!("DriverUnload did not return within {BOUND:?}");
             }
+            assert!(
+                nt::emu::driver::LoadedDriver::wait_unloaded(object, BOUND),
+                "the image did not unload within {BOUND:?}: a device object is still referenced"
+            );
         }
         started.elapsed()
     }
@@ -169,12 +172,6 @@ impl Drop for EchoServer {
     fn drop(&mut self) {
         self.unload();
     }
-}
-
-/// A zeroed driver object, as the host program passes to DriverEntry.
-fn zeroed_driver() -> nt::DRIVER_OBJECT {
-    // SAFETY: all-zero is a valid DRIVER_OBJECT (integers, null pointers, `None` routines).
-    unsafe { std::mem::zeroed() }
 }
 
 /// Sends `total` bytes of the stream `seed` in writes of random sizes (1..=`max_write` bytes),

@@ -13,19 +13,21 @@ use wsk_async::{TAG_BUFFER, TAG_REGISTRATION, TAG_SOCKET};
 fn entry_fails(config: Config, inject: impl FnOnce(), expected: nt::NTSTATUS) {
     let session = nt::emu::session();
     inject();
-    // SAFETY: all-zero is a valid DRIVER_OBJECT.
-    let mut driver: nt::DRIVER_OBJECT = unsafe { std::mem::zeroed() };
-    // SAFETY: PASSIVE_LEVEL, a writable driver object.
-    let status = unsafe { echo_driver::start(&mut driver, &config) };
+    let mut unload_set = false;
+    let result = nt::emu::driver::load_with(|driver| {
+        // SAFETY: PASSIVE_LEVEL, the loader's driver object.
+        let status = unsafe { echo_driver::start(driver, &config) };
+        // SAFETY: as above.
+        unload_set = unsafe { (*driver).DriverUnload.is_some() };
+        status
+    });
     nt::emu::pool::clear_failures();
+    let status = result.expect_err("DriverEntry succeeded");
     assert_eq!(
         status, expected,
         "DriverEntry returned {status:#x}, expected {expected:#x}"
     );
-    assert!(
-        driver.DriverUnload.is_none(),
-        "a failed DriverEntry must not set DriverUnload"
-    );
+    assert!(!unload_set, "a failed DriverEntry must not set DriverUnload");
     assert_eq!(echo_driver::local_addr(), None);
     let report = session.leak_report();
     assert!(report.is_empty(), "{report}");
@@ -105,11 +107,9 @@ fn an_invalid_configuration_is_refused() {
 #[test]
 fn a_second_load_is_refused_and_the_first_keeps_serving() {
     let server = EchoServer::start(free_port_config());
-    // SAFETY: all-zero is a valid DRIVER_OBJECT; PASSIVE_LEVEL.
-    let mut second: nt::DRIVER_OBJECT = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let status = unsafe { echo_driver::start(&mut second, &free_port_config()) };
-    assert_eq!(status, nt::STATUS_INVALID_DEVICE_STATE);
+    // SAFETY: PASSIVE_LEVEL, the loader's driver object.
+    let second = nt::emu::driver::load_with(|driver| unsafe { echo_driver::start(driver, &free_port_config()) });
+    assert_eq!(second.unwrap_err(), nt::STATUS_INVALID_DEVICE_STATE);
     let mut client = server.connect(false);
     ping(&mut client, b"still the first").unwrap();
     drop(client);

@@ -55,24 +55,25 @@ impl Kind {
 /// The echo driver, loaded on the emulation for the whole benchmark (DriverEntry with port 0).
 /// The caller holds the emulation session for its whole life.
 pub struct EchoDriver {
-    driver: Box<nt::DRIVER_OBJECT>,
+    driver: Option<nt::emu::driver::LoadedDriver>,
     pub port: u16,
 }
 
 impl EchoDriver {
     pub fn start() -> Self {
-        // SAFETY: all-zero is a valid DRIVER_OBJECT (integers, null pointers, `None` routines).
-        let mut driver: Box<nt::DRIVER_OBJECT> = Box::new(unsafe { std::mem::zeroed() });
         let config = Config {
             port: 0,
             buffer_size: BUFFER,
             ..Config::DEFAULT
         };
-        // SAFETY: PASSIVE_LEVEL on this thread, in a fresh session, with a writable driver object.
-        let status = unsafe { echo_driver::start(&mut *driver, &config) };
-        assert!(nt::NT_SUCCESS(status), "DriverEntry failed: {status:#x}");
+        // SAFETY: PASSIVE_LEVEL on this thread, in a fresh session, the loader's driver object.
+        let driver = nt::emu::driver::load_with(|driver| unsafe { echo_driver::start(driver, &config) })
+            .unwrap_or_else(|status| panic!("DriverEntry failed: {status:#x}"));
         let port = echo_driver::local_addr().expect("listening").port();
-        Self { driver, port }
+        Self {
+            driver: Some(driver),
+            port,
+        }
     }
 
     /// Waits (bounded) until every connection of the previous case has ended.
@@ -91,10 +92,8 @@ impl EchoDriver {
 
 impl Drop for EchoDriver {
     fn drop(&mut self) {
-        match self.driver.DriverUnload {
-            // SAFETY: DriverEntry succeeded and set it; PASSIVE_LEVEL.
-            Some(unload) => unsafe { unload(&mut *self.driver) },
-            None => echo_driver::stop(),
+        if let Some(driver) = self.driver.take() {
+            driver.unload();
         }
     }
 }

@@ -17,6 +17,11 @@
 //! 2. `Registration::deregister` completed: every socket is closed and every IRP completed, so no
 //!    completion routine will wake anything;
 //! 3. `TimerDriver::stop` returned: no timer DPC is queued or running.
+//!
+//! The device object is deleted after all of these. Until a completion routine or work item of
+//! wsk-async has returned, the I/O manager holds a reference on it (`IoSetCompletionRoutineEx`,
+//! `IoQueueWorkItem`), and a referenced device object keeps the driver's image loaded: DriverUnload
+//! returning does not unmap code that is still running.
 
 use crate::config::Config;
 use crate::counters::COUNTERS;
@@ -26,7 +31,7 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU16, Ordering};
 use executor::{Executor, ExecutorError, TIMERS, block_on};
 use nt::*;
-use wsk_async::{BufferPool, Registration, WskError};
+use wsk_async::{BufferPool, Device, Registration, WskError};
 
 /// Pool tag of the driver's state: `Echo` in pool tools.
 pub const TAG_DRIVER: ULONG = u32::from_le_bytes(*b"Echo");
@@ -36,6 +41,11 @@ struct Loaded {
     executor: Executor,
     /// Taken by unload to deregister.
     registration: Option<Registration>,
+    /// The driver's unnamed device object (`IoCreateDevice`), deleted last by unload. This driver
+    /// serves no I/O requests: the object exists so that wsk-async's completion routines and work
+    /// items can reference it (`IoSetCompletionRoutineEx`, `IoQueueWorkItem`), which keeps the image
+    /// loaded until the last of them has returned. Null until created.
+    device: PDEVICE_OBJECT,
 }
 
 const _: () = assert!(align_of::<Loaded>() <= 16, "ExAllocatePool2 aligns to 16 bytes");
@@ -76,8 +86,8 @@ pub unsafe extern "system" fn DriverUnload(_driver: PDRIVER_OBJECT) {
     stop();
 }
 
-/// What DriverEntry does, with the configuration given: validates it, starts the timers and the
-/// executor thread, registers with WSK (waiting at most `register_timeout`), allocates one buffer
+/// What DriverEntry does, with the configuration given: validates it, creates the driver's unnamed
+/// device object, starts the timers and the executor thread, registers with WSK (waiting at most `register_timeout`), allocates one buffer
 /// per connection, listens on `[::]:port` (dual stack) and spawns the accept loop; on success sets
 /// `driver.DriverUnload` and returns `STATUS_SUCCESS`. On failure it undoes everything it started
 /// and returns the status of the step that failed (`STATUS_INVALID_PARAMETER` for a bad
@@ -85,9 +95,10 @@ pub unsafe extern "system" fn DriverUnload(_driver: PDRIVER_OBJECT) {
 /// `STATUS_ADDRESS_ALREADY_EXISTS` for a port in use, ...).
 ///
 /// # Safety
-/// PASSIVE_LEVEL; `driver` is null or points to a writable `DRIVER_OBJECT`.
+/// PASSIVE_LEVEL; `driver` is the driver object the I/O manager passed to DriverEntry (on the host:
+/// one the emulation's loader made, `nt::emu::driver`).
 pub unsafe fn start(driver: PDRIVER_OBJECT, config: &Config) -> NTSTATUS {
-    if !config.is_valid() {
+    if !config.is_valid() || driver.is_null() {
         return STATUS_INVALID_PARAMETER;
     }
     if KeGetCurrentIrql() != PASSIVE_LEVEL {
@@ -99,14 +110,13 @@ pub unsafe fn start(driver: PDRIVER_OBJECT, config: &Config) -> NTSTATUS {
     {
         return STATUS_INVALID_DEVICE_STATE;
     }
-    match load(config) {
+    // SAFETY: forwarded from the caller's contract.
+    match unsafe { load(driver, config) } {
         Ok(state) => {
             STATE.store(state.as_ptr(), Ordering::Release);
             PHASE.store(LOADED, Ordering::Release);
-            if !driver.is_null() {
-                // SAFETY: the caller passes a writable driver object.
-                unsafe { (*driver).DriverUnload = Some(DriverUnload) };
-            }
+            // SAFETY: the caller passes a writable driver object.
+            unsafe { (*driver).DriverUnload = Some(DriverUnload) };
             STATUS_SUCCESS
         }
         Err(status) => {
@@ -117,7 +127,9 @@ pub unsafe fn start(driver: PDRIVER_OBJECT, config: &Config) -> NTSTATUS {
     }
 }
 
-fn load(config: &Config) -> Result<NonNull<Loaded>, NTSTATUS> {
+/// # Safety
+/// As for [`start`].
+unsafe fn load(driver: PDRIVER_OBJECT, config: &Config) -> Result<NonNull<Loaded>, NTSTATUS> {
     COUNTERS.reset();
     server::reset_stop();
     TIMERS.start();
@@ -132,8 +144,30 @@ fn load(config: &Config) -> Result<NonNull<Loaded>, NTSTATUS> {
         state.as_ptr().write(Loaded {
             executor: Executor::new(),
             registration: None,
+            device: ptr::null_mut(),
         })
     };
+    // An unnamed device: nothing can open it, and this driver sets no dispatch routines.
+    let mut device = ptr::null_mut();
+    // SAFETY: PASSIVE_LEVEL, the driver object of this driver (caller's contract).
+    let status = unsafe {
+        IoCreateDevice(
+            driver,
+            0,
+            ptr::null_mut(),
+            FILE_DEVICE_UNKNOWN,
+            FILE_DEVICE_SECURE_OPEN,
+            FALSE,
+            &mut device,
+        )
+    };
+    if !NT_SUCCESS(status) {
+        // SAFETY: nothing else refers to the block yet.
+        unsafe { teardown(state) };
+        return Err(status);
+    }
+    // SAFETY: the block is ours; the field is touched only by DriverEntry and DriverUnload.
+    unsafe { (*state.as_ptr()).device = device };
     // SAFETY: see the module documentation: the block outlives every user of the executor. Only
     // shared references to the executor are ever made; the registration field is a disjoint place
     // touched only by DriverEntry and DriverUnload.
@@ -143,7 +177,13 @@ fn load(config: &Config) -> Result<NonNull<Loaded>, NTSTATUS> {
             &mut *ptr::addr_of_mut!((*state.as_ptr()).registration),
         )
     };
-    match serve(executor, registration, config) {
+    // SAFETY: a device object this driver just created.
+    let Some(device) = (unsafe { Device::from_raw(device) }) else {
+        // SAFETY: as above.
+        unsafe { teardown(state) };
+        return Err(STATUS_INSUFFICIENT_RESOURCES);
+    };
+    match serve(executor, registration, &device, config) {
         Ok(()) => Ok(state),
         Err(status) => {
             // SAFETY: nothing started by `serve` is left running; the block is ours.
@@ -158,11 +198,12 @@ fn load(config: &Config) -> Result<NonNull<Loaded>, NTSTATUS> {
 fn serve(
     executor: &'static Executor,
     registration: &mut Option<Registration>,
+    device: &Device,
     config: &Config,
 ) -> Result<(), NTSTATUS> {
     executor.start().map_err(executor_status)?;
     let registration =
-        registration.insert(Registration::register_blocking(config.register_timeout).map_err(|e| e.status())?);
+        registration.insert(Registration::register_blocking(device, config.register_timeout).map_err(|e| e.status())?);
     let buffers = BufferPool::new(config.connection_limit, config.buffer_size).map_err(|e| e.status())?;
     let any = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, config.port, 0, 0));
     let listener = block_on(registration.listen(any))
@@ -238,6 +279,14 @@ unsafe fn teardown(state: NonNull<Loaded>) {
         let _ = block_on(registration.deregister());
     }
     TIMERS.stop();
+    // Last: no socket, completion routine or work item of ours is left that could still need it
+    // (any that has not yet returned holds its own reference, which keeps the image loaded).
+    // SAFETY: the field is touched only by DriverEntry and DriverUnload; the device is ours.
+    let device = unsafe { (*state.as_ptr()).device };
+    if !device.is_null() {
+        // SAFETY: created by `load`, deleted once, here.
+        unsafe { IoDeleteDevice(device) };
+    }
     // SAFETY: everything that referred to the block is gone (module documentation).
     unsafe {
         ptr::drop_in_place(state.as_ptr());

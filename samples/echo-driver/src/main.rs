@@ -186,18 +186,19 @@ A closed stdout or stderr never stops the program: the lines written to it are d
         log::set_max_level(log::LevelFilter::Info);
 
         let session = nt::emu::session();
-        // SAFETY: all-zero is a valid DRIVER_OBJECT (integers, null pointers, `None` routines): the
-        // I/O manager's object is not needed by this driver beyond the DriverUnload field.
-        let mut driver: nt::DRIVER_OBJECT = unsafe { std::mem::zeroed() };
-        // SAFETY: PASSIVE_LEVEL (this thread, in a fresh session), a writable driver object.
-        let status = unsafe { echo_driver::start(&mut driver, &config) };
-        if !nt::NT_SUCCESS(status) {
-            complain(format_args!(
-                "echo-driver: DriverEntry failed: {}",
-                describe(status, &config)
-            ));
-            return finish(session, ExitCode::FAILURE);
-        }
+        // The emulation's loader makes the driver object, as the I/O manager does, and tracks the
+        // image: it counts as unloaded once DriverUnload returned and its device object is gone.
+        // SAFETY: PASSIVE_LEVEL (this thread, in a fresh session), the loader's driver object.
+        let driver = match nt::emu::driver::load_with(|driver| unsafe { echo_driver::start(driver, &config) }) {
+            Ok(driver) => driver,
+            Err(status) => {
+                complain(format_args!(
+                    "echo-driver: DriverEntry failed: {}",
+                    describe(status, &config)
+                ));
+                return finish(session, ExitCode::FAILURE);
+            }
+        };
         let addr = echo_driver::local_addr().map_or_else(|| format!("port {}", config.port), |a| a.to_string());
         say(format_args!(
             "echo-driver: listening on {addr} (IPv4 and IPv6): limit {} connections, idle timeout {} s. Ctrl-C unloads.",
@@ -208,11 +209,7 @@ A closed stdout or stderr never stops the program: the lines written to it are d
         let signal = wait_for_signal(&signals);
         say(format_args!("echo-driver: signal {signal}: unloading"));
         let started = std::time::Instant::now();
-        match driver.DriverUnload {
-            // SAFETY: DriverEntry succeeded and set it; PASSIVE_LEVEL.
-            Some(unload) => unsafe { unload(&mut driver) },
-            None => echo_driver::stop(),
-        }
+        driver.unload();
         say(format_args!("echo-driver: unloaded in {:?}", started.elapsed()));
         say(format_args!("echo-driver: counters: {}", echo_driver::counters()));
         finish(session, ExitCode::SUCCESS)
