@@ -169,7 +169,7 @@ pub fn run() -> Vec<Figure> {
         ..Config::DEFAULT
     };
     // SAFETY: PASSIVE_LEVEL, a fresh session, the loader's driver object.
-    let driver = nt::emu::driver::load_with(|driver| unsafe { echo_driver::start(driver, &config) })
+    let driver = nt::emu::driver::load_with(|driver, _registry_path| unsafe { echo_driver::start(driver, &config) })
         .unwrap_or_else(|status| panic!("DriverEntry failed: {status:#x}"));
     let addr = SocketAddr::from((
         Ipv4Addr::LOCALHOST,

@@ -80,8 +80,9 @@ impl EchoServer {
     pub fn start(config: Config) -> Self {
         let session = nt::emu::session();
         // SAFETY: PASSIVE_LEVEL (fresh session on this thread), the driver object the loader made.
-        let driver = nt::emu::driver::load_with(|driver| unsafe { echo_driver::start(driver, &config) })
-            .unwrap_or_else(|status| panic!("DriverEntry failed: {status:#x}"));
+        let driver =
+            nt::emu::driver::load_with(|driver, _registry_path| unsafe { echo_driver::start(driver, &config) })
+                .unwrap_or_else(|status| panic!("DriverEntry failed: {status:#x}"));
         // SAFETY: the loader's driver object lives until the session ends.
         assert!(
             unsafe { (*driver.object()).DriverUnload.is_some() },
@@ -136,7 +137,7 @@ impl EchoServer {
     pub fn unload(&mut self) -> Duration {
         let started = Instant::now();
         if let Some(driver) = self.driver.take() {
-            let object = driver.object();
+            let image = driver.image();
             let (done, returned) = std::sync::mpsc::channel();
             // DriverUnload on a new thread (PASSIVE_LEVEL), as the I/O manager's; the loader's
             // driver object outlives the call.
@@ -148,7 +149,7 @@ impl EchoServer {
                 panic!("DriverUnload did not return within {BOUND:?}");
             }
             assert!(
-                nt::emu::driver::LoadedDriver::wait_unloaded(object, BOUND),
+                nt::emu::driver::wait_image_unloaded(&image, BOUND),
                 "the image did not unload within {BOUND:?}: a device object is still referenced"
             );
         }

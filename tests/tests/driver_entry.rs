@@ -14,7 +14,7 @@ fn entry_fails(config: Config, inject: impl FnOnce(), expected: nt::NTSTATUS) {
     let session = nt::emu::session();
     inject();
     let mut unload_set = false;
-    let result = nt::emu::driver::load_with(|driver| {
+    let result = nt::emu::driver::load_with(|driver, _registry_path| {
         // SAFETY: PASSIVE_LEVEL, the loader's driver object.
         let status = unsafe { echo_driver::start(driver, &config) };
         // SAFETY: as above.
@@ -108,7 +108,8 @@ fn an_invalid_configuration_is_refused() {
 fn a_second_load_is_refused_and_the_first_keeps_serving() {
     let server = EchoServer::start(free_port_config());
     // SAFETY: PASSIVE_LEVEL, the loader's driver object.
-    let second = nt::emu::driver::load_with(|driver| unsafe { echo_driver::start(driver, &free_port_config()) });
+    let second =
+        nt::emu::driver::load_with(|driver, _registry_path| unsafe { echo_driver::start(driver, &free_port_config()) });
     assert_eq!(second.unwrap_err(), nt::STATUS_INVALID_DEVICE_STATE);
     let mut client = server.connect(false);
     ping(&mut client, b"still the first").unwrap();

@@ -114,6 +114,8 @@ mod tests {
     /// `wait_idle` returns only once the routine that was running has made its final decrement.
     #[test]
     fn wait_idle_waits_for_the_last_leave() {
+        // The session serialises this test with the one that pauses the clock, and resets it.
+        let _session = nt::emu::session();
         enter();
         let left = std::sync::Arc::new(core::sync::atomic::AtomicBool::new(false));
         let waiter = {

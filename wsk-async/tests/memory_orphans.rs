@@ -24,7 +24,7 @@ const BOUND: Duration = Duration::from_secs(10);
 fn accept_completing_with_a_socket_after_its_listener_is_gone_is_closed_by_deregister() {
     let _session = nt::emu::session();
     // The deferred closer's work item is held: this test is about the drain that does not need it.
-    nt::emu::driver::hold_work_items();
+    let _held = nt::emu::work_items::hold();
     let s = setup();
     s.net.script(OpKind::Accept, Completion::IgnoreCancel);
     let wakes = Wakes::new();
@@ -76,7 +76,7 @@ fn accept_completing_with_a_socket_after_its_listener_is_gone_is_closed_by_dereg
 fn connect_completing_with_a_socket_after_its_future_is_dropped_is_closed_by_the_next_accept() {
     let _session = nt::emu::session();
     // The work item is held (slow system workers): the next accept drains the list by itself.
-    nt::emu::driver::hold_work_items();
+    let _held = nt::emu::work_items::hold();
     let s = setup();
     let remote = "10.0.0.1:80".parse().unwrap();
     let peer_listener = s.net.listen(remote);
@@ -112,7 +112,7 @@ fn connect_completing_with_a_socket_after_its_future_is_dropped_is_closed_by_the
 fn dropping_the_registration_waits_for_a_late_orphan_and_closes_it() {
     let _session = nt::emu::session();
     // The work item is held: the blocking drop closes the late orphan by itself.
-    nt::emu::driver::hold_work_items();
+    let _held = nt::emu::work_items::hold();
     let s = setup();
     let remote = "10.0.0.1:80".parse().unwrap();
     let peer_listener = s.net.listen(remote);
@@ -211,7 +211,7 @@ fn a_buffer_pool_with_more_buffers_than_a_32_bit_index_is_an_error() {
 fn three_orphans_from_three_contexts_in_the_list_at_once() {
     let _session = nt::emu::session();
     // The work item is held, so that all three are in the list at once.
-    nt::emu::driver::hold_work_items();
+    let _held = nt::emu::work_items::hold();
     let s = setup();
     let remote = "10.0.0.1:80".parse().unwrap();
     let peer_listener = s.net.listen(remote);

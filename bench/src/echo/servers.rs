@@ -67,8 +67,9 @@ impl EchoDriver {
             ..Config::DEFAULT
         };
         // SAFETY: PASSIVE_LEVEL on this thread, in a fresh session, the loader's driver object.
-        let driver = nt::emu::driver::load_with(|driver| unsafe { echo_driver::start(driver, &config) })
-            .unwrap_or_else(|status| panic!("DriverEntry failed: {status:#x}"));
+        let driver =
+            nt::emu::driver::load_with(|driver, _registry_path| unsafe { echo_driver::start(driver, &config) })
+                .unwrap_or_else(|status| panic!("DriverEntry failed: {status:#x}"));
         let port = echo_driver::local_addr().expect("listening").port();
         Self {
             driver: Some(driver),

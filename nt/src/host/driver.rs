@@ -589,6 +589,26 @@ fn counted(buffer: &mut [u16]) -> UNICODE_STRING {
 /// service name) is valid only during `DriverEntry`, as documented; afterwards its buffer is
 /// overwritten with `0xDDDD`.
 pub fn load(entry: DriverEntry) -> Result<LoadedDriver, NTSTATUS> {
+    load_entry(entry as PVOID, |object, registry_path| {
+        // SAFETY: the driver's entry point, called as the I/O manager calls it: at PASSIVE_LEVEL,
+        // with a live driver object and a registry path valid for the duration of the call.
+        unsafe { entry(object, registry_path) }
+    })
+}
+
+/// [`load`] with a closure in place of the `DriverEntry` function, for hosts and tests that pass
+/// their own configuration to the driver's entry code (`DriverInit` stays NULL). The closure runs
+/// exactly where `DriverEntry` would, with the same driver object and registry path.
+pub fn load_with(
+    entry: impl FnOnce(PDRIVER_OBJECT, *mut UNICODE_STRING) -> NTSTATUS,
+) -> Result<LoadedDriver, NTSTATUS> {
+    load_entry(ptr::null_mut(), entry)
+}
+
+fn load_entry(
+    init: PVOID,
+    entry: impl FnOnce(PDRIVER_OBJECT, *mut UNICODE_STRING) -> NTSTATUS,
+) -> Result<LoadedDriver, NTSTATUS> {
     if !irql::require_max("DriverEntry (nt::emu::driver::load)", PASSIVE_LEVEL) {
         return Err(STATUS_INVALID_PARAMETER);
     }
@@ -610,7 +630,7 @@ pub fn load(entry: DriverEntry) -> Result<LoadedDriver, NTSTATUS> {
     unsafe {
         (*object).Type = IO_TYPE_DRIVER;
         (*object).Size = size_of::<DRIVER_OBJECT>() as CSHORT;
-        (*object).DriverInit = entry as PVOID;
+        (*object).DriverInit = init;
         (*object).DriverName = counted(&mut driver_name);
     }
     let key = object.expose_provenance();
@@ -632,9 +652,7 @@ pub fn load(entry: DriverEntry) -> Result<LoadedDriver, NTSTATUS> {
         ANY_DRIVER.store(true, Ordering::Release);
         registry.generation
     };
-    // SAFETY: the driver's entry point, called as the I/O manager calls it: at PASSIVE_LEVEL, with
-    // a live driver object and a registry path valid for the duration of the call.
-    let status = unsafe { entry(object, &mut registry_path) };
+    let status = entry(object, &mut registry_path);
     check_returned_at_passive("DriverEntry");
     path.fill(0xDDDD);
     let mut registry = registry();

@@ -135,7 +135,7 @@ pub mod emu {
     /// and not checked otherwise. A [`TestDevice`](driver::TestDevice)'s driver counts.
     pub mod driver {
         pub use super::super::driver::{
-            DriverEntry, Image, LoadedDriver, TestDevice, image_unloaded, load, wait_image_unloaded,
+            DriverEntry, Image, LoadedDriver, TestDevice, image_unloaded, load, load_with, wait_image_unloaded,
         };
     }
 

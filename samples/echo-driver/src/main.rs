@@ -189,16 +189,17 @@ A closed stdout or stderr never stops the program: the lines written to it are d
         // The emulation's loader makes the driver object, as the I/O manager does, and tracks the
         // image: it counts as unloaded once DriverUnload returned and its device object is gone.
         // SAFETY: PASSIVE_LEVEL (this thread, in a fresh session), the loader's driver object.
-        let driver = match nt::emu::driver::load_with(|driver| unsafe { echo_driver::start(driver, &config) }) {
-            Ok(driver) => driver,
-            Err(status) => {
-                complain(format_args!(
-                    "echo-driver: DriverEntry failed: {}",
-                    describe(status, &config)
-                ));
-                return finish(session, ExitCode::FAILURE);
-            }
-        };
+        let driver =
+            match nt::emu::driver::load_with(|driver, _registry_path| unsafe { echo_driver::start(driver, &config) }) {
+                Ok(driver) => driver,
+                Err(status) => {
+                    complain(format_args!(
+                        "echo-driver: DriverEntry failed: {}",
+                        describe(status, &config)
+                    ));
+                    return finish(session, ExitCode::FAILURE);
+                }
+            };
         let addr = echo_driver::local_addr().map_or_else(|| format!("port {}", config.port), |a| a.to_string());
         say(format_args!(
             "echo-driver: listening on {addr} (IPv4 and IPv6): limit {} connections, idle timeout {} s. Ctrl-C unloads.",
