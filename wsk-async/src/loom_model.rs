@@ -204,8 +204,62 @@ fn loom_attach_to_dropped_operation() {
     });
 }
 
-/// The handle goes away (orphan) while a dropped accept's IRP completes: exactly one of the two
-/// disposes of the produced socket, and the context is freed once.
+/// `op_completion` for an operation that produces a socket (accept, socket creation): the result is
+/// read *before* any RMW (the kernel side owns it while `KERNEL` is set); transition 3 is made only
+/// if a future holds the slot; otherwise the slot is kept and handed to the deferred closer, which
+/// the model runs on the same thread right away (on Windows a work item runs it later: the other
+/// threads interleave with it either way).
+impl Slot {
+    fn complete_producing(&self) {
+        assert_eq!(self.freed.load(Ordering::SeqCst), 0, "completion on a freed context");
+        // SAFETY (model): KERNEL is set: the kernel side owns the cell.
+        self.result.with_mut(|p| unsafe { *p = SOCKET });
+        if self.state.complete_if_held() {
+            self.waker.wake();
+            self.release_ref();
+            return;
+        }
+        // Kept: the kernel's reference moves to the orphan list; the drainer closes the socket with
+        // the slot's IRP (`Op::close_kept_socket`), still KERNEL-owned, then drops the list's
+        // reference.
+        // SAFETY (model): the kept slot is the closer's alone.
+        let socket = self.result.with(|p| unsafe { *p });
+        assert_eq!(socket, SOCKET);
+        self.taken.fetch_add(1, Ordering::SeqCst);
+        self.refs.fetch_add(1, Ordering::Relaxed); // the close IRP's reference
+        // The close completes (its status is no socket): an ordinary completion.
+        self.complete_close();
+        self.release_ref(); // the list's reference
+    }
+
+    /// The close's completion: an ordinary transition 3; nothing to dispose of.
+    fn complete_close(&self) {
+        // SAFETY (model): KERNEL is set: the kernel side owns the cell.
+        self.result.with_mut(|p| unsafe { *p = CLOSED });
+        if self.state.complete() == Completed::Wake {
+            self.waker.wake();
+        }
+        self.release_ref();
+    }
+
+    /// Disposes of an unread result as `Op::dispose_unread` does: a socket is closed (counted), any
+    /// other result just consumed. The caller owns the slot exclusively.
+    fn dispose_unread(&self) {
+        // SAFETY (model): exclusive owner.
+        if self.result.with(|p| unsafe { *p }) == SOCKET {
+            self.taken.fetch_add(1, Ordering::SeqCst);
+        }
+        self.state.consume();
+    }
+}
+
+/// The produced socket's value in the model's result cell, and the close's.
+const SOCKET: u32 = 7;
+const CLOSED: u32 = 0;
+
+/// The handle goes away (orphan) while a dropped accept's IRP completes with a socket: the slot is
+/// kept for the deferred closer, which closes the socket exactly once, and the context is freed
+/// once.
 #[test]
 fn loom_orphan_races_completion() {
     loom::model(|| {
@@ -215,16 +269,74 @@ fn loom_orphan_races_completion() {
         slot.state.release(); // the accept future was dropped while pending
         let kernel = {
             let slot = slot.clone();
-            thread::spawn(move || slot.complete(7))
+            thread::spawn(move || slot.complete_producing())
         };
         // Handle::abandon -> orphan_slots.
         let previous = slot.state.orphan();
         if previous & (crate::op_state::FUTURE | KERNEL | crate::op_state::ORPHANED) == 0 {
-            slot.dispose();
+            slot.dispose_unread();
         }
         slot.release_ref();
         kernel.join().unwrap();
         assert_eq!(slot.taken.load(Ordering::SeqCst), 1);
+        assert_eq!(slot.freed.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A pending accept's future is dropped while its IRP completes with a socket, and a new accept
+/// claims the slot right after, with the listener alive: whichever way the completion goes (to the
+/// future, which then disposes of the socket in its drop; or kept, closed by the deferred closer,
+/// with the new future attached until that close completes) the socket is closed exactly once, the
+/// new future ends up owning the slot, and the context is freed once.
+#[test]
+fn loom_dropped_accept_on_a_live_listener_races_its_completion() {
+    loom::model(|| {
+        let slot = Slot::new();
+        assert_eq!(slot.state.claim(), Claim::Owned { stale: false });
+        slot.submit();
+        let kernel = {
+            let slot = slot.clone();
+            thread::spawn(move || slot.complete_producing())
+        };
+        // The future's drop (Accept::drop): if the completion already reached it, it disposes of the
+        // unread socket itself; otherwise it lets go (transition 6).
+        if slot.state.is_complete() {
+            slot.dispose_unread();
+        }
+        let previous = slot.state.release();
+        assert_eq!(previous & crate::op_state::FUTURE, crate::op_state::FUTURE);
+        // The next accept: claim, attach while the kernel (or the closer) owns the IRP, dispose of a
+        // stale result, own the slot.
+        let (w, flag) = waker();
+        match slot.state.claim() {
+            Claim::Owned { stale } => {
+                if stale {
+                    slot.dispose_unread();
+                }
+            }
+            Claim::Attached => loop {
+                slot.waker.register(&w);
+                if !slot.state.kernel_owned() {
+                    if slot.state.is_complete() {
+                        slot.dispose_unread();
+                    }
+                    break;
+                }
+                while woken(&flag) == 0 {
+                    thread::yield_now();
+                }
+                flag.0.store(0, std::sync::atomic::Ordering::SeqCst);
+            },
+            Claim::InUse => panic!("the slot is free for a new accept"),
+        }
+        slot.state.release();
+        kernel.join().unwrap();
+        slot.release_ref(); // the handle's reference
+        assert_eq!(
+            slot.taken.load(Ordering::SeqCst),
+            1,
+            "the socket is closed exactly once"
+        );
         assert_eq!(slot.freed.load(Ordering::SeqCst), 1);
     });
 }

@@ -39,7 +39,6 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 use core::time::Duration;
-use executor::Instant;
 use nt::*;
 
 /// Completion routines of this crate currently running (any CPU).
@@ -80,14 +79,22 @@ pub(crate) fn wait_idle() -> bool {
     wait_idle_for(IDLE_WAIT_BOUND)
 }
 
+/// The interrupt time, in 100 ns units (any IRQL).
+fn interrupt_time() -> u64 {
+    let mut qpc = 0;
+    // SAFETY: the out-parameter is a valid local; the function has no other precondition.
+    unsafe { KeQueryInterruptTimePrecise(&mut qpc) }
+}
+
 /// [`wait_idle`] with a bound of `bound`.
 fn wait_idle_for(bound: Duration) -> bool {
-    let deadline = Instant::now().saturating_add(bound);
+    let bound_100ns = u64::try_from(bound.as_nanos() / 100).unwrap_or(u64::MAX);
+    let deadline = interrupt_time().saturating_add(bound_100ns);
     loop {
         if active() == 0 {
             return true;
         }
-        if Instant::now() >= deadline {
+        if interrupt_time() >= deadline {
             break;
         }
         let mut step = LARGE_INTEGER {

@@ -287,6 +287,7 @@ impl RegInner {
 ///
 /// # Safety
 /// Called by the I/O manager for an item queued by [`RegInner::queue_drain`], with `context` the state.
+#[cfg(not(loom))]
 unsafe extern "system" fn drain_work(_device: PDEVICE_OBJECT, context: PVOID) {
     // SAFETY: the queued item's reference keeps the state alive until the release below.
     unsafe {
