@@ -76,6 +76,14 @@ pub(crate) const STREAM_UNKNOWN: u32 = 1 << 0;
 /// `RegInner::push_orphan`, cleared by `RegInner::drain_orphans` when it pops the context. A second
 /// push while it is set would corrupt the list; see [`SocketCtx::mark_orphan_queued`].
 pub(crate) const ORPHAN_QUEUED: u32 = 1 << 1;
+/// Bits 8..16 of the flags: how many operations on this socket in a row completed without their
+/// future ever returning `Pending` (the cooperative budget, see `slot.rs`). Saturates at 255.
+const READY_STREAK_SHIFT: u32 = 8;
+const READY_STREAK_MASK: u32 = 0xFF << READY_STREAK_SHIFT;
+/// After this many operations in a row that completed without waiting, the next operation on the
+/// socket yields once (wakes its task and returns `Pending`) before it starts: a provider that
+/// completes everything inline (as WSK does when data is ready) cannot keep one task on the CPU.
+pub const COOP_BUDGET: u32 = 32;
 
 /// What a context is for; decides which slots get their IRP up front and whether the block has an
 /// [`Addresses`] part.
@@ -365,6 +373,27 @@ impl SocketCtx {
     /// `produces_socket` before it restarts the slot (see [`Op::orphan_link`]): the check turns a
     /// future break of that chain into a refusal (and a failed assertion in debug builds) instead of
     /// a corrupted list.
+    /// Records how an operation on this socket ended: after a wait (`waited`: its future returned
+    /// `Pending` at least once), the streak starts again; otherwise it grows. Relaxed: a heuristic
+    /// that only decides when to yield, never what is safe.
+    pub(crate) fn note_operation(&self, waited: bool) {
+        let _ = self.flags.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |flags| {
+            let streak = (flags & READY_STREAK_MASK) >> READY_STREAK_SHIFT;
+            let streak = if waited { 0 } else { (streak + 1).min(0xFF) };
+            Some((flags & !READY_STREAK_MASK) | (streak << READY_STREAK_SHIFT))
+        });
+    }
+
+    /// Whether the socket's budget is spent; if so, starts it again (the caller yields once).
+    pub(crate) fn take_spent_budget(&self) -> bool {
+        let flags = self.flags.load(Ordering::Relaxed);
+        if (flags & READY_STREAK_MASK) >> READY_STREAK_SHIFT < COOP_BUDGET {
+            return false;
+        }
+        self.flags.fetch_and(!READY_STREAK_MASK, Ordering::Relaxed);
+        true
+    }
+
     pub(crate) fn mark_orphan_queued(&self) -> bool {
         let previous = self.flags.fetch_or(ORPHAN_QUEUED, Ordering::AcqRel);
         debug_assert!(

@@ -111,6 +111,7 @@ pub use buffer::{Buffer, BufferPool, Slice};
 pub use close::Close;
 pub use connect::Connect;
 pub use connection::{Connection, Receive, Send};
+pub use ctx::COOP_BUDGET;
 pub use device::Device;
 pub use disconnect::{Abort, Disconnect, DisconnectWith};
 pub use error::{Result, WskError};

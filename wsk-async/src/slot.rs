@@ -24,11 +24,16 @@ pub(crate) enum Phase {
 #[derive(Debug)]
 pub(crate) struct SlotUse {
     phase: Phase,
+    /// This operation returned `Pending` at least once (for the cooperative budget).
+    waited: bool,
 }
 
 impl SlotUse {
     pub(crate) const fn new() -> Self {
-        Self { phase: Phase::Idle }
+        Self {
+            phase: Phase::Idle,
+            waited: false,
+        }
     }
 
     pub(crate) fn phase(&self) -> Phase {
@@ -38,7 +43,30 @@ impl SlotUse {
     /// Polls until the slot is exclusively ours with no unread result (PASSIVE_LEVEL). Fails with
     /// `STATUS_INVALID_DEVICE_STATE` if another future holds it or it can no longer be owned
     /// (orphaned; a slot without an IRP is orphaned from the start, so `Ok` implies an IRP).
+    ///
+    /// # The cooperative budget
+    ///
+    /// WSK completes an operation inline when it can (data already received, window open), and then
+    /// a loop of `.await`s never returns `Pending`: one task would hold the executor thread for as
+    /// long as its peer keeps it busy, starving every other task (an accept loop, other
+    /// connections). So before a new operation starts, a socket whose last
+    /// [`COOP_BUDGET`](crate::ctx::COOP_BUDGET) operations all completed without waiting yields
+    /// once: it wakes its own task and returns `Pending`, as `tokio`'s budget does. This works with
+    /// any executor that honours `wake_by_ref` (a yield).
     pub(crate) fn poll_acquire(&mut self, op: &Op, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.phase == Phase::Idle && op.ctx().take_spent_budget() {
+            self.waited = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let polled = self.poll_acquire_slot(op, cx);
+        if polled.is_pending() {
+            self.waited = true;
+        }
+        polled
+    }
+
+    fn poll_acquire_slot(&mut self, op: &Op, cx: &mut Context<'_>) -> Poll<Result<()>> {
         loop {
             match self.phase {
                 Phase::Idle => match op.state.claim() {
@@ -88,10 +116,12 @@ impl SlotUse {
     pub(crate) fn poll_complete(&mut self, op: &Op, cx: &mut Context<'_>) -> Poll<IO_STATUS_BLOCK> {
         op.waker.register(cx.waker());
         if !op.state.is_complete() {
+            self.waited = true;
             return Poll::Pending;
         }
         op.state.consume();
         self.phase = Phase::Ready;
+        op.ctx().note_operation(core::mem::take(&mut self.waited));
         // SAFETY: FUTURE held and the completion observed.
         Poll::Ready(unsafe { op.iosb() })
     }
