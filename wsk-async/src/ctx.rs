@@ -216,7 +216,7 @@ impl SocketCtx {
             this.write(SocketCtx {
                 refs: AtomicU32::new(1),
                 flags: AtomicU32::new(0),
-                registration: NonNull::from(registration),
+                registration: registration.this(),
                 socket: Cell::new(ptr::null_mut()),
                 addresses,
                 orphan_next: Cell::new(ptr::null()),

@@ -256,16 +256,30 @@ impl Op {
             arm_completion(self.ctx().registration().device(), irp, context);
         }
         self.ctx().acquire();
+        self.state.clear_delivered();
         if transition {
             self.state.submit();
         }
-        if call(irp).is_none() {
-            // Nothing took the IRP: deliver the failure through the routine the next stack location
-            // names, as completing the IRP would (for `IoSetCompletionRoutineEx`, the I/O manager's
-            // wrapper, which calls ours and then drops its device reference and frees its context).
-            // SAFETY: the IRP is still ours; the stack location was written by `arm_completion`.
+        let undelivered = match call(irp) {
+            // Nothing took the IRP.
+            None => Some(STATUS_NOT_SUPPORTED),
+            // The IRP contract: a provider that returns anything but STATUS_PENDING has completed the
+            // IRP, so its completion routine has run by now. A provider that breaks it (Wine 8's stub
+            // WskDisconnect, WskControlSocket and address queries return STATUS_NOT_IMPLEMENTED and
+            // never complete their IRP) would leave this operation waiting for ever, and its socket
+            // unclosable: the operation fails with the returned status instead. A conforming provider
+            // completed the IRP before returning, so this never completes one twice.
+            Some(status) if status != STATUS_PENDING && !self.state.delivered() => Some(status),
+            Some(_) => None,
+        };
+        if let Some(status) = undelivered {
+            // Deliver the failure through the routine the next stack location names, as completing
+            // the IRP would (for `IoSetCompletionRoutineEx`, the I/O manager's wrapper, which calls
+            // ours and then drops its device reference and frees its context).
+            // SAFETY: the IRP is ours again (never taken, or given back uncompleted); the stack
+            // location was written by `arm_completion`.
             unsafe {
-                (*irp).IoStatus = IO_STATUS_BLOCK::new(STATUS_NOT_SUPPORTED, 0);
+                (*irp).IoStatus = IO_STATUS_BLOCK::new(status, 0);
                 let next = IoGetNextIrpStackLocation(irp);
                 if let Some(routine) = (*next).CompletionRoutine {
                     routine(ptr::null_mut(), irp, (*next).Context);
@@ -396,6 +410,7 @@ unsafe fn complete_op(irp: PIRP, node: *const Op) {
         // debug build a failed assertion here panics at DISPATCH_LEVEL, i.e. bugchecks: acceptable for
         // an assertion, which a release build compiles out.)
         debug_assert_eq!(irp, op.irp());
+        op.state.mark_delivered();
         // Before transition 3 this routine owns the slot's result (KERNEL is set): it may read it.
         if op.produced_socket_unread() {
             if op.state.complete_if_held() {

@@ -62,6 +62,10 @@ pub(crate) const KERNEL: u32 = 1 << 1;
 pub(crate) const COMPLETE: u32 = 1 << 2;
 /// The socket handle owning the slot is gone: no future will claim it again.
 pub(crate) const ORPHANED: u32 = 1 << 3;
+/// The completion routine has run for the IRP submitted last (set by its first action, cleared
+/// before each submission). Read by the submitter right after the WSK call: a call that returned a
+/// non-pending status without this bit set left its IRP uncompleted, breaking the IRP contract.
+pub(crate) const DELIVERED: u32 = 1 << 4;
 
 /// What [`OpState::claim`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +192,23 @@ impl OpState {
                 Err(actual) => current = actual,
             }
         }
+    }
+
+    /// Clears [`DELIVERED`] before a submission (the submitter owns the IRP, so no routine can run).
+    pub(crate) fn clear_delivered(&self) {
+        self.0.fetch_and(!DELIVERED, Ordering::Relaxed);
+    }
+
+    /// The completion routine's first action: marks the IRP's completion as delivered (Release:
+    /// the submitter's Acquire load in [`delivered`](Self::delivered) sees it once the provider's
+    /// non-pending return, which follows the completion, is observed).
+    pub(crate) fn mark_delivered(&self) {
+        self.0.fetch_or(DELIVERED, Ordering::Release);
+    }
+
+    /// Whether the completion routine has run since the last [`clear_delivered`](Self::clear_delivered).
+    pub(crate) fn delivered(&self) -> bool {
+        self.0.load(Ordering::Acquire) & DELIVERED != 0
     }
 
     /// Transition 4: the owning future has read the result.

@@ -95,6 +95,11 @@ pub(crate) struct RegInner {
     drain_queued: AtomicBool,
     /// The work item that finishes a [`Registration`] dropped above PASSIVE_LEVEL (see `Drop`).
     teardown_item: PIO_WORKITEM,
+    /// The state's own address with the pool block's provenance: what contexts keep, and what
+    /// releases and work items use. A pointer made from a `&RegInner` would carry a shared
+    /// reference's permissions, which the provider's writes into `registration` invalidate and
+    /// which a final release (a write: the drop and free) never had.
+    this: NonNull<RegInner>,
 }
 
 impl RegInner {
@@ -129,6 +134,11 @@ impl RegInner {
             }
             Self::release(this);
         }
+    }
+
+    /// This state's address, with the allocation's provenance (see the field).
+    pub(crate) fn this(&self) -> NonNull<RegInner> {
+        self.this
     }
 
     /// The device object that completion routines and work items reference.
@@ -445,6 +455,7 @@ impl Registration {
                 drain_item,
                 drain_queued: AtomicBool::new(false),
                 teardown_item,
+                this: block,
             });
             if drain_item.is_null() || teardown_item.is_null() {
                 // Nothing is queued or registered: free what was allocated.

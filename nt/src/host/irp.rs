@@ -388,6 +388,19 @@ pub mod control {
         true
     }
 
+    /// A lower driver that took `irp` with [`enter_provider`] gives it back untouched and will never
+    /// complete it (a provider breaking the IRP contract, as Wine's stub WSK functions do): the stack
+    /// location moves back and the IRP is no longer pending, so the driver may complete, reuse or
+    /// free it.
+    ///
+    /// # Safety
+    /// `irp` was taken with [`enter_provider`] and not completed.
+    pub unsafe fn forget(irp: PIRP) {
+        // SAFETY: the caller's contract: the lower driver owns the IRP and hands it back.
+        unsafe { crate::inline_helpers::IoSkipCurrentIrpStackLocation(irp) };
+        super::set_pending(irp, false);
+    }
+
     /// Whether a lower driver owns the live IRP `irp`. False for an IRP that is not live.
     pub fn is_pending(irp: PIRP) -> bool {
         matches!(

@@ -146,7 +146,7 @@ pub mod emu {
 
     /// IRP ownership as seen by emulated lower drivers (the WSK provider).
     pub mod irp {
-        pub use super::super::irp::control::{enter_provider, is_pending, live_count};
+        pub use super::super::irp::control::{enter_provider, forget, is_pending, live_count};
     }
 
     /// Inspection of waits.

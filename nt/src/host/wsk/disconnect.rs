@@ -32,6 +32,11 @@ pub(crate) unsafe extern "system" fn WskDisconnect(
                 if !Buffer.is_null() {
                     return finish(irp, STATUS_INVALID_PARAMETER, 0);
                 }
+                if let Some(status) = core.registration.take_unfinished(super::transport::OpKind::Disconnect) {
+                    // A scripted broken provider (Wine's stub): the IRP is given back untouched.
+                    crate::emu::irp::forget(irp.0);
+                    return status;
+                }
                 let mut out = Completions::new();
                 {
                     let mut st = core.lock();

@@ -64,6 +64,10 @@ impl Registration {
             .map_or(Policy::Fail(STATUS_DEVICE_NOT_READY), |t| t.policy(kind, owner))
     }
 
+    pub(crate) fn take_unfinished(&self, kind: OpKind) -> Option<NTSTATUS> {
+        self.transport().and_then(|t| t.take_unfinished(kind))
+    }
+
     pub(crate) fn socket_opened(&self) {
         self.counts().sockets += 1;
     }

@@ -20,6 +20,11 @@ impl SocketCore {
             let mut st = self.lock();
             match policy {
                 Policy::Fail(status) => out.push(Done::new(irp, status, 0)),
+                Policy::Unfinished(status) => {
+                    // SAFETY: the provider owns the IRP it just took and gives it up untouched.
+                    unsafe { crate::emu::irp::forget(irp.0) };
+                    return status;
+                }
                 Policy::Hold(id) => {
                     if arm(irp, self) {
                         st.held.push((id, Pending { irp, op }));

@@ -95,6 +95,8 @@ pub(crate) enum Policy {
     HoldPastCancel(u64),
     /// Complete at once with this status.
     Fail(NTSTATUS),
+    /// Return this status without ever completing the IRP: a provider that breaks the IRP contract.
+    Unfinished(NTSTATUS),
 }
 
 /// A transport: creates listeners and outgoing connections, and decides operation policies.
@@ -107,4 +109,10 @@ pub(crate) trait Transport: Send + Sync {
         owner: Weak<SocketCore>,
     ) -> Result<Box<dyn Connector>, NTSTATUS>;
     fn policy(&self, kind: OpKind, owner: &Weak<SocketCore>) -> Policy;
+    /// For operations that complete at once whatever the network does (an abortive disconnect):
+    /// if the next scripted completion of `kind` is `Unfinished`, takes it and returns its status.
+    fn take_unfinished(&self, kind: OpKind) -> Option<NTSTATUS> {
+        let _ = kind;
+        None
+    }
 }

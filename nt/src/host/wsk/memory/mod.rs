@@ -45,6 +45,11 @@ pub enum Completion {
     IgnoreCancel,
     /// Completes at once with this status.
     Fail(NTSTATUS),
+    /// The WSK function returns this status and the provider never completes the IRP, nor touches it
+    /// again. That breaks the IRP contract (a non-pending return means the IRP was completed), and
+    /// Wine 8's netio does it (measured): its WskDisconnect, WskControlSocket and address queries
+    /// are stubs that return STATUS_NOT_IMPLEMENTED. A client must survive it.
+    Unfinished(NTSTATUS),
 }
 
 /// An operation a test holds, as listed by [`MemoryNetwork::held`].
@@ -166,6 +171,18 @@ impl Transport for MemNet {
         Ok(Box::new(MemConnector { outcome: Some(outcome) }))
     }
 
+    fn take_unfinished(&self, kind: OpKind) -> Option<NTSTATUS> {
+        let mut st = self.lock();
+        let scripts = st.scripts.get_mut(&kind)?;
+        match scripts.front() {
+            Some(&Completion::Unfinished(status)) => {
+                scripts.pop_front();
+                Some(status)
+            }
+            _ => None,
+        }
+    }
+
     fn policy(&self, kind: OpKind, owner: &Weak<SocketCore>) -> Policy {
         let mut st = self.lock();
         let next = st
@@ -176,6 +193,7 @@ impl Transport for MemNet {
         match next {
             Completion::Natural => Policy::Natural,
             Completion::Fail(status) => Policy::Fail(status),
+            Completion::Unfinished(status) => Policy::Unfinished(status),
             Completion::Hold | Completion::Never => {
                 st.next_id += 1;
                 let id = st.next_id;
