@@ -269,7 +269,7 @@ impl Future for Receive<'_> {
             return Poll::Pending;
         };
         let result = WskError::check(iosb.Status).map(|()| iosb.Information.min(buf.capacity()));
-        buf.set_len(*result.as_ref().unwrap_or(&0));
+        buf.set_received(*result.as_ref().unwrap_or(&0));
         Poll::Ready((result, buf))
     }
 }
