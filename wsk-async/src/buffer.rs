@@ -10,6 +10,29 @@
 //! Returning a buffer to its pool is an atomic bit set (any CPU, IRQL <= DISPATCH_LEVEL), so a
 //! completion routine may do it. The pool's memory lives until the [`BufferPool`] handle *and* every
 //! buffer taken from it are gone (a reference count), so a buffer may outlive its pool handle.
+//!
+//! # No bytes from an earlier owner
+//!
+//! A buffer goes from connection to connection, and its memory keeps whatever the last owner (or
+//! the kernel, on that owner's behalf) wrote. No public API lets the next owner see those bytes.
+//! The pool does not zero a buffer when it comes back (a `memset` of the whole buffer for every
+//! take, i.e. per connection or, with a buffer per message, per message); it tracks instead how
+//! many leading bytes were written *in the current ownership* — the buffer's *initialised* length
+//! ([`Buffer::initialised`]): 0 at [`BufferPool::take`], raised by every write
+//! ([`Buffer::extend_from_slice`], [`Buffer::resize`]) and by a receive's completion (the kernel
+//! wrote the `n` bytes it reports, from offset 0). What can expose bytes, and why it cannot expose
+//! an earlier owner's:
+//!
+//! | path | bounded by |
+//! |---|---|
+//! | `Deref`, `DerefMut` (indexing, `as_ref`, iteration, `copy_from_slice`, ...) | `len()` |
+//! | [`Buffer::slice`], [`Slice`]'s `Deref`, a send of a slice | `len()` |
+//! | [`Buffer::set_len`] | clamped to `initialised()` (never past it) |
+//! | [`Buffer::resize`], [`Buffer::extend_from_slice`] | the bytes they write themselves |
+//! | a receive's completion | `len()` becomes the `n` bytes the kernel wrote |
+//!
+//! and `len() <= initialised() <= capacity()` always holds. The cost is a 4-byte store at take
+//! and a compare in `set_len`: steady-state echo still allocates and clears nothing per message.
 
 use crate::error::{Result, WskError};
 use crate::pool_mem::{self, TAG_BUFFER};
@@ -21,7 +44,8 @@ use nt::*;
 const WORD_BITS: usize = usize::BITS as usize;
 
 /// The pool's shared header, followed in the same pool block by the free bitmap (`words` words,
-/// bit set = buffer free) and the MDL pointers (`count`).
+/// bit set = buffer free), the MDL pointers (`count`) and the initialised lengths (`count` `u32`s,
+/// see the module documentation; entry `i` is read and written only by the owner of buffer `i`).
 #[repr(C)]
 struct PoolHeader {
     /// 1 for the [`BufferPool`] handle + 1 per buffer handed out.
@@ -56,12 +80,24 @@ impl PoolHeader {
         }
     }
 
-    /// Bytes of the descriptor block (header, bitmap, MDL pointers); `None` if that overflows a
-    /// `usize` (a count no pool could hold).
+    /// The initialised-length array, after the MDL pointers in the same block (4-byte entries after
+    /// 8-byte pointers: aligned). Raw: entries are plain memory, each touched only by its buffer's
+    /// owner (ownership passes through the bitmap's AcqRel operations).
+    fn initialised(this: NonNull<Self>) -> *mut u32 {
+        // SAFETY: inside the block allocated by `new` (header, bitmap, MDL array, then this array).
+        unsafe { Self::mdls(this).add(this.as_ref().count).cast::<u32>() }
+    }
+
+    /// Bytes of the descriptor block (header, bitmap, MDL pointers, initialised lengths); `None` if
+    /// that overflows a `usize` (a count no pool could hold).
     fn block_size(count: usize, words: usize) -> Option<usize> {
         let bitmap = words.checked_mul(core::mem::size_of::<AtomicUsize>())?;
         let mdls = count.checked_mul(core::mem::size_of::<PMDL>())?;
-        core::mem::size_of::<Self>().checked_add(bitmap)?.checked_add(mdls)
+        let initialised = count.checked_mul(core::mem::size_of::<u32>())?;
+        core::mem::size_of::<Self>()
+            .checked_add(bitmap)?
+            .checked_add(mdls)?
+            .checked_add(initialised)
     }
 
     /// Drops one reference; the last one frees the MDLs, the data and the header.
@@ -189,7 +225,8 @@ impl BufferPool {
         Ok(Self { header })
     }
 
-    /// Takes a free buffer (empty, `len() == 0`). Any IRQL <= DISPATCH_LEVEL; never allocates.
+    /// Takes a free buffer (empty, `len() == 0`, nothing [initialised](Buffer::initialised): none of
+    /// its earlier owners' bytes can be seen through it). Any IRQL <= DISPATCH_LEVEL; never allocates.
     /// Fails with `STATUS_INSUFFICIENT_RESOURCES` when every buffer is in use.
     pub fn take(&self) -> Result<Buffer> {
         // SAFETY: the handle holds a reference.
@@ -201,10 +238,14 @@ impl BufferPool {
                 match word.compare_exchange(bits, bits & !(1 << bit), Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => {
                         header.refs.fetch_add(1, Ordering::Relaxed);
+                        let index = w * WORD_BITS + bit;
+                        // SAFETY: `index < count`; the CAS (Acquire) made buffer `index` ours, after
+                        // its last owner's writes to this entry (its drop's Release `fetch_or`).
+                        unsafe { PoolHeader::initialised(self.header).add(index).write(0) };
                         return Ok(Buffer {
                             pool: self.header,
                             // `< count <= u32::MAX` (checked by `new`).
-                            index: (w * WORD_BITS + bit) as u32,
+                            index: index as u32,
                             len: 0,
                         });
                     }
@@ -239,7 +280,8 @@ impl Drop for BufferPool {
 
 /// An owned nonpaged buffer from a [`BufferPool`], with its prebuilt MDL. Dereferences to its
 /// `len()` valid bytes; `capacity()` is the pool's buffer size. Dropping it returns it to the pool
-/// (any IRQL <= DISPATCH_LEVEL).
+/// (any IRQL <= DISPATCH_LEVEL). It never exposes an earlier owner's bytes: see the module
+/// documentation (`len() <= initialised()`).
 ///
 /// Index and length are 32-bit (a pool has at most `u32::MAX` buffers of at most `u32::MAX / 2`
 /// bytes, checked by [`BufferPool::new`]), so a buffer is two words: the futures that carry one, and
@@ -253,7 +295,8 @@ pub struct Buffer {
 
 // SAFETY: a buffer exclusively owns its index's data range; the pool header is shared through atomics.
 unsafe impl Send for Buffer {}
-// SAFETY: `&Buffer` only reads the owned data range.
+// SAFETY: `&Buffer` only reads the owned data range and its initialised-length entry (written only
+// through `&mut Buffer`).
 unsafe impl Sync for Buffer {}
 
 impl Buffer {
@@ -282,19 +325,73 @@ impl Buffer {
         self.len = 0;
     }
 
-    /// Sets the number of valid bytes, clamped to `capacity()`. The bytes are always initialised
-    /// (pool memory is zeroed when the pool is created), so any length is sound.
+    /// How many leading bytes were written while this buffer has been taken (by this owner, or by
+    /// the kernel for one of its receives): the most [`set_len`](Self::set_len) can show. 0 after
+    /// [`BufferPool::take`]; `len() <= initialised() <= capacity()`.
+    pub fn initialised(&self) -> usize {
+        // SAFETY: `index < count`; the entry is ours while we own the buffer (see `PoolHeader`).
+        unsafe { *PoolHeader::initialised(self.pool).add(self.index as usize) as usize }
+    }
+
+    /// Records that the first `n` bytes (`<= capacity()`) hold data of this ownership.
+    fn mark_initialised(&mut self, n: usize) {
+        if n > self.initialised() {
+            // SAFETY: as in `initialised`, with exclusive access through `&mut self`; `n` fits in a
+            // `u32` because it is at most the capacity (checked by `BufferPool::new`).
+            unsafe { *PoolHeader::initialised(self.pool).add(self.index as usize) = n as u32 };
+        }
+    }
+
+    /// Sets the number of valid bytes, clamped to [`initialised()`](Self::initialised): it can
+    /// bring back bytes written in this ownership (after [`clear`](Self::clear), a shorter receive,
+    /// ...) but never show what an earlier owner left in the memory. To grow the buffer over bytes
+    /// not written yet, use [`resize`](Self::resize) or [`extend_from_slice`](Self::extend_from_slice).
+    ///
+    /// ```
+    /// # let _session = nt::emu::session();
+    /// let pool = wsk_async::BufferPool::new(1, 64).unwrap();
+    /// let mut buf = pool.take().unwrap();
+    /// buf.extend_from_slice(b"secret");
+    /// drop(buf);
+    /// let mut buf = pool.take().unwrap(); // the same memory, a new owner
+    /// buf.set_len(64);
+    /// assert!(buf.is_empty(), "nothing of the earlier owner");
+    /// buf.extend_from_slice(b"hi");
+    /// buf.clear();
+    /// buf.set_len(64);
+    /// assert_eq!(&buf[..], b"hi");
+    /// ```
     pub fn set_len(&mut self, len: usize) {
-        self.len = len.min(self.capacity()) as u32;
+        self.len = len.min(self.initialised()) as u32;
+    }
+
+    /// Sets the number of valid bytes to `len` (clamped to `capacity()`), like `Vec::resize`: bytes
+    /// added past the current `len()` are set to `value`.
+    pub fn resize(&mut self, len: usize, value: u8) {
+        let (old, len) = (self.len(), len.min(self.capacity()));
+        self.mark_initialised(len);
+        self.len = len as u32;
+        if len > old {
+            self[old..].fill(value);
+        }
     }
 
     /// Appends as much of `data` as fits; returns the number of bytes copied.
     pub fn extend_from_slice(&mut self, data: &[u8]) -> usize {
         let start = self.len();
         let n = data.len().min(self.capacity() - start);
-        self.set_len(start + n);
+        self.mark_initialised(start + n);
+        self.len = (start + n) as u32;
         self[start..].copy_from_slice(&data[..n]);
         n
+    }
+
+    /// A receive's completion: the kernel wrote the first `n` bytes (clamped to the capacity, which
+    /// the MDL describes); they become the valid bytes.
+    pub(crate) fn set_received(&mut self, n: usize) {
+        let n = n.min(self.capacity());
+        self.mark_initialised(n);
+        self.len = n as u32;
     }
 
     /// A view of `range` (relative to the valid bytes) to pass to a send, like tokio-uring's
@@ -345,7 +442,8 @@ impl Buffer {
 impl Deref for Buffer {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: the buffer owns `len <= capacity` initialised bytes at `data_ptr`.
+        // SAFETY: the buffer owns `len <= capacity` bytes at `data_ptr`, initialised memory (the pool
+        // block is zeroed when allocated) and, since `len <= initialised()`, written in this ownership.
         unsafe { core::slice::from_raw_parts(self.data_ptr(), self.len()) }
     }
 }
@@ -419,5 +517,82 @@ impl Deref for Slice {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         &self.buffer[self.begin()..self.end()]
+    }
+}
+
+#[cfg(all(test, not(loom), not(target_os = "windows")))]
+mod tests {
+    use super::*;
+    use std::format;
+
+    const SIZE: usize = 64;
+    const SECRET: u8 = 0xA5;
+
+    /// A pool of one buffer whose memory holds the previous owner's `SECRET`s, and that buffer,
+    /// taken again.
+    fn taken_again(pool: &BufferPool) -> Buffer {
+        let mut first = pool.take().unwrap();
+        assert_eq!(first.extend_from_slice(&[SECRET; SIZE]), SIZE);
+        let index = first.index;
+        drop(first);
+        let buf = pool.take().unwrap();
+        assert_eq!(buf.index, index, "the same memory");
+        buf
+    }
+
+    /// Every public way to look at a buffer's bytes, after the length-changing ones.
+    #[test]
+    fn a_buffer_taken_again_shows_nothing_of_its_previous_owner() {
+        let _session = nt::emu::session();
+        let pool = BufferPool::new(1, SIZE).unwrap();
+        let mut buf = taken_again(&pool);
+        assert!(buf.is_empty());
+        buf.set_len(SIZE);
+        assert_eq!(buf.len(), 0, "set_len cannot reach bytes this owner did not write");
+        assert!(buf.iter().all(|&b| b != SECRET));
+        assert!((*buf).is_empty() && buf.as_mut().is_empty());
+        let slice = buf.slice(..SIZE);
+        assert_eq!((slice.begin(), slice.end(), slice.len()), (0, 0, 0));
+        let mut buf = slice.into_inner();
+        let whole = Slice::from(buf);
+        assert!(whole.is_empty());
+        buf = whole.into_inner();
+        // Bytes this owner writes can be shown again; nothing past them.
+        buf.extend_from_slice(b"mine");
+        buf.clear();
+        buf.set_len(SIZE);
+        assert_eq!(&buf[..], b"mine");
+        assert!(!format!("{buf:?}").contains("165"), "Debug shows no data");
+        assert_eq!(&buf.slice(..SIZE)[..], b"mine");
+    }
+
+    /// `resize` writes every byte it adds; `initialised` follows the writes of this ownership only.
+    #[test]
+    fn resize_and_receives_raise_the_initialised_length_of_this_ownership_only() {
+        let _session = nt::emu::session();
+        let pool = BufferPool::new(1, SIZE).unwrap();
+        let mut buf = taken_again(&pool);
+        assert_eq!(buf.initialised(), 0);
+        buf.resize(8, 0);
+        assert_eq!((&buf[..], buf.initialised()), (&[0u8; 8][..], 8));
+        buf.resize(2, 7);
+        assert_eq!(
+            (&buf[..], buf.initialised()),
+            (&[0u8; 2][..], 8),
+            "shrinking keeps what was written"
+        );
+        buf.resize(4, 7);
+        assert_eq!(&buf[..], &[0, 0, 7, 7]);
+        buf.resize(SIZE * 2, 1);
+        assert_eq!((buf.len(), buf.initialised()), (SIZE, SIZE), "clamped to the capacity");
+        assert!(buf.iter().all(|&b| b != SECRET));
+        // A receive of 3 bytes: the kernel wrote [0, 3); what this owner wrote after stays visible.
+        buf.set_received(3);
+        assert_eq!((buf.len(), buf.initialised()), (3, SIZE));
+        buf.set_received(usize::MAX);
+        assert_eq!(buf.len(), SIZE, "a count past the MDL is clamped");
+        drop(buf);
+        let buf = pool.take().unwrap();
+        assert_eq!(buf.initialised(), 0, "a new ownership starts with nothing");
     }
 }

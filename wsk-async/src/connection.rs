@@ -177,7 +177,10 @@ impl Connection {
 
     /// Abortive disconnect (`WskDisconnect` with `WSK_FLAG_ABORTIVE`): the peer sees a reset; pending
     /// receives and sends complete with an error. Like [`disconnect`](Self::disconnect), the first
-    /// one may fail with [`is_out_of_resources`](WskError::is_out_of_resources).
+    /// one may fail with [`is_out_of_resources`](WskError::is_out_of_resources). `Ok(())` means the
+    /// connection was aborted: after an earlier abortive disconnect whose result was not read (the
+    /// one a dropped pending `disconnect()` issues), it reports that one if it succeeded instead of
+    /// issuing another (see [`Abort`]).
     pub fn abort(&self) -> Abort<'_> {
         Abort::new(self)
     }
@@ -273,7 +276,7 @@ impl Future for Receive<'_> {
             return Poll::Pending;
         };
         let result = WskError::check(iosb.Status).map(|()| iosb.Information.min(buf.capacity()));
-        buf.set_len(*result.as_ref().unwrap_or(&0));
+        buf.set_received(*result.as_ref().unwrap_or(&0));
         Poll::Ready((result, buf))
     }
 }

@@ -124,6 +124,24 @@ impl Future for DisconnectWith<'_> {
 }
 
 /// The future of [`Connection::abort`].
+///
+/// # After an earlier abort
+///
+/// A connection can already have an abortive `WskDisconnect` behind it that nobody has read the
+/// result of: the one a dropped pending [`disconnect`](Connection::disconnect) issues, or one of an
+/// `abort()` dropped before it completed. Both use the connection's one abort IRP. `abort()` then
+/// reports *that* abort, waiting for it if it is still pending:
+///
+/// * it succeeded: the connection was aborted; `abort()` returns `Ok(())` and makes no call. A
+///   second abortive `WskDisconnect` on a connection that is already reset is not what the caller
+///   asked for, and its outcome is not documented: a failure would make `abort()` report an error
+///   for a connection that was in fact aborted, a success would only echo the first;
+/// * it failed: the connection may not have been aborted; `abort()` issues its own and returns that
+///   one's result.
+///
+/// An earlier result is reported once: an `abort()` after one whose result was returned issues a
+/// new `WskDisconnect`. So `Ok(())` always means that an abortive disconnect of this connection
+/// succeeded.
 pub struct Abort<'a> {
     conn: &'a Connection,
     slot: SlotUse,
@@ -150,7 +168,12 @@ impl Future for Abort<'_> {
         };
         let op = &end.abort;
         if this.slot.phase() != Phase::Submitted {
-            ready!(this.slot.poll_acquire(op, cx))?;
+            // An earlier abort nobody read (see the type's documentation): its success is ours.
+            let earlier = ready!(this.slot.poll_acquire_unread(op, cx))?;
+            if earlier.is_some_and(|iosb| NT_SUCCESS(iosb.Status)) {
+                this.slot.release(op);
+                return Poll::Ready(Ok(()));
+            }
             let socket = ctx.socket();
             let disconnect = ctx.connection_dispatch().WskDisconnect;
             // SAFETY: slot ours, with an IRP; an abortive disconnect takes no buffer.
@@ -173,5 +196,202 @@ impl Drop for Abort<'_> {
         // No end slots: never polled far enough to hold one.
         let Some(end) = self.conn.ctx().end_slots() else { return };
         self.slot.release(&end.abort);
+    }
+}
+
+/// What `abort()` reports after an earlier abortive disconnect, on the in-memory network. That
+/// network completes every abortive `WskDisconnect` at once with success, whatever is scripted, so
+/// an earlier abort that fails or pends is played by the test acting as the provider for the abort
+/// slot's IRP (`nt::emu::irp::enter_provider`), as a dropped `abort()` future leaves it.
+#[cfg(all(test, not(loom), not(target_os = "windows")))]
+mod tests {
+    use crate::op_state::Claim;
+    use crate::{Connection, Listener, Registration};
+    use core::future::Future;
+    use core::pin::pin;
+    use core::ptr;
+    use core::task::{Context, Poll, Waker};
+    use core::time::Duration;
+    use nt::emu::wsk::{Completion, MemoryNetwork, OpKind, Peer};
+    use nt::*;
+
+    /// How long the test waits for an `abort()` on another thread that should finish at once.
+    const BOUND: Duration = Duration::from_secs(10);
+
+    fn poll_once<F: Future>(future: core::pin::Pin<&mut F>) -> Poll<F::Output> {
+        future.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// Polls `future` once: on the in-memory network every natural completion is inline.
+    fn now<F: Future>(future: F) -> F::Output {
+        match poll_once(pin!(future)) {
+            Poll::Ready(output) => output,
+            Poll::Pending => panic!("pending on the in-memory network"),
+        }
+    }
+
+    struct Accepted {
+        net: MemoryNetwork,
+        listener: Listener,
+        conn: Connection,
+        peer: Peer,
+        /// Last: its blocking drop waits for the sockets above (a failing test must not hang).
+        registration: Registration,
+    }
+
+    fn accepted() -> Accepted {
+        let net = MemoryNetwork::install();
+        let registration = Registration::register_blocking(Duration::from_secs(1)).expect("register");
+        let listener = now(registration.listen("127.0.0.1:0".parse().unwrap())).expect("listen");
+        let peer = net.connect(listener.local_addr().unwrap()).expect("peer connects");
+        let conn = now(listener.accept()).expect("accept");
+        Accepted {
+            net,
+            listener,
+            conn,
+            peer,
+            registration,
+        }
+    }
+
+    impl Accepted {
+        fn finish(self) {
+            let Accepted {
+                net,
+                listener,
+                conn,
+                peer,
+                registration,
+            } = self;
+            now(conn.close()).expect("close");
+            now(listener.close()).expect("listener close");
+            now(registration.deregister());
+            drop((peer, net));
+        }
+    }
+
+    /// Whether `abort()` on another thread calls into the provider: the socket's next call stops
+    /// there until released. Returns the abort's result and whether it made a call. The test waits
+    /// for what it expects (`expect_call`: the call entering the provider; otherwise the abort
+    /// finishing), so the bound runs out only when the expectation is wrong.
+    fn abort_and_watch_calls(a: &Accepted, expect_call: bool) -> (crate::Result<()>, bool) {
+        let paused = nt::emu::wsk::pause_next_call(a.conn.ctx().socket()).expect("open socket");
+        std::thread::scope(|scope| {
+            let (done, finished) = std::sync::mpsc::channel();
+            let conn = &a.conn;
+            let aborting = scope.spawn(move || {
+                let result = now(conn.abort());
+                let _ = done.send(());
+                result
+            });
+            let called = if expect_call {
+                paused.wait_entered(BOUND)
+            } else {
+                let _ = finished.recv_timeout(BOUND);
+                paused.wait_entered(Duration::ZERO)
+            };
+            paused.release();
+            (aborting.join().expect("abort thread"), called)
+        })
+    }
+
+    /// The drop of a pending graceful disconnect aborted the connection (RST) with the abort slot's
+    /// IRP, and that abort succeeded. A later `abort()` reports that abort: success, without a
+    /// second abortive `WskDisconnect` on a connection that is already reset (its outcome is not
+    /// documented, and whatever it says, the connection was aborted by the first).
+    #[test]
+    fn abort_after_a_dropped_graceful_disconnect_reports_the_abort_the_drop_made() {
+        let _session = nt::emu::session();
+        let a = accepted();
+        a.net.script(OpKind::Disconnect, Completion::Hold);
+        {
+            let mut graceful = pin!(a.conn.disconnect());
+            assert!(poll_once(graceful.as_mut()).is_pending());
+        }
+        assert!(a.peer.was_reset(), "the drop aborted");
+        let (result, called) = abort_and_watch_calls(&a, false);
+        assert!(!called, "abort() issued a second abortive WskDisconnect");
+        result.expect("the drop's abort succeeded");
+        // Reported once: a further abort() has no earlier result left and issues its own.
+        let (result, called) = abort_and_watch_calls(&a, true);
+        assert!(called);
+        result.expect("the emulation completes an abortive disconnect with success");
+        a.finish();
+    }
+
+    /// The earlier abort, played by the test, is left pending as a dropped `abort()` leaves it.
+    /// Returns its IRP (the test owns it as the provider).
+    fn earlier_abort_pending(a: &Accepted) -> PIRP {
+        let end = a.conn.ctx().ensure_end_slots().expect("end slots");
+        let op = &end.abort;
+        assert_eq!(op.state.claim(), Claim::Owned { stale: false });
+        let mut held: PIRP = ptr::null_mut();
+        // SAFETY: the abort slot is ours (claimed, KERNEL clear) and has an IRP; the "call" is the test
+        // acting as the provider: it takes the IRP and leaves it pending.
+        unsafe {
+            op.start(|irp| {
+                assert!(nt::emu::irp::enter_provider(irp));
+                held = irp;
+                Some(STATUS_PENDING)
+            })
+        };
+        op.state.release();
+        held
+    }
+
+    /// Completes the played earlier abort with `status` (at DISPATCH_LEVEL, as a provider does).
+    fn complete(irp: PIRP, status: NTSTATUS) {
+        nt::emu::at_dispatch(|| {
+            // SAFETY: the test owns the pending IRP as its provider; it completes it once.
+            unsafe {
+                (*irp).IoStatus = IO_STATUS_BLOCK::new(status, 0);
+                IofCompleteRequest(irp, 0);
+            }
+        });
+    }
+
+    /// `abort()` while the earlier abort is still pending waits for it and reports its success. The
+    /// played provider did not reset anything, so a peer that saw no reset proves that `abort()`
+    /// made no call of its own.
+    #[test]
+    fn abort_waits_for_a_pending_earlier_abort_and_reports_its_success() {
+        let _session = nt::emu::session();
+        let a = accepted();
+        let earlier = earlier_abort_pending(&a);
+        {
+            let mut abort = pin!(a.conn.abort());
+            assert!(poll_once(abort.as_mut()).is_pending(), "waits for the earlier abort");
+            complete(earlier, STATUS_SUCCESS);
+            assert!(matches!(poll_once(abort.as_mut()), Poll::Ready(Ok(()))));
+        }
+        assert!(!a.peer.was_reset(), "no abortive WskDisconnect of its own");
+        a.finish();
+    }
+
+    /// An earlier abort that failed did not abort the connection: `abort()` issues its own and
+    /// reports that one's result — whether the earlier one was still pending or had completed.
+    #[test]
+    fn abort_after_an_earlier_abort_that_failed_issues_its_own() {
+        let _session = nt::emu::session();
+        let a = accepted();
+        let earlier = earlier_abort_pending(&a);
+        {
+            let mut abort = pin!(a.conn.abort());
+            assert!(poll_once(abort.as_mut()).is_pending());
+            complete(earlier, STATUS_INSUFFICIENT_RESOURCES);
+            assert!(matches!(poll_once(abort.as_mut()), Poll::Ready(Ok(()))));
+        }
+        assert!(
+            a.peer.was_reset(),
+            "its own abortive WskDisconnect reset the connection"
+        );
+        a.finish();
+
+        let a = accepted();
+        let earlier = earlier_abort_pending(&a);
+        complete(earlier, STATUS_INSUFFICIENT_RESOURCES);
+        now(a.conn.abort()).expect("its own abort");
+        assert!(a.peer.was_reset());
+        a.finish();
     }
 }

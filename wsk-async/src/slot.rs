@@ -99,6 +99,54 @@ impl SlotUse {
         }
     }
 
+    /// [`poll_acquire`](Self::poll_acquire) for a slot whose operations return a status only (no
+    /// socket, no buffer: the abort slot), handing the caller the unread result of an earlier
+    /// operation on the slot — one whose future was dropped, or one started without a future
+    /// (`SocketCtx::abort_in_background`) — instead of discarding it. If that operation is still
+    /// with the kernel, waits for it first. `Ok(Some(result))`: there was one, read now (the slot is
+    /// ours, ready for another `start`); `Ok(None)`: there was none.
+    pub(crate) fn poll_acquire_unread(
+        &mut self,
+        op: &Op,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<IO_STATUS_BLOCK>>> {
+        let earlier = match self.phase {
+            Phase::Idle => match op.state.claim() {
+                Claim::InUse => return Poll::Ready(Err(WskError::INVALID_STATE)),
+                Claim::Attached => {
+                    self.phase = Phase::Waiting;
+                    false
+                }
+                Claim::Owned { stale } => {
+                    self.phase = Phase::Ready;
+                    stale
+                }
+            },
+            Phase::Waiting => false,
+            Phase::Ready => return Poll::Ready(Ok(None)),
+            Phase::Submitted => return Poll::Ready(Err(WskError::INVALID_STATE)),
+        };
+        if self.phase == Phase::Waiting {
+            // Register before looking, so a completion in between still wakes us.
+            op.waker.register(cx.waker());
+            if op.state.kernel_owned() {
+                return Poll::Pending;
+            }
+            self.phase = Phase::Ready;
+        } else if !earlier {
+            return Poll::Ready(Ok(None));
+        }
+        if !op.state.is_complete() {
+            return Poll::Ready(Ok(None));
+        }
+        // SAFETY: FUTURE held, KERNEL clear and the completion observed: the result is ours to read,
+        // then to dispose of as `poll_acquire` would (we are not a completion routine).
+        let (iosb, closing) = unsafe { (op.iosb(), op.dispose_unread()) };
+        // A status-only slot has no unread socket to close (the caller's contract).
+        debug_assert!(!closing, "poll_acquire_unread on a socket-producing slot");
+        Poll::Ready(Ok(Some(iosb)))
+    }
+
     /// Submits the slot's IRP through `call` (see [`Op::start`]).
     ///
     /// # Safety

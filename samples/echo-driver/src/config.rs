@@ -17,14 +17,17 @@ pub struct Config {
     /// it back with [`local_addr`](crate::local_addr).
     pub port: u16,
     /// Connections served at once, 1..=[`MAX_CONNECTIONS`]. One more is accepted and reset at once
-    /// (never queued), and counted as refused.
+    /// (never queued), and counted as refused. A connection counts until its buffer is back in the
+    /// driver's pool: after an idle timeout that can be a little after its task has ended (and left
+    /// the `active` counter), when the kernel completes the receive or send the timeout cancelled.
     pub connection_limit: usize,
     /// A connection with no completed receive or send for this long is aborted (RST).
     pub idle_timeout: Duration,
     /// After the peer's FIN, how long the graceful disconnect may take before it becomes abortive
     /// (a peer that does not read its echo would otherwise hold it forever).
     pub disconnect_timeout: Duration,
-    /// Bytes per connection buffer (one buffer per connection, all allocated at DriverEntry).
+    /// Bytes per connection buffer (one buffer per connection, `connection_limit` of them, all
+    /// allocated at DriverEntry).
     pub buffer_size: usize,
     /// How long DriverEntry waits for the WSK subsystem (`WskCaptureProviderNPI`).
     pub register_timeout: Duration,

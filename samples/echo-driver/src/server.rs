@@ -81,17 +81,27 @@ pub(crate) async fn accept_loop(listener: Listener, buffers: BufferPool, config:
 }
 
 /// Serves `conn` in a task of its own, or resets it at once when the limit is reached (or, should it
-/// happen, no buffer or task slot is free): a connection is never queued.
+/// happen, no task slot is free): a connection is never queued.
+///
+/// Admission is taking a buffer. The pool holds exactly `connection_limit` buffers (DriverEntry), one
+/// per connection, and a connection's buffer goes back to it only when the kernel is done with it:
+/// after an idle timeout drops a pending receive or send, that is when the cancelled IRP completes,
+/// which may be after the connection's task has ended and given its place ([`COUNTERS`]' `active`)
+/// back. Taking the buffer first makes the limit count such a connection until its buffer is back,
+/// so a connection that is admitted always has its buffer. The place is claimed second and is then
+/// always free (a task gives its place back before its buffer, so places in use never outnumber
+/// buffers in use); it is checked anyway, so the pool may be larger than the limit. Neither step
+/// allocates.
 fn admit(conn: Connection, buffers: &BufferPool, config: &Config, spawner: Spawner) {
-    let Some(place) = COUNTERS.try_claim(config.connection_limit) else {
+    let Ok(buf) = buffers.take() else {
         COUNTERS.refused();
         // Dropping a connection that was not disconnected closes it abortively: the peer sees RST.
         drop(conn);
         return;
     };
-    let Ok(buf) = buffers.take() else {
+    let Some(place) = COUNTERS.try_claim(config.connection_limit) else {
         COUNTERS.refused();
-        drop((conn, place));
+        drop((conn, buf));
         return;
     };
     let timeouts = Timeouts::new(config);
