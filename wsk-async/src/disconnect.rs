@@ -235,13 +235,19 @@ mod tests {
         listener: Listener,
         conn: Connection,
         peer: Peer,
-        /// Last: its blocking drop waits for the sockets above (a failing test must not hang).
+        /// After the sockets: its blocking drop waits for them (a failing test must not hang).
         registration: Registration,
+        /// Last: the registration references the device; the test driver deletes it.
+        _device: crate::Device,
+        _object: nt::emu::driver::TestDevice,
     }
 
     fn accepted() -> Accepted {
         let net = MemoryNetwork::install();
-        let registration = Registration::register_blocking(Duration::from_secs(1)).expect("register");
+        let object = nt::emu::driver::TestDevice::create();
+        // SAFETY: a live device object of the emulated test driver.
+        let device = unsafe { crate::Device::from_raw(object.device()) }.expect("a device object");
+        let registration = Registration::register_blocking(&device, Duration::from_secs(1)).expect("register");
         let listener = now(registration.listen("127.0.0.1:0".parse().unwrap())).expect("listen");
         let peer = net.connect(listener.local_addr().unwrap()).expect("peer connects");
         let conn = now(listener.accept()).expect("accept");
@@ -251,6 +257,8 @@ mod tests {
             conn,
             peer,
             registration,
+            _device: device,
+            _object: object,
         }
     }
 
@@ -262,6 +270,7 @@ mod tests {
                 conn,
                 peer,
                 registration,
+                ..
             } = self;
             now(conn.close()).expect("close");
             now(listener.close()).expect("listener close");

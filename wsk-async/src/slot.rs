@@ -130,6 +130,7 @@ impl SlotUse {
             // Register before looking, so a completion in between still wakes us.
             op.waker.register(cx.waker());
             if op.state.kernel_owned() {
+                self.waited = true;
                 return Poll::Pending;
             }
             self.phase = Phase::Ready;
