@@ -2,7 +2,7 @@
 
 use super::heap::heap;
 use super::leaks::{self, LeakReport};
-use super::{cancel, clock, irql, objects, timer, tracking, verifier};
+use super::{cancel, clock, exports, irql, objects, timer, tracking, verifier};
 use crate::types::PASSIVE_LEVEL;
 use std::cell::Cell;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -51,6 +51,7 @@ fn reset_all() {
     cancel::reset();
     verifier::reset();
     clock::reset();
+    exports::reset();
     super::wsk::reset();
     irql::set(PASSIVE_LEVEL);
 }
