@@ -17,11 +17,13 @@
 )]
 
 mod inline_helpers;
+mod optional;
 mod print;
 mod types;
 mod wsk;
 
 pub use inline_helpers::*;
+pub use optional::{ExAllocatePool2, KeQueryInterruptTimePrecise, OptionalExports, resolve_optional_exports};
 pub use print::LineBuffer;
 pub use types::*;
 pub use wsk::*;

@@ -106,6 +106,8 @@ fn failures_can_be_injected_by_count_and_by_tag() {
 #[test]
 fn pool_irql_limits_are_enforced() {
     let _session = emu::session();
+    // The emulated ExAllocatePool2 itself, not the fallback used before resolution.
+    assert!(resolve_optional_exports().pool2);
     emu::expect_violations();
     emu::at_dispatch(|| {
         // SAFETY: plain allocations; the paged one is rejected at DISPATCH_LEVEL.
@@ -127,6 +129,8 @@ fn pool_irql_limits_are_enforced() {
 #[test]
 fn invalid_pool_parameters_are_rejected() {
     let _session = emu::session();
+    // The emulated ExAllocatePool2 itself, not the fallback used before resolution.
+    assert!(resolve_optional_exports().pool2);
     emu::expect_violations();
     // SAFETY: rejected allocations return NULL.
     unsafe {

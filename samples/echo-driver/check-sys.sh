@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds echo_driver.sys for x86_64-pc-windows-msvc and checks it is a loadable kernel-mode image:
 # PE32+, machine AMD64, subsystem NATIVE, entry point = DriverEntry, marked CET shadow stack
-# compatible (/CETCOMPAT), imports only from ntoskrnl.exe and NETIO.SYS (HAL.dll allowed), and every
-# import exported by the real module according to Debian mingw-w64's import libraries (plus an
-# explicit allowlist of newer exports mingw does not list).
+# compatible (/CETCOMPAT), imports only from ntoskrnl.exe and NETIO.SYS (HAL.dll allowed), every
+# import exported by the real module according to Debian mingw-w64's import libraries, and every
+# import listed in kernel-exports.txt with the Windows that introduced it, none newer than the
+# oldest Windows the driver claims to support (Windows 7).
 #
 # Usage: samples/echo-driver/check-sys.sh [OUT_DIR]   (default OUT_DIR: target/echo-driver-sys)
 # Needs: rustup target x86_64-pc-windows-msvc, llvm-readobj and llvm-nm (Debian: llvm), and
@@ -100,11 +101,29 @@ imports="$(llvm-readobj --coff-imports "$sys")"
 modules="$(grep -E '^ *Name: ' <<<"$imports" | sed -E 's/^ *Name: *//')"
 [ -n "$modules" ] || fail "no imports found"
 
-# Newer kernel exports that mingw-w64's import libraries do not list, with the documented minimum.
-declare -A newer=(
-    [ntoskrnl.exe:ExAllocatePool2]="Windows 10 version 2004"
-    [ntoskrnl.exe:KeQueryInterruptTimePrecise]="Windows 10"
+# The kernel exports the driver may import, each with the Windows that introduced it.
+exports_list="$here/kernel-exports.txt"
+claimed=7 # the oldest Windows the driver claims to support
+versions=(2000 xp xp-sp2 vista 7 8 8.1 10 10-2004)
+declare -A version_name=(
+    [2000]="Windows 2000" [xp]="Windows XP" [xp-sp2]="Windows XP SP2" [vista]="Windows Vista"
+    [7]="Windows 7" [8]="Windows 8" [8.1]="Windows 8.1" [10]="Windows 10" [10-2004]="Windows 10 version 2004"
 )
+rank() {
+    local i
+    for i in "${!versions[@]}"; do
+        [ "${versions[$i]}" = "$1" ] && { echo "$i"; return; }
+    done
+    echo -1
+}
+[ -f "$exports_list" ] || fail "$exports_list not found"
+declare -A since
+while read -r list_module list_export list_version _; do
+    case "$list_module" in '' | '#'*) continue ;; esac
+    [ "$(rank "$list_version")" -ge 0 ] || fail "kernel-exports.txt: unknown version '$list_version' of $list_export"
+    since["${list_module,,}:$list_export"]="$list_version"
+done <"$exports_list"
+needs=0 # rank of the newest import: the oldest Windows that has every import
 
 count=0
 while read -r module; do
@@ -122,13 +141,20 @@ while read -r module; do
     while read -r symbol; do
         [ -n "$symbol" ] || continue
         count=$((count + 1))
-        if grep -qx -- "$symbol" <<<"$exported"; then
-            continue
+        version="${since[$lower:$symbol]:-}"
+        [ -n "$version" ] || fail "$module!$symbol is not in kernel-exports.txt: add it with the Windows version its DDI page gives"
+        if [ "$(rank "$version")" -gt "$(rank "$claimed")" ]; then
+            fail "$module!$symbol needs ${version_name[$version]}, newer than the claimed ${version_name[$claimed]}: look it up at run time with MmGetSystemRoutineAddress (see nt::resolve_optional_exports) instead of importing it"
         fi
-        since="${newer[$lower:$symbol]:-}"
-        [ -n "$since" ] || fail "$module!$symbol is not exported according to mingw-w64's lib$lib.a and not in the allowlist"
-        echo "check-sys: note: $module!$symbol is newer than mingw-w64's list (exported since $since)"
+        [ "$(rank "$version")" -gt "$needs" ] && needs="$(rank "$version")"
+        grep -qx -- "$symbol" <<<"$exported" \
+            || fail "$module!$symbol is not exported according to mingw-w64's lib$lib.a"
     done <<<"$symbols"
-    ok "imports from $module: $(wc -w <<<"$symbols") symbols, each exported by $module"
+    ok "imports from $module: $(wc -w <<<"$symbols") symbols, each listed and exported by $module"
 done <<<"$modules"
+for optional in ExAllocatePool2 KeQueryInterruptTimePrecise; do
+    ! grep -qE "^ *Symbol: $optional " <<<"$imports" || fail "$optional is imported"
+done
+ok "neither ExAllocatePool2 nor KeQueryInterruptTimePrecise is imported (resolved at DriverEntry)"
+ok "the import table needs ${version_name[${versions[$needs]}]} or later (claimed minimum: ${version_name[$claimed]})"
 ok "$count imports checked; $sys is a kernel-mode driver image"

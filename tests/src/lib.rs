@@ -4,6 +4,8 @@
 //! the echo client ([`echo_stream`]).
 #![cfg(not(target_os = "windows"))]
 
+pub mod cases;
+
 use echo_driver::Config;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};

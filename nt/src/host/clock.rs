@@ -1,4 +1,5 @@
-//! The emulated interrupt-time clock (`KeQueryInterruptTimePrecise`), in 100 ns units.
+//! The emulated interrupt-time clock (`KeQueryInterruptTimePrecise`), in 100 ns units, and the
+//! performance counter derived from it (`KeQueryPerformanceCounter`).
 //!
 //! It follows real monotonic time, unless a test pauses it: it then stands still and moves only
 //! when the test advances it ([`crate::emu::clock::advance`]), which makes timer tests deterministic.
@@ -8,7 +9,7 @@
 //! values of this clock.
 
 use crate::types::*;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -88,9 +89,10 @@ pub(super) fn set_paused_time(t: u64) {
     PAUSED_AT.store(current.max(t).max(1), Ordering::Release);
 }
 
-/// Back to real time (a new session).
+/// Back to real time and a 10 MHz performance counter (a new session).
 pub(super) fn reset() {
     resume();
+    PERFORMANCE_FREQUENCY.store(DEFAULT_FREQUENCY, Ordering::Relaxed);
 }
 
 /// A `Timeout`/`DueTime` argument as an absolute interrupt time: negative values are relative,
@@ -115,4 +117,34 @@ pub unsafe extern "system" fn KeQueryInterruptTimePrecise(QpcTimeStamp: *mut ULO
         unsafe { QpcTimeStamp.write(t) };
     }
     t
+}
+
+/// The performance counter's frequency by default: 10 MHz, as on Windows 10 and Wine (the counter
+/// then equals the interrupt time).
+const DEFAULT_FREQUENCY: i64 = 10_000_000;
+
+static PERFORMANCE_FREQUENCY: AtomicI64 = AtomicI64::new(DEFAULT_FREQUENCY);
+
+/// Sets the performance counter's frequency (ticks per second, at least 1) until the session ends;
+/// e.g. 3,579,545 Hz, the ACPI PM timer older Windows used.
+pub fn set_performance_frequency(hz: i64) {
+    PERFORMANCE_FREQUENCY.store(hz.max(1), Ordering::Relaxed);
+}
+
+/// `KeQueryPerformanceCounter`: the interrupt time expressed in ticks of the emulated frequency
+/// (`floor(now * frequency / 10^7)`), so it pauses and advances with the clock;
+/// `*PerformanceFrequency` (if not null) receives the frequency. Any IRQL.
+///
+/// # Safety
+/// `PerformanceFrequency` is null or valid for a write.
+pub unsafe extern "system" fn KeQueryPerformanceCounter(PerformanceFrequency: *mut LARGE_INTEGER) -> LARGE_INTEGER {
+    let hz = PERFORMANCE_FREQUENCY.load(Ordering::Relaxed);
+    if !PerformanceFrequency.is_null() {
+        // SAFETY: the caller's contract.
+        unsafe { PerformanceFrequency.write(LARGE_INTEGER { QuadPart: hz }) };
+    }
+    let ticks = u128::from(now()) * hz as u128 / 10_000_000;
+    LARGE_INTEGER {
+        QuadPart: i64::try_from(ticks).unwrap_or(i64::MAX),
+    }
 }

@@ -3,7 +3,7 @@
 //!
 //! One file per idea: `irql` (per-thread IRQL), `heap` (tracked allocations and quarantine), `pool`,
 //! `pool_stats` (live bytes and allocation counts), `irp`, `cancel`, `mdl`, `dispatcher` (dispatcher lock and headers), `event`, `timer` (KTIMER,
-//! KDPC, the DPC thread), `freed_objects` (use after free of kernel objects), `clock`, `spinlock`, `objects` (handles, thread objects), `thread`,
+//! KDPC, the DPC thread), `freed_objects` (use after free of kernel objects), `clock`, `exports` (optional exports and the reported Windows version), `spinlock`, `objects` (handles, thread objects), `thread`,
 //! `verifier` (rules and reports), `tracking`, `leaks`, `session`, `driver` (driver images, device
 //! objects, routines after unload), `completion_ex` (`IoSetCompletionRoutineEx`), `workitem`.
 
@@ -14,6 +14,7 @@ mod debug;
 mod dispatcher;
 mod driver;
 mod event;
+mod exports;
 mod freed_objects;
 mod heap;
 mod inline_list;
@@ -35,11 +36,13 @@ mod workitem;
 mod wsk;
 
 /// The emulated kernel API, re-exported at the crate root: every function of
-/// `nt/src/windows/imports.rs` with the identical name and signature, plus the IRQL functions of
+/// `nt/src/windows/imports.rs` and `fallbacks.rs` with the identical name and signature (the
+/// optional exports `ExAllocatePool2` and `KeQueryInterruptTimePrecise` are reached through
+/// `MmGetSystemRoutineAddress`, as in the kernel: see `crate::optional`), plus the IRQL functions of
 /// `nt/src/windows/irql.rs`, plus [`debug_print`](debug::debug_print) in place of `DbgPrintEx`.
 pub mod api {
     pub use super::cancel::{IoAcquireCancelSpinLock, IoCancelIrp, IoReleaseCancelSpinLock};
-    pub use super::clock::KeQueryInterruptTimePrecise;
+    pub use super::clock::KeQueryPerformanceCounter;
     pub use super::completion_ex::IoSetCompletionRoutineEx;
     pub use super::debug::debug_print;
     pub use super::driver::{IoCreateDevice, IoDeleteDevice};
@@ -47,11 +50,12 @@ pub mod api {
         KeClearEvent, KeDelayExecutionThread, KeInitializeEvent, KeReadStateEvent, KeResetEvent, KeSetEvent,
         KeWaitForSingleObject,
     };
+    pub use super::exports::{MmGetSystemRoutineAddress, RtlGetVersion};
     pub use super::irp::{IoAllocateIrp, IoFreeIrp, IoReuseIrp, IofCompleteRequest};
     pub use super::irql::{KeGetCurrentIrql, KeLowerIrql, KeRaiseIrql};
     pub use super::mdl::{IoAllocateMdl, IoFreeMdl, MmBuildMdlForNonPagedPool};
     pub use super::objects::{ObReferenceObjectByHandle, ObfDereferenceObject, ObfReferenceObject, ZwClose};
-    pub use super::pool::{ExAllocatePool2, ExFreePoolWithTag};
+    pub use super::pool::{ExAllocatePoolWithTag, ExFreePoolWithTag};
     pub use super::spinlock::{KeAcquireSpinLockRaiseToDpc, KeReleaseSpinLock};
     pub use super::thread::{PsCreateSystemThread, PsTerminateSystemThread};
     pub use super::timer::{
@@ -166,9 +170,10 @@ pub mod emu {
     }
 
     /// The emulated interrupt-time clock. Real time unless paused; while paused, only
-    /// [`advance`](clock::advance) moves it. A new session starts with the clock running.
+    /// [`advance`](clock::advance) moves it. A new session starts with the clock running and a
+    /// 10 MHz performance counter.
     pub mod clock {
-        pub use super::super::clock::{is_paused, now, pause};
+        pub use super::super::clock::{is_paused, now, pause, set_performance_frequency};
 
         /// Lets the clock follow real time again, from its current value; waits and timers that
         /// were waiting for `advance` now expire in real time.
@@ -182,6 +187,12 @@ pub mod emu {
         pub fn advance(by: std::time::Duration) {
             super::super::timer::advance(by);
         }
+    }
+
+    /// What the emulated kernel exports (`MmGetSystemRoutineAddress`) and which Windows it says it
+    /// is (`RtlGetVersion`): Windows 10 version 2004 with every export, unless a test says otherwise.
+    pub mod exports {
+        pub use super::super::exports::control::{hide, set_version};
     }
 
     /// The current thread's emulated IRQL, and a check other emulated subsystems use to enforce the

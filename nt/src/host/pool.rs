@@ -1,9 +1,9 @@
-//! `ExAllocatePool2` / `ExFreePoolWithTag`, with the checks of Driver Verifier's pool tracking and
+//! `ExAllocatePool2` / `ExAllocatePoolWithTag` / `ExFreePoolWithTag`, with the checks of Driver Verifier's pool tracking and
 //! fault injection.
 
 use super::heap::{Access, Class, Describe, Kind, TagName, UNINITIALIZED_FILL, heap};
 use super::verifier::{Rule, creation_site, violation};
-use super::{dispatcher, irql, pool_stats, timer};
+use super::{dispatcher, exports, irql, pool_stats, timer};
 use crate::types::*;
 use core::ptr;
 
@@ -28,6 +28,10 @@ fn max_irql(flags: POOL_FLAGS) -> KIRQL {
 /// when a failure is injected ([`crate::emu::pool::fail_next`], [`crate::emu::pool::fail_tag`]).
 /// `POOL_FLAG_RAISE_ON_FAILURE` cannot raise a structured exception here; it returns NULL too.
 ///
+/// Not exported under this name: `nt::ExAllocatePool2` is the wrapper of `crate::optional`, which
+/// reaches this routine through the emulated `MmGetSystemRoutineAddress`, as a driver does in the
+/// kernel.
+///
 /// # Safety
 /// None beyond the kernel's contract; the signature matches the kernel's.
 pub unsafe extern "system" fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
@@ -44,31 +48,68 @@ pub unsafe extern "system" fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: 
         );
         return ptr::null_mut();
     }
-    if Tag == 0 {
-        violation(Rule::InvalidParameter, &"ExAllocatePool2 with tag 0", None);
+    let fill = (Flags & POOL_FLAG_UNINITIALIZED != 0).then_some(UNINITIALIZED_FILL);
+    allocate("ExAllocatePool2", Flags, NumberOfBytes, Tag, fill)
+}
+
+/// `ExAllocatePoolWithTag`: memory of `PoolType`, never zeroed (filled with `0xCD`), 16-byte aligned
+/// (64 for the cache-aligned types). The pool types of `wdm.h` the emulation knows are
+/// `NonPagedPool`, `PagedPool`, their cache-aligned variants, and `NonPagedPoolNx` (and its
+/// cache-aligned variant) when the emulated kernel reports Windows 8 or later; any other type is an
+/// invalid parameter (`BAD_POOL_CALLER` on Windows; invented for `NonPagedPoolNx` before Windows 8,
+/// whose behaviour with it Microsoft does not document). The tag must be non-zero (its
+/// documentation asks for a non-zero character literal). IRQL limits and fault injection as for
+/// `ExAllocatePool2`.
+///
+/// # Safety
+/// None beyond the kernel's contract; the signature matches the kernel's.
+pub unsafe extern "system" fn ExAllocatePoolWithTag(PoolType: POOL_TYPE, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
+    pool_stats::count_call(Class::Pool);
+    let flags = match PoolType {
+        NonPagedPool => POOL_FLAG_NON_PAGED_EXECUTE,
+        NonPagedPoolCacheAligned => POOL_FLAG_NON_PAGED_EXECUTE | POOL_FLAG_CACHE_ALIGNED,
+        PagedPool => POOL_FLAG_PAGED,
+        PagedPoolCacheAligned => POOL_FLAG_PAGED | POOL_FLAG_CACHE_ALIGNED,
+        NonPagedPoolNx if exports::nx_pool_exists() => POOL_FLAG_NON_PAGED,
+        NonPagedPoolNxCacheAligned if exports::nx_pool_exists() => POOL_FLAG_NON_PAGED | POOL_FLAG_CACHE_ALIGNED,
+        _ => {
+            violation(
+                Rule::InvalidParameter,
+                &format_args!("ExAllocatePoolWithTag with pool type {PoolType}, which this kernel does not have"),
+                None,
+            );
+            return ptr::null_mut();
+        }
+    };
+    allocate(
+        "ExAllocatePoolWithTag",
+        flags | POOL_FLAG_UNINITIALIZED,
+        NumberOfBytes,
+        Tag,
+        Some(UNINITIALIZED_FILL),
+    )
+}
+
+/// What both allocators share once the pool type is known (`flags` has exactly one pool type).
+fn allocate(function: &str, flags: POOL_FLAGS, size: SIZE_T, tag: ULONG, fill: Option<u8>) -> PVOID {
+    if tag == 0 {
+        violation(Rule::InvalidParameter, &format_args!("{function} with tag 0"), None);
         return ptr::null_mut();
     }
-    if !irql::require_max("ExAllocatePool2", max_irql(Flags)) {
+    if !irql::require_max(function, max_irql(flags)) {
         return ptr::null_mut();
     }
-    let align = if Flags & POOL_FLAG_CACHE_ALIGNED != 0 {
+    let align = if flags & POOL_FLAG_CACHE_ALIGNED != 0 {
         CACHE_LINE
     } else {
         POOL_ALIGNMENT
     };
-    let fill = (Flags & POOL_FLAG_UNINITIALIZED != 0).then_some(UNINITIALIZED_FILL);
     let created = creation_site();
     let mut heap = heap();
-    if heap.inject_failure(Some(Tag)) {
+    if heap.inject_failure(Some(tag)) {
         return ptr::null_mut();
     }
-    match heap.allocate(
-        NumberOfBytes,
-        align,
-        fill,
-        Kind::Pool { tag: Tag, flags: Flags },
-        created,
-    ) {
+    match heap.allocate(size, align, fill, Kind::Pool { tag, flags }, created) {
         Some(p) => p.as_ptr().cast(),
         None => ptr::null_mut(),
     }
@@ -81,7 +122,7 @@ pub unsafe extern "system" fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: 
 /// free for later use-after-free reports.
 ///
 /// # Safety
-/// `P` was returned by `ExAllocatePool2` and is not used after this call (both are checked as far as
+/// `P` was returned by `ExAllocatePool2` or `ExAllocatePoolWithTag` and is not used after this call (both are checked as far as
 /// the emulation can).
 pub unsafe extern "system" fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
     let addr = P.addr();
@@ -146,12 +187,12 @@ pub mod control {
     use super::super::heap::{Kind, heap};
     use crate::types::ULONG;
 
-    /// The next `n` allocations (`ExAllocatePool2`, `IoAllocateIrp`, `IoAllocateMdl`) fail.
+    /// The next `n` allocations (`ExAllocatePool2`, `ExAllocatePoolWithTag`, `IoAllocateIrp`, `IoAllocateMdl`) fail.
     pub fn fail_next(n: usize) {
         heap().set_fail_next(n);
     }
 
-    /// The next `n` `ExAllocatePool2` calls with pool tag `tag` fail (`usize::MAX`: all of them until
+    /// The next `n` `ExAllocatePool2` or `ExAllocatePoolWithTag` calls with pool tag `tag` fail (`usize::MAX`: all of them until
     /// the session ends). Tag-specific injections are consumed before [`fail_next`]'s.
     pub fn fail_tag(tag: ULONG, n: usize) {
         heap().set_fail_tag(tag, n);

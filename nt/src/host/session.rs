@@ -2,7 +2,7 @@
 
 use super::heap::{QUARANTINE_BLOCKS, QUARANTINE_BYTES, heap};
 use super::leaks::{self, LeakReport};
-use super::{cancel, clock, driver, irql, objects, timer, tracking, verifier, workitem};
+use super::{cancel, clock, driver, exports, irql, objects, timer, tracking, verifier, workitem};
 use crate::types::PASSIVE_LEVEL;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,6 +55,7 @@ fn reset_all() {
     cancel::reset();
     verifier::reset();
     clock::reset();
+    exports::reset();
     super::wsk::reset();
     irql::set(PASSIVE_LEVEL);
 }

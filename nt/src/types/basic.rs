@@ -42,6 +42,21 @@ pub const POOL_FLAG_NON_PAGED: POOL_FLAGS = 0x0000_0040;
 pub const POOL_FLAG_NON_PAGED_EXECUTE: POOL_FLAGS = 0x0000_0080;
 pub const POOL_FLAG_PAGED: POOL_FLAGS = 0x0000_0100;
 
+/// `POOL_TYPE` of `ExAllocatePoolWithTag` (a C enum: an `int`). Only the types the fallback of
+/// `ExAllocatePool2` passes are declared.
+pub type POOL_TYPE = i32;
+/// Nonpaged, executable (every Windows).
+pub const NonPagedPool: POOL_TYPE = 0;
+/// The name Windows 8 gave `NonPagedPool`, to say that it is executable.
+pub const NonPagedPoolExecute: POOL_TYPE = NonPagedPool;
+pub const PagedPool: POOL_TYPE = 1;
+pub const NonPagedPoolCacheAligned: POOL_TYPE = 4;
+pub const PagedPoolCacheAligned: POOL_TYPE = 5;
+/// Nonpaged, not executable: Windows 8 and later only.
+pub const NonPagedPoolNx: POOL_TYPE = 512;
+/// Nonpaged, not executable, cache aligned: Windows 8 and later only.
+pub const NonPagedPoolNxCacheAligned: POOL_TYPE = 516;
+
 /// `THREAD_ALL_ACCESS` as passed to `PsCreateSystemThread` and `ObReferenceObjectByHandle`.
 pub const THREAD_ALL_ACCESS: ACCESS_MASK = 0x001F_FFFF;
 /// `SYNCHRONIZE`: enough access to wait on a thread object.
@@ -91,6 +106,18 @@ pub struct UNICODE_STRING {
     pub Buffer: *mut u16,
 }
 pub type PUNICODE_STRING = *mut UNICODE_STRING;
+
+/// `RTL_OSVERSIONINFOW`, filled by `RtlGetVersion`; the caller sets `dwOSVersionInfoSize` to its size.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RTL_OSVERSIONINFOW {
+    pub dwOSVersionInfoSize: ULONG,
+    pub dwMajorVersion: ULONG,
+    pub dwMinorVersion: ULONG,
+    pub dwBuildNumber: ULONG,
+    pub dwPlatformId: ULONG,
+    pub szCSDVersion: [u16; 128],
+}
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]

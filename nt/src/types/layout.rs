@@ -141,6 +141,17 @@ pub const LAYOUT: &[(&str, &str, usize)] = &[
     ("LIST_ENTRY", "", size_of::<LIST_ENTRY>()),
     ("UNICODE_STRING", "", size_of::<UNICODE_STRING>()),
     ("UNICODE_STRING", "Buffer", offset_of!(UNICODE_STRING, Buffer)),
+    ("RTL_OSVERSIONINFOW", "", size_of::<RTL_OSVERSIONINFOW>()),
+    (
+        "RTL_OSVERSIONINFOW",
+        "dwBuildNumber",
+        offset_of!(RTL_OSVERSIONINFOW, dwBuildNumber),
+    ),
+    (
+        "RTL_OSVERSIONINFOW",
+        "szCSDVersion",
+        offset_of!(RTL_OSVERSIONINFOW, szCSDVersion),
+    ),
     ("CLIENT_ID", "", size_of::<CLIENT_ID>()),
     ("OBJECT_ATTRIBUTES", "", size_of::<OBJECT_ATTRIBUTES>()),
     ("DRIVER_OBJECT", "", size_of::<DRIVER_OBJECT>()),
@@ -235,6 +246,7 @@ const _: () = {
     assert!(layout("KDPC", "DeferredContext") == 0x20);
     assert!(layout("LARGE_INTEGER", "") == 0x08);
     assert!(layout("UNICODE_STRING", "") == 0x10);
+    assert!(layout("RTL_OSVERSIONINFOW", "") == 0x114);
     assert!(layout("OBJECT_ATTRIBUTES", "") == 0x30);
     assert!(layout("DRIVER_OBJECT", "") == 0x150);
     assert!(layout("DRIVER_OBJECT", "DriverUnload") == 0x68);
@@ -283,4 +295,11 @@ pub const CONSTANT_TABLE: &[(&str, i64)] = &[
     ("FILE_DEVICE_SECURE_OPEN", FILE_DEVICE_SECURE_OPEN as i64),
     ("CriticalWorkQueue", CriticalWorkQueue as i64),
     ("DelayedWorkQueue", DelayedWorkQueue as i64),
+    ("NonPagedPool", NonPagedPool as i64),
+    ("NonPagedPoolExecute", NonPagedPoolExecute as i64),
+    ("PagedPool", PagedPool as i64),
+    ("NonPagedPoolCacheAligned", NonPagedPoolCacheAligned as i64),
+    ("PagedPoolCacheAligned", PagedPoolCacheAligned as i64),
+    ("NonPagedPoolNx", NonPagedPoolNx as i64),
+    ("NonPagedPoolNxCacheAligned", NonPagedPoolNxCacheAligned as i64),
 ];

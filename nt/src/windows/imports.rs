@@ -1,6 +1,7 @@
 //! `raw-dylib` imports from ntoskrnl.exe. `+verbatim` keeps the module name as written (without it the
 //! linker would look for `ntoskrnl.exe.dll`). The signatures are those of the WDK documentation;
-//! the host emulation implements the same names with the same signatures.
+//! the host emulation implements the same names with the same signatures. Exports newer than the
+//! oldest supported Windows are never imported: see `crate::optional` and `fallbacks.rs`.
 
 use crate::types::*;
 
@@ -54,7 +55,6 @@ unsafe extern "system" {
     pub fn IoFreeWorkItem(IoWorkItem: PIO_WORKITEM);
 
     // Pool.
-    pub fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID;
     pub fn ExFreePoolWithTag(P: PVOID, Tag: ULONG);
 
     // Dispatcher objects, timers, DPCs.
@@ -81,7 +81,6 @@ unsafe extern "system" {
     pub fn KeReadStateTimer(Timer: PKTIMER) -> BOOLEAN;
     pub fn KeInitializeDpc(Dpc: PKDPC, DeferredRoutine: PKDEFERRED_ROUTINE, DeferredContext: PVOID);
     pub fn KeFlushQueuedDpcs();
-    pub fn KeQueryInterruptTimePrecise(QpcTimeStamp: *mut ULONG64) -> ULONG64;
     pub fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut usize) -> KIRQL;
     pub fn KeReleaseSpinLock(SpinLock: *mut usize, NewIrql: KIRQL);
 

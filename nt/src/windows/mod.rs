@@ -2,12 +2,14 @@
 
 mod crt;
 mod debug;
+mod fallbacks;
 mod imports;
 mod irql;
 mod netio;
 
 pub use crt::*;
 pub use debug::*;
+pub use fallbacks::*;
 pub use imports::*;
 pub use irql::*;
 pub use netio::*;

@@ -104,6 +104,9 @@ pub unsafe fn start(driver: PDRIVER_OBJECT, config: &Config) -> NTSTATUS {
     if KeGetCurrentIrql() != PASSIVE_LEVEL {
         return STATUS_INVALID_DEVICE_STATE;
     }
+    // Before any allocation or clock reading: ExAllocatePool2 and KeQueryInterruptTimePrecise are
+    // looked up, not imported, so the image loads on kernels without them (Windows before 10 2004, Wine).
+    kdprint!(DPFLTR_INFO_LEVEL, "echo: {}", resolve_optional_exports());
     if PHASE
         .compare_exchange(UNLOADED, CHANGING, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
