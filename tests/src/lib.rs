@@ -80,7 +80,14 @@ pub struct EchoServer {
 impl EchoServer {
     /// Starts a session and runs DriverEntry with `config`; panics (fails the test) if it fails.
     pub fn start(config: Config) -> Self {
+        Self::start_with(config, || {})
+    }
+
+    /// [`start`](Self::start), with `prepare` run in the new session before DriverEntry (to set up
+    /// the emulated provider, e.g. `nt::emu::wsk::set_wine8_netio`).
+    pub fn start_with(config: Config, prepare: impl FnOnce()) -> Self {
         let session = nt::emu::session();
+        prepare();
         // SAFETY: PASSIVE_LEVEL (fresh session on this thread), the driver object the loader made.
         let driver =
             nt::emu::driver::load_with(|driver, _registry_path| unsafe { echo_driver::start(driver, &config) })
@@ -102,6 +109,19 @@ impl EchoServer {
     pub fn config() -> Config {
         Config {
             port: 0,
+            ..Config::DEFAULT
+        }
+    }
+
+    /// A test configuration on a port that was free a moment ago, for providers that cannot report
+    /// the port they picked (a failed local-address query, as under Wine 8: port 0 cannot work).
+    pub fn config_on_port() -> Config {
+        let port = std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Config {
+            port,
             ..Config::DEFAULT
         }
     }

@@ -233,7 +233,9 @@ impl Registration {
     /// Creates a listening socket bound to `addr` (`WskSocket` with `WSK_FLAG_LISTEN_SOCKET`, then
     /// for IPv6 `IPV6_V6ONLY` = 0 for dual stack, then `WskBind`, which starts listening, then
     /// `WskGetLocalAddress`). Port 0 picks a free port; read it back with
-    /// [`Listener::local_addr`]. Dropping the future at any point closes whatever was created.
+    /// [`Listener::local_addr`]. If the local-address query fails and `addr` names its port, the
+    /// listener is kept and reports `addr`. Dropping the future at any point closes whatever was
+    /// created.
     pub fn listen(&self, addr: SocketAddr) -> Listen<'_> {
         Listen {
             registration: self,
@@ -338,7 +340,13 @@ impl Future for Listen<'_> {
                     Err(e) => result = Err(e),
                 }
             }
-            if let Err(e) = result {
+            // The local-address query only tells the port the provider picked: when the caller named
+            // the port, its failure (a provider that does not implement the query) is not fatal,
+            // and the listener reports the address it asked for.
+            let known = this.step == ListenStep::LocalAddress && this.addr.port() != 0;
+            if let Err(e) = result
+                && !known
+            {
                 slot.release(op);
                 // Dropping `creating` (with the future) closes a created socket.
                 return Poll::Ready(Err(e));
@@ -349,7 +357,10 @@ impl Future for Listen<'_> {
                 ListenStep::Bind => ListenStep::LocalAddress,
                 ListenStep::LocalAddress => {
                     // SAFETY: the slot is still ours after the completion.
-                    let local = unsafe { ctx.addresses() }.and_then(|io| addr::from_storage(&io.local));
+                    let local = match result {
+                        Ok(()) => unsafe { ctx.addresses() }.and_then(|io| addr::from_storage(&io.local)),
+                        Err(_) => Some(this.addr),
+                    };
                     slot.release(op);
                     let creating = core::mem::replace(&mut this.creating, Creating::new(Kind::Listener, ACCEPT));
                     return match creating.into_handle() {

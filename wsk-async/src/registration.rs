@@ -70,7 +70,9 @@ static CLIENT_DISPATCH: WSK_CLIENT_DISPATCH = WSK_CLIENT_DISPATCH {
 
 /// The registration's shared state. See the module documentation.
 pub(crate) struct RegInner {
-    registration: WSK_REGISTRATION,
+    /// Written by the provider (`WskRegister`, `WskDeregister`) while completion routines may hold a
+    /// `&RegInner`: interior mutability, so such a reference never covers it.
+    registration: UnsafeCell<WSK_REGISTRATION>,
     client: WSK_CLIENT_NPI,
     provider: WSK_PROVIDER_NPI,
     /// Memory references: the handle's + one per live socket context.
@@ -438,7 +440,7 @@ impl Registration {
         // SAFETY: fresh pool memory for one RegInner; it does not move until freed, as WSK requires.
         unsafe {
             block.as_ptr().write(RegInner {
-                registration: WSK_REGISTRATION::zeroed(),
+                registration: UnsafeCell::new(WSK_REGISTRATION::zeroed()),
                 client: WSK_CLIENT_NPI {
                     ClientContext: ptr::null_mut(),
                     Dispatch: &CLIENT_DISPATCH,
@@ -464,10 +466,7 @@ impl Registration {
             }
             let inner = block.as_ptr();
             KeInitializeEvent((*inner).event.get().cast::<KEVENT>(), SynchronizationEvent, FALSE);
-            let status = WskRegister(
-                ptr::addr_of_mut!((*inner).client),
-                ptr::addr_of_mut!((*inner).registration),
-            );
+            let status = WskRegister(ptr::addr_of_mut!((*inner).client), (*inner).registration.get());
             if !NT_SUCCESS(status) {
                 RegInner::release(block);
                 return Err(WskError::from_status(status));
@@ -485,7 +484,7 @@ impl Registration {
         // SAFETY: registered above; the provider NPI storage is ours until release.
         let status = unsafe {
             WskCaptureProviderNPI(
-                ptr::addr_of_mut!((*inner).registration),
+                (*inner).registration.get(),
                 wait_ms,
                 ptr::addr_of_mut!((*inner).provider),
             )
@@ -502,7 +501,7 @@ impl Registration {
         core::mem::forget(self);
         // SAFETY: the handle's reference keeps the state alive; registered, and captured if told so.
         unsafe {
-            let registration = ptr::addr_of_mut!((*inner.as_ptr()).registration);
+            let registration = (*inner.as_ptr()).registration.get();
             if captured {
                 WskReleaseProviderNPI(registration);
             }

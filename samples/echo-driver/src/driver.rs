@@ -26,9 +26,9 @@
 use crate::config::Config;
 use crate::counters::COUNTERS;
 use crate::server::{self, ACCEPT_TASK, accept_loop};
-use core::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU16, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU16, Ordering};
 use executor::{Executor, ExecutorError, TIMERS, block_on};
 use nt::*;
 use wsk_async::{BufferPool, Device, Registration, WskError};
@@ -64,6 +64,9 @@ static STATE: AtomicPtr<Loaded> = AtomicPtr::new(ptr::null_mut());
 /// The port the loaded driver listens on (0: not listening). Kept outside the state block so that
 /// [`local_addr`] never reads memory an unload is freeing.
 static PORT: AtomicU16 = AtomicU16::new(0);
+
+/// Whether the listener is dual stack (`[::]`) or, after the fallback, IPv4 only.
+static DUAL_STACK: AtomicBool = AtomicBool::new(true);
 
 /// `DriverEntry` of the kernel build: starts the echo server with [`Config::DEFAULT`] (port 40007;
 /// the registry is not read) and sets `DriverUnload`.
@@ -208,26 +211,60 @@ fn serve(
     let registration =
         registration.insert(Registration::register_blocking(device, config.register_timeout).map_err(|e| e.status())?);
     let buffers = BufferPool::new(config.connection_limit, config.buffer_size).map_err(|e| e.status())?;
-    let any = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, config.port, 0, 0));
-    let listener = block_on(registration.listen(any))
-        .map_err(|_| STATUS_INVALID_DEVICE_STATE)?
-        .map_err(|e: WskError| e.status())?;
+    let listener = listen(registration, config.port)?;
     let local = listener.local_addr();
     let spawner = executor.spawner();
     ACCEPT_TASK
         .spawn_detached(spawner, accept_loop(listener, buffers, *config, spawner))
         .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
     PORT.store(local.map_or(config.port, |a| a.port()), Ordering::Release);
+    let families = if DUAL_STACK.load(Ordering::Acquire) {
+        "IPv4 and IPv6"
+    } else {
+        "IPv4 only"
+    };
     match local {
         Some(addr) => kdprint!(
             DPFLTR_INFO_LEVEL,
-            "echo: listening on {addr} (IPv4 and IPv6), limit {}, idle timeout {:?}",
+            "echo: listening on {addr} ({families}), limit {}, idle timeout {:?}",
             config.connection_limit,
             config.idle_timeout
         ),
-        None => kdprint!(DPFLTR_INFO_LEVEL, "echo: listening on port {}", config.port),
+        None => kdprint!(
+            DPFLTR_INFO_LEVEL,
+            "echo: listening on port {} ({families})",
+            config.port
+        ),
     }
     Ok(())
+}
+
+/// Listens on `[::]:port` (dual stack) or, if the provider cannot (it fails the IPv6 bind or the
+/// `IPV6_V6ONLY` option, as Wine 8's netio does), on `0.0.0.0:port`, and logs that it did. A port in
+/// use is an error either way.
+fn listen(registration: &Registration, port: u16) -> Result<wsk_async::Listener, NTSTATUS> {
+    let dual = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0));
+    let attempt = |addr| {
+        block_on(registration.listen(addr))
+            .map_err(|_| STATUS_INVALID_DEVICE_STATE)?
+            .map_err(|e: WskError| e.status())
+    };
+    match attempt(dual) {
+        Ok(listener) => {
+            DUAL_STACK.store(true, Ordering::Release);
+            Ok(listener)
+        }
+        Err(status) if status == STATUS_ADDRESS_ALREADY_EXISTS => Err(status),
+        Err(status) => {
+            kdprint!(
+                DPFLTR_WARNING_LEVEL,
+                "echo: no dual-stack listener ({:#010x}); falling back to IPv4 only",
+                status as u32
+            );
+            DUAL_STACK.store(false, Ordering::Release);
+            attempt(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)))
+        }
+    }
 }
 
 fn executor_status(e: ExecutorError) -> NTSTATUS {
@@ -297,12 +334,16 @@ unsafe fn teardown(state: NonNull<Loaded>) {
     }
 }
 
-/// Where the loaded driver listens: `[::]:port` (IPv6 and IPv4), with the actual port when
-/// configured with port 0. `None` when no driver is loaded.
+/// Where the loaded driver listens: `[::]:port` (IPv6 and IPv4), or `0.0.0.0:port` when the provider
+/// had no dual stack, with the actual port when configured with port 0. `None` when no driver is
+/// loaded.
 pub fn local_addr() -> Option<SocketAddr> {
     match PORT.load(Ordering::Acquire) {
         0 => None,
-        port => Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0))),
+        port if DUAL_STACK.load(Ordering::Acquire) => {
+            Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0)))
+        }
+        port => Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))),
     }
 }
 

@@ -73,6 +73,9 @@ pub(crate) unsafe extern "system" fn WskControlSocket(
     OutputSizeReturned: *mut SIZE_T,
     Irp: PIRP,
 ) -> NTSTATUS {
+    if let Some(status) = super::wine8::stub("WskControlSocket") {
+        return status;
+    }
     let guard = match socket::enter(Socket, "WskControlSocket") {
         Ok(guard) => guard,
         // SAFETY: forwarded from the caller's contract.

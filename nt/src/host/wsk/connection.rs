@@ -142,6 +142,9 @@ pub(crate) unsafe extern "system" fn WskGetRemoteAddress(
     RemoteAddress: PSOCKADDR,
     Irp: PIRP,
 ) -> NTSTATUS {
+    if let Some(status) = super::wine8::stub("WskGetRemoteAddress") {
+        return status;
+    }
     // SAFETY: forwarded from the caller's contract.
     unsafe {
         with_socket(Socket, Irp, "WskGetRemoteAddress", CONNECTED, |core, irp| {

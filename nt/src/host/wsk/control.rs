@@ -10,6 +10,12 @@ use crate::wsk::PWSK_SOCKET;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Makes the provider behave like Wine 8.0's netio.sys (stub WskDisconnect, WskControlSocket and
+/// address queries that never complete their IRP; no AF_INET6 bind) for the rest of the session.
+pub fn set_wine8_netio(on: bool) {
+    super::wine8::set(on);
+}
+
 /// Makes the provider NPI available or not: while it is not, `WskCaptureProviderNPI` waits up to its
 /// timeout and fails with STATUS_DEVICE_NOT_READY (at once with `WSK_NO_WAIT`). Available by default.
 pub fn set_provider_ready(ready: bool) {

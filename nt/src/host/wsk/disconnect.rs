@@ -25,6 +25,9 @@ pub(crate) unsafe extern "system" fn WskDisconnect(
     Flags: ULONG,
     Irp: PIRP,
 ) -> NTSTATUS {
+    if let Some(status) = super::wine8::stub("WskDisconnect") {
+        return status;
+    }
     // SAFETY: forwarded from the caller's contract.
     unsafe {
         with_socket(Socket, Irp, "WskDisconnect", CONNECTED, |core, irp| {

@@ -32,6 +32,10 @@ pub(crate) unsafe extern "system" fn WskBind(
             if super::addr::family(&local) != core.family {
                 return finish(irp, STATUS_INVALID_ADDRESS, 0);
             }
+            if super::wine8::on() && local.is_ipv6() {
+                // Wine 8.0 binds with a 16-byte address length: the host refuses it.
+                return finish(irp, STATUS_INVALID_PARAMETER, 0);
+            }
             let mut st = core.lock();
             if st.bound.is_some() {
                 return finish(irp, STATUS_ADDRESS_ALREADY_EXISTS, 0);
@@ -146,6 +150,9 @@ pub(crate) unsafe extern "system" fn WskGetLocalAddress(
     LocalAddress: PSOCKADDR,
     Irp: PIRP,
 ) -> NTSTATUS {
+    if let Some(status) = super::wine8::stub("WskGetLocalAddress") {
+        return status;
+    }
     let categories = [Category::Listen, Category::Connection, Category::Stream];
     // SAFETY: forwarded from the caller's contract.
     unsafe {

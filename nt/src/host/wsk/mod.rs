@@ -35,6 +35,7 @@ mod submit;
 mod table;
 mod tcp;
 mod transport;
+pub(crate) mod wine8;
 
 pub use registration::{WskCaptureProviderNPI, WskDeregister, WskRegister, WskReleaseProviderNPI};
 
@@ -47,4 +48,5 @@ pub(super) fn reset() {
     memory::uninstall();
     registration::forget_all();
     socket::forget_all();
+    wine8::reset();
 }

@@ -1,0 +1,42 @@
+//! A provider that behaves like Wine 8.0's netio.sys where it falls short of Windows (measured by
+//! loading the echo driver's `.sys` under Wine 8.0; see the Wine issue of this project), so that a
+//! driver's degraded paths are tested on the host as well:
+//!
+//! * `WskDisconnect` (graceful and abortive), `WskControlSocket`, `WskGetLocalAddress` and
+//!   `WskGetRemoteAddress` are stubs: they return STATUS_NOT_IMPLEMENTED and never complete, nor
+//!   touch, the IRP. That breaks the IRP contract (a non-pending return means the IRP was completed).
+//! * An AF_INET6 bind fails (Wine passes a 16-byte address length to the host's bind).
+//!
+//! Off by default; [`set`] turns it on for the rest of the session.
+
+use crate::types::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static ON: AtomicBool = AtomicBool::new(false);
+
+/// Turns the Wine 8.0 behaviour on or off.
+pub fn set(on: bool) {
+    ON.store(on, Ordering::SeqCst);
+}
+
+/// Whether it is on.
+pub(crate) fn on() -> bool {
+    ON.load(Ordering::SeqCst)
+}
+
+/// The status a Wine 8.0 stub returns, if `function` is one of them and the behaviour is on: the
+/// caller returns it at once, leaving its IRP untouched.
+pub(crate) fn stub(function: &str) -> Option<NTSTATUS> {
+    let stubbed = matches!(
+        function,
+        "WskDisconnect" | "WskControlSocket" | "WskGetLocalAddress" | "WskGetRemoteAddress"
+    );
+    (stubbed && on()).then(|| {
+        log::warn!("{function}: stub (the Wine 8.0 netio behaviour)");
+        STATUS_NOT_IMPLEMENTED
+    })
+}
+
+pub(super) fn reset() {
+    set(false);
+}
