@@ -23,7 +23,9 @@ mod types;
 mod wsk;
 
 pub use inline_helpers::*;
-pub use optional::{ExAllocatePool2, KeQueryInterruptTimePrecise, OptionalExports, resolve_optional_exports};
+pub use optional::{
+    ExAllocatePool2, IoSetCompletionRoutineEx, KeQueryInterruptTimePrecise, OptionalExports, resolve_optional_exports,
+};
 pub use print::LineBuffer;
 pub use types::*;
 pub use wsk::*;

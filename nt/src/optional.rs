@@ -43,7 +43,13 @@ use crate::types::*;
 use core::ffi::c_void;
 use core::fmt;
 use core::ptr;
-use core::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
+
+/// Set by [`resolve_optional_exports`] on Wine's ntoskrnl.exe (recognised by its own export
+/// `wine_ntoskrnl_main_loop`), whose `IoSetCompletionRoutineEx` is an unimplemented stub that aborts
+/// the process when called (measured under Wine 8.0). [`IoSetCompletionRoutineEx`] then fails at once,
+/// as it may on Windows for lack of pool, and callers fall back to `IoSetCompletionRoutine`.
+static EX_IS_A_STUB: AtomicBool = AtomicBool::new(false);
 
 /// `ExAllocatePool2` as found by [`resolve_optional_exports`]; null: not resolved, or not exported.
 static POOL2: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
@@ -84,6 +90,9 @@ pub struct OptionalExports {
     /// `RtlGetVersion`'s major, minor and build numbers (zeros if it was not called: not
     /// PASSIVE_LEVEL).
     pub version: (ULONG, ULONG, ULONG),
+    /// The kernel is Wine's ntoskrnl.exe: [`IoSetCompletionRoutineEx`] is a stub there, so it is
+    /// not called.
+    pub wine: bool,
 }
 
 impl fmt::Display for OptionalExports {
@@ -97,14 +106,18 @@ impl fmt::Display for OptionalExports {
             write!(f, "ExAllocatePool2 missing (ExAllocatePoolWithTag {pool} + zeroing)")?;
         }
         if self.precise_clock {
-            f.write_str(", KeQueryInterruptTimePrecise found")
+            f.write_str(", KeQueryInterruptTimePrecise found")?;
         } else if self.clock_fixed_before {
             f.write_str(
                 ", KeQueryInterruptTimePrecise not used (clock read before resolution; KeQueryPerformanceCounter)",
-            )
+            )?;
         } else {
-            f.write_str(", KeQueryInterruptTimePrecise missing (KeQueryPerformanceCounter)")
+            f.write_str(", KeQueryInterruptTimePrecise missing (KeQueryPerformanceCounter)")?;
         }
+        if self.wine {
+            f.write_str("; Wine's ntoskrnl: IoSetCompletionRoutineEx is a stub, IoSetCompletionRoutine is used")?;
+        }
+        Ok(())
     }
 }
 
@@ -120,6 +133,7 @@ pub fn resolve_optional_exports() -> OptionalExports {
         clock_fixed_before: false,
         nx_pool: false,
         version: (0, 0, 0),
+        wine: false,
     };
     if crate::KeGetCurrentIrql() != PASSIVE_LEVEL {
         return found;
@@ -141,6 +155,9 @@ pub fn resolve_optional_exports() -> OptionalExports {
         }
     }
     found.nx_pool = NON_PAGED_TYPE.load(Ordering::Relaxed) == NonPagedPoolNx;
+
+    found.wine = !system_routine(&utf16(b"wine_ntoskrnl_main_loop")).is_null();
+    EX_IS_A_STUB.store(found.wine, Ordering::Relaxed);
 
     let pool2 = system_routine(&utf16(b"ExAllocatePool2"));
     POOL2.store(pool2, Ordering::Release);
@@ -186,6 +203,45 @@ const fn utf16<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
         i += 1;
     }
     out
+}
+
+/// `IoSetCompletionRoutineEx` (imported: every Windows since XP has it), except on a kernel where
+/// [`resolve_optional_exports`] found it to be a stub (Wine's), where it returns
+/// `STATUS_NOT_IMPLEMENTED` at once and leaves the IRP as it was, as the real routine does when it
+/// fails. Call [`resolve_optional_exports`] in DriverEntry before any use: under Wine, a call before
+/// it reaches the stub, which ends the process.
+///
+/// # Safety
+/// As for the kernel's routine: `Irp` is a live IRP the caller owns, with a next stack location, and
+/// `DeviceObject` a device object of the caller's driver. IRQL <= DISPATCH_LEVEL.
+pub unsafe extern "system" fn IoSetCompletionRoutineEx(
+    DeviceObject: PDEVICE_OBJECT,
+    Irp: PIRP,
+    CompletionRoutine: PIO_COMPLETION_ROUTINE,
+    Context: PVOID,
+    InvokeOnSuccess: BOOLEAN,
+    InvokeOnError: BOOLEAN,
+    InvokeOnCancel: BOOLEAN,
+) -> NTSTATUS {
+    if EX_IS_A_STUB.load(Ordering::Relaxed) {
+        return STATUS_NOT_IMPLEMENTED;
+    }
+    #[cfg(not(target_os = "windows"))]
+    use crate::host::api::IoSetCompletionRoutineEx as kernel_routine;
+    #[cfg(target_os = "windows")]
+    use crate::windows::IoSetCompletionRoutineEx as kernel_routine;
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        kernel_routine(
+            DeviceObject,
+            Irp,
+            CompletionRoutine,
+            Context,
+            InvokeOnSuccess,
+            InvokeOnError,
+            InvokeOnCancel,
+        )
+    }
 }
 
 /// `ExAllocatePool2`: the kernel's own where it exports it (after [`resolve_optional_exports`]),
@@ -310,6 +366,7 @@ pub(crate) fn counter_to_100ns(counter: i64, frequency: i64) -> u64 {
 #[cfg(not(target_os = "windows"))]
 pub(crate) fn reset() {
     POOL2.store(ptr::null_mut(), Ordering::Release);
+    EX_IS_A_STUB.store(false, Ordering::Relaxed);
     NON_PAGED_TYPE.store(NonPagedPool, Ordering::Relaxed);
     CLOCK.store(CLOCK_UNDECIDED, Ordering::Release);
 }

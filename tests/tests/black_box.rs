@@ -44,6 +44,11 @@ fn concurrent_20x1mib_graceful() {
 }
 
 #[test]
+fn fairness() {
+    run("fairness");
+}
+
+#[test]
 fn unload_with_clients() {
     run("unload-with-clients");
 }

@@ -1,8 +1,10 @@
-//! The echo driver on a provider that behaves like Wine 8.0's netio.sys (the emulation's
-//! `set_wine8_netio`): stub WskDisconnect, WskControlSocket and address queries that return
-//! STATUS_NOT_IMPLEMENTED without completing their IRP, and no AF_INET6 bind. The driver must load
-//! (falling back to an IPv4 listener), echo, end connections without a graceful disconnect, and
-//! unload with nothing left behind, as the real `.sys` must under Wine.
+//! The echo driver on a kernel and provider that behave like Wine 8.0's ntoskrnl.exe and netio.sys
+//! (the emulation's `set_wine8_kernel` and `set_wine8_netio`): Windows 7 without ExAllocatePool2 or
+//! KeQueryInterruptTimePrecise, an IoSetCompletionRoutineEx that is an unimplemented stub; stub
+//! WskDisconnect, WskControlSocket and address queries that return STATUS_NOT_IMPLEMENTED without
+//! completing their IRP, and no AF_INET6 bind. The driver must load (falling back to an IPv4
+//! listener and to plain completion routines), echo, end connections without a graceful disconnect,
+//! and unload with nothing left behind, as the real `.sys` must under Wine.
 #![cfg(not(target_os = "windows"))]
 
 use e2e_tests::{EchoServer, ping};
@@ -10,7 +12,10 @@ use std::io::Read;
 use std::net::SocketAddr;
 
 fn wine8() -> EchoServer {
-    EchoServer::start_with(EchoServer::config_on_port(), || nt::emu::wsk::set_wine8_netio(true))
+    EchoServer::start_with(EchoServer::config_on_port(), || {
+        nt::emu::exports::set_wine8_kernel();
+        nt::emu::wsk::set_wine8_netio(true);
+    })
 }
 
 #[test]

@@ -61,6 +61,14 @@ pub unsafe extern "system" fn IoSetCompletionRoutineEx(
     InvokeOnError: BOOLEAN,
     InvokeOnCancel: BOOLEAN,
 ) -> NTSTATUS {
+    if super::exports::wine8_kernel() {
+        violation(
+            Rule::Other("a call to a Wine 8.0 stub (IoSetCompletionRoutineEx is unimplemented: the process aborts)"),
+            &format_args!("IoSetCompletionRoutineEx(IRP {Irp:p})"),
+            None,
+        );
+        return STATUS_NOT_IMPLEMENTED;
+    }
     pool_stats::count_call(Class::CompletionContext);
     if !irql::require_max("IoSetCompletionRoutineEx", DISPATCH_LEVEL) {
         return STATUS_INVALID_PARAMETER;

@@ -357,7 +357,9 @@ pub(super) unsafe fn check_unload_safe_routine(irp: PIRP) {
     let mut registry = registry();
     let excused = registry.ex_failed.contains(&irp.addr());
     registry.ex_failed.retain(|&x| x != irp.addr());
-    if routine.is_none() || unload_safe || excused || !registry.a_driver_is_mapped() {
+    // A kernel without a working IoSetCompletionRoutineEx (Wine's stub) leaves no other choice.
+    let no_ex = super::exports::wine8_kernel();
+    if routine.is_none() || unload_safe || excused || no_ex || !registry.a_driver_is_mapped() {
         return;
     }
     violation(

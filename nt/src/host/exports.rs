@@ -34,12 +34,23 @@ const NX_POOL_SINCE: (ULONG, ULONG) = (6, 2);
 struct State {
     version: (ULONG, ULONG, ULONG),
     hidden: Vec<String>,
+    /// The kernel plays Wine 8.0's ntoskrnl.exe ([`control::set_wine8_kernel`]).
+    wine: bool,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     version: DEFAULT_VERSION,
     hidden: Vec::new(),
+    wine: false,
 });
+
+/// Whether the emulated kernel plays Wine 8.0's ntoskrnl.exe.
+pub(super) fn wine8_kernel() -> bool {
+    state().wine
+}
+
+/// What Wine's ntoskrnl.exe exports and Windows does not: how a driver tells it is under Wine.
+extern "system" fn wine_ntoskrnl_main_loop() {}
 
 fn state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(PoisonError::into_inner)
@@ -95,6 +106,13 @@ pub unsafe extern "system" fn MmGetSystemRoutineAddress(SystemRoutineName: *mut 
         return core::ptr::null_mut();
     };
     let state = state();
+    if name == "wine_ntoskrnl_main_loop" {
+        return if state.wine {
+            wine_ntoskrnl_main_loop as extern "system" fn() as PVOID
+        } else {
+            core::ptr::null_mut()
+        };
+    }
     let Some(&(_, since)) = ROUTINES.iter().find(|(n, _)| *n == name) else {
         return core::ptr::null_mut();
     };
@@ -145,6 +163,7 @@ pub(super) fn reset() {
     let mut state = state();
     state.version = DEFAULT_VERSION;
     state.hidden.clear();
+    state.wine = false;
     drop(state);
     crate::optional::reset();
 }
@@ -160,6 +179,22 @@ pub mod control {
         let mut state = state();
         if !state.hidden.iter().any(|h| h == name) {
             state.hidden.push(name.to_string());
+        }
+    }
+
+    /// The emulated kernel plays Wine 8.0's ntoskrnl.exe (measured), until the session ends: it
+    /// reports Windows 7 SP1 (6.1.7601), exports neither `ExAllocatePool2` nor
+    /// `KeQueryInterruptTimePrecise`, exports `wine_ntoskrnl_main_loop`, and its
+    /// `IoSetCompletionRoutineEx` is an unimplemented stub: calling it is reported as a violation
+    /// (under Wine it aborts the process).
+    pub fn set_wine8_kernel() {
+        let mut state = state();
+        state.version = (6, 1, 7601);
+        state.wine = true;
+        for name in ["ExAllocatePool2", "KeQueryInterruptTimePrecise"] {
+            if !state.hidden.iter().any(|h| h == name) {
+                state.hidden.push(name.to_string());
+            }
         }
     }
 

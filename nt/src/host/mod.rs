@@ -192,7 +192,7 @@ pub mod emu {
     /// What the emulated kernel exports (`MmGetSystemRoutineAddress`) and which Windows it says it
     /// is (`RtlGetVersion`): Windows 10 version 2004 with every export, unless a test says otherwise.
     pub mod exports {
-        pub use super::super::exports::control::{hide, set_version};
+        pub use super::super::exports::control::{hide, set_version, set_wine8_kernel};
     }
 
     /// The current thread's emulated IRQL, and a check other emulated subsystems use to enforce the
