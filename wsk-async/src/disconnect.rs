@@ -206,61 +206,16 @@ impl Drop for Abort<'_> {
 #[cfg(all(test, not(loom), not(target_os = "windows")))]
 mod tests {
     use crate::op_state::Claim;
-    use crate::{Connection, Listener, Registration};
-    use core::future::Future;
+    use crate::test_support::{Accepted, accepted, now, poll_once};
     use core::pin::pin;
     use core::ptr;
-    use core::task::{Context, Poll, Waker};
+    use core::task::Poll;
     use core::time::Duration;
-    use nt::emu::wsk::{Completion, MemoryNetwork, OpKind, Peer};
+    use nt::emu::wsk::{Completion, OpKind};
     use nt::*;
 
     /// How long the test waits for an `abort()` on another thread that should finish at once.
     const BOUND: Duration = Duration::from_secs(10);
-
-    fn poll_once<F: Future>(future: core::pin::Pin<&mut F>) -> Poll<F::Output> {
-        future.poll(&mut Context::from_waker(Waker::noop()))
-    }
-
-    /// Polls `future` once: on the in-memory network every natural completion is inline.
-    fn now<F: Future>(future: F) -> F::Output {
-        match poll_once(pin!(future)) {
-            Poll::Ready(output) => output,
-            Poll::Pending => panic!("pending on the in-memory network"),
-        }
-    }
-
-    struct Accepted {
-        net: MemoryNetwork,
-        listener: Listener,
-        conn: Connection,
-        peer: Peer,
-        /// After the sockets: its blocking drop waits for them (a failing test must not hang).
-        registration: Registration,
-        /// Last: the registration references the device; the test driver deletes it.
-        _device: crate::Device,
-        _object: nt::emu::driver::TestDevice,
-    }
-
-    fn accepted() -> Accepted {
-        let net = MemoryNetwork::install();
-        let object = nt::emu::driver::TestDevice::create();
-        // SAFETY: a live device object of the emulated test driver.
-        let device = unsafe { crate::Device::from_raw(object.device()) }.expect("a device object");
-        let registration = Registration::register_blocking(&device, Duration::from_secs(1)).expect("register");
-        let listener = now(registration.listen("127.0.0.1:0".parse().unwrap())).expect("listen");
-        let peer = net.connect(listener.local_addr().unwrap()).expect("peer connects");
-        let conn = now(listener.accept()).expect("accept");
-        Accepted {
-            net,
-            listener,
-            conn,
-            peer,
-            registration,
-            _device: device,
-            _object: object,
-        }
-    }
 
     impl Accepted {
         fn finish(self) {

@@ -107,6 +107,9 @@ mod footprint;
 #[cfg(all(test, not(loom), not(target_os = "windows")))]
 mod slot_edge_tests;
 
+#[cfg(all(test, not(loom), not(target_os = "windows")))]
+mod test_support;
+
 pub use buffer::{Buffer, BufferPool, Slice};
 pub use close::Close;
 pub use connect::Connect;

@@ -12,54 +12,10 @@
 use crate::ctx::{SEND, StreamSlot};
 use crate::op_state::Claim;
 use crate::slot::SlotUse;
-use crate::{Connection, Listener, Registration};
-use core::future::Future;
-use core::pin::pin;
+use crate::test_support::{Accepted, accepted, now};
 use core::ptr;
 use core::task::{Context, Poll, Waker};
-use core::time::Duration;
-use nt::emu::wsk::{MemoryNetwork, Peer};
 use nt::*;
-
-/// Polls `future` once: on the in-memory network every natural completion is inline.
-fn now<F: Future>(future: F) -> F::Output {
-    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("pending on the in-memory network"),
-    }
-}
-
-struct Accepted {
-    net: MemoryNetwork,
-    listener: Listener,
-    conn: Connection,
-    peer: Peer,
-    /// After the sockets: its blocking drop waits for them (a failing test must not hang).
-    registration: Registration,
-    /// Last: the registration references the device; the test driver deletes it.
-    _device: crate::Device,
-    _object: nt::emu::driver::TestDevice,
-}
-
-fn accepted() -> Accepted {
-    let net = MemoryNetwork::install();
-    let object = nt::emu::driver::TestDevice::create();
-    // SAFETY: a live device object of the emulated test driver.
-    let device = unsafe { crate::Device::from_raw(object.device()) }.expect("a device object");
-    let registration = Registration::register_blocking(&device, Duration::from_secs(1)).expect("register");
-    let listener = now(registration.listen("127.0.0.1:0".parse().unwrap())).expect("listen");
-    let peer = net.connect(listener.local_addr().unwrap()).expect("peer connects");
-    let conn = now(listener.accept()).expect("accept");
-    Accepted {
-        net,
-        listener,
-        conn,
-        peer,
-        registration,
-        _device: device,
-        _object: object,
-    }
-}
 
 /// T4: the abort IRP's completion routine makes the context's last release, which frees the end
 /// slots — the very `Op` the routine runs on — and `IoFreeIrp`s the routine's own IRP. Sound because
