@@ -265,6 +265,44 @@ fn io_cancel_irp_completes_a_pending_receive_with_status_cancelled() {
 }
 
 #[test]
+fn with_cancellations_deferred_a_cancelled_receive_completes_after_the_close_when_delivered() {
+    let _session = emu::session();
+    let s = setup();
+    let (socket, peer) = s.accept_peer(s.v4());
+    peer.set_window(0);
+    emu::wsk::set_defer_cancelled(true);
+    let (recv_op, send_op) = (IrpOp::new(), IrpOp::new());
+    let buf = PoolBuf::new(64);
+    assert_eq!(receive(socket, &buf, 0, 64, 0, &recv_op), STATUS_PENDING);
+    assert_eq!(send(socket, &buf, 0, 64, &send_op), STATUS_PENDING);
+    // The cancel routine ran (TRUE), but the IRP completes later, as on another CPU.
+    assert!(recv_op.cancel());
+    assert!(
+        !recv_op.is_done(),
+        "IoCancelIrp returned before the cancelled IRP completed"
+    );
+    // The close completes before the IRPs it cancelled (the invented harsh order).
+    assert_eq!(close(socket), STATUS_SUCCESS);
+    assert!(peer.was_reset());
+    assert!(!recv_op.is_done() && !send_op.is_done());
+    assert!(emu::wsk::wait_cancelled_parked(2, std::time::Duration::ZERO));
+    assert_eq!(emu::wsk::deliver_cancelled(), 2);
+    assert_eq!(recv_op.result(), (STATUS_CANCELLED, 0));
+    assert_eq!(send_op.result(), (STATUS_CANCELLED, 0));
+    assert_eq!(recv_op.completed_at(), DISPATCH_LEVEL, "delivered at DISPATCH_LEVEL");
+    // Turning the knob off delivers what is parked (here the listener's accept, cancelled by its close).
+    let accept_op = IrpOp::new();
+    let remote = Addr::empty();
+    assert_eq!(accept(s.listener, &remote, &accept_op), STATUS_PENDING);
+    assert!(accept_op.cancel());
+    assert!(!accept_op.is_done());
+    emu::wsk::set_defer_cancelled(false);
+    assert_eq!(accept_op.result(), (STATUS_CANCELLED, 0));
+    assert_eq!(emu::wsk::deliver_cancelled(), 0);
+    s.finish();
+}
+
+#[test]
 fn a_held_receive_completes_when_the_test_releases_it() {
     let _session = emu::session();
     let s = setup();

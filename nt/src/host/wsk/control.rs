@@ -1,5 +1,5 @@
 //! Emulation controls for tests (`nt::emu::wsk`): the in-memory network, provider availability, the
-//! `WskDeregister` bound, and a hook to hold a call "in progress".
+//! `WskDeregister` bound, a hook to hold a call "in progress", and the harsh order for cancellations.
 
 pub use super::memory::{Completion, DEFAULT_WINDOW, HeldOp, MemoryNetwork, Peer, PeerListener};
 pub use super::transport::OpKind;
@@ -58,4 +58,24 @@ pub fn pause_next_call(socket: PWSK_SOCKET) -> Option<PausedCall> {
     let gate = Arc::new(CallGate::default());
     core.set_gate(gate.clone());
     Some(PausedCall { gate })
+}
+
+/// The harsh completion order for cancellations, for the rest of the session or until turned off:
+/// every IRP the provider completes with STATUS_CANCELLED (`IoCancelIrp`, `WskCloseSocket`,
+/// `WskDeregister`) is parked instead, and completed only by [`deliver_cancelled`], on the calling
+/// thread at DISPATCH_LEVEL, as another CPU would complete it. So `IoCancelIrp` returns with the IRP
+/// still pending, and a close completes before the IRPs it cancelled (an order Windows does not
+/// document: invented, see the module `deferred`). Turning it off delivers what is parked.
+pub fn set_defer_cancelled(on: bool) {
+    super::deferred::set(on);
+}
+
+/// Completes every cancellation parked by [`set_defer_cancelled`], oldest first; returns how many.
+pub fn deliver_cancelled() -> usize {
+    super::deferred::deliver()
+}
+
+/// Waits until at least `count` cancellations are parked; false after `bound`.
+pub fn wait_cancelled_parked(count: usize, bound: Duration) -> bool {
+    super::deferred::wait_parked(count, bound)
 }

@@ -128,20 +128,28 @@ unsafe extern "system" fn cancel_routine(_device: PDEVICE_OBJECT, irp: PIRP) {
 }
 
 /// Completes each IRP: releases its socket reference, stores the status, and calls
-/// `IofCompleteRequest`, which runs the client's completion routine and hands the IRP back.
+/// `IofCompleteRequest`, which runs the client's completion routine and hands the IRP back. A
+/// cancellation is parked instead while a test asks for the harsh order ([`super::deferred`]).
 pub(crate) fn complete_all(done: Completions) {
     for d in done.iter() {
-        // SAFETY: the provider owns each IRP in `done` and no longer refers to it from any queue; its
-        // cancel routine is disarmed (claimed, or never armed).
-        unsafe {
-            let context = &mut (*d.irp.0).Tail.Overlay.DriverContext[0];
-            if !context.is_null() {
-                drop(Arc::from_raw(*context as *const SocketCore));
-                *context = core::ptr::null_mut();
-            }
-            (*d.irp.0).IoStatus = IO_STATUS_BLOCK::new(d.status, d.information);
-            IofCompleteRequest(d.irp.0, IO_NO_INCREMENT);
+        if !super::deferred::park(d) {
+            complete_one(d);
         }
+    }
+}
+
+/// Completes one IRP (see [`complete_all`]).
+pub(crate) fn complete_one(d: &Done) {
+    // SAFETY: the provider owns the IRP in `d` and no longer refers to it from any queue; its cancel
+    // routine is disarmed (claimed, or never armed). A parked IRP stays owned, untouched, until this.
+    unsafe {
+        let context = &mut (*d.irp.0).Tail.Overlay.DriverContext[0];
+        if !context.is_null() {
+            drop(Arc::from_raw(*context as *const SocketCore));
+            *context = core::ptr::null_mut();
+        }
+        (*d.irp.0).IoStatus = IO_STATUS_BLOCK::new(d.status, d.information);
+        IofCompleteRequest(d.irp.0, IO_NO_INCREMENT);
     }
 }
 

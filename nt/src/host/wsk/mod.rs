@@ -12,7 +12,7 @@
 //! [`listen`], [`connection`], [`disconnect`], [`close`] (socket functions), [`call`] (their common
 //! prologue), [`submit`] and [`pump`] (queuing and progress of pending operations), [`irp`] (IRP
 //! ownership and cancellation), [`socket`] (socket state), [`table`] (the socket table and the
-//! checks), [`gate`] (a test hook), [`transport`] (the interface both transports implement),
+//! checks), [`gate`] and [`deferred`] (test hooks), [`transport`] (the interface both transports implement),
 //! [`control`] (the test controls, `nt::emu::wsk`).
 
 mod addr;
@@ -21,6 +21,7 @@ mod client;
 mod close;
 mod connection;
 pub mod control;
+mod deferred;
 mod disconnect;
 mod dispatch;
 mod gate;
@@ -49,4 +50,5 @@ pub(super) fn reset() {
     registration::forget_all();
     socket::forget_all();
     wine8::reset();
+    deferred::reset();
 }
