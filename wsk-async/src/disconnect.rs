@@ -205,10 +205,8 @@ impl Drop for Abort<'_> {
 /// slot's IRP (`nt::emu::irp::enter_provider`), as a dropped `abort()` future leaves it.
 #[cfg(all(test, not(loom), not(target_os = "windows")))]
 mod tests {
-    use crate::op_state::Claim;
-    use crate::test_support::{Accepted, accepted, now, poll_once};
+    use crate::test_support::{Accepted, abort_left_pending, accepted, now, poll_once};
     use core::pin::pin;
-    use core::ptr;
     use core::task::Poll;
     use core::time::Duration;
     use nt::emu::wsk::{Completion, OpKind};
@@ -286,21 +284,7 @@ mod tests {
     /// The earlier abort, played by the test, is left pending as a dropped `abort()` leaves it.
     /// Returns its IRP (the test owns it as the provider).
     fn earlier_abort_pending(a: &Accepted) -> PIRP {
-        let end = a.conn.ctx().ensure_end_slots().expect("end slots");
-        let op = &end.abort;
-        assert_eq!(op.state.claim(), Claim::Owned { stale: false });
-        let mut held: PIRP = ptr::null_mut();
-        // SAFETY: the abort slot is ours (claimed, KERNEL clear) and has an IRP; the "call" is the test
-        // acting as the provider: it takes the IRP and leaves it pending.
-        unsafe {
-            op.start(|irp| {
-                assert!(nt::emu::irp::enter_provider(irp));
-                held = irp;
-                Some(STATUS_PENDING)
-            })
-        };
-        op.state.release();
-        held
+        abort_left_pending(&a.conn)
     }
 
     /// Completes the played earlier abort with `status` (at DISPATCH_LEVEL, as a provider does).

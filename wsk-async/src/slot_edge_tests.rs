@@ -12,8 +12,7 @@
 use crate::ctx::{SEND, StreamSlot};
 use crate::op_state::Claim;
 use crate::slot::SlotUse;
-use crate::test_support::{Accepted, accepted, now};
-use core::ptr;
+use crate::test_support::{Accepted, abort_left_pending, accepted, now};
 use core::task::{Context, Poll, Waker};
 use nt::*;
 
@@ -33,22 +32,7 @@ fn end_slots_freed_from_inside_their_own_irps_completion_routine() {
         peer,
         ..
     } = accepted();
-    let ctx = conn.ctx();
-    let end = ctx.ensure_end_slots().expect("end slots");
-    let op = &end.abort;
-    assert_eq!(op.state.claim(), Claim::Owned { stale: false });
-    let mut held: PIRP = ptr::null_mut();
-    // SAFETY: the abort slot is ours (claimed, KERNEL clear) and has an IRP; the "call" is the test
-    // acting as the provider: it takes the IRP and leaves it pending.
-    unsafe {
-        op.start(|irp| {
-            assert!(nt::emu::irp::enter_provider(irp));
-            held = irp;
-            Some(STATUS_PENDING)
-        })
-    };
-    // The future is gone (an `Abort` dropped: it is never cancelled); the kernel still owns the IRP.
-    op.state.release();
+    let held = abort_left_pending(&conn);
     let irps = nt::emu::irp::live_count();
     // The handle closes the socket with the close slot (inline on this transport) and drops its
     // reference: the pending abort IRP now holds the context's only reference.

@@ -2,12 +2,14 @@
 //! the abort tests in `disconnect.rs`): one accepted connection on the emulation's in-memory
 //! network, and polling once where every natural completion is inline.
 
+use crate::op_state::Claim;
 use crate::{Connection, Device, Listener, Registration};
 use core::future::Future;
 use core::pin::{Pin, pin};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use nt::emu::wsk::{MemoryNetwork, Peer};
+use nt::{PIRP, STATUS_PENDING};
 
 /// Polls `future` once with a waker that does nothing.
 pub(crate) fn poll_once<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
@@ -54,4 +56,26 @@ pub(crate) fn accepted() -> Accepted {
         _device: device,
         _object: object,
     }
+}
+
+/// Starts an abortive disconnect on `conn`'s abort slot with the test acting as the provider: it
+/// takes the IRP and leaves it pending, and the future lets go, as a dropped `abort()` leaves it.
+/// Returns the IRP (the test owns it as the provider).
+pub(crate) fn abort_left_pending(conn: &Connection) -> PIRP {
+    let end = conn.ctx().ensure_end_slots().expect("end slots");
+    let op = &end.abort;
+    assert_eq!(op.state.claim(), Claim::Owned { stale: false });
+    let mut held: PIRP = core::ptr::null_mut();
+    // SAFETY: the abort slot is ours (claimed, KERNEL clear) and has an IRP; the "call" is the test
+    // acting as the provider: it takes the IRP and leaves it pending.
+    unsafe {
+        op.start(|irp| {
+            assert!(nt::emu::irp::enter_provider(irp));
+            held = irp;
+            Some(STATUS_PENDING)
+        })
+    };
+    // The future is gone (an `Abort` is never cancelled); the kernel still owns the IRP.
+    op.state.release();
+    held
 }
