@@ -196,3 +196,49 @@ fn release_without_capture_and_a_capture_left_at_deregister_are_reported() {
     assert!(taken[0].message().contains("capture"), "{}", taken[0]);
     drop(client);
 }
+
+/// The one violation recorded since the last call, which must be of `rule`.
+fn take_one(rule: Rule) -> emu::Violation {
+    let mut taken = emu::take_violations();
+    assert_eq!(taken.len(), 1, "{taken:#?}");
+    assert_eq!(taken[0].rule, rule, "{}", taken[0]);
+    taken.remove(0)
+}
+
+/// Negative test of [`Rule::WskBufBeyondMdl`]. Wine's netio test (which also runs on Windows)
+/// notes that a send whose WSK_BUF Length exceeds its MDL blue-screens Windows.
+#[test]
+fn a_wsk_buf_running_past_its_mdl_is_reported() {
+    let _session = emu::session();
+    let net = MemoryNetwork::install();
+    let client = Client::register();
+    let (listener, socket, _peer) = connected(&client, &net);
+    emu::expect_violations();
+    let buf = PoolBuf::new(16);
+    let op = IrpOp::new();
+    for (offset, length) in [(0, 32), (8, 9), (16, 1)] {
+        let mut wsk = buf.wsk(0, 16);
+        wsk.Offset = offset;
+        wsk.Length = length;
+        let send = conn(socket).WskSend.expect("WskSend");
+        // SAFETY: valid socket and IRP; the MDL is live (the provider must not touch it past its end).
+        let returned = unsafe { send(socket, &mut wsk, 0, op.start()) };
+        // Harmless outcome in recording mode: the IRP fails with STATUS_INVALID_PARAMETER.
+        assert_eq!(returned, STATUS_INVALID_PARAMETER);
+        assert_eq!(op.result(), (STATUS_INVALID_PARAMETER, 0));
+        let v = take_one(Rule::WskBufBeyondMdl);
+        assert!(v.message().contains("describes 16"), "{v}");
+        let receive = conn(socket).WskReceive.expect("WskReceive");
+        // SAFETY: as above.
+        let returned = unsafe { receive(socket, &mut wsk, 0, op.start()) };
+        assert_eq!(returned, STATUS_INVALID_PARAMETER);
+        take_one(Rule::WskBufBeyondMdl);
+    }
+    // Exactly the MDL's length is fine.
+    let status = send(socket, &buf, 8, 8, &op);
+    assert!(status == STATUS_SUCCESS || status == STATUS_PENDING, "{status:#x}");
+    assert!(emu::take_violations().is_empty());
+    assert_eq!(close(socket), STATUS_SUCCESS);
+    assert_eq!(close(listener), STATUS_SUCCESS);
+    client.deregister();
+}

@@ -92,6 +92,8 @@ pub enum Rule {
     WorkItemAlreadyQueued,
     /// `IoFreeWorkItem` on a work item that is queued and not yet dequeued.
     WorkItemFreedWhileQueued,
+    /// A `WSK_BUF` whose `Offset + Length` runs past the end of its MDL chain.
+    WskBufBeyondMdl,
     /// Any other rule, named by the emulated subsystem that reports it.
     Other(&'static str),
 }
@@ -132,6 +134,9 @@ impl Rule {
             }
             Rule::RoutineAfterUnload => "DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS (0xCE)",
             Rule::WorkItemAlreadyQueued | Rule::WorkItemFreedWhileQueued => "DRIVER_VERIFIER_DETECTED_VIOLATION (0xC4)",
+            Rule::WskBufBeyondMdl => {
+                "a page fault in the WSK provider (not documented; Wine's netio test, run on Windows, notes a blue screen)"
+            }
             Rule::CallAfterClose | Rule::CloseWhileCallInProgress | Rule::Other(_) => "emulated subsystem rule",
         }
     }
@@ -176,6 +181,7 @@ impl fmt::Display for Rule {
             Rule::RoutineAfterUnload => "driver routine running after its image was unloaded",
             Rule::WorkItemAlreadyQueued => "work item queued while still queued",
             Rule::WorkItemFreedWhileQueued => "work item freed while queued",
+            Rule::WskBufBeyondMdl => "WSK_BUF extends past its MDL chain",
             Rule::Other(text) => text,
         };
         f.write_str(text)
