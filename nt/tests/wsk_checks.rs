@@ -242,3 +242,32 @@ fn a_wsk_buf_running_past_its_mdl_is_reported() {
     assert_eq!(close(listener), STATUS_SUCCESS);
     client.deregister();
 }
+
+/// Negative test of [`Rule::AcceptAlreadyPending`]. Wine's netio test (which also runs on Windows)
+/// notes that queuing a second WskAccept with another IRP hangs Windows.
+#[test]
+fn a_second_accept_pending_on_one_listening_socket_is_reported() {
+    let _session = emu::session();
+    let net = MemoryNetwork::install();
+    let client = Client::register();
+    let listener = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
+    bind(listener, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    let (first, second) = (IrpOp::new(), IrpOp::new());
+    let remote = Addr::empty();
+    assert_eq!(accept(listener, &remote, &first), STATUS_PENDING);
+    emu::expect_violations();
+    // Harmless outcome in recording mode: the second accept fails at once.
+    assert_eq!(accept(listener, &remote, &second), STATUS_INVALID_DEVICE_STATE);
+    assert_eq!(second.result(), (STATUS_INVALID_DEVICE_STATE, 0));
+    take_one(Rule::AcceptAlreadyPending);
+    // The first one is unaffected; once it has completed, the next accept is fine.
+    let _peer = net.connect(local_address(listener)).unwrap();
+    let (status, socket) = first.wait();
+    assert_eq!(status, STATUS_SUCCESS);
+    assert_eq!(accept(listener, &remote, &second), STATUS_PENDING);
+    assert!(emu::take_violations().is_empty());
+    assert_eq!(close(std::ptr::with_exposed_provenance_mut(socket)), STATUS_SUCCESS);
+    assert_eq!(close(listener), STATUS_SUCCESS);
+    assert_eq!(second.result(), (STATUS_CANCELLED, 0));
+    client.deregister();
+}

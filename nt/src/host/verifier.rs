@@ -94,6 +94,8 @@ pub enum Rule {
     WorkItemFreedWhileQueued,
     /// A `WSK_BUF` whose `Offset + Length` runs past the end of its MDL chain.
     WskBufBeyondMdl,
+    /// `WskAccept` on a listening socket that already has an accept pending.
+    AcceptAlreadyPending,
     /// Any other rule, named by the emulated subsystem that reports it.
     Other(&'static str),
 }
@@ -136,6 +138,9 @@ impl Rule {
             Rule::WorkItemAlreadyQueued | Rule::WorkItemFreedWhileQueued => "DRIVER_VERIFIER_DETECTED_VIOLATION (0xC4)",
             Rule::WskBufBeyondMdl => {
                 "a page fault in the WSK provider (not documented; Wine's netio test, run on Windows, notes a blue screen)"
+            }
+            Rule::AcceptAlreadyPending => {
+                "none: Windows hangs (not documented; Wine's netio test, run on Windows, notes the hang)"
             }
             Rule::CallAfterClose | Rule::CloseWhileCallInProgress | Rule::Other(_) => "emulated subsystem rule",
         }
@@ -182,6 +187,7 @@ impl fmt::Display for Rule {
             Rule::WorkItemAlreadyQueued => "work item queued while still queued",
             Rule::WorkItemFreedWhileQueued => "work item freed while queued",
             Rule::WskBufBeyondMdl => "WSK_BUF extends past its MDL chain",
+            Rule::AcceptAlreadyPending => "a second WskAccept pending on one listening socket",
             Rule::Other(text) => text,
         };
         f.write_str(text)
