@@ -271,3 +271,112 @@ fn a_second_accept_pending_on_one_listening_socket_is_reported() {
     assert_eq!(second.result(), (STATUS_CANCELLED, 0));
     client.deregister();
 }
+
+/// What Wine's netio test observes on Windows: WskSocket and WskGetAddressInfo return
+/// STATUS_INVALID_PARAMETER for a NULL IRP (WskSocket before it looks at the client handle).
+#[test]
+fn a_null_irp_to_wsk_socket_or_wsk_get_address_info_gives_invalid_parameter() {
+    let _session = emu::session();
+    let _net = MemoryNetwork::install();
+    let client = Client::register();
+    // Recording mode only so that a report would fail an assertion here instead of aborting.
+    emu::expect_violations();
+    // SAFETY: the provider's static table.
+    let dispatch = unsafe { &*client.npi.Dispatch };
+    let socket = dispatch.WskSocket.expect("WskSocket");
+    for handle in [client.npi.Client, std::ptr::null_mut()] {
+        // SAFETY: a NULL IRP is rejected before anything else is used.
+        let returned = unsafe {
+            socket(
+                handle,
+                AF_INET,
+                SOCK_STREAM,
+                IPPROTO_TCP,
+                WSK_FLAG_LISTEN_SOCKET,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(returned, STATUS_INVALID_PARAMETER);
+    }
+    let resolve = dispatch.WskGetAddressInfo.expect("WskGetAddressInfo");
+    let mut result = std::ptr::null_mut();
+    // SAFETY: as above; `result` is valid for a write.
+    let returned = unsafe {
+        resolve(
+            client.npi.Client,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut result,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(returned, STATUS_INVALID_PARAMETER);
+    let taken = emu::take_violations();
+    assert!(taken.is_empty(), "{taken:#?}");
+    client.deregister();
+}
+
+/// Negative test: a NULL IRP to a socket function that requires one is a [`Rule::InvalidParameter`]
+/// (invented: what Windows does is not documented; then STATUS_INVALID_PARAMETER in recording mode).
+#[test]
+fn a_null_irp_to_a_socket_function_is_reported() {
+    let _session = emu::session();
+    let net = MemoryNetwork::install();
+    let client = Client::register();
+    let (listener, socket, _peer) = connected(&client, &net);
+    emu::expect_violations();
+    let null: PIRP = std::ptr::null_mut();
+    let buf = PoolBuf::new(8);
+    let mut wsk = buf.wsk(0, 8);
+    let remote = Addr::empty();
+    let wsk: *mut WSK_BUF = &mut wsk;
+    // SAFETY (each call): valid sockets and buffers; the NULL IRP is rejected before anything is
+    // queued.
+    let calls: [(&str, &dyn Fn() -> NTSTATUS); 5] = [
+        ("WskSend", &|| unsafe {
+            conn(socket).WskSend.unwrap()(socket, wsk, 0, null)
+        }),
+        ("WskReceive", &|| unsafe {
+            conn(socket).WskReceive.unwrap()(socket, wsk, 0, null)
+        }),
+        ("WskAccept", &|| unsafe {
+            listen(listener).WskAccept.unwrap()(
+                listener,
+                0,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                remote.ptr(),
+                null,
+            )
+        }),
+        ("WskGetRemoteAddress", &|| unsafe {
+            conn(socket).WskGetRemoteAddress.unwrap()(socket, remote.ptr(), null)
+        }),
+        ("WskCloseSocket", &|| unsafe {
+            basic(socket).WskCloseSocket.unwrap()(socket, null)
+        }),
+    ];
+    for (function, call) in calls {
+        assert_eq!(call(), STATUS_INVALID_PARAMETER, "{function}");
+        let v = take_one(Rule::InvalidParameter);
+        assert!(
+            v.message().contains(function) && v.message().contains("NULL Irp"),
+            "{v}"
+        );
+    }
+    // Nothing happened: the socket is still open.
+    assert_eq!(close(socket), STATUS_SUCCESS);
+    assert_eq!(close(listener), STATUS_SUCCESS);
+    client.deregister();
+}
