@@ -285,7 +285,8 @@ unsafe fn complete_walk(irp: PIRP) {
                     let guard = if !super::driver::any_driver() || super::completion_ex::is_ex_context(context) {
                         None
                     } else {
-                        super::driver::enter_routine("completion routine", super::driver::Owner::Sole)
+                        let owner = super::driver::plain_routine_owner(irp);
+                        super::driver::enter_routine("completion routine", owner)
                     };
                     let result = routine(device, irp, context);
                     drop(guard);
