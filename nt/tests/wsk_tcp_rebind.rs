@@ -1,7 +1,7 @@
 //! Listening again on a port right after the previous listener is gone, over the real-TCP
 //! transport: a connection of the earlier listener lingering in TIME_WAIT does not block the new
 //! bind (the host socket's SO_REUSEADDR, Linux semantics), and a second live listener on a port is
-//! still refused with STATUS_ADDRESS_ALREADY_EXISTS.
+//! still refused with STATUS_ADDRESS_ALREADY_ASSOCIATED.
 #![cfg(all(target_os = "linux", not(miri)))]
 
 mod wsk_support;
@@ -110,12 +110,12 @@ fn a_second_listener_on_a_port_already_listened_on_is_refused() {
     let second = unbound_dual_stack_listener(&client);
     assert_eq!(
         try_bind(second, SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))),
-        STATUS_ADDRESS_ALREADY_EXISTS
+        STATUS_ADDRESS_ALREADY_ASSOCIATED
     );
     let third = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
     assert_eq!(
         try_bind(third, SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
-        STATUS_ADDRESS_ALREADY_EXISTS
+        STATUS_ADDRESS_ALREADY_ASSOCIATED
     );
     assert_eq!(close(first), STATUS_SUCCESS);
 
@@ -124,7 +124,7 @@ fn a_second_listener_on_a_port_already_listened_on_is_refused() {
     let other_port = other.local_addr().unwrap().port();
     assert_eq!(
         try_bind(second, SocketAddr::from((Ipv6Addr::UNSPECIFIED, other_port))),
-        STATUS_ADDRESS_ALREADY_EXISTS
+        STATUS_ADDRESS_ALREADY_ASSOCIATED
     );
     // The refused binds left the sockets unbound: they can still bind elsewhere.
     assert_eq!(

@@ -39,7 +39,7 @@ fn free_port_config() -> Config {
 }
 
 #[test]
-fn a_port_in_use_fails_with_address_already_exists_and_leaves_nothing() {
+fn a_port_in_use_fails_with_address_already_associated_and_leaves_nothing() {
     let taken = TcpListener::bind("[::]:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     entry_fails(
@@ -48,7 +48,7 @@ fn a_port_in_use_fails_with_address_already_exists_and_leaves_nothing() {
             ..free_port_config()
         },
         || {},
-        nt::STATUS_ADDRESS_ALREADY_EXISTS,
+        nt::STATUS_ADDRESS_ALREADY_ASSOCIATED,
     );
     drop(taken);
     // Loadable afterwards (the failed attempt left the driver unloaded).

@@ -81,6 +81,22 @@ impl WskError {
         self.status == STATUS_CANCELLED
     }
 
+    /// The local address is taken: another socket is bound or listening on it, or (an earlier
+    /// socket's connections still linger on the port) the provider will not reuse it yet. The WSK
+    /// documentation names no status for this: Windows answered `STATUS_ADDRESS_ALREADY_ASSOCIATED`
+    /// to a `WskBind` on a port in use in Wine's netio test (which also runs on Windows);
+    /// `STATUS_ADDRESS_ALREADY_EXISTS` names the same condition. A driver should accept either.
+    ///
+    /// ```
+    /// use wsk_async::WskError;
+    /// assert!(WskError::from_status(nt::STATUS_ADDRESS_ALREADY_ASSOCIATED).is_address_in_use());
+    /// assert!(WskError::from_status(nt::STATUS_ADDRESS_ALREADY_EXISTS).is_address_in_use());
+    /// assert!(!WskError::from_status(nt::STATUS_INVALID_PARAMETER).is_address_in_use());
+    /// ```
+    pub const fn is_address_in_use(&self) -> bool {
+        self.status == STATUS_ADDRESS_ALREADY_ASSOCIATED || self.status == STATUS_ADDRESS_ALREADY_EXISTS
+    }
+
     /// The connection attempt was refused (`STATUS_CONNECTION_REFUSED`).
     pub const fn is_refused(&self) -> bool {
         self.status == STATUS_CONNECTION_REFUSED

@@ -95,7 +95,7 @@ pub unsafe extern "system" fn DriverUnload(_driver: PDRIVER_OBJECT) {
 /// `driver.DriverUnload` and returns `STATUS_SUCCESS`. On failure it undoes everything it started
 /// and returns the status of the step that failed (`STATUS_INVALID_PARAMETER` for a bad
 /// configuration, `STATUS_INVALID_DEVICE_STATE` if already loaded or above PASSIVE_LEVEL,
-/// `STATUS_ADDRESS_ALREADY_EXISTS` for a port in use, ...).
+/// `STATUS_ADDRESS_ALREADY_ASSOCIATED` or `STATUS_ADDRESS_ALREADY_EXISTS` for a port in use, ...).
 ///
 /// # Safety
 /// PASSIVE_LEVEL; `driver` is the driver object the I/O manager passed to DriverEntry (on the host:
@@ -254,7 +254,7 @@ fn listen(registration: &Registration, port: u16) -> Result<wsk_async::Listener,
             DUAL_STACK.store(true, Ordering::Release);
             Ok(listener)
         }
-        Err(status) if status == STATUS_ADDRESS_ALREADY_EXISTS => Err(status),
+        Err(status) if WskError::from_status(status).is_address_in_use() => Err(status),
         Err(status) => {
             kdprint!(
                 DPFLTR_WARNING_LEVEL,

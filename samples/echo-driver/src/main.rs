@@ -156,7 +156,7 @@ A closed stdout or stderr never stops the program: the lines written to it are d
     fn describe(status: nt::NTSTATUS, config: &Config) -> String {
         let port = config.port;
         match status {
-            nt::STATUS_ADDRESS_ALREADY_EXISTS => {
+            status if wsk_async::WskError::from_status(status).is_address_in_use() => {
                 format!("port {port} is already in use (is another echo-driver running?); try --port")
             }
             nt::STATUS_ACCESS_DENIED => format!("not allowed to listen on port {port}; try a port above 1023"),

@@ -40,7 +40,8 @@ pub(crate) unsafe extern "system" fn WskBind(
             }
             let mut st = core.lock();
             if st.bound.is_some() {
-                return finish(irp, STATUS_ADDRESS_ALREADY_EXISTS, 0);
+                // Invented: the documentation names no status for binding a bound socket again.
+                return finish(irp, STATUS_ADDRESS_ALREADY_ASSOCIATED, 0);
             }
             if core.category == Category::Listen {
                 let Some(transport) = core.registration.transport() else {

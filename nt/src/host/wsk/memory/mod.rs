@@ -133,7 +133,8 @@ impl Transport for MemNet {
         };
         let addr = SocketAddr::new(addr.ip(), port);
         if st.listeners.contains_key(&addr) {
-            return Err(STATUS_ADDRESS_ALREADY_EXISTS);
+            // As the TCP transport (see its `AddrInUse` mapping).
+            return Err(STATUS_ADDRESS_ALREADY_ASSOCIATED);
         }
         st.listeners.insert(
             addr,
