@@ -7,7 +7,8 @@
 //! * **`__CxxFrameHandler3`**, the MSVC personality routine the precompiled `core` names in its unwind
 //!   tables, as a stub that never handles anything;
 //! * the **link arguments** of a kernel-mode PE (`/DRIVER`, `/SUBSYSTEM:NATIVE`,
-//!   `/ENTRY:DriverEntry`, ...), emitted by one call, [`link_driver`], from the driver's build script.
+//!   `/ENTRY:DriverEntry`, ...), emitted by one call, [`link_driver`], from the driver's build script
+//!   (with the `build` feature).
 //!
 //! The C runtime functions `core` calls (`memcpy`, `memset`, ...) are not here: the `nt` crate
 //! imports them from ntoskrnl.exe, as a WDK-built C driver does.
@@ -40,17 +41,18 @@
 //! emulation of the kernel).
 #![no_std]
 
-#[cfg(feature = "build")]
+// The build-script half needs std; it is also compiled for the documentation.
+#[cfg(any(feature = "build", doc))]
 extern crate std;
 
-#[cfg(feature = "build")]
+#[cfg(any(feature = "build", doc))]
 mod build;
-#[cfg(feature = "build")]
+#[cfg(any(feature = "build", doc))]
 pub use build::{LINK_ARGS, link_driver};
 
-// Not in a unit-test build (std's panic handler is there) nor in the build script's copy of this
-// crate (the `build` feature: compiled for the host, with std).
-#[cfg(all(target_os = "windows", not(test), not(feature = "build")))]
+// Not in a unit-test build (std's panic handler is there), in the build script's copy of this
+// crate (the `build` feature: compiled for the host, with std), nor in the documentation's.
+#[cfg(all(target_os = "windows", not(test), not(doc), not(feature = "build")))]
 mod kernel;
 
 /// The bug check code of a Rust panic in a driver built on this crate: driver-defined, none of
