@@ -460,3 +460,81 @@ fn completion_routine_changing_the_irql_is_reported() {
         IoFreeIrp(irp);
     }
 }
+
+/// Bug check 0xC9 / 0x06 names -1 next to STATUS_PENDING.
+#[test]
+fn completing_with_status_minus_one_is_reported() {
+    let _session = emu::session();
+    emu::expect_violations();
+    let completion = Completion::new(STATUS_MORE_PROCESSING_REQUIRED);
+    let irp = irp_with_routine(&completion);
+    // SAFETY: the test owns the IRP and plays the provider.
+    unsafe {
+        assert!(emu::irp::enter_provider(irp));
+        complete(irp, -1, 0);
+        let v = take_one(Rule::IrpCompletedWithStatusPending);
+        assert!(v.to_string().contains("0xffffffff"), "{v}");
+        IoFreeIrp(irp);
+    }
+}
+
+/// Negative test of [`Rule::IrpSubmittedWithCancelRoutine`] (Level 2 I/O Verification, 0x203).
+#[test]
+fn passing_down_an_irp_with_a_cancel_routine_set_is_reported() {
+    let _session = emu::session();
+    emu::expect_violations();
+    let completion = Completion::new(STATUS_MORE_PROCESSING_REQUIRED);
+    let irp = irp_with_routine(&completion);
+    // SAFETY: the test owns the IRP and plays the provider.
+    unsafe {
+        IoSetCancelRoutine(irp, Some(cancel_and_complete));
+        assert!(!emu::irp::enter_provider(irp), "refused in recording mode");
+        take_one(Rule::IrpSubmittedWithCancelRoutine);
+        assert!(!emu::irp::is_pending(irp));
+        IoSetCancelRoutine(irp, None);
+        assert!(emu::irp::enter_provider(irp));
+        complete(irp, STATUS_SUCCESS, 0);
+        assert_eq!(completion.calls.load(Ordering::SeqCst), 1);
+        IoFreeIrp(irp);
+    }
+}
+
+/// Negative test of [`Rule::IrpNoStackLocation`]: the driver used up the only location itself.
+#[test]
+fn passing_down_an_irp_without_a_stack_location_left_is_reported() {
+    let _session = emu::session();
+    emu::expect_violations();
+    // SAFETY: the test owns the IRP; it is never handed over.
+    unsafe {
+        let irp = IoAllocateIrp(1, FALSE);
+        assert!(!irp.is_null());
+        IoSetNextIrpStackLocation(irp);
+        assert!(!emu::irp::enter_provider(irp), "refused in recording mode");
+        let v = take_one(Rule::IrpNoStackLocation);
+        assert!(v.to_string().contains("CurrentLocation 1"), "{v}");
+        assert!(!emu::irp::is_pending(irp));
+        IoFreeIrp(irp);
+    }
+}
+
+/// IofCompleteRequest is documented for IRQL <= DISPATCH_LEVEL (bug check 0xC9 / 0x0E above it).
+#[test]
+fn completing_above_dispatch_level_is_reported() {
+    let _session = emu::session();
+    emu::expect_violations();
+    let completion = Completion::new(STATUS_MORE_PROCESSING_REQUIRED);
+    let irp = irp_with_routine(&completion);
+    // SAFETY: the test owns the IRP and plays the provider; the IRQL is lowered back after the call.
+    unsafe {
+        assert!(emu::irp::enter_provider(irp));
+        let mut old = 0;
+        KeRaiseIrql(DISPATCH_LEVEL + 1, &mut old);
+        IofCompleteRequest(irp, IO_NO_INCREMENT);
+        KeLowerIrql(old);
+        let v = take_one(Rule::IrqlTooHigh);
+        assert!(v.to_string().contains("IofCompleteRequest"), "{v}");
+        assert_eq!(completion.calls.load(Ordering::SeqCst), 0, "refused in recording mode");
+        complete(irp, STATUS_SUCCESS, 0);
+        IoFreeIrp(irp);
+    }
+}

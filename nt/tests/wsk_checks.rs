@@ -196,3 +196,187 @@ fn release_without_capture_and_a_capture_left_at_deregister_are_reported() {
     assert!(taken[0].message().contains("capture"), "{}", taken[0]);
     drop(client);
 }
+
+/// The one violation recorded since the last call, which must be of `rule`.
+fn take_one(rule: Rule) -> emu::Violation {
+    let mut taken = emu::take_violations();
+    assert_eq!(taken.len(), 1, "{taken:#?}");
+    assert_eq!(taken[0].rule, rule, "{}", taken[0]);
+    taken.remove(0)
+}
+
+/// Negative test of [`Rule::WskBufBeyondMdl`]. Wine's netio test (which also runs on Windows)
+/// notes that a send whose WSK_BUF Length exceeds its MDL blue-screens Windows.
+#[test]
+fn a_wsk_buf_running_past_its_mdl_is_reported() {
+    let _session = emu::session();
+    let net = MemoryNetwork::install();
+    let client = Client::register();
+    let (listener, socket, _peer) = connected(&client, &net);
+    emu::expect_violations();
+    let buf = PoolBuf::new(16);
+    let op = IrpOp::new();
+    for (offset, length) in [(0, 32), (8, 9), (16, 1)] {
+        let mut wsk = buf.wsk(0, 16);
+        wsk.Offset = offset;
+        wsk.Length = length;
+        let send = conn(socket).WskSend.expect("WskSend");
+        // SAFETY: valid socket and IRP; the MDL is live (the provider must not touch it past its end).
+        let returned = unsafe { send(socket, &mut wsk, 0, op.start()) };
+        // Harmless outcome in recording mode: the IRP fails with STATUS_INVALID_PARAMETER.
+        assert_eq!(returned, STATUS_INVALID_PARAMETER);
+        assert_eq!(op.result(), (STATUS_INVALID_PARAMETER, 0));
+        let v = take_one(Rule::WskBufBeyondMdl);
+        assert!(v.message().contains("describes 16"), "{v}");
+        let receive = conn(socket).WskReceive.expect("WskReceive");
+        // SAFETY: as above.
+        let returned = unsafe { receive(socket, &mut wsk, 0, op.start()) };
+        assert_eq!(returned, STATUS_INVALID_PARAMETER);
+        take_one(Rule::WskBufBeyondMdl);
+    }
+    // Exactly the MDL's length is fine.
+    let status = send(socket, &buf, 8, 8, &op);
+    assert!(status == STATUS_SUCCESS || status == STATUS_PENDING, "{status:#x}");
+    assert!(emu::take_violations().is_empty());
+    assert_eq!(close(socket), STATUS_SUCCESS);
+    assert_eq!(close(listener), STATUS_SUCCESS);
+    client.deregister();
+}
+
+/// Negative test of [`Rule::AcceptAlreadyPending`]. Wine's netio test (which also runs on Windows)
+/// notes that queuing a second WskAccept with another IRP hangs Windows.
+#[test]
+fn a_second_accept_pending_on_one_listening_socket_is_reported() {
+    let _session = emu::session();
+    let net = MemoryNetwork::install();
+    let client = Client::register();
+    let listener = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
+    bind(listener, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    let (first, second) = (IrpOp::new(), IrpOp::new());
+    let remote = Addr::empty();
+    assert_eq!(accept(listener, &remote, &first), STATUS_PENDING);
+    emu::expect_violations();
+    // Harmless outcome in recording mode: the second accept fails at once.
+    assert_eq!(accept(listener, &remote, &second), STATUS_INVALID_DEVICE_STATE);
+    assert_eq!(second.result(), (STATUS_INVALID_DEVICE_STATE, 0));
+    take_one(Rule::AcceptAlreadyPending);
+    // The first one is unaffected; once it has completed, the next accept is fine.
+    let _peer = net.connect(local_address(listener)).unwrap();
+    let (status, socket) = first.wait();
+    assert_eq!(status, STATUS_SUCCESS);
+    assert_eq!(accept(listener, &remote, &second), STATUS_PENDING);
+    assert!(emu::take_violations().is_empty());
+    assert_eq!(close(std::ptr::with_exposed_provenance_mut(socket)), STATUS_SUCCESS);
+    assert_eq!(close(listener), STATUS_SUCCESS);
+    assert_eq!(second.result(), (STATUS_CANCELLED, 0));
+    client.deregister();
+}
+
+/// What Wine's netio test observes on Windows: WskSocket and WskGetAddressInfo return
+/// STATUS_INVALID_PARAMETER for a NULL IRP (WskSocket before it looks at the client handle).
+#[test]
+fn a_null_irp_to_wsk_socket_or_wsk_get_address_info_gives_invalid_parameter() {
+    let _session = emu::session();
+    let _net = MemoryNetwork::install();
+    let client = Client::register();
+    // Recording mode only so that a report would fail an assertion here instead of aborting.
+    emu::expect_violations();
+    // SAFETY: the provider's static table.
+    let dispatch = unsafe { &*client.npi.Dispatch };
+    let socket = dispatch.WskSocket.expect("WskSocket");
+    for handle in [client.npi.Client, std::ptr::null_mut()] {
+        // SAFETY: a NULL IRP is rejected before anything else is used.
+        let returned = unsafe {
+            socket(
+                handle,
+                AF_INET,
+                SOCK_STREAM,
+                IPPROTO_TCP,
+                WSK_FLAG_LISTEN_SOCKET,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(returned, STATUS_INVALID_PARAMETER);
+    }
+    let resolve = dispatch.WskGetAddressInfo.expect("WskGetAddressInfo");
+    let mut result = std::ptr::null_mut();
+    // SAFETY: as above; `result` is valid for a write.
+    let returned = unsafe {
+        resolve(
+            client.npi.Client,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut result,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(returned, STATUS_INVALID_PARAMETER);
+    let taken = emu::take_violations();
+    assert!(taken.is_empty(), "{taken:#?}");
+    client.deregister();
+}
+
+/// Negative test: a NULL IRP to a socket function that requires one is a [`Rule::InvalidParameter`]
+/// (invented: what Windows does is not documented; then STATUS_INVALID_PARAMETER in recording mode).
+#[test]
+fn a_null_irp_to_a_socket_function_is_reported() {
+    let _session = emu::session();
+    let net = MemoryNetwork::install();
+    let client = Client::register();
+    let (listener, socket, _peer) = connected(&client, &net);
+    emu::expect_violations();
+    let null: PIRP = std::ptr::null_mut();
+    let buf = PoolBuf::new(8);
+    let mut wsk = buf.wsk(0, 8);
+    let remote = Addr::empty();
+    let wsk: *mut WSK_BUF = &mut wsk;
+    // SAFETY (each call): valid sockets and buffers; the NULL IRP is rejected before anything is
+    // queued.
+    let calls: [(&str, &dyn Fn() -> NTSTATUS); 5] = [
+        ("WskSend", &|| unsafe {
+            conn(socket).WskSend.unwrap()(socket, wsk, 0, null)
+        }),
+        ("WskReceive", &|| unsafe {
+            conn(socket).WskReceive.unwrap()(socket, wsk, 0, null)
+        }),
+        ("WskAccept", &|| unsafe {
+            listen(listener).WskAccept.unwrap()(
+                listener,
+                0,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                remote.ptr(),
+                null,
+            )
+        }),
+        ("WskGetRemoteAddress", &|| unsafe {
+            conn(socket).WskGetRemoteAddress.unwrap()(socket, remote.ptr(), null)
+        }),
+        ("WskCloseSocket", &|| unsafe {
+            basic(socket).WskCloseSocket.unwrap()(socket, null)
+        }),
+    ];
+    for (function, call) in calls {
+        assert_eq!(call(), STATUS_INVALID_PARAMETER, "{function}");
+        let v = take_one(Rule::InvalidParameter);
+        assert!(
+            v.message().contains(function) && v.message().contains("NULL Irp"),
+            "{v}"
+        );
+    }
+    // Nothing happened: the socket is still open.
+    assert_eq!(close(socket), STATUS_SUCCESS);
+    assert_eq!(close(listener), STATUS_SUCCESS);
+    client.deregister();
+}

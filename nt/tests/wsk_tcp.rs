@@ -352,3 +352,23 @@ fn connecting_to_a_closed_port_is_refused() {
     assert_eq!(op.wait(), (STATUS_CONNECTION_REFUSED, 0));
     client.deregister();
 }
+
+/// Wine's netio test, run on Windows: WskCloseSocket on a listening socket with an accept pending
+/// completes the accept with STATUS_CANCELLED and Information 0, and the close itself with
+/// STATUS_SUCCESS and Information 0.
+#[test]
+fn wsk_close_socket_completes_a_pending_accept_with_status_cancelled() {
+    let _session = emu::session();
+    let client = Client::register();
+    let listener = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
+    bind(listener, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    let op = IrpOp::new();
+    let remote = Addr::empty();
+    assert_eq!(accept(listener, &remote, &op), STATUS_PENDING);
+    let f = basic(listener).WskCloseSocket.expect("WskCloseSocket");
+    // SAFETY: valid socket, fresh IRP; the pending accept is not a call in progress.
+    let (_, status, information) = call(|irp| unsafe { f(listener, irp) });
+    assert_eq!((status, information), (STATUS_SUCCESS, 0));
+    assert_eq!(op.wait(), (STATUS_CANCELLED, 0));
+    client.deregister();
+}

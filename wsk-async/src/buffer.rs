@@ -34,6 +34,7 @@
 //! and `len() <= initialised() <= capacity()` always holds. The cost is a 4-byte store at take
 //! and a compare in `set_len`: steady-state echo still allocates and clears nothing per message.
 
+use crate::atomic_waker::AtomicWaker;
 use crate::error::{Result, WskError};
 use crate::pool_mem::{self, TAG_BUFFER};
 use crate::sync::{AtomicUsize, Ordering};
@@ -54,6 +55,9 @@ struct PoolHeader {
     size: usize,
     words: usize,
     data: *mut u8,
+    /// The task waiting in [`BufferPool::take_when_free`] (at most one: it borrows the handle
+    /// mutably), woken by every buffer's return.
+    returned: AtomicWaker,
 }
 
 impl PoolHeader {
@@ -134,9 +138,10 @@ impl PoolHeader {
 
 /// A pool of `count` nonpaged buffers of `size` bytes each, with prebuilt MDLs.
 ///
-/// Taking a buffer is O(words of the free bitmap) and never allocates; an empty pool is an error
-/// value ([`WskError::is_out_of_resources`]), not a wait: a server decides itself whether to shed
-/// the connection or retry later.
+/// Taking a buffer is O(words of the free bitmap) and never allocates; [`take`](Self::take) on an
+/// empty pool is an error value ([`WskError::is_out_of_resources`]), not a wait: a server decides
+/// itself whether to shed the connection, retry later, or wait for a buffer to come back
+/// ([`take_when_free`](Self::take_when_free)).
 ///
 /// ```
 /// # let _session = nt::emu::session();
@@ -189,6 +194,7 @@ impl BufferPool {
                 size,
                 words,
                 data: core::ptr::null_mut(),
+                returned: AtomicWaker::new(),
             });
             let bitmap = header.as_ptr().add(1).cast::<AtomicUsize>();
             for w in 0..words {
@@ -260,6 +266,12 @@ impl BufferPool {
     pub fn buffer_size(&self) -> usize {
         // SAFETY: the handle holds a reference.
         unsafe { self.header.as_ref() }.size
+    }
+
+    /// The cell a returning buffer wakes ([`take_when_free`](Self::take_when_free)).
+    pub(crate) fn returned(&self) -> &AtomicWaker {
+        // SAFETY: the handle holds a reference.
+        &unsafe { self.header.as_ref() }.returned
     }
 
     /// The number of buffers currently free.
@@ -470,6 +482,11 @@ impl Drop for Buffer {
         let index = self.index as usize;
         let (w, bit) = (index / WORD_BITS, index % WORD_BITS);
         PoolHeader::bitmap(self.pool)[w].fetch_or(1 << bit, Ordering::AcqRel);
+        // After the bit is back (a waiter that registered before this wake finds the bit when it
+        // looks again, see `take_when_free`), and while this buffer's reference keeps the header
+        // alive. Two uncontended RMWs on the waker cell when nobody waits.
+        // SAFETY: the buffer owns one pool reference: the header is alive.
+        unsafe { self.pool.as_ref() }.returned.wake();
         // SAFETY: the buffer owns one pool reference and is going away.
         unsafe { PoolHeader::release(self.pool) };
     }

@@ -79,6 +79,7 @@ extern crate std;
 mod addr;
 mod atomic_waker;
 mod buffer;
+mod buffer_wait;
 mod close;
 mod connect;
 mod connection;
@@ -111,6 +112,7 @@ mod slot_edge_tests;
 mod test_support;
 
 pub use buffer::{Buffer, BufferPool, Slice};
+pub use buffer_wait::TakeWhenFree;
 pub use close::Close;
 pub use connect::Connect;
 pub use connection::{Connection, Receive, Send};

@@ -366,6 +366,46 @@ fn loom_atomic_waker_register_vs_wake() {
     });
 }
 
+/// A pool's buffer coming back while a task waits for one (`Buffer::drop` against
+/// `TakeWhenFree::poll`, with their orderings): the bit is set before the wake, the waiter registers
+/// before it looks again, so it either finds the buffer or is woken.
+#[test]
+fn loom_buffer_return_wakes_a_waiter() {
+    /// `BufferPool::take` on a one-word bitmap.
+    fn take(bitmap: &AtomicUsize) -> bool {
+        let mut bits = bitmap.load(Ordering::Acquire);
+        while bits != 0 {
+            let bit = bits.trailing_zeros();
+            match bitmap.compare_exchange(bits, bits & !(1 << bit), Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(actual) => bits = actual,
+            }
+        }
+        false
+    }
+    loom::model(|| {
+        let bitmap = Arc::new(AtomicUsize::new(0)); // every buffer lent
+        let cell = Arc::new(AtomicWaker::new());
+        let (w, flag) = waker();
+        let returner = {
+            let (bitmap, cell) = (bitmap.clone(), cell.clone());
+            thread::spawn(move || {
+                bitmap.fetch_or(1, Ordering::AcqRel);
+                cell.wake();
+            })
+        };
+        let got = take(&bitmap) || {
+            cell.register(&w);
+            take(&bitmap)
+        };
+        returner.join().unwrap();
+        assert!(
+            got || woken(&flag) >= 1,
+            "the waiter neither got the buffer nor was woken"
+        );
+    });
+}
+
 /// The registration's two counters (`RegInner::socket_freed` against `Deregister::poll`): the last
 /// socket wakes the deregistering task while still holding a memory reference, so the state is never
 /// freed under the wake, is freed exactly once, and the deregistering task is never left asleep.

@@ -18,10 +18,17 @@
 //! Routines the emulation enters on a driver's behalf are tracked while they run:
 //! * completion routines set with `IoSetCompletionRoutineEx` and work item routines belong to the
 //!   driver of their device object (exact);
-//! * plain completion routines, DPC routines and system threads carry no device object, and the
-//!   emulation cannot tell which image their code is in. They are attributed to the driver only when
-//!   exactly one driver was loaded in the session; with two or more (e.g. a [`TestDevice`] next to a
-//!   driver under test) they are not checked. That is a limitation of the emulation, not a rule.
+//! * plain completion routines, DPC routines and system threads carry no device object. On Windows
+//!   their address says which image they are in; here every driver is linked into the host program,
+//!   so no image has an address range of its own. They belong instead to the driver whose code armed
+//!   them: whose code passed the IRP down (`IoCallDriver`), armed the timer (`KeSetTimerEx`) or
+//!   created the thread (`PsCreateSystemThread`). The emulation knows which driver's code runs on a
+//!   thread because it is the one that calls it: `DriverEntry`, `DriverUnload`, and every tracked
+//!   routine (a system thread for its whole life) mark their thread as running that driver's code
+//!   ([`arming_driver`]).
+//! * Code that runs outside any driver routine (a test calling the library directly) arms routines
+//!   for no driver in particular: they are attributed to the driver only when exactly one driver was
+//!   loaded in the session, and with two or more they are not checked.
 //!
 //! With no driver loaded in a session none of this costs more than one atomic load per routine.
 
@@ -31,6 +38,7 @@ use super::verifier::{Rule, creation_site, violation};
 use crate::types::*;
 use core::ptr;
 use std::backtrace::Backtrace;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -111,6 +119,8 @@ pub(super) struct Registry {
     devices: BTreeMap<usize, Device>,
     /// IRPs on which `IoSetCompletionRoutineEx` failed, not yet passed down.
     ex_failed: Vec<usize>,
+    /// IRPs passed down by a driver's code with a plain completion routine, and that driver.
+    plain_routines: BTreeMap<usize, DriverId>,
     next_token: u64,
     next_driver: u64,
     /// Driver objects of earlier sessions, never freed (their routines may still run).
@@ -122,6 +132,7 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     drivers: BTreeMap::new(),
     devices: BTreeMap::new(),
     ex_failed: Vec::new(),
+    plain_routines: BTreeMap::new(),
     next_token: 0,
     next_driver: 0,
     abandoned: Vec::new(),
@@ -257,13 +268,47 @@ impl Registry {
     }
 }
 
+/// A driver of a session, by identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct DriverId {
+    key: usize,
+    generation: u64,
+}
+
+thread_local! {
+    /// The driver whose code the emulation is running on this thread (see the module documentation).
+    static RUNNING_CODE_OF: Cell<Option<DriverId>> = const { Cell::new(None) };
+}
+
+/// The driver whose code is running on this thread, i.e. the driver a routine armed now belongs to;
+/// `None` outside any driver's code.
+pub(super) fn arming_driver() -> Option<DriverId> {
+    RUNNING_CODE_OF.with(Cell::get)
+}
+
+/// Marks this thread as running `driver`'s code until dropped (then restores the previous mark).
+struct RunningCodeOf(Option<DriverId>);
+
+impl RunningCodeOf {
+    fn enter(driver: DriverId) -> RunningCodeOf {
+        RunningCodeOf(RUNNING_CODE_OF.with(|c| c.replace(Some(driver))))
+    }
+}
+
+impl Drop for RunningCodeOf {
+    fn drop(&mut self) {
+        RUNNING_CODE_OF.with(|c| c.set(self.0));
+    }
+}
+
 /// Who a routine belongs to.
 #[derive(Clone, Copy)]
 pub(super) enum Owner {
     /// The driver of this device object.
     Device(usize),
-    /// The only driver of the session, if there is exactly one.
-    Sole,
+    /// The driver whose code armed it ([`arming_driver`] then); `None`: armed outside any driver's
+    /// code, so the only driver of the session, if there is exactly one.
+    ArmedBy(Option<DriverId>),
 }
 
 /// A driver routine the emulation has entered; leaving is dropping it.
@@ -271,6 +316,7 @@ pub(super) struct RoutineGuard {
     driver: usize,
     token: u64,
     generation: u64,
+    _code: RunningCodeOf,
 }
 
 impl Drop for RoutineGuard {
@@ -296,7 +342,9 @@ pub(super) fn enter_routine(what: &'static str, owner: Owner) -> Option<RoutineG
     let mut registry = registry();
     let driver = match owner {
         Owner::Device(device) => registry.devices.get(&device).map(|d| d.driver)?,
-        Owner::Sole => registry.sole_driver()?,
+        Owner::ArmedBy(Some(id)) if id.generation == registry.generation => id.key,
+        Owner::ArmedBy(Some(_)) => return None,
+        Owner::ArmedBy(None) => registry.sole_driver()?,
     };
     registry.next_token += 1;
     let token = registry.next_token;
@@ -321,7 +369,20 @@ pub(super) fn enter_routine(what: &'static str, owner: Owner) -> Option<RoutineG
         driver,
         token,
         generation,
+        _code: RunningCodeOf::enter(DriverId {
+            key: driver,
+            generation,
+        }),
     })
+}
+
+/// The owner of the plain completion routine `irp` was passed down with (see
+/// [`check_unload_safe_routine`]), for the routine about to run.
+pub(super) fn plain_routine_owner(irp: PIRP) -> Owner {
+    if !any_driver() {
+        return Owner::ArmedBy(None);
+    }
+    Owner::ArmedBy(registry().plain_routines.remove(&irp.addr()))
 }
 
 /// `IoSetCompletionRoutineEx` failed on `irp`: the next hand-over of it may use a plain completion
@@ -355,6 +416,15 @@ pub(super) unsafe fn check_unload_safe_routine(irp: PIRP) {
     };
     let unload_safe = routine.is_some() && super::completion_ex::is_ex_context(context);
     let mut registry = registry();
+    // Whose plain routine this is: the driver whose code passes the IRP down.
+    match arming_driver() {
+        Some(id) if routine.is_some() && !unload_safe => {
+            registry.plain_routines.insert(irp.addr(), id);
+        }
+        _ => {
+            registry.plain_routines.remove(&irp.addr());
+        }
+    }
     let excused = registry.ex_failed.contains(&irp.addr());
     registry.ex_failed.retain(|&x| x != irp.addr());
     // A kernel without a working IoSetCompletionRoutineEx (Wine's stub) leaves no other choice.
@@ -563,6 +633,7 @@ pub(super) fn reset() {
     registry.abandoned.extend(drivers.into_values().map(|d| d.object));
     registry.devices.clear();
     registry.ex_failed.clear();
+    registry.plain_routines.clear();
     super::workitem::reset(registry.generation);
     ANY_DRIVER.store(false, Ordering::Release);
 }
@@ -654,7 +725,10 @@ fn load_entry(
         ANY_DRIVER.store(true, Ordering::Release);
         registry.generation
     };
-    let status = entry(object, &mut registry_path);
+    let status = {
+        let _code = RunningCodeOf::enter(DriverId { key, generation });
+        entry(object, &mut registry_path)
+    };
     check_returned_at_passive("DriverEntry");
     path.fill(0xDDDD);
     let mut registry = registry();
@@ -736,6 +810,10 @@ impl LoadedDriver {
             unload
         };
         if let Some(unload) = unload {
+            let _code = RunningCodeOf::enter(DriverId {
+                key,
+                generation: self.image.generation,
+            });
             // SAFETY: the driver's unload routine, called as the I/O manager calls it: at
             // PASSIVE_LEVEL with its live driver object.
             unsafe { unload(self.object()) };
@@ -811,8 +889,8 @@ pub fn wait_image_unloaded(image: &Image, bound: Duration) -> bool {
 ///
 /// Its driver is a driver of the session like any other: while it is loaded, plain completion
 /// routines on IRPs passed down are reported ([`Rule::CompletionRoutineNotUnloadSafe`]), and if it is
-/// the only driver of the session, the library's plain completion routines, DPCs and system threads
-/// count as its code ([`Rule::RoutineAfterUnload`]). So create it before, and drop it after,
+/// the only driver of the session, the plain completion routines, DPCs and system threads the test
+/// arms outside any driver's code count as its code ([`Rule::RoutineAfterUnload`]). So create it before, and drop it after,
 /// everything that runs such code (declare it first in the test).
 pub struct TestDevice {
     driver: Option<LoadedDriver>,

@@ -217,11 +217,13 @@ pub unsafe extern "system" fn IofCompleteRequest(Irp: PIRP, PriorityBoost: CCHAR
             // Recording mode: complete as if the driver had cleared it.
             IoSetCancelRoutine(Irp, None);
         }
-        if (*Irp).IoStatus.Status == STATUS_PENDING {
+        // Bug check 0xC9 / 0x06 names both values: "a status marked as pending (or equal to -1)".
+        let status = (*Irp).IoStatus.Status;
+        if status == STATUS_PENDING || status == -1 {
             report(
                 Rule::IrpCompletedWithStatusPending,
                 Irp,
-                format_args!("completed with STATUS_PENDING"),
+                format_args!("completed with status {status:#010x}"),
             );
         }
         complete_walk(Irp);
@@ -283,7 +285,8 @@ unsafe fn complete_walk(irp: PIRP) {
                     let guard = if !super::driver::any_driver() || super::completion_ex::is_ex_context(context) {
                         None
                     } else {
-                        super::driver::enter_routine("completion routine", super::driver::Owner::Sole)
+                        let owner = super::driver::plain_routine_owner(irp);
+                        super::driver::enter_routine("completion routine", owner)
                     };
                     let result = routine(device, irp, context);
                     drop(guard);
@@ -340,8 +343,9 @@ pub mod control {
     use crate::types::*;
 
     /// A lower driver takes ownership of a driver-allocated IRP, as `IoCallDriver` hands it down:
-    /// checks that the IRP is live, not already pending ([`Rule::IrpSubmittedWhilePending`]) and has a
-    /// stack location left ([`Rule::IrpNoStackLocation`]), then does `IoSetNextIrpStackLocation` and
+    /// checks that the IRP is live, not already pending ([`Rule::IrpSubmittedWhilePending`]), has a
+    /// stack location left ([`Rule::IrpNoStackLocation`]) and no cancel routine
+    /// ([`Rule::IrpSubmittedWithCancelRoutine`]), then does `IoSetNextIrpStackLocation` and
     /// marks it pending. The provider then owns it until it calls `IofCompleteRequest`. Returns whether
     /// the IRP was taken (false only after a violation in recording mode).
     ///
@@ -374,6 +378,20 @@ pub mod control {
                 violation(
                     Rule::IrpNoStackLocation,
                     &format_args!("IRP {irp:p} passed down at CurrentLocation {}", (*irp).CurrentLocation),
+                    block.created.as_ref(),
+                );
+                return false;
+            }
+            // Level 2 I/O Verification (0x203): the cancel routine belongs to the driver that owns
+            // the IRP; one left set when the IRP goes down could be called by IoCancelIrp while a
+            // lower driver owns it. Read atomically: IoCancelIrp swaps it from other threads.
+            let cancel_routine = core::sync::atomic::AtomicPtr::from_ptr(
+                core::ptr::addr_of_mut!((*irp).CancelRoutine).cast::<*mut ()>(),
+            );
+            if !cancel_routine.load(core::sync::atomic::Ordering::Acquire).is_null() {
+                violation(
+                    Rule::IrpSubmittedWithCancelRoutine,
+                    &format_args!("IRP {irp:p} passed down with its cancel routine still set"),
                     block.created.as_ref(),
                 );
                 return false;

@@ -25,6 +25,8 @@ static NEXT_THREAD: AtomicUsize = AtomicUsize::new(1);
 struct StartArguments {
     object: *mut ThreadObject,
     context: PVOID,
+    /// The driver whose code created the thread: the thread is its code.
+    creator: Option<super::driver::DriverId>,
 }
 // SAFETY: the thread object lives until its running reference is released by `thread_exited`; the
 // context is the driver's, which the kernel contract lets any thread use.
@@ -72,10 +74,11 @@ pub unsafe extern "system" fn PsCreateSystemThread(
     let arguments = StartArguments {
         object,
         context: StartContext,
+        creator: super::driver::arming_driver(),
     };
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
         let arguments = arguments;
-        run(arguments.object, start, arguments.context);
+        run(arguments.object, start, arguments.context, arguments.creator);
     });
     match spawned {
         Ok(join) => objects::add_join_handle(object, join),
@@ -101,10 +104,15 @@ pub unsafe extern "system" fn PsCreateSystemThread(
 }
 
 /// The body of a system thread's host thread.
-fn run(object: *mut ThreadObject, start: unsafe extern "system" fn(PVOID), context: PVOID) {
+fn run(
+    object: *mut ThreadObject,
+    start: unsafe extern "system" fn(PVOID),
+    context: PVOID,
+    creator: Option<super::driver::DriverId>,
+) {
     irql::set(PASSIVE_LEVEL);
     CURRENT.with(|c| c.set(object));
-    let running = super::driver::enter_routine("system thread", super::driver::Owner::Sole);
+    let running = super::driver::enter_routine("system thread", super::driver::Owner::ArmedBy(creator));
     // SAFETY: the driver passed this routine and context to PsCreateSystemThread for this purpose.
     unsafe { start(context) };
     let now = irql::current();

@@ -41,11 +41,14 @@ struct Armed {
     due: u64,
     period: u64,
     dpc: Shared<KDPC>,
+    /// The driver whose code armed the timer: its DPC routine is that driver's code.
+    owner: Option<super::driver::DriverId>,
     created: Option<Backtrace>,
 }
 
 struct Queued {
     dpc: Shared<KDPC>,
+    owner: Option<super::driver::DriverId>,
     argument1: usize,
     argument2: usize,
     sequence: u64,
@@ -183,6 +186,7 @@ pub unsafe extern "system" fn KeSetTimerEx(
             due,
             period,
             dpc: Shared(Dpc),
+            owner: super::driver::arming_driver(),
             created,
         },
     );
@@ -294,6 +298,7 @@ fn expire(state: &mut State, now: u64) {
             state.timers.next_sequence += 1;
             state.timers.queue.push_back(Queued {
                 dpc: armed.dpc,
+                owner: armed.owner,
                 argument1: expired_at as u32 as usize,
                 argument2: (expired_at >> 32) as usize,
                 sequence,
@@ -349,7 +354,8 @@ fn dpc_thread(generation: u64) {
                 // SAFETY: a queued DPC is live by the KeInitializeDpc / KeSetTimerEx contract.
                 unsafe {
                     if let Some(routine) = (*dpc).DeferredRoutine {
-                        let _running = super::driver::enter_routine("DPC routine", super::driver::Owner::Sole);
+                        let owner = super::driver::Owner::ArmedBy(queued.owner);
+                        let _running = super::driver::enter_routine("DPC routine", owner);
                         routine(
                             dpc,
                             (*dpc).DeferredContext,

@@ -47,11 +47,15 @@ pub enum Rule {
     IrpSubmittedWhilePending,
     /// An IRP handed to a lower driver with no stack location left for it.
     IrpNoStackLocation,
+    /// An IRP handed to a lower driver while it still has a cancel routine (I/O Verification's
+    /// "IoCallDriver without setting the cancel routine in the IRP to NULL").
+    IrpSubmittedWithCancelRoutine,
     /// `IofCompleteRequest` on an IRP no lower driver owns (completed twice, or never submitted).
     IrpDoubleCompletion,
     /// `IofCompleteRequest` while the IRP still has a cancel routine.
     IrpCompletedWithCancelRoutine,
-    /// `IofCompleteRequest` with `IoStatus.Status == STATUS_PENDING`.
+    /// `IofCompleteRequest` with `IoStatus.Status` STATUS_PENDING or -1 (bug check 0xC9, parameter 0x06:
+    /// "a status marked as pending (or equal to -1)").
     IrpCompletedWithStatusPending,
     /// The completion routine of a driver-allocated IRP (the top stack location) returned anything but
     /// `STATUS_MORE_PROCESSING_REQUIRED`, or there was none: the I/O manager would then complete an IRP
@@ -88,6 +92,10 @@ pub enum Rule {
     WorkItemAlreadyQueued,
     /// `IoFreeWorkItem` on a work item that is queued and not yet dequeued.
     WorkItemFreedWhileQueued,
+    /// A `WSK_BUF` whose `Offset + Length` runs past the end of its MDL chain.
+    WskBufBeyondMdl,
+    /// `WskAccept` on a listening socket that already has an accept pending.
+    AcceptAlreadyPending,
     /// Any other rule, named by the emulated subsystem that reports it.
     Other(&'static str),
 }
@@ -113,6 +121,7 @@ impl Rule {
             | Rule::IrpReuseWhilePending
             | Rule::IrpSubmittedWhilePending
             | Rule::IrpNoStackLocation
+            | Rule::IrpSubmittedWithCancelRoutine
             | Rule::IrpCompletedWithCancelRoutine
             | Rule::IrpCompletedWithStatusPending
             | Rule::WrongCompletionRoutineReturn => "DRIVER_VERIFIER_IOMANAGER_VIOLATION (0xC9)",
@@ -127,6 +136,12 @@ impl Rule {
             }
             Rule::RoutineAfterUnload => "DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS (0xCE)",
             Rule::WorkItemAlreadyQueued | Rule::WorkItemFreedWhileQueued => "DRIVER_VERIFIER_DETECTED_VIOLATION (0xC4)",
+            Rule::WskBufBeyondMdl => {
+                "a page fault in the WSK provider (not documented; Wine's netio test, run on Windows, notes a blue screen)"
+            }
+            Rule::AcceptAlreadyPending => {
+                "none: Windows hangs (not documented; Wine's netio test, run on Windows, notes the hang)"
+            }
             Rule::CallAfterClose | Rule::CloseWhileCallInProgress | Rule::Other(_) => "emulated subsystem rule",
         }
     }
@@ -149,9 +164,10 @@ impl fmt::Display for Rule {
             Rule::IrpReuseWhilePending => "IRP reused while pending",
             Rule::IrpSubmittedWhilePending => "IRP submitted while pending",
             Rule::IrpNoStackLocation => "IRP has no stack location left",
+            Rule::IrpSubmittedWithCancelRoutine => "IRP passed down with a cancel routine still set",
             Rule::IrpDoubleCompletion => "IRP completed twice (or completed while not pending)",
             Rule::IrpCompletedWithCancelRoutine => "IRP completed with a cancel routine still set",
-            Rule::IrpCompletedWithStatusPending => "IRP completed with STATUS_PENDING",
+            Rule::IrpCompletedWithStatusPending => "IRP completed with STATUS_PENDING (or -1)",
             Rule::WrongCompletionRoutineReturn => {
                 "wrong completion routine return (a driver-allocated IRP's routine must return STATUS_MORE_PROCESSING_REQUIRED)"
             }
@@ -170,6 +186,8 @@ impl fmt::Display for Rule {
             Rule::RoutineAfterUnload => "driver routine running after its image was unloaded",
             Rule::WorkItemAlreadyQueued => "work item queued while still queued",
             Rule::WorkItemFreedWhileQueued => "work item freed while queued",
+            Rule::WskBufBeyondMdl => "WSK_BUF extends past its MDL chain",
+            Rule::AcceptAlreadyPending => "a second WskAccept pending on one listening socket",
             Rule::Other(text) => text,
         };
         f.write_str(text)

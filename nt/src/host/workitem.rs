@@ -122,7 +122,9 @@ unsafe impl Send for Job {}
 /// drops the reference after it returns. Queueing an item that is queued and not yet dequeued is a
 /// [`Rule::WorkItemAlreadyQueued`]; from within its own routine (after the dequeue) it is allowed.
 /// `QueueType` must be `DelayedWorkQueue`, as the documentation says drivers must pass
-/// ([`Rule::InvalidParameter`]; Windows itself accepts the other queue types).
+/// ([`Rule::InvalidParameter`]; Windows itself accepts the other queue types). The item's device
+/// object must still exist ([`Rule::UseAfterFree`] otherwise: the routine would run in an image that
+/// may be unloaded).
 ///
 /// # Safety
 /// `IoWorkItem` came from `IoAllocateWorkItem` and is not freed; `WorkerRoutine` may be called with
@@ -165,6 +167,12 @@ pub unsafe extern "system" fn IoQueueWorkItem(
             &format_args!("IoQueueWorkItem on work item {IoWorkItem:p}, which is queued and not yet dequeued"),
             heap().get(addr).and_then(|b| b.created.as_ref()),
         );
+        return;
+    }
+    if !registry.is_device(item.device) {
+        // The item outlived its device object (IoAllocateWorkItem takes no reference): queueing it
+        // references freed memory, and its routine would run in a driver image that may be gone.
+        registry.report_not_device(item.device, "IoQueueWorkItem (the work item's device object)");
         return;
     }
     item.runs += 1;

@@ -10,6 +10,13 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// The port Microsoft's WSK echo sample (echosrv) listens on.
 pub const DEFAULT_PORT: u16 = 40007;
 
+/// How long a connection admitted under the limit waits for its buffer when every buffer is still
+/// lent to operations that ended connections' idle timeouts cancelled. Windows completes a cancelled
+/// IRP promptly, so the wait is short; the bound is for a provider that breaks that contract, and
+/// the connection is then reset and counted as refused. The accept loop does not accept meanwhile
+/// (new connections wait in the listener's backlog).
+pub const BUFFER_RETURN_BOUND: Duration = Duration::from_secs(1);
+
 /// The echo server's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -17,9 +24,10 @@ pub struct Config {
     /// it back with [`local_addr`](crate::local_addr).
     pub port: u16,
     /// Connections served at once, 1..=[`MAX_CONNECTIONS`]. One more is accepted and reset at once
-    /// (never queued), and counted as refused. A connection counts until its buffer is back in the
-    /// driver's pool: after an idle timeout that can be a little after its task has ended (and left
-    /// the `active` counter), when the kernel completes the receive or send the timeout cancelled.
+    /// (never queued), and counted as refused. A connection admitted under the limit always gets a
+    /// buffer: when the one it is owed is still lent to an operation that an idle timeout cancelled
+    /// (its IRP not yet completed by the kernel), it waits for it, at most
+    /// [`BUFFER_RETURN_BOUND`](crate::BUFFER_RETURN_BOUND).
     pub connection_limit: usize,
     /// A connection with no completed receive or send for this long is aborted (RST).
     pub idle_timeout: Duration,

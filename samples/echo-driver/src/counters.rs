@@ -11,6 +11,7 @@ pub(crate) struct Counters {
     bytes_echoed: AtomicU64,
     idle_aborts: AtomicU64,
     accept_errors: AtomicU64,
+    buffer_waits: AtomicU64,
 }
 
 pub(crate) static COUNTERS: Counters = Counters {
@@ -20,6 +21,7 @@ pub(crate) static COUNTERS: Counters = Counters {
     bytes_echoed: AtomicU64::new(0),
     idle_aborts: AtomicU64::new(0),
     accept_errors: AtomicU64::new(0),
+    buffer_waits: AtomicU64::new(0),
 };
 
 impl Counters {
@@ -30,6 +32,7 @@ impl Counters {
             &self.bytes_echoed,
             &self.idle_aborts,
             &self.accept_errors,
+            &self.buffer_waits,
         ] {
             counter.store(0, Ordering::Relaxed);
         }
@@ -66,6 +69,10 @@ impl Counters {
         self.accept_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn buffer_wait(&self) {
+        self.buffer_waits.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> CounterSnapshot {
         CounterSnapshot {
             accepted: self.accepted.load(Ordering::Relaxed),
@@ -74,6 +81,7 @@ impl Counters {
             bytes_echoed: self.bytes_echoed.load(Ordering::Relaxed),
             idle_aborts: self.idle_aborts.load(Ordering::Relaxed),
             accept_errors: self.accept_errors.load(Ordering::Relaxed),
+            buffer_waits: self.buffer_waits.load(Ordering::Relaxed),
         }
     }
 }
@@ -95,7 +103,8 @@ impl Drop for Place {
 pub struct CounterSnapshot {
     /// Connections served (given a task).
     pub accepted: u64,
-    /// Connections over the limit (or finding no buffer or task slot), reset at once.
+    /// Connections over the limit (or finding no task slot, or no buffer within
+    /// [`BUFFER_RETURN_BOUND`](crate::BUFFER_RETURN_BOUND)), reset.
     pub refused: u64,
     /// Connections being served now.
     pub active: usize,
@@ -105,14 +114,23 @@ pub struct CounterSnapshot {
     pub idle_aborts: u64,
     /// Accepts that failed (the listener retries after a short pause).
     pub accept_errors: u64,
+    /// Connections admitted under the limit that found every buffer still lent to an operation of a
+    /// connection that had ended (a cancelled IRP not yet completed), and waited for it.
+    pub buffer_waits: u64,
 }
 
 impl fmt::Display for CounterSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "accepted {}, refused {}, active {}, bytes echoed {}, idle aborts {}, accept errors {}",
-            self.accepted, self.refused, self.active, self.bytes_echoed, self.idle_aborts, self.accept_errors
+            "accepted {}, refused {}, active {}, bytes echoed {}, idle aborts {}, accept errors {}, buffer waits {}",
+            self.accepted,
+            self.refused,
+            self.active,
+            self.bytes_echoed,
+            self.idle_aborts,
+            self.accept_errors,
+            self.buffer_waits
         )
     }
 }

@@ -1,7 +1,7 @@
 //! The server's two kinds of task: the accept loop (one) and the echo of one connection (one per
 //! connection, from a static pool sized to [`MAX_CONNECTIONS`]).
 
-use crate::config::{Config, MAX_CONNECTIONS};
+use crate::config::{BUFFER_RETURN_BOUND, Config, MAX_CONNECTIONS};
 use crate::counters::{COUNTERS, Place};
 use core::future::Future;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -58,11 +58,11 @@ const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 
 /// The accept loop: accepts until DriverUnload asks it to stop (or drops its task, which closes the
 /// listener by dropping it), or until the WSK subsystem forces the listener closed.
-pub(crate) async fn accept_loop(listener: Listener, buffers: BufferPool, config: Config, spawner: Spawner) {
+pub(crate) async fn accept_loop(listener: Listener, mut buffers: BufferPool, config: Config, spawner: Spawner) {
     while !stopping() {
         match listener.accept().await {
             Ok(conn) if stopping() => drop(conn), // reset: the driver is unloading
-            Ok(conn) => admit(conn, &buffers, &config, spawner),
+            Ok(conn) => admit(conn, &mut buffers, &config, spawner).await,
             Err(e) if e.is_forced_close() => {
                 kdprint!(
                     DPFLTR_ERROR_LEVEL,
@@ -83,31 +83,46 @@ pub(crate) async fn accept_loop(listener: Listener, buffers: BufferPool, config:
 /// Serves `conn` in a task of its own, or resets it at once when the limit is reached (or, should it
 /// happen, no task slot is free): a connection is never queued.
 ///
-/// Admission is taking a buffer. The pool holds exactly `connection_limit` buffers (DriverEntry), one
-/// per connection, and a connection's buffer goes back to it only when the kernel is done with it:
-/// after an idle timeout drops a pending receive or send, that is when the cancelled IRP completes,
-/// which may be after the connection's task has ended and given its place ([`COUNTERS`]' `active`)
-/// back. Taking the buffer first makes the limit count such a connection until its buffer is back,
-/// so a connection that is admitted always has its buffer. The place is claimed second and is then
-/// always free (a task gives its place back before its buffer, so places in use never outnumber
-/// buffers in use); it is checked anyway, so the pool may be larger than the limit. Neither step
-/// allocates.
-fn admit(conn: Connection, buffers: &BufferPool, config: &Config, spawner: Spawner) {
-    let Ok(buf) = buffers.take() else {
+/// The pool holds exactly `connection_limit` buffers (DriverEntry), one per place under the limit,
+/// and a connection's buffer goes back to it only when the kernel is done with it: after an idle
+/// timeout drops a pending receive or send, that is when the cancelled IRP completes, which may be
+/// after the connection's task has ended and given its place ([`COUNTERS`]' `active`) back. So a
+/// connection that claims a place can find every buffer lent: the one it is owed is on its way back,
+/// and it waits for it ([`BufferPool::take_when_free`], at most [`BUFFER_RETURN_BOUND`]). Places in
+/// use never outnumber buffers (a task gives its place back before its buffer), so every buffer the
+/// connection can wait for is held by the kernel for an ended connection, or by a live task that
+/// will end. Nothing here allocates.
+async fn admit(conn: Connection, buffers: &mut BufferPool, config: &Config, spawner: Spawner) {
+    let Some(place) = COUNTERS.try_claim(config.connection_limit) else {
         COUNTERS.refused();
         // Dropping a connection that was not disconnected closes it abortively: the peer sees RST.
         drop(conn);
         return;
     };
-    let Some(place) = COUNTERS.try_claim(config.connection_limit) else {
-        COUNTERS.refused();
-        drop((conn, buf));
-        return;
+    let buf = match buffers.take() {
+        Ok(buf) => buf,
+        Err(_) => {
+            COUNTERS.buffer_wait();
+            let deadline = after(to_100ns(BUFFER_RETURN_BOUND));
+            match timeout_at(deadline, buffers.take_when_free()).await {
+                Ok(buf) => buf,
+                Err(Elapsed) => {
+                    COUNTERS.refused();
+                    kdprint!(
+                        DPFLTR_WARNING_LEVEL,
+                        "echo: no buffer came back within {:?}; connection reset",
+                        BUFFER_RETURN_BOUND
+                    );
+                    drop((conn, place));
+                    return;
+                }
+            }
+        }
     };
     let timeouts = Timeouts::new(config);
     match CONNECTION_TASKS.spawn_detached(spawner, serve(conn, buf, place, timeouts)) {
         Ok(()) => COUNTERS.accepted(),
-        // The future, with the connection and the place in it, was dropped: reset, as above.
+        // The future, with the connection, the buffer and the place in it, was dropped: reset, as above.
         Err(_) => COUNTERS.refused(),
     }
 }

@@ -1,8 +1,10 @@
 //! The common prologue of every socket function: the socket checks (call after close, unknown
-//! socket), the in-progress mark `WskCloseSocket` checks against, and taking the IRP.
+//! socket), the in-progress mark `WskCloseSocket` checks against, and taking the IRP (a NULL one is
+//! reported: [`null_irp`]).
 
 use super::irp::{self, Completions, Done, ProviderIrp};
 use super::socket::{self, Category, SocketCore};
+use crate::emu::{Rule, violation};
 use crate::types::*;
 use crate::wsk::PWSK_SOCKET;
 use std::sync::Arc;
@@ -29,11 +31,28 @@ pub(crate) unsafe fn with_socket(
         // SAFETY: forwarded from the caller's contract.
         return unsafe { irp::fail(irp, STATUS_INVALID_DEVICE_REQUEST) };
     }
+    if irp.is_null() {
+        null_irp(function);
+        return STATUS_INVALID_PARAMETER;
+    }
     // SAFETY: forwarded from the caller's contract.
     if !unsafe { irp::take(irp) } {
         return STATUS_INVALID_PARAMETER;
     }
     body(&guard.core, ProviderIrp(irp))
+}
+
+/// A NULL IRP passed to a WSK function that requires one. Windows returns STATUS_INVALID_PARAMETER
+/// for WskSocket and WskGetAddressInfo (Wine's netio test, which also runs on Windows, checks it),
+/// and those return it without a report. Invented: for every other function that requires an IRP,
+/// what Windows does is neither documented nor observed, so the harsher outcome is taken: a
+/// [`Rule::InvalidParameter`] (then STATUS_INVALID_PARAMETER in recording mode).
+pub(crate) fn null_irp(function: &str) {
+    violation(
+        Rule::InvalidParameter,
+        &format_args!("{function} with a NULL Irp (the IRP is required)"),
+        None,
+    );
 }
 
 /// Completes `irp` now and returns `status` (an operation that finishes inline).

@@ -45,6 +45,8 @@ pub(crate) unsafe extern "system" fn WskSocket(
     _SecurityDescriptor: PSECURITY_DESCRIPTOR,
     Irp: PIRP,
 ) -> NTSTATUS {
+    // A NULL IRP: STATUS_INVALID_PARAMETER, checked before the client (Wine's netio test, run on
+    // Windows, gets it with a NULL client too, and STATUS_INVALID_HANDLE once an IRP is given).
     // SAFETY: forwarded from the caller's contract.
     if !unsafe { irp::take(Irp) } {
         return STATUS_INVALID_PARAMETER;
@@ -96,6 +98,10 @@ pub(crate) unsafe extern "system" fn WskSocketConnect(
     _SecurityDescriptor: PSECURITY_DESCRIPTOR,
     Irp: PIRP,
 ) -> NTSTATUS {
+    if Irp.is_null() {
+        super::call::null_irp("WskSocketConnect");
+        return STATUS_INVALID_PARAMETER;
+    }
     // SAFETY: forwarded from the caller's contract.
     if !unsafe { irp::take(Irp) } {
         return STATUS_INVALID_PARAMETER;
@@ -152,10 +158,11 @@ pub(crate) unsafe extern "system" fn WskControlClient(
     unsafe { unsupported(Irp) }
 }
 
-/// `WskGetAddressInfo`: name resolution is not emulated.
+/// `WskGetAddressInfo`: name resolution is not emulated. A NULL IRP gives STATUS_INVALID_PARAMETER,
+/// as on Windows (Wine's netio test, run on Windows).
 ///
 /// # Safety
-/// `Irp` is a live IRP the caller hands over.
+/// `Irp` is NULL or a live IRP the caller hands over.
 pub(crate) unsafe extern "system" fn WskGetAddressInfo(
     _Client: PWSK_CLIENT,
     _NodeName: *mut UNICODE_STRING,
@@ -168,6 +175,9 @@ pub(crate) unsafe extern "system" fn WskGetAddressInfo(
     _OwningThread: PETHREAD,
     Irp: PIRP,
 ) -> NTSTATUS {
+    if Irp.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
     // SAFETY: forwarded from the caller's contract.
     unsafe { unsupported(Irp) }
 }
@@ -178,10 +188,10 @@ pub(crate) unsafe extern "system" fn WskGetAddressInfo(
 /// None.
 pub(crate) unsafe extern "system" fn WskFreeAddressInfo(_Client: PWSK_CLIENT, _AddrInfo: PVOID) {}
 
-/// `WskGetNameInfo`: name resolution is not emulated.
+/// `WskGetNameInfo`: name resolution is not emulated. A NULL IRP is reported ([`super::call::null_irp`]).
 ///
 /// # Safety
-/// `Irp` is a live IRP the caller hands over.
+/// `Irp` is NULL or a live IRP the caller hands over.
 pub(crate) unsafe extern "system" fn WskGetNameInfo(
     _Client: PWSK_CLIENT,
     _SockAddr: PSOCKADDR,
@@ -193,6 +203,10 @@ pub(crate) unsafe extern "system" fn WskGetNameInfo(
     _OwningThread: PETHREAD,
     Irp: PIRP,
 ) -> NTSTATUS {
+    if Irp.is_null() {
+        super::call::null_irp("WskGetNameInfo");
+        return STATUS_INVALID_PARAMETER;
+    }
     // SAFETY: forwarded from the caller's contract.
     unsafe { unsupported(Irp) }
 }

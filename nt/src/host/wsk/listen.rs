@@ -4,7 +4,9 @@
 //! not emulated).
 
 use super::call::{finish, finish_with, with_socket};
-use super::socket::{Category, LISTENING, Op, OutAddr};
+use super::socket::{Category, LISTENING, Op, OutAddr, SocketCore};
+use super::transport::OpKind;
+use crate::emu::{Rule, violation};
 use crate::types::*;
 use crate::wsk::*;
 
@@ -92,7 +94,8 @@ pub(crate) unsafe extern "system" fn WskListen(Socket: PWSK_SOCKET, Irp: PIRP) -
     }
 }
 
-/// `WskAccept`: pends until a connection arrives (completing inline if one is already waiting).
+/// `WskAccept`: pends until a connection arrives (completing inline if one is already waiting). One
+/// accept at a time per listening socket ([`one_accept_at_a_time`]).
 ///
 /// # Safety
 /// The optional address buffers stay valid until the IRP completes; `Irp` is a live IRP the caller
@@ -112,6 +115,9 @@ pub(crate) unsafe extern "system" fn WskAccept(
             if core.lock().listener.is_none() {
                 return finish(irp, STATUS_INVALID_DEVICE_STATE, 0);
             }
+            if !one_accept_at_a_time(core) {
+                return finish(irp, STATUS_INVALID_DEVICE_STATE, 0);
+            }
             let op = Op::Accept {
                 local_out: OutAddr(LocalAddress),
                 remote_out: OutAddr(RemoteAddress),
@@ -119,6 +125,23 @@ pub(crate) unsafe extern "system" fn WskAccept(
             core.submit(irp, op)
         })
     }
+}
+
+/// A second `WskAccept` while one is pending on the same listening socket hangs Windows (Wine's
+/// netio test, which also runs on Windows, says so): a [`Rule::AcceptAlreadyPending`]. Returns false
+/// after reporting it (recording mode: the caller fails the call).
+fn one_accept_at_a_time(core: &SocketCore) -> bool {
+    let st = core.lock();
+    let pending = st.accepts.len() + st.held.iter().filter(|(_, p)| p.op.kind() == OpKind::Accept).count();
+    if pending == 0 {
+        return true;
+    }
+    violation(
+        Rule::AcceptAlreadyPending,
+        &format_args!("WskAccept on {core}, which already has an accept pending"),
+        core.created_at.as_ref(),
+    );
+    false
 }
 
 /// `WskInspectComplete`: conditional accept is not emulated.

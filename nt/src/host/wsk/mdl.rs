@@ -3,6 +3,7 @@
 //! (`MappedSystemVa`, set by `MmBuildMdlForNonPagedPool`), as the provider does in the kernel.
 
 use crate::MmGetSystemAddressForNonPagedMdl;
+use crate::emu::{Rule, violation};
 use crate::types::*;
 use crate::wsk::WSK_BUF;
 
@@ -19,7 +20,10 @@ impl Buf {
         self.0.Length
     }
 
-    /// Checks that the MDL chain covers `Offset + Length` bytes and that every MDL is mapped.
+    /// Checks that the MDL chain covers `Offset + Length` bytes and that every MDL is mapped. A chain
+    /// too short is a [`Rule::WskBufBeyondMdl`]: Windows' provider reads or writes past the MDL and
+    /// bug-checks (Wine's netio test, which also runs on Windows, says so for a send); in recording
+    /// mode the call fails with STATUS_INVALID_PARAMETER.
     ///
     /// # Safety
     /// `Mdl` is NULL or the head of a chain of live MDLs.
@@ -27,7 +31,8 @@ impl Buf {
         if self.0.Length == 0 {
             return Ok(());
         }
-        let mut need = self.0.Offset as usize + self.0.Length;
+        let want = self.0.Offset as usize + self.0.Length;
+        let mut need = want;
         let mut mdl = self.0.Mdl;
         while !mdl.is_null() && need > 0 {
             // SAFETY: forwarded from the caller's contract.
@@ -40,10 +45,20 @@ impl Buf {
             }
         }
         if need == 0 {
-            Ok(())
-        } else {
-            Err(STATUS_INVALID_PARAMETER)
+            return Ok(());
         }
+        violation(
+            Rule::WskBufBeyondMdl,
+            &format_args!(
+                "WSK_BUF {{ Offset {}, Length {} }} needs {want} bytes, its MDL chain at {:p} describes {}",
+                self.0.Offset,
+                self.0.Length,
+                self.0.Mdl,
+                want - need
+            ),
+            None,
+        );
+        Err(STATUS_INVALID_PARAMETER)
     }
 
     /// The contiguous piece of the buffer that starts `pos` bytes into it, or None at the end.
