@@ -34,6 +34,7 @@ use core::pin::Pin;
 use core::ptr;
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
+use pin_project_lite::pin_project;
 
 /// The timer driver behind [`sleep`], [`sleep_until`] and [`timeout`].
 pub static TIMERS: TimerDriver = TimerDriver::new();
@@ -74,11 +75,16 @@ pub struct Elapsed;
 /// - *done*: a waker, not linked (the DPC or `stop` unlinked it and woke it, or a poll of the armed
 ///   entry found its deadline passed). The waker stays until the future is dropped, marking the
 ///   entry done.
+///
+/// `!Unpin`: the list holds its address, so [`Sleep`] pins it (a structurally pinned field), and a
+/// `&mut` to it, which the pin projection makes, asserts no uniqueness that would invalidate the
+/// list's pointers to it (as Miri checks).
 struct Entry {
     prev: *mut Entry,
     next: *mut Entry,
     deadline: u64,
     waker: Option<Waker>,
+    _pinned: PhantomPinned,
 }
 
 impl Entry {
@@ -185,8 +191,8 @@ impl TimerDriver {
                 next: ptr::null_mut(),
                 deadline: deadline.as_100ns(),
                 waker: None,
+                _pinned: PhantomPinned,
             }),
-            _pinned: PhantomPinned,
         }
     }
 
@@ -339,12 +345,26 @@ unsafe extern "system" fn timer_dpc(_dpc: *mut nt::KDPC, context: nt::PVOID, _a1
     driver.expire();
 }
 
-/// A future completing at a deadline; see [`sleep`]. Must be pinned to be polled (its timer entry
-/// is linked into the driver's list by address).
-pub struct Sleep {
-    driver: &'static TimerDriver,
-    entry: UnsafeCell<Entry>,
-    _pinned: PhantomPinned,
+pin_project! {
+    /// A future completing at a deadline; see [`sleep`]. Must be pinned to be polled (its timer
+    /// entry is linked into the driver's list by address), hence `!Unpin`:
+    ///
+    /// ```compile_fail
+    /// fn unpin<T: Unpin>() {}
+    /// unpin::<executor::Sleep>();
+    /// ```
+    pub struct Sleep {
+        driver: &'static TimerDriver,
+        // Pinned: linked by address. `Entry` is `!Unpin`, and so is `Sleep`.
+        #[pin]
+        entry: UnsafeCell<Entry>,
+    }
+
+    impl PinnedDrop for Sleep {
+        fn drop(this: Pin<&mut Self>) {
+            this.unlink_for_drop();
+        }
+    }
 }
 
 const _: () = assert!(core::mem::size_of::<Sleep>() == 48 || core::mem::size_of::<usize>() != 8);
@@ -375,14 +395,13 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // SAFETY: nothing is moved out of the pinned future; `Sleep` is !Unpin.
-        let this = unsafe { self.get_unchecked_mut() };
-        let deadline = this.deadline().as_100ns();
-        let registered = this.registered();
+        let deadline = self.deadline().as_100ns();
+        let registered = self.registered();
         if !registered && Instant::now().as_100ns() >= deadline {
             return Poll::Ready(());
         }
-        let driver = this.driver;
+        let this = self.project();
+        let driver = *this.driver;
         let mut guard = driver.lock();
         let inner = guard.inner();
         let entry = this.entry.get();
@@ -420,8 +439,9 @@ impl Future for Sleep {
     }
 }
 
-impl Drop for Sleep {
-    fn drop(&mut self) {
+impl Sleep {
+    /// What dropping does: unlinks the entry if linked, so the DPC cannot reach it any more.
+    fn unlink_for_drop(&self) {
         if !self.registered() {
             // Never linked.
             return;
@@ -441,24 +461,25 @@ impl Drop for Sleep {
     }
 }
 
-/// A future with a deadline; see [`timeout`].
-pub struct Timeout<F> {
-    future: F,
-    sleep: Sleep,
+pin_project! {
+    /// A future with a deadline; see [`timeout`].
+    pub struct Timeout<F> {
+        #[pin]
+        future: F,
+        #[pin]
+        sleep: Sleep,
+    }
 }
 
 impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: structural pinning: neither field is ever moved out of the pinned Timeout.
-        let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: as above.
-        if let Poll::Ready(output) = unsafe { Pin::new_unchecked(&mut this.future) }.poll(cx) {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        // SAFETY: as above.
-        match unsafe { Pin::new_unchecked(&mut this.sleep) }.poll(cx) {
+        match this.sleep.poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
             Poll::Pending => Poll::Pending,
         }

@@ -7,6 +7,9 @@
 # oldest Windows the driver claims to support (Windows 7).
 #
 # Usage: samples/echo-driver/check-sys.sh [OUT_DIR]   (default OUT_DIR: target/echo-driver-sys)
+#        samples/echo-driver/check-sys.sh --sys PATH [--exports FILE]
+#   --sys PATH      check this image (your own driver's .sys or .dll) instead of building the echo driver
+#   --exports FILE  the list of allowed imports (default: kernel-exports.txt beside this script)
 # Needs: rustup target x86_64-pc-windows-msvc, llvm-readobj and llvm-nm (Debian: llvm), and
 # mingw-w64-x86-64-dev for /usr/x86_64-w64-mingw32/lib/lib{ntoskrnl,netio,hal}.a.
 set -euo pipefail
@@ -14,7 +17,18 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 target=x86_64-pc-windows-msvc
-out="${1:-$root/target/echo-driver-sys}"
+given_sys=""
+exports_list="$here/kernel-exports.txt"
+out=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --sys) given_sys="$(realpath "$2")"; shift 2 ;;
+        --exports) exports_list="$(realpath "$2")"; shift 2 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        *) out="$1"; shift ;;
+    esac
+done
+out="${out:-$root/target/echo-driver-sys}"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 mingw_lib=/usr/x86_64-w64-mingw32/lib
 
@@ -28,15 +42,21 @@ for lib in ntoskrnl netio hal; do
     [ -f "$mingw_lib/lib$lib.a" ] || fail "$mingw_lib/lib$lib.a not found (apt-get install mingw-w64-x86-64-dev)"
 done
 
-# --lib: the package's host program (src/main.rs) is not part of the driver.
-# A link error (an undefined symbol) fails the build here.
-(cd "$root" && cargo build --release --locked -p echo-driver --lib --target "$target")
-dll="$target_dir/$target/release/echo_driver.dll"
-[ -f "$dll" ] || fail "$dll was not produced"
-mkdir -p "$out"
-sys="$out/echo_driver.sys"
-cp "$dll" "$sys"
-ok "built $sys ($(stat -c %s "$sys") bytes)"
+if [ -n "$given_sys" ]; then
+    sys="$given_sys"
+    [ -f "$sys" ] || fail "$sys not found"
+    ok "checking $sys ($(stat -c %s "$sys") bytes)"
+else
+    # --lib: the package's host program (src/main.rs) is not part of the driver.
+    # A link error (an undefined symbol) fails the build here.
+    (cd "$root" && cargo build --release --locked -p echo-driver --lib --target "$target")
+    dll="$target_dir/$target/release/echo_driver.dll"
+    [ -f "$dll" ] || fail "$dll was not produced"
+    mkdir -p "$out"
+    sys="$out/echo_driver.sys"
+    cp "$dll" "$sys"
+    ok "built $sys ($(stat -c %s "$sys") bytes)"
+fi
 
 headers="$(llvm-readobj --file-headers "$sys")"
 field() { grep -m1 -E "^ *$1:" <<<"$headers" | sed -E "s/^ *$1: *//"; }
@@ -102,7 +122,6 @@ modules="$(grep -E '^ *Name: ' <<<"$imports" | sed -E 's/^ *Name: *//')"
 [ -n "$modules" ] || fail "no imports found"
 
 # The kernel exports the driver may import, each with the Windows that introduced it.
-exports_list="$here/kernel-exports.txt"
 claimed=7 # the oldest Windows the driver claims to support
 versions=(2000 xp xp-sp2 vista 7 8 8.1 10 10-2004)
 declare -A version_name=(
@@ -120,7 +139,7 @@ rank() {
 declare -A since
 while read -r list_module list_export list_version _; do
     case "$list_module" in '' | '#'*) continue ;; esac
-    [ "$(rank "$list_version")" -ge 0 ] || fail "kernel-exports.txt: unknown version '$list_version' of $list_export"
+    [ "$(rank "$list_version")" -ge 0 ] || fail "$exports_list: unknown version '$list_version' of $list_export"
     since["${list_module,,}:$list_export"]="$list_version"
 done <"$exports_list"
 needs=0 # rank of the newest import: the oldest Windows that has every import
@@ -142,7 +161,7 @@ while read -r module; do
         [ -n "$symbol" ] || continue
         count=$((count + 1))
         version="${since[$lower:$symbol]:-}"
-        [ -n "$version" ] || fail "$module!$symbol is not in kernel-exports.txt: add it with the Windows version its DDI page gives"
+        [ -n "$version" ] || fail "$module!$symbol is not in $exports_list: add it with the Windows version its DDI page gives"
         if [ "$(rank "$version")" -gt "$(rank "$claimed")" ]; then
             fail "$module!$symbol needs ${version_name[$version]}, newer than the claimed ${version_name[$claimed]}: look it up at run time with MmGetSystemRoutineAddress (see nt::resolve_optional_exports) instead of importing it"
         fi
@@ -155,6 +174,6 @@ done <<<"$modules"
 for optional in ExAllocatePool2 KeQueryInterruptTimePrecise; do
     ! grep -qE "^ *Symbol: $optional " <<<"$imports" || fail "$optional is imported"
 done
-ok "neither ExAllocatePool2 nor KeQueryInterruptTimePrecise is imported (resolved at DriverEntry)"
+ok "neither ExAllocatePool2 nor KeQueryInterruptTimePrecise is imported (looked up at run time: nt::resolve_optional_exports)"
 ok "the import table needs ${version_name[${versions[$needs]}]} or later (claimed minimum: ${version_name[$claimed]})"
 ok "$count imports checked; $sys is a kernel-mode driver image"

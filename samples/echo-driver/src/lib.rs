@@ -24,9 +24,10 @@ mod counters;
 mod driver;
 mod server;
 
-// The kernel's panic handler and CRT stand-ins; not in a unit-test build, which has std's.
-#[cfg(all(target_os = "windows", not(test)))]
-mod kernel_runtime;
+// The kernel's panic handler, `_fltused` and personality stub (nothing on the host). A dependency
+// that no code names is not linked, hence this `use`; not in a unit-test build, which has std's.
+#[cfg(not(test))]
+use wdm_driver_runtime as _;
 
 pub use config::{BUFFER_RETURN_BOUND, Config, DEFAULT_PORT, MAX_CONNECTIONS};
 pub use counters::CounterSnapshot;
