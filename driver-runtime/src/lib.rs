@@ -17,10 +17,10 @@
 //!
 //! ```toml
 //! [dependencies]
-//! wdm-driver-runtime = { path = "..." }
+//! wdm-async-driver-runtime = "0.1"
 //!
 //! [build-dependencies]
-//! wdm-driver-runtime = { path = "...", features = ["build"] }
+//! wdm-async-driver-runtime = { version = "0.1", features = ["build"] }
 //! ```
 //!
 //! ```ignore
@@ -40,6 +40,7 @@
 //! out, so the same driver crate also builds as an ordinary host library (for example on an
 //! emulation of the kernel).
 #![no_std]
+#![warn(missing_docs)]
 
 // The build-script half needs std; it is also compiled for the documentation.
 #[cfg(any(feature = "build", doc))]

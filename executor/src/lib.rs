@@ -17,7 +17,7 @@
 //!
 //! Benchmarks against embassy-executor, async-task and tokio: `bench/` (`cargo run --release
 //! --manifest-path bench/Cargo.toml -- executor`). The loom model of the lock-free core:
-//! `RUSTFLAGS="--cfg loom" cargo test -p executor --release --lib loom`.
+//! `RUSTFLAGS="--cfg loom" cargo test -p wdm-async-executor --release --lib loom`.
 //!
 //! ```no_run
 //! use executor::{Duration, Executor, TaskPool, TIMERS, block_on, sleep};
@@ -48,6 +48,7 @@
 //! # driver_unload();
 //! ```
 #![no_std]
+#![warn(missing_docs)]
 #![cfg_attr(loom, allow(dead_code))]
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! free list, the pool registry against shutdown's scan, and the shutdown handshake (after which the executor's memory may be freed). Run with:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test -p executor --release --lib loom
+//! RUSTFLAGS="--cfg loom" cargo test -p wdm-async-executor --release --lib loom
 //! ```
 //!
 //! Under `cfg(loom)` the crate builds only these modules, on loom's atomics (see `sync.rs`), so the

@@ -4,8 +4,8 @@
 //! program is the link between the files and the headers.
 //!
 //! ```text
-//! cargo run -p nt --example header-facts -- --write   # rewrite the files from the headers
-//! cargo run -p nt --example header-facts -- --check   # fail if the files differ from the headers
+//! cargo run -p wdm-async-nt --example header-facts -- --write   # rewrite the files from the headers
+//! cargo run -p wdm-async-nt --example header-facts -- --check   # fail if the files differ from the headers
 //! ```
 //!
 //! Needs clang, llvm, mingw-w64-common and mingw-w64-x86-64-dev (`.ci/run` installs them and runs

@@ -10,6 +10,7 @@ pub struct LineBuffer<const N: usize> {
 }
 
 impl<const N: usize> LineBuffer<N> {
+    /// An empty buffer.
     pub const fn new() -> Self {
         Self { bytes: [0; N], len: 0 }
     }

@@ -3,7 +3,7 @@
 //! headers give are checked in as `header_facts/ddk.txt`, one per row of the tables the crate
 //! asserts at compile time (`nt::LAYOUT`, `nt::CONSTANT_TABLE`, `nt::STATUS_TABLE`), so this test
 //! needs only Rust. `.ci/run` regenerates the file from the headers with clang and fails if it
-//! differs (`cargo run -p nt --example header-facts -- --check`).
+//! differs (`cargo run -p wdm-async-nt --example header-facts -- --check`).
 #![cfg(not(miri))] // no unsafe code here: Miri would only slow CI down
 
 mod header_facts;

@@ -6,7 +6,7 @@
 //!
 //! What the headers and the import library give is checked in as `header_facts/winsock.txt` and
 //! `header_facts/netio.txt`, so this test needs only Rust. `.ci/run` regenerates both with clang
-//! and llvm-nm and fails if they differ (`cargo run -p nt --example header-facts -- --check`).
+//! and llvm-nm and fails if they differ (`cargo run -p wdm-async-nt --example header-facts -- --check`).
 #![cfg(not(miri))] // no unsafe code here: Miri would only slow CI down
 
 mod header_facts;

@@ -2,7 +2,7 @@
 //! same behaviours as over real TCP (echo, graceful and abortive disconnects, close semantics,
 //! cancellation), plus what only a scripted network can show: operations completed inline, later on
 //! demand, never, or with a chosen status; peer FIN, peer RST and forced close injected at exact
-//! points. Single-threaded and Miri-clean (`cargo +nightly miri test -p nt --test wsk_memory`).
+//! points. Single-threaded and Miri-clean (`cargo +nightly miri test -p wdm-async-nt --test wsk_memory`).
 #![cfg(not(target_os = "windows"))]
 
 mod wsk_support;

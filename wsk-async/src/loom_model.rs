@@ -3,7 +3,7 @@
 //! `SlotUse` / the drop paths (the future side) drive them. Loom explores every interleaving and
 //! checks that the result cell is never accessed concurrently.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" cargo test -p wsk-async --release --lib loom`.
+//! Run: `RUSTFLAGS="--cfg loom" cargo test -p wdm-async-wsk --release --lib loom`.
 //!
 //! Checked in every interleaving: a result is read or disposed of exactly once; a future waiting for
 //! a completion is always woken (no lost wake-up); the context is freed exactly once, after the last

@@ -12,6 +12,7 @@ use std::fmt;
 pub struct Leak {
     /// `"IRP"`, `"MDL"`, `"pool block"`, `"system thread"`, `"handle"`, `"timer"`, or a tracked kind.
     pub kind: String,
+    /// What it is: its address, size, tag or name, as the emulation knows it.
     pub description: String,
     /// Where it was created (trimmed backtrace), if captured.
     pub created_at: Option<String>,
@@ -20,14 +21,17 @@ pub struct Leak {
 /// Everything alive that should not be. Empty when the session cleaned up after itself.
 #[derive(Clone, Debug, Default)]
 pub struct LeakReport {
+    /// The leaked objects, in the order they were found.
     pub leaks: Vec<Leak>,
 }
 
 impl LeakReport {
+    /// Nothing leaked.
     pub fn is_empty(&self) -> bool {
         self.leaks.is_empty()
     }
 
+    /// The number of leaked objects.
     pub fn len(&self) -> usize {
         self.leaks.len()
     }

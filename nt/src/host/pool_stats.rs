@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Live blocks of one kind, and their bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Live {
+    /// Bytes in the live blocks.
     pub bytes: usize,
+    /// The number of live blocks.
     pub blocks: usize,
 }
 

@@ -197,6 +197,7 @@ impl fmt::Display for Rule {
 /// One reported violation: the rule and the full message (object, creation site, thread, IRQL).
 #[derive(Clone, Debug)]
 pub struct Violation {
+    /// The rule that was broken.
     pub rule: Rule,
     message: String,
 }

@@ -10,9 +10,12 @@ use super::status::NTSTATUS;
 pub struct DEVICE_OBJECT {
     _opaque: [u8; 0],
 }
+/// Pointer to [`DEVICE_OBJECT`].
 pub type PDEVICE_OBJECT = *mut DEVICE_OBJECT;
 
+/// `DRIVER_UNLOAD`: `DriverUnload`, called at PASSIVE_LEVEL when the driver is stopped.
 pub type PDRIVER_UNLOAD = Option<unsafe extern "system" fn(DriverObject: *mut DRIVER_OBJECT)>;
+/// `DRIVER_DISPATCH`: an `IRP_MJ_*` dispatch routine.
 pub type PDRIVER_DISPATCH =
     Option<unsafe extern "system" fn(DeviceObject: PDEVICE_OBJECT, Irp: super::irp::PIRP) -> NTSTATUS>;
 
@@ -22,22 +25,38 @@ pub const IRP_MJ_COUNT: usize = 0x1c;
 /// `DRIVER_OBJECT` (0x150 bytes on x64).
 #[repr(C)]
 pub struct DRIVER_OBJECT {
+    /// [`IO_TYPE_DRIVER`].
     pub Type: CSHORT,
+    /// Size of the structure in bytes.
     pub Size: CSHORT,
+    /// The first of the driver's device objects.
     pub DeviceObject: PDEVICE_OBJECT,
+    /// `DRVO_*` flags; owned by the I/O manager.
     pub Flags: ULONG,
+    /// Base address of the driver's image.
     pub DriverStart: PVOID,
+    /// Size of the driver's image in bytes.
     pub DriverSize: ULONG,
+    /// The loader's entry for the image; opaque.
     pub DriverSection: PVOID,
+    /// The driver extension; opaque here.
     pub DriverExtension: PVOID,
+    /// The driver's object name (`\Driver\...`).
     pub DriverName: UNICODE_STRING,
+    /// The registry path of the hardware configuration.
     pub HardwareDatabase: *mut UNICODE_STRING,
+    /// Fast I/O entry points (file systems only); NULL here.
     pub FastIoDispatch: PVOID,
+    /// `DriverEntry`.
     pub DriverInit: PVOID,
+    /// The `StartIo` routine, or NULL.
     pub DriverStartIo: PVOID,
+    /// `DriverUnload`: set in `DriverEntry`; without it the driver cannot be stopped.
     pub DriverUnload: PDRIVER_UNLOAD,
+    /// The dispatch routine of each `IRP_MJ_*` code.
     pub MajorFunction: [PDRIVER_DISPATCH; IRP_MJ_COUNT],
 }
+/// Pointer to [`DRIVER_OBJECT`].
 pub type PDRIVER_OBJECT = *mut DRIVER_OBJECT;
 
 /// `IO_TYPE_DRIVER`, the value of `DRIVER_OBJECT::Type`.
@@ -58,6 +77,7 @@ pub const FILE_DEVICE_SECURE_OPEN: ULONG = 0x100;
 pub struct IO_WORKITEM {
     _opaque: [u8; 0],
 }
+/// Pointer to [`IO_WORKITEM`].
 pub type PIO_WORKITEM = *mut IO_WORKITEM;
 
 /// `IO_WORKITEM_ROUTINE`: runs at PASSIVE_LEVEL on a system worker thread.
@@ -65,6 +85,7 @@ pub type PIO_WORKITEM_ROUTINE = Option<unsafe extern "system" fn(DeviceObject: P
 
 /// `WORK_QUEUE_TYPE` (an `enum` in `wdm.h`; only the values drivers pass).
 pub type WORK_QUEUE_TYPE = i32;
+/// `CriticalWorkQueue`: a system worker thread at real-time priority, for time-critical work items.
 pub const CriticalWorkQueue: WORK_QUEUE_TYPE = 0;
 /// What the `IoQueueWorkItem` documentation tells drivers to pass.
 pub const DelayedWorkQueue: WORK_QUEUE_TYPE = 1;

@@ -1,5 +1,6 @@
 //! `NTSTATUS` and the status codes this project produces or handles.
 
+/// `NTSTATUS`: negative is an error, 0 and other non-negative values are success; see [`NT_SUCCESS`].
 pub type NTSTATUS = i32;
 
 /// `NT_SUCCESS`: success and informational codes are non-negative.
@@ -12,7 +13,10 @@ pub const fn NT_SUCCESS(status: NTSTATUS) -> bool {
 /// compare every value with `ntstatus.h`.
 macro_rules! statuses {
     ($($name:ident = $value:literal,)*) => {
-        $(pub const $name: NTSTATUS = $value as u32 as NTSTATUS;)*
+        $(
+            #[doc = concat!("`", stringify!($name), "` (`", stringify!($value), "`).")]
+            pub const $name: NTSTATUS = $value as u32 as NTSTATUS;
+        )*
         /// `(name, value)` of every status constant this crate defines.
         pub const STATUS_TABLE: &[(&str, NTSTATUS)] = &[$((stringify!($name), $name)),*];
     };

@@ -24,40 +24,53 @@ pub type PWSK_CLIENT = PVOID;
 #[repr(C)]
 #[derive(Debug)]
 pub struct WSK_SOCKET {
+    /// The provider's function table of the socket's category.
     pub Dispatch: *const c_void,
 }
+/// Pointer to [`WSK_SOCKET`].
 pub type PWSK_SOCKET = *mut WSK_SOCKET;
 
 /// `WSK_BUF`: `Length` bytes starting `Offset` bytes into the buffer the MDL chain `Mdl` describes.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct WSK_BUF {
+    /// The first MDL of the chain describing the buffer.
     pub Mdl: PMDL,
+    /// Offset of the data in the first MDL's buffer.
     pub Offset: ULONG,
+    /// Length of the data in bytes, across the chain.
     pub Length: SIZE_T,
 }
+/// Pointer to [`WSK_BUF`].
 pub type PWSK_BUF = *mut WSK_BUF;
 
 /// `WSK_DATA_INDICATION`: data passed to `WskReceiveEvent`.
 #[repr(C)]
 #[derive(Debug)]
 pub struct WSK_DATA_INDICATION {
+    /// The next indication of the list, or NULL.
     pub Next: *mut WSK_DATA_INDICATION,
+    /// The indicated data.
     pub Buffer: WSK_BUF,
 }
+/// Pointer to [`WSK_DATA_INDICATION`].
 pub type PWSK_DATA_INDICATION = *mut WSK_DATA_INDICATION;
 
 /// `WSK_INSPECT_ID`: identifies an incoming connection under conditional accept.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct WSK_INSPECT_ID {
+    /// Identifies the connection request, with `SerialNumber`.
     pub Key: ULONG_PTR,
+    /// Identifies the connection request, with `Key`.
     pub SerialNumber: ULONG,
 }
+/// Pointer to [`WSK_INSPECT_ID`].
 pub type PWSK_INSPECT_ID = *mut WSK_INSPECT_ID;
 
 // ---- Provider functions reached through WSK_PROVIDER_DISPATCH (the client-level table). ----
 
+/// `PFN_WSK_SOCKET`: the signature of `WskSocket`, the provider's function.
 pub type PFN_WSK_SOCKET = Option<
     unsafe extern "system" fn(
         Client: PWSK_CLIENT,
@@ -74,6 +87,7 @@ pub type PFN_WSK_SOCKET = Option<
     ) -> NTSTATUS,
 >;
 
+/// `PFN_WSK_SOCKET_CONNECT`: the signature of `WskSocketConnect`, the provider's function.
 pub type PFN_WSK_SOCKET_CONNECT = Option<
     unsafe extern "system" fn(
         Client: PWSK_CLIENT,
@@ -91,6 +105,7 @@ pub type PFN_WSK_SOCKET_CONNECT = Option<
     ) -> NTSTATUS,
 >;
 
+/// `PFN_WSK_CONTROL_CLIENT`: the signature of `WskControlClient`, the provider's function.
 pub type PFN_WSK_CONTROL_CLIENT = Option<
     unsafe extern "system" fn(
         Client: PWSK_CLIENT,
@@ -120,8 +135,10 @@ pub type PFN_WSK_GET_ADDRESS_INFO = Option<
     ) -> NTSTATUS,
 >;
 
+/// `PFN_WSK_FREE_ADDRESS_INFO`: the signature of `WskFreeAddressInfo`, the provider's function.
 pub type PFN_WSK_FREE_ADDRESS_INFO = Option<unsafe extern "system" fn(Client: PWSK_CLIENT, AddrInfo: PVOID)>;
 
+/// `PFN_WSK_GET_NAME_INFO`: the signature of `WskGetNameInfo`, the provider's function.
 pub type PFN_WSK_GET_NAME_INFO = Option<
     unsafe extern "system" fn(
         Client: PWSK_CLIENT,
@@ -138,6 +155,7 @@ pub type PFN_WSK_GET_NAME_INFO = Option<
 
 // ---- Socket functions. ----
 
+/// `PFN_WSK_CONTROL_SOCKET`: the signature of `WskControlSocket`, the provider's function.
 pub type PFN_WSK_CONTROL_SOCKET = Option<
     unsafe extern "system" fn(
         Socket: PWSK_SOCKET,
@@ -153,12 +171,15 @@ pub type PFN_WSK_CONTROL_SOCKET = Option<
     ) -> NTSTATUS,
 >;
 
+/// `PFN_WSK_CLOSE_SOCKET`: the signature of `WskCloseSocket`, the provider's function.
 pub type PFN_WSK_CLOSE_SOCKET = Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, Irp: PIRP) -> NTSTATUS>;
 
+/// `PFN_WSK_BIND`: the signature of `WskBind`, the provider's function.
 pub type PFN_WSK_BIND = Option<
     unsafe extern "system" fn(Socket: PWSK_SOCKET, LocalAddress: PSOCKADDR, Flags: ULONG, Irp: PIRP) -> NTSTATUS,
 >;
 
+/// `PFN_WSK_ACCEPT`: the signature of `WskAccept`, the provider's function.
 pub type PFN_WSK_ACCEPT = Option<
     unsafe extern "system" fn(
         ListenSocket: PWSK_SOCKET,
@@ -171,6 +192,7 @@ pub type PFN_WSK_ACCEPT = Option<
     ) -> NTSTATUS,
 >;
 
+/// `PFN_WSK_INSPECT_COMPLETE`: the signature of `WskInspectComplete`, the provider's function.
 pub type PFN_WSK_INSPECT_COMPLETE = Option<
     unsafe extern "system" fn(
         ListenSocket: PWSK_SOCKET,
@@ -180,16 +202,20 @@ pub type PFN_WSK_INSPECT_COMPLETE = Option<
     ) -> NTSTATUS,
 >;
 
+/// `PFN_WSK_GET_LOCAL_ADDRESS`: the signature of `WskGetLocalAddress`, the provider's function.
 pub type PFN_WSK_GET_LOCAL_ADDRESS =
     Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, LocalAddress: PSOCKADDR, Irp: PIRP) -> NTSTATUS>;
 
+/// `PFN_WSK_GET_REMOTE_ADDRESS`: the signature of `WskGetRemoteAddress`, the provider's function.
 pub type PFN_WSK_GET_REMOTE_ADDRESS =
     Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, RemoteAddress: PSOCKADDR, Irp: PIRP) -> NTSTATUS>;
 
+/// `PFN_WSK_CONNECT`: the signature of `WskConnect`, the provider's function.
 pub type PFN_WSK_CONNECT = Option<
     unsafe extern "system" fn(Socket: PWSK_SOCKET, RemoteAddress: PSOCKADDR, Flags: ULONG, Irp: PIRP) -> NTSTATUS,
 >;
 
+/// `PFN_WSK_CONNECT_EX`: the signature of `WskConnectEx`, the provider's function.
 pub type PFN_WSK_CONNECT_EX = Option<
     unsafe extern "system" fn(
         Socket: PWSK_SOCKET,
@@ -200,11 +226,14 @@ pub type PFN_WSK_CONNECT_EX = Option<
     ) -> NTSTATUS,
 >;
 
+/// `PFN_WSK_LISTEN`: the signature of `WskListen`, the provider's function.
 pub type PFN_WSK_LISTEN = Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, Irp: PIRP) -> NTSTATUS>;
 
+/// `PFN_WSK_SEND`: the signature of `WskSend`, the provider's function.
 pub type PFN_WSK_SEND =
     Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, Buffer: PWSK_BUF, Flags: ULONG, Irp: PIRP) -> NTSTATUS>;
 
+/// `PFN_WSK_RECEIVE`: the signature of `WskReceive`, the provider's function.
 pub type PFN_WSK_RECEIVE =
     Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, Buffer: PWSK_BUF, Flags: ULONG, Irp: PIRP) -> NTSTATUS>;
 
@@ -212,6 +241,7 @@ pub type PFN_WSK_RECEIVE =
 pub type PFN_WSK_DISCONNECT =
     Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, Buffer: PWSK_BUF, Flags: ULONG, Irp: PIRP) -> NTSTATUS>;
 
+/// `PFN_WSK_RELEASE_DATA_INDICATION_LIST`: the signature of `WskRelease`, the provider's function.
 pub type PFN_WSK_RELEASE_DATA_INDICATION_LIST =
     Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, DataIndication: PWSK_DATA_INDICATION) -> NTSTATUS>;
 
@@ -244,65 +274,103 @@ pub type PFN_WSK_RECEIVE_EX = Option<
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct WSK_PROVIDER_BASIC_DISPATCH {
+    /// `WskControlSocket` ([`PFN_WSK_CONTROL_SOCKET`]).
     pub WskControlSocket: PFN_WSK_CONTROL_SOCKET,
+    /// `WskCloseSocket` ([`PFN_WSK_CLOSE_SOCKET`]).
     pub WskCloseSocket: PFN_WSK_CLOSE_SOCKET,
 }
+/// Pointer to [`WSK_PROVIDER_BASIC_DISPATCH`].
 pub type PWSK_PROVIDER_BASIC_DISPATCH = *const WSK_PROVIDER_BASIC_DISPATCH;
 
 /// `WSK_PROVIDER_LISTEN_DISPATCH`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct WSK_PROVIDER_LISTEN_DISPATCH {
+    /// The functions of every socket.
     pub Basic: WSK_PROVIDER_BASIC_DISPATCH,
+    /// `WskBind` ([`PFN_WSK_BIND`]).
     pub WskBind: PFN_WSK_BIND,
+    /// `WskAccept` ([`PFN_WSK_ACCEPT`]).
     pub WskAccept: PFN_WSK_ACCEPT,
+    /// `WskInspectComplete` ([`PFN_WSK_INSPECT_COMPLETE`]).
     pub WskInspectComplete: PFN_WSK_INSPECT_COMPLETE,
+    /// `WskGetLocalAddress` ([`PFN_WSK_GET_LOCAL_ADDRESS`]).
     pub WskGetLocalAddress: PFN_WSK_GET_LOCAL_ADDRESS,
 }
+/// Pointer to [`WSK_PROVIDER_LISTEN_DISPATCH`].
 pub type PWSK_PROVIDER_LISTEN_DISPATCH = *const WSK_PROVIDER_LISTEN_DISPATCH;
 
 /// `WSK_PROVIDER_CONNECTION_DISPATCH` (with the Windows 10 1703 `Ex` members).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct WSK_PROVIDER_CONNECTION_DISPATCH {
+    /// The functions of every socket.
     pub Basic: WSK_PROVIDER_BASIC_DISPATCH,
+    /// `WskBind` ([`PFN_WSK_BIND`]).
     pub WskBind: PFN_WSK_BIND,
+    /// `WskConnect` ([`PFN_WSK_CONNECT`]).
     pub WskConnect: PFN_WSK_CONNECT,
+    /// `WskGetLocalAddress` ([`PFN_WSK_GET_LOCAL_ADDRESS`]).
     pub WskGetLocalAddress: PFN_WSK_GET_LOCAL_ADDRESS,
+    /// `WskGetRemoteAddress` ([`PFN_WSK_GET_REMOTE_ADDRESS`]).
     pub WskGetRemoteAddress: PFN_WSK_GET_REMOTE_ADDRESS,
+    /// `WskSend` ([`PFN_WSK_SEND`]).
     pub WskSend: PFN_WSK_SEND,
+    /// `WskReceive` ([`PFN_WSK_RECEIVE`]).
     pub WskReceive: PFN_WSK_RECEIVE,
+    /// `WskDisconnect` ([`PFN_WSK_DISCONNECT`]).
     pub WskDisconnect: PFN_WSK_DISCONNECT,
+    /// `WskRelease` ([`PFN_WSK_RELEASE_DATA_INDICATION_LIST`]).
     pub WskRelease: PFN_WSK_RELEASE_DATA_INDICATION_LIST,
+    /// `WskConnectEx` ([`PFN_WSK_CONNECT_EX`]).
     pub WskConnectEx: PFN_WSK_CONNECT_EX,
+    /// `WskSendEx` ([`PFN_WSK_SEND_EX`]).
     pub WskSendEx: PFN_WSK_SEND_EX,
+    /// `WskReceiveEx` ([`PFN_WSK_RECEIVE_EX`]).
     pub WskReceiveEx: PFN_WSK_RECEIVE_EX,
 }
+/// Pointer to [`WSK_PROVIDER_CONNECTION_DISPATCH`].
 pub type PWSK_PROVIDER_CONNECTION_DISPATCH = *const WSK_PROVIDER_CONNECTION_DISPATCH;
 
 /// `WSK_PROVIDER_STREAM_DISPATCH` (Windows 10 1703): a socket that can listen or connect.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct WSK_PROVIDER_STREAM_DISPATCH {
+    /// The functions of every socket.
     pub Basic: WSK_PROVIDER_BASIC_DISPATCH,
+    /// `WskBind` ([`PFN_WSK_BIND`]).
     pub WskBind: PFN_WSK_BIND,
+    /// `WskAccept` ([`PFN_WSK_ACCEPT`]).
     pub WskAccept: PFN_WSK_ACCEPT,
+    /// `WskConnect` ([`PFN_WSK_CONNECT`]).
     pub WskConnect: PFN_WSK_CONNECT,
+    /// `WskListen` ([`PFN_WSK_LISTEN`]).
     pub WskListen: PFN_WSK_LISTEN,
+    /// `WskSend` ([`PFN_WSK_SEND`]).
     pub WskSend: PFN_WSK_SEND,
+    /// `WskReceive` ([`PFN_WSK_RECEIVE`]).
     pub WskReceive: PFN_WSK_RECEIVE,
+    /// `WskDisconnect` ([`PFN_WSK_DISCONNECT`]).
     pub WskDisconnect: PFN_WSK_DISCONNECT,
+    /// `WskRelease` ([`PFN_WSK_RELEASE_DATA_INDICATION_LIST`]).
     pub WskRelease: PFN_WSK_RELEASE_DATA_INDICATION_LIST,
+    /// `WskGetLocalAddress` ([`PFN_WSK_GET_LOCAL_ADDRESS`]).
     pub WskGetLocalAddress: PFN_WSK_GET_LOCAL_ADDRESS,
+    /// `WskGetRemoteAddress` ([`PFN_WSK_GET_REMOTE_ADDRESS`]).
     pub WskGetRemoteAddress: PFN_WSK_GET_REMOTE_ADDRESS,
+    /// `WskConnectEx` ([`PFN_WSK_CONNECT_EX`]).
     pub WskConnectEx: PFN_WSK_CONNECT_EX,
+    /// `WskSendEx` ([`PFN_WSK_SEND_EX`]).
     pub WskSendEx: PFN_WSK_SEND_EX,
+    /// `WskReceiveEx` ([`PFN_WSK_RECEIVE_EX`]).
     pub WskReceiveEx: PFN_WSK_RECEIVE_EX,
 }
+/// Pointer to [`WSK_PROVIDER_STREAM_DISPATCH`].
 pub type PWSK_PROVIDER_STREAM_DISPATCH = *const WSK_PROVIDER_STREAM_DISPATCH;
 
 // ---- Client event callbacks (the client's tables, passed to WskSocket / WskAccept). ----
 
+/// `PFN_WSK_RECEIVE_EVENT`: the signature of `WskReceiveEvent`, the client's callback.
 pub type PFN_WSK_RECEIVE_EVENT = Option<
     unsafe extern "system" fn(
         SocketContext: PVOID,
@@ -313,11 +381,14 @@ pub type PFN_WSK_RECEIVE_EVENT = Option<
     ) -> NTSTATUS,
 >;
 
+/// `PFN_WSK_DISCONNECT_EVENT`: the signature of `WskDisconnectEvent`, the client's callback.
 pub type PFN_WSK_DISCONNECT_EVENT = Option<unsafe extern "system" fn(SocketContext: PVOID, Flags: ULONG) -> NTSTATUS>;
 
+/// `PFN_WSK_SEND_BACKLOG_EVENT`: the signature of `WskSendBacklogEvent`, the client's callback.
 pub type PFN_WSK_SEND_BACKLOG_EVENT =
     Option<unsafe extern "system" fn(SocketContext: PVOID, IdealBacklogSize: SIZE_T) -> NTSTATUS>;
 
+/// `PFN_WSK_ACCEPT_EVENT`: the signature of `WskAcceptEvent`, the client's callback.
 pub type PFN_WSK_ACCEPT_EVENT = Option<
     unsafe extern "system" fn(
         SocketContext: PVOID,
@@ -330,6 +401,7 @@ pub type PFN_WSK_ACCEPT_EVENT = Option<
     ) -> NTSTATUS,
 >;
 
+/// `PFN_WSK_INSPECT_EVENT`: the signature of `WskInspectEvent`, the client's callback.
 pub type PFN_WSK_INSPECT_EVENT = Option<
     unsafe extern "system" fn(
         SocketContext: PVOID,
@@ -339,6 +411,7 @@ pub type PFN_WSK_INSPECT_EVENT = Option<
     ) -> WSK_INSPECT_ACTION,
 >;
 
+/// `PFN_WSK_ABORT_EVENT`: the signature of `WskAbortEvent`, the client's callback.
 pub type PFN_WSK_ABORT_EVENT =
     Option<unsafe extern "system" fn(SocketContext: PVOID, InspectID: PWSK_INSPECT_ID) -> NTSTATUS>;
 
@@ -346,8 +419,11 @@ pub type PFN_WSK_ABORT_EVENT =
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct WSK_CLIENT_CONNECTION_DISPATCH {
+    /// `WskReceiveEvent` ([`PFN_WSK_RECEIVE_EVENT`]), or `None` if the client does not use it.
     pub WskReceiveEvent: PFN_WSK_RECEIVE_EVENT,
+    /// `WskDisconnectEvent` ([`PFN_WSK_DISCONNECT_EVENT`]), or `None` if the client does not use it.
     pub WskDisconnectEvent: PFN_WSK_DISCONNECT_EVENT,
+    /// `WskSendBacklogEvent` ([`PFN_WSK_SEND_BACKLOG_EVENT`]), or `None` if the client does not use it.
     pub WskSendBacklogEvent: PFN_WSK_SEND_BACKLOG_EVENT,
 }
 
@@ -355,8 +431,11 @@ pub struct WSK_CLIENT_CONNECTION_DISPATCH {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct WSK_CLIENT_LISTEN_DISPATCH {
+    /// `WskAcceptEvent` ([`PFN_WSK_ACCEPT_EVENT`]), or `None` if the client does not use it.
     pub WskAcceptEvent: PFN_WSK_ACCEPT_EVENT,
+    /// `WskInspectEvent` ([`PFN_WSK_INSPECT_EVENT`]), or `None` if the client does not use it.
     pub WskInspectEvent: PFN_WSK_INSPECT_EVENT,
+    /// `WskAbortEvent` ([`PFN_WSK_ABORT_EVENT`]), or `None` if the client does not use it.
     pub WskAbortEvent: PFN_WSK_ABORT_EVENT,
 }
 
@@ -364,6 +443,8 @@ pub struct WSK_CLIENT_LISTEN_DISPATCH {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct WSK_CLIENT_STREAM_DISPATCH {
+    /// The callbacks while the socket listens.
     pub Listen: *const WSK_CLIENT_LISTEN_DISPATCH,
+    /// The callbacks once the socket is connected.
     pub Connect: *const WSK_CLIENT_CONNECTION_DISPATCH,
 }

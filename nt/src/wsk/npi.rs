@@ -19,8 +19,11 @@ pub type PFN_WSK_CLIENT_EVENT = Option<
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct WSK_CLIENT_DISPATCH {
+    /// The WSK version, [`MAKE_WSK_VERSION`](crate::MAKE_WSK_VERSION).
     pub Version: USHORT,
+    /// Reserved: 0.
     pub Reserved: USHORT,
+    /// The client-level event callback, or `None`.
     pub WskClientEvent: PFN_WSK_CLIENT_EVENT,
 }
 
@@ -29,9 +32,12 @@ pub struct WSK_CLIENT_DISPATCH {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct WSK_CLIENT_NPI {
+    /// The client's context, passed to `WskClientEvent`.
     pub ClientContext: PVOID,
+    /// The client's dispatch table.
     pub Dispatch: *const WSK_CLIENT_DISPATCH,
 }
+/// Pointer to [`WSK_CLIENT_NPI`].
 pub type PWSK_CLIENT_NPI = *mut WSK_CLIENT_NPI;
 
 /// `WSK_REGISTRATION`: opaque client-allocated storage that `WskRegister` initialises and every other
@@ -39,11 +45,14 @@ pub type PWSK_CLIENT_NPI = *mut WSK_CLIENT_NPI;
 #[repr(C)]
 #[derive(Debug)]
 pub struct WSK_REGISTRATION {
+    /// Owned by WSK.
     pub ReservedRegistrationState: ULONG64,
+    /// Owned by WSK.
     pub ReservedRegistrationContext: PVOID,
     /// `KSPIN_LOCK`.
     pub ReservedRegistrationLock: ULONG_PTR,
 }
+/// Pointer to [`WSK_REGISTRATION`].
 pub type PWSK_REGISTRATION = *mut WSK_REGISTRATION;
 
 impl WSK_REGISTRATION {
@@ -61,13 +70,21 @@ impl WSK_REGISTRATION {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct WSK_PROVIDER_DISPATCH {
+    /// The WSK version, [`MAKE_WSK_VERSION`](crate::MAKE_WSK_VERSION).
     pub Version: USHORT,
+    /// Reserved: 0.
     pub Reserved: USHORT,
+    /// `WskSocket` ([`PFN_WSK_SOCKET`]).
     pub WskSocket: PFN_WSK_SOCKET,
+    /// `WskSocketConnect` ([`PFN_WSK_SOCKET_CONNECT`]).
     pub WskSocketConnect: PFN_WSK_SOCKET_CONNECT,
+    /// `WskControlClient` ([`PFN_WSK_CONTROL_CLIENT`]).
     pub WskControlClient: PFN_WSK_CONTROL_CLIENT,
+    /// `WskGetAddressInfo` ([`PFN_WSK_GET_ADDRESS_INFO`]).
     pub WskGetAddressInfo: PFN_WSK_GET_ADDRESS_INFO,
+    /// `WskFreeAddressInfo` ([`PFN_WSK_FREE_ADDRESS_INFO`]).
     pub WskFreeAddressInfo: PFN_WSK_FREE_ADDRESS_INFO,
+    /// `WskGetNameInfo` ([`PFN_WSK_GET_NAME_INFO`]).
     pub WskGetNameInfo: PFN_WSK_GET_NAME_INFO,
 }
 
@@ -76,9 +93,12 @@ pub struct WSK_PROVIDER_DISPATCH {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct WSK_PROVIDER_NPI {
+    /// The client handle to pass to the client-level functions.
     pub Client: PWSK_CLIENT,
+    /// The provider's client-level functions.
     pub Dispatch: *const WSK_PROVIDER_DISPATCH,
 }
+/// Pointer to [`WSK_PROVIDER_NPI`].
 pub type PWSK_PROVIDER_NPI = *mut WSK_PROVIDER_NPI;
 
 impl WSK_PROVIDER_NPI {
@@ -95,6 +115,8 @@ impl WSK_PROVIDER_NPI {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WSK_PROVIDER_CHARACTERISTICS {
+    /// The highest WSK version the provider supports.
     pub HighestVersion: USHORT,
+    /// The lowest WSK version the provider supports.
     pub LowestVersion: USHORT,
 }

@@ -8,15 +8,19 @@ use crate::types::{ULONG, USHORT};
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SOCKADDR {
+    /// The address family, `AF_*`.
     pub sa_family: ADDRESS_FAMILY,
+    /// The family-specific address.
     pub sa_data: [u8; 14],
 }
+/// Pointer to [`SOCKADDR`].
 pub type PSOCKADDR = *mut SOCKADDR;
 
 /// `IN_ADDR` (4 bytes, network byte order).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IN_ADDR {
+    /// The address bytes, most significant first.
     pub s_addr: [u8; 4],
 }
 
@@ -24,6 +28,7 @@ pub struct IN_ADDR {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IN6_ADDR {
+    /// The address bytes, most significant first.
     pub s6_addr: [u8; 16],
 }
 
@@ -31,10 +36,13 @@ pub struct IN6_ADDR {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SOCKADDR_IN {
+    /// [`AF_INET`].
     pub sin_family: ADDRESS_FAMILY,
     /// Network byte order.
     pub sin_port: USHORT,
+    /// The IPv4 address.
     pub sin_addr: IN_ADDR,
+    /// Zero.
     pub sin_zero: [u8; 8],
 }
 
@@ -42,12 +50,15 @@ pub struct SOCKADDR_IN {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SOCKADDR_IN6 {
+    /// [`AF_INET6`].
     pub sin6_family: ADDRESS_FAMILY,
     /// Network byte order.
     pub sin6_port: USHORT,
     /// Network byte order.
     pub sin6_flowinfo: ULONG,
+    /// The IPv6 address.
     pub sin6_addr: IN6_ADDR,
+    /// The scope (interface) of a link-local address, or 0.
     pub sin6_scope_id: ULONG,
 }
 
@@ -55,7 +66,9 @@ pub struct SOCKADDR_IN6 {
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SOCKADDR_STORAGE {
+    /// The address family, `AF_*`.
     pub ss_family: ADDRESS_FAMILY,
+    /// The family-specific address and padding.
     pub __ss_pad: [u8; 126],
 }
 

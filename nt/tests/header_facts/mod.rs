@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// The command that rewrites the facts files from the headers.
-pub const REGENERATE: &str = "cargo run -p nt --example header-facts -- --write";
+pub const REGENERATE: &str = "cargo run -p wdm-async-nt --example header-facts -- --write";
 
 /// Where Debian's `mingw-w64-common` puts the Windows headers (`ddk/` holds `wdm.h`).
 pub const INCLUDE_ROOT: &str = "/usr/share/mingw-w64/include";

@@ -15,7 +15,7 @@ use wsk_async::{Buffer, BufferPool, Connection, Listener, WskError};
 const CONNECTION_TASK_SIZE: usize = 256;
 
 /// The bytes one connection's task slot takes (header and storage), in the image's zero-fill
-/// `.bss`: [`CONNECTION_TASK_SIZE`] plus the executor's per-task header. Exported (doc-hidden) for
+/// `.bss`: `CONNECTION_TASK_SIZE` (256) plus the executor's per-task header. Exported (doc-hidden) for
 /// the memory benchmark.
 pub const CONNECTION_SLOT_BYTES: usize = TaskPool::<CONNECTION_TASK_SIZE, 1>::SLOT_BYTES;
 

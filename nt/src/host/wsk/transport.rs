@@ -76,10 +76,15 @@ pub(crate) trait Connector: Send {
 /// The operations a test can script on the in-memory transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OpKind {
+    /// `WskAccept`.
     Accept,
+    /// `WskConnect`.
     Connect,
+    /// `WskSend`.
     Send,
+    /// `WskReceive`.
     Receive,
+    /// `WskDisconnect`.
     Disconnect,
 }
 

@@ -55,7 +55,9 @@ pub enum Completion {
 /// An operation a test holds, as listed by [`MemoryNetwork::held`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeldOp {
+    /// The operation's id, to pass back to the network to complete it.
     pub id: u64,
+    /// What the operation is.
     pub kind: OpKind,
 }
 

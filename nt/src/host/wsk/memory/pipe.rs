@@ -265,6 +265,7 @@ impl Peer {
         self.pipe.driver_addr
     }
 
+    /// This peer's address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.pipe.peer_addr
     }
