@@ -49,7 +49,7 @@ extern crate std;
 #[cfg(any(feature = "build", doc))]
 mod build;
 #[cfg(any(feature = "build", doc))]
-pub use build::{LINK_ARGS, link_driver};
+pub use build::{LINK_ARGS, link_args, link_driver};
 
 // Not in a unit-test build (std's panic handler is there), in the build script's copy of this
 // crate (the `build` feature: compiled for the host, with std), nor in the documentation's.

@@ -1,10 +1,8 @@
 //! IRQL on x64: the current IRQL is the task-priority register CR8, which `wdm.h` reads and writes
-//! inline (`KeGetCurrentIrql`, `KfRaiseIrql`, `KeLowerIrql` are FORCEINLINE there).
+//! inline (`KeGetCurrentIrql`, `KfRaiseIrql`, `KeLowerIrql` are FORCEINLINE there). ARM64 has its own
+//! module, `irql_arm64.rs`.
 
 use crate::types::KIRQL;
-
-#[cfg(not(target_arch = "x86_64"))]
-compile_error!("the nt crate's IRQL intrinsics are written for x86_64 Windows only");
 
 /// `KeGetCurrentIrql`.
 #[inline(always)]
