@@ -135,7 +135,7 @@ if $arm64; then
             || fail "IMAGE_DLL_CHARACTERISTICS_$flag is not set"
     done
     ok "DLL characteristics DYNAMIC_BASE and NX_COMPAT"
-    # /CETCOMPAT is x86/x64-only (MSVC's /CETCOMPAT page); wdm-driver-runtime leaves it out on ARM64.
+    # /CETCOMPAT is x86/x64-only (MSVC's /CETCOMPAT page); wdm-async-driver-runtime leaves it out on ARM64.
     ! grep -qE '^ *Type: ExtendedDLLCharacteristics \(0x14\)$' <<<"$debug_dir" \
         || fail "the image carries extended DLL characteristics (CET is x64-only: do not link with /CETCOMPAT)"
     ok "no CET flag (x64-only)"
