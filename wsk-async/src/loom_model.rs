@@ -687,7 +687,11 @@ fn loom_two_sends_claim_distinct_slots() {
     }
     loom::model(|| {
         let slots = Arc::new([OpState::new(), OpState::new()]);
-        assert_eq!(slots[0].claim(), Claim::Owned { stale: false }, "an earlier send holds slot 0");
+        assert_eq!(
+            slots[0].claim(),
+            Claim::Owned { stale: false },
+            "an earlier send holds slot 0"
+        );
         let claimer = {
             let slots = slots.clone();
             thread::spawn(move || claim_one_of(&slots))
