@@ -251,6 +251,7 @@ fn serve(
             begin: [0; BUFFERS_PER_CONNECTION],
         };
         let mut fin = false;
+        let mut ready_streak = 0u8;
         let end = loop {
             if stopping() {
                 break End::Stopping;
@@ -258,7 +259,25 @@ fn serve(
             if fin && ops.sends.iter().all(Option::is_none) {
                 break End::PeerClosed;
             }
-            let event = match timeout_at(after(timeouts.idle), poll_fn(|cx| next_event(cx, &mut ops))).await {
+            // The cooperative budget: wsk-async yields once after `COOP_BUDGET` operations of a socket
+            // completed without waiting, but here one operation's yield does not end the poll when
+            // another is ready, so a busy connection would never give the executor back. After as
+            // many events in a row without a wait, this task yields once itself.
+            let events = poll_fn(|cx| {
+                if u32::from(ready_streak) >= wsk_async::COOP_BUDGET {
+                    ready_streak = 0;
+                    cx.waker().wake_by_ref();
+                    return core::task::Poll::Pending;
+                }
+                let polled = next_event(cx, &mut ops);
+                ready_streak = if polled.is_ready() {
+                    ready_streak.saturating_add(1)
+                } else {
+                    0
+                };
+                polled
+            });
+            let event = match timeout_at(after(timeouts.idle), events).await {
                 Ok(event) => event,
                 Err(Elapsed) => break End::Idle,
             };
