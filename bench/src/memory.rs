@@ -6,7 +6,7 @@
 //! report lists them), so the driver is loaded, `OPEN` connections are opened and served once, and
 //! (live bytes with them open - live bytes before) / `OPEN` is the per-connection pool cost. Two
 //! parts are allocated before any connection exists and are added as a per-connection share: the
-//! task slot (static, in the image: `echo_driver::CONNECTION_SLOT_BYTES`) and the connection's buffer with its MDL
+//! task slot (static, in the image: `echo_driver::CONNECTION_SLOT_BYTES`) and the connection's buffers with their MDLs
 //! (`BufferPool` allocates all of them at DriverEntry: pool bytes / `connection_limit`).
 //!
 //! echosrv's is *computed* from its source, with its structures mirrored as `#[repr(C)]` here (x64
@@ -245,7 +245,7 @@ pub fn run() -> Vec<Figure> {
     let ours_total = measured_delta + buffer_share + mdl_share + slot;
     let ours_parts: Vec<(String, f64)> = vec![
         (
-            format!("socket context 'WsAs' ({socket_blocks:.2} blocks: receive, send and close slots)"),
+            format!("socket context 'WsAs' ({socket_blocks:.2} blocks: receive, two send and close slots)"),
             socket_bytes,
         ),
         (format!("IRPs ({irps:.2}, 1 stack location)"), irp_total),
@@ -254,10 +254,14 @@ pub fn run() -> Vec<Figure> {
             buffer_bytes + mdl_open_bytes,
         ),
         (
-            format!("buffer ({} B) share of the BufferPool", config.buffer_size),
+            format!(
+                "{} buffers ({} B each): share of the BufferPool",
+                echo_driver::BUFFERS_PER_CONNECTION,
+                config.buffer_size
+            ),
             buffer_share,
         ),
-        ("its MDL (built at DriverEntry)".to_string(), mdl_share),
+        ("their MDLs (built at DriverEntry)".to_string(), mdl_share),
         ("task slot (static TaskPool, in the image)".to_string(), slot),
     ];
     let echosrv = echosrv_parts();
@@ -291,12 +295,13 @@ pub fn run() -> Vec<Figure> {
         allocations as f64 / messages as f64
     );
     // The same comparison without the data buffers: both drivers hold 4 KiB of them per connection
-    // by default (ours one 4 KiB buffer, echosrv two of 2 KiB), so this is what each design adds.
-    let ours_overhead = ours_total - config.buffer_size as f64;
+    // by default (two of 2 KiB each), so this is what each design adds.
+    let ours_buffers = echo_driver::BUFFERS_PER_CONNECTION * config.buffer_size;
+    let ours_overhead = ours_total - ours_buffers as f64;
     let echosrv_overhead = (echosrv_total - ECHOSRV_OP_COUNT * ECHOSRV_BUFFER) as f64;
     println!(
         "without the data buffers ({} B ours, {} B echosrv): ours {ours_overhead:.1} B, echosrv {echosrv_overhead:.0} B",
-        config.buffer_size,
+        ours_buffers,
         ECHOSRV_OP_COUNT * ECHOSRV_BUFFER
     );
     vec![

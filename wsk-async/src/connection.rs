@@ -1,12 +1,13 @@
 //! [`Connection`]: a connected TCP socket (from [`Listener::accept`](crate::Listener::accept) or
 //! [`Registration::connect`](crate::Registration::connect)).
 
+use crate::backlog::IdealSendBacklog;
 use crate::buffer::{Buffer, Slice};
 use crate::close::Close;
-use crate::ctx::{Handle, SocketCtx, StreamSlot};
+use crate::ctx::{Handle, SEND_SLOTS, SocketCtx, StreamSlot};
 use crate::disconnect::{Abort, Disconnect, DisconnectWith};
 use crate::error::{Result, WskError};
-use crate::op::OpIo;
+use crate::op::{Op, OpIo};
 use crate::slot::{Phase, SlotUse, give_back};
 use core::future::Future;
 use core::net::SocketAddr;
@@ -17,8 +18,9 @@ use nt::*;
 
 /// A connected stream socket.
 ///
-/// Operations take `&self`, so one task can receive while another sends; two operations of the same
-/// kind at once on one connection are refused with [`WskError::is_invalid_state`].
+/// Operations take `&self`, so one task can receive while another sends, and a connection can have
+/// one receive and up to [`Connection::MAX_SENDS_IN_FLIGHT`] sends in flight at once (see
+/// [`send`](Self::send)); one more of a kind is refused with [`WskError::is_invalid_state`].
 ///
 /// Every operation is a future driven by its own IRP (receive, send and close IRPs come with the
 /// connection; the graceful-disconnect and abort IRPs with the first [`disconnect`](Self::disconnect)
@@ -123,14 +125,48 @@ impl Connection {
         }
     }
 
+    /// How many sends (and [`ideal_send_backlog`](Self::ideal_send_backlog) queries) a connection
+    /// can have in flight at once: each has a send slot with its own preallocated IRP, and every open
+    /// connection holds them (368 bytes each on x64, used or not). Two is what a driver with two
+    /// buffers per connection can use: it receives into one while the other is sent, and sends the
+    /// one just received without waiting for the previous send to complete.
+    pub const MAX_SENDS_IN_FLIGHT: usize = SEND_SLOTS;
+
     /// Sends the bytes of `buf` (a [`Buffer`] or a [`Slice`] of one; `WskSend`), returning the number
     /// of bytes sent and the buffer.
+    ///
+    /// Up to [`MAX_SENDS_IN_FLIGHT`](Self::MAX_SENDS_IN_FLIGHT) sends may be in flight at once; one
+    /// more fails at once with [`WskError::is_invalid_state`] (a send future takes its slot when
+    /// first polled, and gives it back when it returns its result or is dropped). A send's bytes are
+    /// submitted to WSK when its future is first polled, so the stream carries them in the order
+    /// the futures were first polled. WSK completes the sends of a socket in that order; each future
+    /// reports its own IRP's result, so should a provider complete them out of order, the futures
+    /// become ready out of order, each with its own byte count — nothing is held back or reordered
+    /// here.
+    ///
+    /// A send that completes with fewer bytes than it was given while a later send is in flight
+    /// leaves a gap in the stream that no retry can fill (the later bytes went first): a caller that
+    /// keeps several sends in flight should treat it as a failure (abort). WSK completes a stream
+    /// send only when all its bytes are sent or with an error, so this does not happen on Windows.
     pub fn send(&self, buf: impl Into<Slice>) -> Send<'_> {
         Send {
             conn: self,
             buf: Some(buf.into()),
             slot: SlotUse::new(),
+            which: 0,
         }
+    }
+
+    /// The connection's ideal send backlog (`SIO_WSK_QUERY_IDEAL_SEND_BACKLOG`): how many bytes of
+    /// sends to keep passed to WSK and not yet completed to keep the stream full (it changes with
+    /// the connection's round-trip time and window). `Ok(None)` when the provider does not
+    /// implement the query (STATUS_NOT_SUPPORTED, STATUS_NOT_IMPLEMENTED — Wine 8's stub — or
+    /// STATUS_INVALID_DEVICE_REQUEST): callers then keep their own default. The query uses one of
+    /// the send slots while it runs (so it counts against
+    /// [`MAX_SENDS_IN_FLIGHT`](Self::MAX_SENDS_IN_FLIGHT)); dropping it while pending cancels it and
+    /// leaves the stream as it was.
+    pub fn ideal_send_backlog(&self) -> IdealSendBacklog<'_> {
+        IdealSendBacklog::new(self)
     }
 
     /// Sends all bytes of `buf`, with as many `WskSend`s as it takes; returns the total and the buffer.
@@ -288,11 +324,20 @@ impl Drop for Receive<'_> {
     }
 }
 
-/// The future of [`Connection::send`].
+/// The future of [`Connection::send`]. It takes one of the connection's send slots when first
+/// polled (see [`Connection::send`] for how many and in what order).
 pub struct Send<'a> {
     conn: &'a Connection,
     buf: Option<Slice>,
     slot: SlotUse,
+    /// Which send slot (`StreamSlot::send`) the future holds while it holds one.
+    which: u8,
+}
+
+impl Send<'_> {
+    fn stream(&self) -> StreamSlot {
+        StreamSlot::send(usize::from(self.which))
+    }
 }
 
 impl Future for Send<'_> {
@@ -301,22 +346,28 @@ impl Future for Send<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let ctx = this.conn.ctx();
-        let op = ctx.slot(StreamSlot::Send.index());
         if this.slot.phase() != Phase::Submitted {
             if this.slot.phase() == Phase::Idle && ctx.stream_unknown() {
                 return give_back!(this.buf.take().map(Slice::into_inner), Err(WskError::INVALID_STATE));
             }
-            if let Err(e) = ready!(this.slot.poll_acquire(op, cx)) {
+            let ops: [&Op; SEND_SLOTS] = core::array::from_fn(|n| ctx.slot(StreamSlot::send(n).index()));
+            let mut which = usize::from(this.which);
+            let acquired = this.slot.poll_acquire_one_of(&ops, &mut which, cx);
+            // `which < SEND_SLOTS`, a small constant.
+            this.which = which as u8;
+            if let Err(e) = ready!(acquired) {
                 return give_back!(this.buf.take().map(Slice::into_inner), Err(e));
             }
             let Some(slice) = this.buf.as_ref() else {
                 return give_back!(this.buf.take().map(Slice::into_inner), Err(WskError::INVALID_STATE));
             };
+            let op = ctx.slot(this.stream().index());
             let socket = ctx.socket();
             let send = ctx.connection_dispatch().WskSend;
-            // SAFETY: as for Receive: slot ours, MDL and buffer alive until completion.
+            // SAFETY: as for Receive: slot ours (acquired), MDL and buffer alive until completion; the
+            // cell is this slot's own.
             unsafe {
-                let io = OpIo::exclusive(ctx.stream_io(StreamSlot::Send));
+                let io = OpIo::exclusive(ctx.stream_io(this.stream()));
                 io.wsk_buf = WSK_BUF {
                     Mdl: slice.buffer().mdl(),
                     Offset: slice.begin() as ULONG,
@@ -326,6 +377,7 @@ impl Future for Send<'_> {
                 this.slot.start(op, |irp| send.map(|f| f(socket, wsk_buf, 0, irp)));
             }
         }
+        let op = ctx.slot(this.stream().index());
         let iosb = ready!(this.slot.poll_complete(op, cx));
         this.slot.release(op);
         give_back!(
@@ -338,12 +390,8 @@ impl Future for Send<'_> {
 impl Drop for Send<'_> {
     fn drop(&mut self) {
         let ctx = self.conn.ctx();
-        abandon_stream_op(
-            ctx,
-            StreamSlot::Send,
-            &mut self.slot,
-            self.buf.take().map(Slice::into_inner),
-        );
+        let stream = self.stream();
+        abandon_stream_op(ctx, stream, &mut self.slot, self.buf.take().map(Slice::into_inner));
     }
 }
 

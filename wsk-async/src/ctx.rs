@@ -16,13 +16,13 @@
 //! # Which slots live where, and which have an IRP
 //!
 //! The slots an open socket may need while nothing can fail are inline, with their IRPs allocated
-//! with the context ([`Kind::preallocates`]): receive/accept, send (listeners, which never send, get
-//! no IRP for it) and close (a drop must close without allocating). The disconnect and abort slots,
+//! with the context ([`Kind::preallocates`]): receive/accept, the [`SEND_SLOTS`] send slots
+//! (listeners, which never send, get no IRP for them) and close (a drop must close without allocating). The disconnect and abort slots,
 //! with their IRPs, are in a separate block ([`EndSlots`]) that the first `disconnect()` or `abort()`
 //! poll allocates, where a failure is an error value; a graceful disconnect provides for both before
 //! it submits anything, so that its drop can always issue the abort that forces it to complete. An
-//! open connection thus holds three IRPs; one that is ending up to five, as many as can be in flight
-//! at once (receive, send, graceful disconnect, the abort that ends it, and the close of a dropped
+//! open connection thus holds four IRPs; one that is ending up to six, as many as can be in flight
+//! at once (receive, two sends, graceful disconnect, the abort that ends it, and the close of a dropped
 //! handle: WSK allows the close while the others are pending, and a drop cannot wait for them).
 
 use crate::end_slots::EndSlots;
@@ -35,20 +35,29 @@ use crate::sync::{AtomicPtr, AtomicU32, Cell, Ordering};
 use core::ptr::{self, NonNull};
 use nt::*;
 
-/// Slot indices. A connection uses all five; a listener uses [`ACCEPT`] (also for creating the
+/// Slot indices. A connection uses all of them; a listener uses [`ACCEPT`] (also for creating the
 /// socket, setting its options and binding it) and [`CLOSE`]; a connection being created by
 /// `connect` uses [`SEND`] for `WskSocketConnect`. The first [`INLINE_SLOTS`] are in the context
 /// ([`SocketCtx::slot`]); [`DISCONNECT`] and [`ABORT`] are in its [`EndSlots`].
 pub(crate) const RECEIVE: usize = 0;
 pub(crate) const ACCEPT: usize = 0;
+/// The first of the [`SEND_SLOTS`] send slots.
 pub(crate) const SEND: usize = 1;
-pub(crate) const CLOSE: usize = 2;
-pub(crate) const INLINE_SLOTS: usize = 3;
-pub(crate) const DISCONNECT: usize = 3;
-pub(crate) const ABORT: usize = 4;
-/// The inline slots that lend the kernel a buffer and a `WSK_BUF` (receive, send), and so have an
+/// How many sends a connection can have in flight at once. Each send slot costs an IRP (280 bytes
+/// on x64, with one stack location), a 48-byte slot and a 40-byte [`OpIo`] in every open
+/// connection, used or not: 368 bytes, as much as a third of the connection's own footprint. Two is
+/// what a driver that keeps two buffers per connection (echosrv's design: receive into one while the
+/// other is being sent) can ever use: when the receive completes while the previous send is still
+/// pending, the next send goes out without waiting for it. More data in flight is a matter of bigger
+/// buffers (see `Connection::ideal_send_backlog`), not more IRPs.
+pub(crate) const SEND_SLOTS: usize = 2;
+pub(crate) const CLOSE: usize = SEND + SEND_SLOTS;
+pub(crate) const INLINE_SLOTS: usize = CLOSE + 1;
+pub(crate) const DISCONNECT: usize = INLINE_SLOTS;
+pub(crate) const ABORT: usize = DISCONNECT + 1;
+/// The inline slots that lend the kernel a buffer and a `WSK_BUF` (receive, sends), and so have an
 /// [`OpIo`] in the context (the disconnect's is in its [`EndSlots`]; abort and close lend nothing).
-const INLINE_IO: usize = 2;
+const INLINE_IO: usize = SEND + SEND_SLOTS;
 const _: () = assert!(RECEIVE < INLINE_IO && SEND < INLINE_IO && CLOSE >= INLINE_IO && CLOSE < INLINE_SLOTS);
 
 /// The inline slots that lend the kernel a buffer, by name: their [`OpIo`] is always there
@@ -56,15 +65,21 @@ const _: () = assert!(RECEIVE < INLINE_IO && SEND < INLINE_IO && CLOSE >= INLINE
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StreamSlot {
     Receive,
-    Send,
+    /// Send slot `n`, `n < SEND_SLOTS` (the constructor [`StreamSlot::send`] keeps it in range).
+    Send(u8),
 }
 
 impl StreamSlot {
+    /// Send slot `n` (taken modulo [`SEND_SLOTS`], so an index is always in range).
+    pub(crate) const fn send(n: usize) -> Self {
+        StreamSlot::Send((n % SEND_SLOTS) as u8)
+    }
+
     /// The slot's index in the context.
     pub(crate) const fn index(self) -> usize {
         match self {
             StreamSlot::Receive => RECEIVE,
-            StreamSlot::Send => SEND,
+            StreamSlot::Send(n) => SEND + n as usize % SEND_SLOTS,
         }
     }
 }
@@ -103,7 +118,7 @@ impl Kind {
     pub(crate) fn preallocates(self, index: usize) -> bool {
         match index {
             RECEIVE | CLOSE => true,
-            SEND => self != Kind::Listener,
+            i if (SEND..SEND + SEND_SLOTS).contains(&i) => self != Kind::Listener,
             _ => false,
         }
     }
@@ -250,16 +265,14 @@ impl SocketCtx {
         }
     }
 
-    /// The [`OpIo`] of the receive or send slot.
+    /// The [`OpIo`] of the receive slot or a send slot.
     pub(crate) fn stream_io(&self, slot: StreamSlot) -> &Cell<OpIo> {
-        // Constant indices into a fixed array: checked at compile time, no runtime bound check.
-        match slot {
-            StreamSlot::Receive => &self.io[RECEIVE],
-            StreamSlot::Send => &self.io[SEND],
-        }
+        // `index()` is below INLINE_IO by construction (asserted at compile time above); the
+        // compiler keeps a bound check, which never fails.
+        &self.io[slot.index()]
     }
 
-    /// Inline slot `index` ([`RECEIVE`]/[`ACCEPT`], [`SEND`] or [`CLOSE`]).
+    /// Inline slot `index` ([`RECEIVE`]/[`ACCEPT`], a send slot or [`CLOSE`]).
     pub(crate) fn slot(&self, index: usize) -> &Op {
         &self.slots[index]
     }

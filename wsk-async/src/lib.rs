@@ -8,8 +8,8 @@
 //!   completion routine and the future share the slot through one atomic state word (the state
 //!   machine is documented in `op_state.rs`), and the context is freed by whoever drops its last
 //!   reference. IRPs are allocated once per socket and recycled with `IoReuseIrp`: steady-state
-//!   sends and receives allocate nothing. An open connection holds three slots and three IRPs
-//!   (receive, send, close); the disconnect and abort slots are allocated by the first
+//!   sends and receives allocate nothing. An open connection holds four slots and four IRPs
+//!   (receive, two sends, close); the disconnect and abort slots are allocated by the first
 //!   `disconnect()` or `abort()` (`footprint.rs` pins the sizes). Two consequences for callers:
 //!   - [`Connection::disconnect`], [`Connection::disconnect_with`] and [`Connection::abort`] can fail
 //!     with [`WskError::is_out_of_resources`] on the first one per connection (having done nothing;
@@ -78,6 +78,7 @@ extern crate std;
 
 mod addr;
 mod atomic_waker;
+mod backlog;
 mod buffer;
 mod buffer_wait;
 mod close;
@@ -111,6 +112,7 @@ mod slot_edge_tests;
 #[cfg(all(test, not(loom), not(target_os = "windows")))]
 mod test_support;
 
+pub use backlog::IdealSendBacklog;
 pub use buffer::{Buffer, BufferPool, Slice};
 pub use buffer_wait::TakeWhenFree;
 pub use close::Close;

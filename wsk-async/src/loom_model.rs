@@ -673,3 +673,46 @@ fn loom_install_once_failure_leaves_the_slot_empty() {
         assert!(slot.load(Ordering::SeqCst).is_null());
     });
 }
+
+/// `SlotUse::poll_acquire_one_of` (a connection's send slots): two send futures claim "the first
+/// free one of two slots" while the future holding slot 0 lets go of it. Each claim is one RMW on
+/// one slot's own word, so in every interleaving no slot is ever held by two futures, each claimer
+/// either gets a slot or finds both held, and the slot the earlier future gave back is taken at most
+/// once.
+#[test]
+fn loom_two_sends_claim_distinct_slots() {
+    /// `poll_acquire_one_of`'s claim: the first slot whose claim does not find it in use.
+    fn claim_one_of(slots: &[OpState; 2]) -> Option<usize> {
+        (0..2).find(|&i| slots[i].claim() != Claim::InUse)
+    }
+    loom::model(|| {
+        let slots = Arc::new([OpState::new(), OpState::new()]);
+        assert_eq!(
+            slots[0].claim(),
+            Claim::Owned { stale: false },
+            "an earlier send holds slot 0"
+        );
+        let claimer = {
+            let slots = slots.clone();
+            thread::spawn(move || claim_one_of(&slots))
+        };
+        let releaser = {
+            let slots = slots.clone();
+            thread::spawn(move || {
+                slots[0].release();
+            })
+        };
+        let mine = claim_one_of(&slots);
+        let theirs = claimer.join().unwrap();
+        releaser.join().unwrap();
+        if let (Some(a), Some(b)) = (mine, theirs) {
+            assert_ne!(a, b, "one slot held by two sends");
+        }
+        assert!(mine.is_some() || theirs.is_some(), "slot 1 was free throughout");
+        // Every slot a claimer got is held (FUTURE), and nothing else is.
+        for (i, slot) in slots.iter().enumerate() {
+            let held = mine == Some(i) || theirs == Some(i);
+            assert_eq!(slot.load() & crate::op_state::FUTURE != 0, held);
+        }
+    });
+}

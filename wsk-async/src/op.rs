@@ -34,8 +34,8 @@
 //!
 //! And the slots a connection needs only when it ends (graceful and abortive disconnect) are not in
 //! the context at all until the first `disconnect()` or `abort()` allocates them with their IRPs
-//! ([`EndSlots`](crate::end_slots::EndSlots)): an open connection holds three slots and three IRPs
-//! (receive, send, close).
+//! ([`EndSlots`](crate::end_slots::EndSlots)): an open connection holds four slots and four IRPs
+//! (receive, two sends, close).
 
 use crate::atomic_waker::AtomicWaker;
 use crate::buffer::Buffer;

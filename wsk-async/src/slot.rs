@@ -69,18 +69,13 @@ impl SlotUse {
     fn poll_acquire_slot(&mut self, op: &Op, cx: &mut Context<'_>) -> Poll<Result<()>> {
         loop {
             match self.phase {
-                Phase::Idle => match op.state.claim() {
-                    Claim::InUse => return Poll::Ready(Err(WskError::INVALID_STATE)),
-                    Claim::Attached => self.phase = Phase::Waiting,
-                    Claim::Owned { stale } => {
-                        // SAFETY: claimed with KERNEL clear: exclusively ours.
-                        if stale && unsafe { op.dispose_unread() } {
-                            self.phase = Phase::Waiting;
-                        } else {
-                            self.phase = Phase::Ready;
-                        }
+                Phase::Idle => {
+                    let claim = op.state.claim();
+                    if claim == Claim::InUse {
+                        return Poll::Ready(Err(WskError::INVALID_STATE));
                     }
-                },
+                    self.claimed(op, claim);
+                }
                 Phase::Waiting => {
                     // Register before looking, so a completion in between still wakes us.
                     op.waker.register(cx.waker());
@@ -97,6 +92,55 @@ impl SlotUse {
                 Phase::Submitted => return Poll::Ready(Err(WskError::INVALID_STATE)),
             }
         }
+    }
+
+    /// [`poll_acquire`](Self::poll_acquire) over interchangeable slots (a connection's send slots):
+    /// claims the first of `ops` that no other future holds, sets `which` to its index, and from then
+    /// on polls that one. Fails with `STATUS_INVALID_DEVICE_STATE` when every one is held (as many
+    /// operations of the kind in flight as there are slots). `which` must be left alone by the caller
+    /// while the slot is held.
+    pub(crate) fn poll_acquire_one_of(
+        &mut self,
+        ops: &[&Op],
+        which: &mut usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<()>> {
+        if self.phase == Phase::Idle {
+            if ops.first().is_some_and(|op| op.ctx().take_spent_budget()) {
+                self.waited = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            // Claim, in order, the first slot nobody holds: each claim is one RMW on that slot's own
+            // word, so two futures racing here can never both hold one slot.
+            let Some((index, claim)) = ops
+                .iter()
+                .enumerate()
+                .map(|(i, op)| (i, op.state.claim()))
+                .find(|&(_, claim)| claim != Claim::InUse)
+            else {
+                return Poll::Ready(Err(WskError::INVALID_STATE));
+            };
+            *which = index;
+            self.claimed(ops[index], claim);
+        }
+        let Some(op) = ops.get(*which) else {
+            return Poll::Ready(Err(WskError::INVALID_STATE));
+        };
+        self.poll_acquire(op, cx)
+    }
+
+    /// The claim of an idle slot succeeded (`claim` is not `InUse`): on to `Waiting` (attached to a
+    /// dropped operation the kernel still owns, or disposing of a stale result that needs a close)
+    /// or `Ready`.
+    fn claimed(&mut self, op: &Op, claim: Claim) {
+        self.phase = match claim {
+            Claim::Attached => Phase::Waiting,
+            // SAFETY: claimed with KERNEL clear: exclusively ours.
+            Claim::Owned { stale } if stale && unsafe { op.dispose_unread() } => Phase::Waiting,
+            Claim::Owned { .. } => Phase::Ready,
+            Claim::InUse => Phase::Idle,
+        };
     }
 
     /// [`poll_acquire`](Self::poll_acquire) for a slot whose operations return a status only (no

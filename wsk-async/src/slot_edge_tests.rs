@@ -58,8 +58,8 @@ fn end_slots_freed_from_inside_their_own_irps_completion_routine() {
     );
     assert_eq!(
         nt::emu::irp::live_count(),
-        irps - 5,
-        "receive, send, close, disconnect and abort (its own) IRPs freed"
+        irps - 6,
+        "receive, two sends, close, disconnect and abort (its own) IRPs freed"
     );
     now(listener.close()).expect("listener close");
     now(registration.deregister());
@@ -81,7 +81,7 @@ fn a_listeners_send_slot_without_an_irp_cannot_be_acquired() {
     assert_eq!(slot.release(op), None, "nothing was held");
     // A connection's stream slots have their IRPs and their cells.
     let ctx = s.conn.ctx();
-    for stream in [StreamSlot::Receive, StreamSlot::Send] {
+    for stream in [StreamSlot::Receive, StreamSlot::send(0), StreamSlot::send(1)] {
         assert!(!ctx.slot(stream.index()).irp().is_null());
     }
     // `registration` bound first, so that it drops last if the test fails.

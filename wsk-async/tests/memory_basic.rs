@@ -258,11 +258,11 @@ fn async_register_gives_up_after_its_bound() {
     assert_eq!(e.status(), nt::STATUS_DEVICE_NOT_READY);
 }
 
-/// An open connection holds one pool block (its context) and three IRPs (receive, send, close); its
+/// An open connection holds one pool block (its context) and four IRPs (receive, two sends, close); its
 /// first graceful disconnect allocates the end slots (one block, the graceful IRP and the abort IRP
 /// its drop may need); closing frees all of it.
 #[test]
-fn an_open_connection_holds_three_irps_and_its_end_allocates_the_rest() {
+fn an_open_connection_holds_four_irps_and_its_end_allocates_the_rest() {
     let _session = nt::emu::session();
     let s = setup();
     let live = || {
@@ -274,15 +274,15 @@ fn an_open_connection_holds_three_irps_and_its_end_allocates_the_rest() {
     let (blocks, irps) = live();
     let peer = s.net.connect(s.addr()).unwrap();
     let conn = ready(s.listener.accept()).unwrap();
-    assert_eq!(live(), (blocks + 1, irps + 3), "the context; receive, send, close");
+    assert_eq!(live(), (blocks + 1, irps + 4), "the context; receive, two sends, close");
     ready(conn.disconnect()).unwrap();
     assert_eq!(
         live(),
-        (blocks + 2, irps + 5),
+        (blocks + 2, irps + 6),
         "+ the end slots, graceful disconnect and abort"
     );
     ready(conn.abort()).unwrap();
-    assert_eq!(live(), (blocks + 2, irps + 5), "the abort slot was already there");
+    assert_eq!(live(), (blocks + 2, irps + 6), "the abort slot was already there");
     ready(conn.close()).unwrap();
     assert_eq!(live(), (blocks, irps));
     assert!(peer.got_fin());

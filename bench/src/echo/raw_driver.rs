@@ -1,8 +1,13 @@
 //! A C-style echo driver on the raw WSK ABI, designed like Microsoft's echosrv (`wsksmple.c`): every
 //! IRP's completion routine pushes its operation context on a lock-free list (echosrv:
 //! `InterlockedPushEntrySList`) and signals a KEVENT; one worker thread pops the list and issues
-//! the next WSK call (accept -> receive -> send -> receive ... -> close). One IRP per connection,
-//! recycled with `IoReuseIrp`, and one nonpaged buffer with its MDL, allocated at accept.
+//! the next WSK call. Like echosrv, and like the async echo driver, a connection has two operation
+//! contexts, each with its IRP (recycled with `IoReuseIrp`) and a nonpaged buffer with its MDL,
+//! allocated at accept, and pipelines them: while one buffer's bytes are being sent, the next chunk
+//! is received into the other, and a chunk is sent as soon as it is received (two sends in flight
+//! at most, in the order received; a short send with the other send in flight closes the
+//! connection). The connection is closed with an idle operation's IRP once the echo ends, and freed
+//! when that close and every other operation of it have completed.
 //!
 //! It runs on the same emulated WSK provider as the echo driver, so the difference between the two
 //! in `bench echo` is what async/await and the executor cost end to end, compared with the classic
@@ -33,16 +38,34 @@ struct Op {
     server: *const Server,
     /// The connection, or null for the listener's accept.
     conn: *mut Conn,
+    /// Which of the connection's two operations this is.
+    index: usize,
     irp: PIRP,
 }
 
-/// A connection (echosrv's `WSKSAMPLE_SOCKET_CONTEXT` with its buffer).
-struct Conn {
+/// One of a connection's two operations, with its buffer.
+struct ConnOp {
     op: Op,
-    socket: PWSK_SOCKET,
     buffer: PVOID,
     mdl: PMDL,
     wsk_buf: WSK_BUF,
+    /// Its IRP is with the provider.
+    busy: bool,
+    /// It is sending (the bytes `wsk_buf.Offset..received`).
+    sending: bool,
+    /// Bytes the last receive put in the buffer.
+    received: usize,
+}
+
+/// A connection (echosrv's `WSKSAMPLE_SOCKET_CONTEXT`).
+struct Conn {
+    ops: [ConnOp; 2],
+    socket: PWSK_SOCKET,
+    /// The peer sent FIN: close once the last send is done.
+    fin: bool,
+    /// The close was issued (or completed, see `closed`): completions only count down.
+    closing: bool,
+    closed: bool,
 }
 
 /// The driver's state.
@@ -60,6 +83,9 @@ struct Server {
     accept_pending: AtomicBool,
     live: AtomicUsize,
     worker_exit: AtomicBool,
+    /// The driver's device object: a non-PnP driver sets its completion routines with
+    /// `IoSetCompletionRoutineEx` on it, so that its image stays loaded until they have returned.
+    device: PDEVICE_OBJECT,
 }
 
 // SAFETY: shared between the worker thread, completion routines and the owner; every field is either
@@ -78,11 +104,14 @@ pub struct RawEchoDriver {
     server: Box<Server>,
     worker: Option<std::thread::JoinHandle<()>>,
     pub port: u16,
+    /// Dropped last: the device the completion routines reference.
+    _device: nt::emu::driver::TestDevice,
 }
 
 impl RawEchoDriver {
     /// Registers with WSK, listens on 127.0.0.1 (port chosen by the system) and starts the worker.
     pub fn start(buffer_size: usize) -> Self {
+        let device = nt::emu::driver::TestDevice::create();
         let mut server = Box::new(Server {
             registration: UnsafeCell::new(WSK_REGISTRATION::zeroed()),
             client_npi: WSK_CLIENT_NPI {
@@ -96,6 +125,7 @@ impl RawEchoDriver {
                 handler: on_accept,
                 server: ptr::null(),
                 conn: ptr::null_mut(),
+                index: 0,
                 irp: ptr::null_mut(),
             }),
             queue: AtomicPtr::new(ptr::null_mut()),
@@ -106,6 +136,7 @@ impl RawEchoDriver {
             accept_pending: AtomicBool::new(false),
             live: AtomicUsize::new(0),
             worker_exit: AtomicBool::new(false),
+            device: device.device(),
         });
         let this: *const Server = &*server;
         // SAFETY: PASSIVE_LEVEL; the server is boxed (stable address) and outlives the registration,
@@ -118,7 +149,7 @@ impl RawEchoDriver {
             assert_eq!(status, STATUS_SUCCESS, "WskCaptureProviderNPI");
             let npi = &*server.npi.get();
             let socket_fn = (*npi.Dispatch).WskSocket.expect("WskSocket");
-            let (status, information) = call_sync(|irp| {
+            let (status, information) = call_sync(server.device, |irp| {
                 socket_fn(
                     npi.Client,
                     AF_INET,
@@ -142,11 +173,15 @@ impl RawEchoDriver {
                 .cast::<SOCKADDR_IN>()
                 .write(SOCKADDR_IN::new(Ipv4Addr::LOCALHOST.octets(), 0));
             let bind = dispatch.WskBind.expect("WskBind");
-            let (status, _) = call_sync(|irp| bind(listener, ptr::from_mut(&mut local).cast(), 0, irp));
+            let (status, _) = call_sync(server.device, |irp| {
+                bind(listener, ptr::from_mut(&mut local).cast(), 0, irp)
+            });
             assert_eq!(status, STATUS_SUCCESS, "WskBind");
             let mut bound = SOCKADDR_STORAGE::default();
             let get_local = dispatch.WskGetLocalAddress.expect("WskGetLocalAddress");
-            let (status, _) = call_sync(|irp| get_local(listener, ptr::from_mut(&mut bound).cast(), irp));
+            let (status, _) = call_sync(server.device, |irp| {
+                get_local(listener, ptr::from_mut(&mut bound).cast(), irp)
+            });
             assert_eq!(status, STATUS_SUCCESS, "WskGetLocalAddress");
             let port = ptr::from_ref(&bound).cast::<SOCKADDR_IN>().read().port();
             let accept = &mut *server.accept.get();
@@ -169,6 +204,7 @@ impl RawEchoDriver {
             server,
             worker: Some(worker),
             port,
+            _device: device,
         }
     }
 
@@ -193,7 +229,7 @@ impl Drop for RawEchoDriver {
             let listener = *server.listener.get();
             let dispatch = &*((*listener).Dispatch as *const WSK_PROVIDER_BASIC_DISPATCH);
             let close = dispatch.WskCloseSocket.expect("WskCloseSocket");
-            let (status, _) = call_sync(|irp| close(listener, irp));
+            let (status, _) = call_sync(server.device, |irp| close(listener, irp));
             assert_eq!(status, STATUS_SUCCESS, "WskCloseSocket(listener)");
         }
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -220,7 +256,7 @@ impl Drop for RawEchoDriver {
 ///
 /// # Safety
 /// `f` passes the IRP to one WSK function.
-unsafe fn call_sync(f: impl FnOnce(PIRP) -> NTSTATUS) -> (NTSTATUS, ULONG_PTR) {
+unsafe fn call_sync(device: PDEVICE_OBJECT, f: impl FnOnce(PIRP) -> NTSTATUS) -> (NTSTATUS, ULONG_PTR) {
     unsafe extern "system" fn signal(_d: PDEVICE_OBJECT, _irp: PIRP, context: PVOID) -> NTSTATUS {
         // SAFETY: the context is the waiting caller's event.
         unsafe { KeSetEvent(context.cast(), IO_NO_INCREMENT.into(), FALSE) };
@@ -232,7 +268,7 @@ unsafe fn call_sync(f: impl FnOnce(PIRP) -> NTSTATUS) -> (NTSTATUS, ULONG_PTR) {
         KeInitializeEvent(&mut *event, NotificationEvent, FALSE);
         let irp = IoAllocateIrp(1, FALSE);
         assert!(!irp.is_null(), "IoAllocateIrp");
-        IoSetCompletionRoutine(irp, Some(signal), ptr::from_mut(&mut *event).cast(), true, true, true);
+        set_routine(device, irp, signal, ptr::from_mut(&mut *event).cast());
         f(irp);
         KeWaitForSingleObject(
             ptr::from_mut(&mut *event).cast(),
@@ -244,6 +280,34 @@ unsafe fn call_sync(f: impl FnOnce(PIRP) -> NTSTATUS) -> (NTSTATUS, ULONG_PTR) {
         let result = ((*irp).IoStatus.Status, (*irp).IoStatus.Information);
         IoFreeIrp(irp);
         result
+    }
+}
+
+/// Sets `routine` on `irp` for success, error and cancellation with `IoSetCompletionRoutineEx` (a
+/// non-PnP driver's routines must keep its image loaded), falling back to `IoSetCompletionRoutine`
+/// when the former cannot allocate its context, as wsk-async does.
+///
+/// # Safety
+/// `irp` is a live IRP the caller owns; `device` is this driver's device object.
+unsafe fn set_routine(
+    device: PDEVICE_OBJECT,
+    irp: PIRP,
+    routine: unsafe extern "system" fn(PDEVICE_OBJECT, PIRP, PVOID) -> NTSTATUS,
+    context: PVOID,
+) {
+    // SAFETY: forwarded.
+    unsafe {
+        if !NT_SUCCESS(IoSetCompletionRoutineEx(
+            device,
+            irp,
+            Some(routine),
+            context,
+            TRUE,
+            TRUE,
+            TRUE,
+        )) {
+            IoSetCompletionRoutine(irp, Some(routine), context, true, true, true);
+        }
     }
 }
 
@@ -322,7 +386,7 @@ unsafe fn prepare(op: *mut Op, handler: unsafe fn(&Server, *mut Op)) -> PIRP {
     unsafe {
         (*op).handler = handler;
         IoReuseIrp((*op).irp, STATUS_UNSUCCESSFUL);
-        IoSetCompletionRoutine((*op).irp, Some(queue_completion), op.cast(), true, true, true);
+        set_routine((*(*op).server).device, (*op).irp, queue_completion, op.cast());
         (*op).irp
     }
 }
@@ -359,7 +423,7 @@ unsafe fn on_accept(server: &Server, op: *mut Op) {
             // Accepted while stopping: close it at once.
             let socket = ptr::with_exposed_provenance_mut::<WSK_SOCKET>(information);
             // SAFETY: a new socket of ours; PASSIVE_LEVEL.
-            unsafe { close_sync(socket) };
+            unsafe { close_sync(server, socket) };
         }
         server.accept_pending.store(false, Ordering::Release);
         return;
@@ -367,33 +431,46 @@ unsafe fn on_accept(server: &Server, op: *mut Op) {
     let socket = ptr::with_exposed_provenance_mut::<WSK_SOCKET>(information);
     // SAFETY: PASSIVE_LEVEL; the new connection's memory is ours until its close completes.
     unsafe {
-        let buffer = ExAllocatePool2(POOL_FLAG_NON_PAGED, server.buffer_size, TAG);
-        assert!(!buffer.is_null(), "ExAllocatePool2");
-        let mdl = IoAllocateMdl(buffer, server.buffer_size as ULONG, FALSE, FALSE, ptr::null_mut());
-        assert!(!mdl.is_null(), "IoAllocateMdl");
-        MmBuildMdlForNonPagedPool(mdl);
-        let irp = IoAllocateIrp(1, FALSE);
-        assert!(!irp.is_null(), "IoAllocateIrp");
+        let op = |index| {
+            let buffer = ExAllocatePool2(POOL_FLAG_NON_PAGED, server.buffer_size, TAG);
+            assert!(!buffer.is_null(), "ExAllocatePool2");
+            let mdl = IoAllocateMdl(buffer, server.buffer_size as ULONG, FALSE, FALSE, ptr::null_mut());
+            assert!(!mdl.is_null(), "IoAllocateMdl");
+            MmBuildMdlForNonPagedPool(mdl);
+            let irp = IoAllocateIrp(1, FALSE);
+            assert!(!irp.is_null(), "IoAllocateIrp");
+            ConnOp {
+                op: Op {
+                    next: ptr::null_mut(),
+                    handler: on_receive,
+                    server,
+                    conn: ptr::null_mut(),
+                    index,
+                    irp,
+                },
+                buffer,
+                mdl,
+                wsk_buf: WSK_BUF {
+                    Mdl: mdl,
+                    Offset: 0,
+                    Length: 0,
+                },
+                busy: false,
+                sending: false,
+                received: 0,
+            }
+        };
         let conn = Box::into_raw(Box::new(Conn {
-            op: Op {
-                next: ptr::null_mut(),
-                handler: on_receive,
-                server,
-                conn: ptr::null_mut(),
-                irp,
-            },
+            ops: [op(0), op(1)],
             socket,
-            buffer,
-            mdl,
-            wsk_buf: WSK_BUF {
-                Mdl: mdl,
-                Offset: 0,
-                Length: 0,
-            },
+            fin: false,
+            closing: false,
+            closed: false,
         }));
-        (*conn).op.conn = conn;
+        (*conn).ops[0].op.conn = conn;
+        (*conn).ops[1].op.conn = conn;
         server.live.fetch_add(1, Ordering::AcqRel);
-        start_receive(conn);
+        start_receive(conn, 0);
         start_accept(server);
     }
 }
@@ -404,56 +481,70 @@ fn connection_dispatch(socket: PWSK_SOCKET) -> &'static WSK_PROVIDER_CONNECTION_
 }
 
 /// # Safety
-/// The connection's op is idle.
-unsafe fn start_receive(conn: *mut Conn) {
-    // SAFETY: forwarded; the buffer and WSK_BUF live in the connection until its close completes.
+/// Operation `i` of the connection is idle.
+unsafe fn start_receive(conn: *mut Conn, i: usize) {
+    // SAFETY: forwarded; the buffer and WSK_BUF live in the connection until it is freed.
     unsafe {
-        let irp = prepare(&raw mut (*conn).op, on_receive);
-        (*conn).wsk_buf.Length = (*(*conn).op.server).buffer_size;
+        let c = &raw mut (*conn).ops[i];
+        let irp = prepare(&raw mut (*c).op, on_receive);
+        (*c).busy = true;
+        (*c).sending = false;
+        (*c).wsk_buf.Offset = 0;
+        (*c).wsk_buf.Length = (*(*c).op.server).buffer_size;
         let receive = connection_dispatch((*conn).socket).WskReceive.expect("WskReceive");
-        receive((*conn).socket, &raw mut (*conn).wsk_buf, 0, irp);
+        receive((*conn).socket, &raw mut (*c).wsk_buf, 0, irp);
     }
 }
 
+/// Sends the bytes `from..received` of operation `i`'s buffer.
+///
 /// # Safety
-/// Called by the worker for a completed receive.
-unsafe fn on_receive(_server: &Server, op: *mut Op) {
-    // SAFETY: the op's IRP completed: ours again.
-    unsafe {
-        let conn = (*op).conn;
-        let (status, n) = ((*(*op).irp).IoStatus.Status, (*(*op).irp).IoStatus.Information);
-        if !NT_SUCCESS(status) || n == 0 {
-            start_close(conn);
-            return;
-        }
-        let irp = prepare(op, on_send);
-        (*conn).wsk_buf.Length = n;
-        let send = connection_dispatch((*conn).socket).WskSend.expect("WskSend");
-        send((*conn).socket, &raw mut (*conn).wsk_buf, 0, irp);
-    }
-}
-
-/// # Safety
-/// Called by the worker for a completed send.
-unsafe fn on_send(_server: &Server, op: *mut Op) {
-    // SAFETY: the op's IRP completed: ours again.
-    unsafe {
-        let conn = (*op).conn;
-        let status = (*(*op).irp).IoStatus.Status;
-        if NT_SUCCESS(status) {
-            start_receive(conn);
-        } else {
-            start_close(conn);
-        }
-    }
-}
-
-/// # Safety
-/// The connection's op is idle; no other call on the socket is in progress.
-unsafe fn start_close(conn: *mut Conn) {
+/// Operation `i` of the connection is idle.
+unsafe fn start_send(conn: *mut Conn, i: usize, from: usize) {
     // SAFETY: forwarded.
     unsafe {
-        let irp = prepare(&raw mut (*conn).op, on_close);
+        let c = &raw mut (*conn).ops[i];
+        let irp = prepare(&raw mut (*c).op, on_send);
+        (*c).busy = true;
+        (*c).sending = true;
+        (*c).wsk_buf.Offset = from as ULONG;
+        (*c).wsk_buf.Length = (*c).received - from;
+        let send = connection_dispatch((*conn).socket).WskSend.expect("WskSend");
+        send((*conn).socket, &raw mut (*c).wsk_buf, 0, irp);
+    }
+}
+
+/// The operation `op` of its connection has completed: marks it idle; returns the connection, the
+/// operation's index, and whether the connection is closing (then nothing more is started, and the
+/// connection is freed once nothing is in flight).
+///
+/// # Safety
+/// Called by the worker for a completed operation of a connection.
+unsafe fn completed(server: &Server, op: *mut Op) -> Option<(*mut Conn, usize)> {
+    // SAFETY: the op's IRP completed: ours again; the connection is alive until freed here.
+    unsafe {
+        let (conn, i) = ((*op).conn, (*op).index);
+        (*conn).ops[i].busy = false;
+        if (*conn).closing {
+            free_when_done(server, conn);
+            return None;
+        }
+        Some((conn, i))
+    }
+}
+
+/// Starts the close with operation `i`'s (idle) IRP. WSK cancels and completes the other
+/// operation, if it is in flight.
+///
+/// # Safety
+/// Operation `i` is idle; no other call on the socket is in progress.
+unsafe fn start_close(conn: *mut Conn, i: usize) {
+    // SAFETY: forwarded.
+    unsafe {
+        (*conn).closing = true;
+        let c = &raw mut (*conn).ops[i];
+        (*c).busy = true;
+        let irp = prepare(&raw mut (*c).op, on_close);
         let dispatch = &*((*(*conn).socket).Dispatch as *const WSK_PROVIDER_BASIC_DISPATCH);
         let close = dispatch.WskCloseSocket.expect("WskCloseSocket");
         close((*conn).socket, irp);
@@ -461,25 +552,101 @@ unsafe fn start_close(conn: *mut Conn) {
 }
 
 /// # Safety
-/// Called by the worker for a completed close: frees the connection.
-unsafe fn on_close(server: &Server, op: *mut Op) {
-    // SAFETY: the close completed; nothing refers to the connection any more.
+/// Called by the worker for a completed receive.
+unsafe fn on_receive(server: &Server, op: *mut Op) {
+    // SAFETY: the op's IRP completed: ours again.
     unsafe {
-        let conn = Box::from_raw((*op).conn);
-        IoFreeIrp(conn.op.irp);
-        IoFreeMdl(conn.mdl);
-        ExFreePoolWithTag(conn.buffer, TAG);
+        let Some((conn, i)) = completed(server, op) else { return };
+        let (status, n) = ((*(*op).irp).IoStatus.Status, (*(*op).irp).IoStatus.Information);
+        let other = 1 - i;
+        if !NT_SUCCESS(status) {
+            start_close(conn, i);
+            return;
+        }
+        if n == 0 {
+            (*conn).fin = true;
+            if !(*conn).ops[other].busy {
+                start_close(conn, i);
+            }
+            return;
+        }
+        (*conn).ops[i].received = n;
+        start_send(conn, i, 0);
+        if !(*conn).ops[other].busy {
+            start_receive(conn, other);
+        }
+    }
+}
+
+/// # Safety
+/// Called by the worker for a completed send.
+unsafe fn on_send(server: &Server, op: *mut Op) {
+    // SAFETY: the op's IRP completed: ours again.
+    unsafe {
+        let Some((conn, i)) = completed(server, op) else { return };
+        let (status, n) = ((*(*op).irp).IoStatus.Status, (*(*op).irp).IoStatus.Information);
+        let other = 1 - i;
+        let c = &raw mut (*conn).ops[i];
+        let done = (*c).wsk_buf.Offset as usize + n;
+        if !NT_SUCCESS(status) || n == 0 {
+            start_close(conn, i);
+        } else if done < (*c).received {
+            if (*conn).ops[other].busy && (*conn).ops[other].sending {
+                // The other send went after these bytes' first part: the rest can no longer follow it.
+                start_close(conn, i);
+            } else {
+                start_send(conn, i, done);
+            }
+        } else if (*conn).fin {
+            if !(*conn).ops[other].busy {
+                start_close(conn, i);
+            }
+        } else if !(*conn).ops[other].busy || (*conn).ops[other].sending {
+            // Nothing is receiving: this buffer is.
+            start_receive(conn, i);
+        }
+    }
+}
+
+/// # Safety
+/// Called by the worker for a completed close.
+unsafe fn on_close(server: &Server, op: *mut Op) {
+    // SAFETY: the close completed.
+    unsafe {
+        let conn = (*op).conn;
+        (*conn).ops[(*op).index].busy = false;
+        (*conn).closed = true;
+        free_when_done(server, conn);
+    }
+}
+
+/// Frees a closed connection once none of its operations is in flight.
+///
+/// # Safety
+/// `conn` is alive; called by the worker.
+unsafe fn free_when_done(server: &Server, conn: *mut Conn) {
+    // SAFETY: closed and nothing in flight: nothing refers to the connection any more.
+    unsafe {
+        if !(*conn).closed || (*conn).ops.iter().any(|c| c.busy) {
+            return;
+        }
+        let conn = Box::from_raw(conn);
+        for c in &conn.ops {
+            IoFreeIrp(c.op.irp);
+            IoFreeMdl(c.mdl);
+            ExFreePoolWithTag(c.buffer, TAG);
+        }
     }
     server.live.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// # Safety
 /// `socket` is ours with no call in progress; PASSIVE_LEVEL.
-unsafe fn close_sync(socket: PWSK_SOCKET) {
+unsafe fn close_sync(server: &Server, socket: PWSK_SOCKET) {
     // SAFETY: forwarded.
     unsafe {
         let dispatch = &*((*socket).Dispatch as *const WSK_PROVIDER_BASIC_DISPATCH);
         let close = dispatch.WskCloseSocket.expect("WskCloseSocket");
-        call_sync(|irp| close(socket, irp));
+        call_sync(server.device, |irp| close(socket, irp));
     }
 }

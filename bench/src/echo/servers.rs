@@ -1,6 +1,8 @@
 //! The echo servers under test: the echo driver on the host emulation, and tokio echo servers
-//! (current_thread and multi_thread) written the way a tokio user writes one. Every server has one
-//! [`BUFFER`]-byte buffer per connection and default socket options (Nagle's algorithm on, as WSK's
+//! (current_thread and multi_thread) written the way a tokio user writes one. The two echo drivers
+//! (ours and the C-style one) have two [`BUFFER`]-byte buffers per connection and pipeline them
+//! (receive into one while the other is sent); a tokio server has one, since the host socket's own
+//! buffers pipeline for it. All use default socket options (Nagle's algorithm on, as WSK's
 //! `WskSend` without `WSK_FLAG_NODELAY`).
 
 use echo_driver::Config;

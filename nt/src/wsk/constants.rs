@@ -61,6 +61,17 @@ pub const WskGetOption: WSK_CONTROL_SOCKET_TYPE = 1;
 /// Issue an I/O control code.
 pub const WskIoctl: WSK_CONTROL_SOCKET_TYPE = 2;
 
+/// `IOC_WSK` (`wsk.h`, `ws2def.h`): WSK's own socket IOCTLs are Winsock 2 codes (`IOC_WS2`,
+/// 0x08000000) with the top three bits of the vendor field set (`IOC_WS2 | 0x07000000`).
+pub const IOC_WSK: ULONG = 0x0800_0000 | 0x0700_0000;
+/// `SIO_WSK_QUERY_IDEAL_SEND_BACKLOG` (`wsk.h`: `_WSAIOR(IOC_WSK, 0x3)`, i.e. `IOC_OUT` 0x40000000 |
+/// `IOC_WSK` | 3): `WskControlSocket(WskIoctl)` on a connected stream socket writes the ideal send
+/// backlog, a `SIZE_T`, to its output buffer: how many bytes of sends to keep passed to WSK and not
+/// yet completed to keep the stream full. mingw-w64 has no `wsk.h`; `nt/tests/header_facts` checks
+/// the value against its `_WSAIOR` and `IOC_WS2`.
+pub const SIO_WSK_QUERY_IDEAL_SEND_BACKLOG: ULONG = 0x4000_0000 | IOC_WSK | 0x3;
+const _: () = assert!(SIO_WSK_QUERY_IDEAL_SEND_BACKLOG == 0x4F00_0003);
+
 /// `WSK_INSPECT_ACTION`.
 pub type WSK_INSPECT_ACTION = i32;
 /// Reject the incoming connection.

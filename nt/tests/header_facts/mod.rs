@@ -36,6 +36,11 @@ pub const WINSOCK_CONSTANTS: &[(&str, u64)] = &[
     ("IPV6_V6ONLY", nt::IPV6_V6ONLY as u64),
     ("SOL_SOCKET", nt::SOL_SOCKET as u64),
     ("SO_REUSEADDR", nt::SO_REUSEADDR as u64),
+    // wsk.h's definition, with its IOC_WSK spelled out (mingw-w64 has no wsk.h).
+    (
+        "_WSAIOR(IOC_WS2|0x07000000,0x3)",
+        nt::SIO_WSK_QUERY_IDEAL_SEND_BACKLOG as u64,
+    ),
 ];
 
 /// The functions `nt/src/windows/netio.rs` imports from NETIO.SYS.

@@ -10,7 +10,12 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// The port Microsoft's WSK echo sample (echosrv) listens on.
 pub const DEFAULT_PORT: u16 = 40007;
 
-/// How long a connection admitted under the limit waits for its buffer when every buffer is still
+/// Buffers per connection: one is received into while the other is being sent (the pipelined echo,
+/// as in Microsoft's echosrv). All of them, [`Config::connection_limit`] times this, are allocated
+/// at DriverEntry.
+pub const BUFFERS_PER_CONNECTION: usize = 2;
+
+/// How long a connection admitted under the limit waits for its buffers when every buffer is still
 /// lent to operations that ended connections' idle timeouts cancelled. Windows completes a cancelled
 /// IRP promptly, so the wait is short; the bound is for a provider that breaks that contract, and
 /// the connection is then reset and counted as refused. The accept loop does not accept meanwhile
@@ -24,8 +29,8 @@ pub struct Config {
     /// it back with [`local_addr`](crate::local_addr).
     pub port: u16,
     /// Connections served at once, 1..=[`MAX_CONNECTIONS`]. One more is accepted and reset at once
-    /// (never queued), and counted as refused. A connection admitted under the limit always gets a
-    /// buffer: when the one it is owed is still lent to an operation that an idle timeout cancelled
+    /// (never queued), and counted as refused. A connection admitted under the limit always gets its
+    /// buffers: when one it is owed is still lent to an operation that an idle timeout cancelled
     /// (its IRP not yet completed by the kernel), it waits for it, at most
     /// [`BUFFER_RETURN_BOUND`](crate::BUFFER_RETURN_BOUND).
     pub connection_limit: usize,
@@ -34,8 +39,8 @@ pub struct Config {
     /// After the peer's FIN, how long the graceful disconnect may take before it becomes abortive
     /// (a peer that does not read its echo would otherwise hold it forever).
     pub disconnect_timeout: Duration,
-    /// Bytes per connection buffer (one buffer per connection, `connection_limit` of them, all
-    /// allocated at DriverEntry).
+    /// Bytes per buffer ([`BUFFERS_PER_CONNECTION`] buffers per connection, all allocated at
+    /// DriverEntry).
     pub buffer_size: usize,
     /// How long DriverEntry waits for the WSK subsystem (`WskCaptureProviderNPI`).
     pub register_timeout: Duration,
@@ -43,13 +48,14 @@ pub struct Config {
 
 impl Config {
     /// The defaults: port 40007, 1024 connections, 60 s idle timeout, 5 s disconnect timeout,
-    /// 4 KiB buffers (4 MiB of nonpaged pool at the full limit), 5 s to wait for WSK.
+    /// two 2 KiB buffers per connection, as echosrv (4 MiB of nonpaged pool at the full limit), 5 s
+    /// to wait for WSK.
     pub const DEFAULT: Config = Config {
         port: DEFAULT_PORT,
         connection_limit: MAX_CONNECTIONS,
         idle_timeout: Duration::from_secs(60),
         disconnect_timeout: Duration::from_secs(5),
-        buffer_size: 4096,
+        buffer_size: 2048,
         register_timeout: Duration::from_secs(5),
     };
 

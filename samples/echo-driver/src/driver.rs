@@ -23,7 +23,7 @@
 //! `IoQueueWorkItem`), and a referenced device object keeps the driver's image loaded: DriverUnload
 //! returning does not unmap code that is still running.
 
-use crate::config::Config;
+use crate::config::{BUFFERS_PER_CONNECTION, Config};
 use crate::counters::COUNTERS;
 use crate::server::{self, ACCEPT_TASK, accept_loop};
 use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -90,8 +90,8 @@ pub unsafe extern "system" fn DriverUnload(_driver: PDRIVER_OBJECT) {
 }
 
 /// What DriverEntry does, with the configuration given: validates it, creates the driver's unnamed
-/// device object, starts the timers and the executor thread, registers with WSK (waiting at most `register_timeout`), allocates one buffer
-/// per connection, listens on `[::]:port` (dual stack) and spawns the accept loop; on success sets
+/// device object, starts the timers and the executor thread, registers with WSK (waiting at most `register_timeout`), allocates the buffers
+/// of every connection, listens on `[::]:port` (dual stack) and spawns the accept loop; on success sets
 /// `driver.DriverUnload` and returns `STATUS_SUCCESS`. On failure it undoes everything it started
 /// and returns the status of the step that failed (`STATUS_INVALID_PARAMETER` for a bad
 /// configuration, `STATUS_INVALID_DEVICE_STATE` if already loaded or above PASSIVE_LEVEL,
@@ -210,7 +210,8 @@ fn serve(
     executor.start().map_err(executor_status)?;
     let registration =
         registration.insert(Registration::register_blocking(device, config.register_timeout).map_err(|e| e.status())?);
-    let buffers = BufferPool::new(config.connection_limit, config.buffer_size).map_err(|e| e.status())?;
+    let buffers = BufferPool::new(config.connection_limit * BUFFERS_PER_CONNECTION, config.buffer_size)
+        .map_err(|e| e.status())?;
     let listener = listen(registration, config.port)?;
     let local = listener.local_addr();
     let spawner = executor.spawner();

@@ -29,7 +29,7 @@ mod server;
 #[cfg(not(test))]
 use wdm_driver_runtime as _;
 
-pub use config::{BUFFER_RETURN_BOUND, Config, DEFAULT_PORT, MAX_CONNECTIONS};
+pub use config::{BUFFER_RETURN_BOUND, BUFFERS_PER_CONNECTION, Config, DEFAULT_PORT, MAX_CONNECTIONS};
 pub use counters::CounterSnapshot;
 pub use driver::{DriverEntry, DriverUnload, TAG_DRIVER, counters, local_addr, start, stop};
 #[doc(hidden)]

@@ -1,18 +1,19 @@
 //! The server's two kinds of task: the accept loop (one) and the echo of one connection (one per
 //! connection, from a static pool sized to [`MAX_CONNECTIONS`]).
 
-use crate::config::{BUFFER_RETURN_BOUND, Config, MAX_CONNECTIONS};
+use crate::config::{BUFFER_RETURN_BOUND, BUFFERS_PER_CONNECTION, Config, MAX_CONNECTIONS};
 use crate::counters::{COUNTERS, Place};
-use core::future::Future;
+use core::future::{Future, poll_fn};
+use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 use executor::{Elapsed, Instant, Spawner, TaskPool, sleep, timeout_at};
 use nt::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, DPFLTR_WARNING_LEVEL, kdprint};
-use wsk_async::{Buffer, BufferPool, Connection, Listener, WskError};
+use wsk_async::{Buffer, BufferPool, Connection, Listener, Receive, WskError};
 
 /// Bytes of task storage for one connection's future: the size of [`serve`]'s future, the same in
 /// debug and release builds (`spawn_detached` checks at compile time that the future fits).
-const CONNECTION_TASK_SIZE: usize = 256;
+const CONNECTION_TASK_SIZE: usize = 352;
 
 /// The bytes one connection's task slot takes (header and storage), in the image's zero-fill
 /// `.bss`: `CONNECTION_TASK_SIZE` (256) plus the executor's per-task header. Exported (doc-hidden) for
@@ -83,15 +84,16 @@ pub(crate) async fn accept_loop(listener: Listener, mut buffers: BufferPool, con
 /// Serves `conn` in a task of its own, or resets it at once when the limit is reached (or, should it
 /// happen, no task slot is free): a connection is never queued.
 ///
-/// The pool holds exactly `connection_limit` buffers (DriverEntry), one per place under the limit,
-/// and a connection's buffer goes back to it only when the kernel is done with it: after an idle
-/// timeout drops a pending receive or send, that is when the cancelled IRP completes, which may be
-/// after the connection's task has ended and given its place ([`COUNTERS`]' `active`) back. So a
-/// connection that claims a place can find every buffer lent: the one it is owed is on its way back,
-/// and it waits for it ([`BufferPool::take_when_free`], at most [`BUFFER_RETURN_BOUND`]). Places in
-/// use never outnumber buffers (a task gives its place back before its buffer), so every buffer the
-/// connection can wait for is held by the kernel for an ended connection, or by a live task that
-/// will end. Nothing here allocates.
+/// The pool holds exactly [`BUFFERS_PER_CONNECTION`] buffers per place under the limit
+/// (DriverEntry), and a connection's buffers go back to it only when the kernel is done with them:
+/// after an idle timeout drops a pending receive or send, that is when the cancelled IRP completes,
+/// which may be after the connection's task has ended and given its place ([`COUNTERS`]' `active`)
+/// back. So a connection that claims a place can find buffers lent: the ones it is owed are on their
+/// way back, and it waits for them ([`BufferPool::take_when_free`], at most [`BUFFER_RETURN_BOUND`]
+/// for both). Places in use never outnumber pairs of buffers (a task's buffers are taken after its
+/// place is claimed and given back no later than its place), so every buffer the connection can wait
+/// for is held by the kernel for an ended connection, or by a live task that will end. Nothing here
+/// allocates.
 async fn admit(conn: Connection, buffers: &mut BufferPool, config: &Config, spawner: Spawner) {
     let Some(place) = COUNTERS.try_claim(config.connection_limit) else {
         COUNTERS.refused();
@@ -99,32 +101,35 @@ async fn admit(conn: Connection, buffers: &mut BufferPool, config: &Config, spaw
         drop(conn);
         return;
     };
-    let buf = match buffers.take() {
-        Ok(buf) => buf,
-        Err(_) => {
-            COUNTERS.buffer_wait();
-            let deadline = after(to_100ns(BUFFER_RETURN_BOUND));
-            match timeout_at(deadline, buffers.take_when_free()).await {
-                Ok(buf) => buf,
-                Err(Elapsed) => {
-                    COUNTERS.refused();
-                    kdprint!(
-                        DPFLTR_WARNING_LEVEL,
-                        "echo: no buffer came back within {:?}; connection reset",
-                        BUFFER_RETURN_BOUND
-                    );
-                    drop((conn, place));
-                    return;
-                }
-            }
-        }
+    let deadline = after(to_100ns(BUFFER_RETURN_BOUND));
+    let (Some(first), Some(second)) = (
+        take_buffer(buffers, deadline).await,
+        take_buffer(buffers, deadline).await,
+    ) else {
+        COUNTERS.refused();
+        kdprint!(
+            DPFLTR_WARNING_LEVEL,
+            "echo: no buffer came back within {:?}; connection reset",
+            BUFFER_RETURN_BOUND
+        );
+        drop((conn, place));
+        return;
     };
     let timeouts = Timeouts::new(config);
-    match CONNECTION_TASKS.spawn_detached(spawner, serve(conn, buf, place, timeouts)) {
+    match CONNECTION_TASKS.spawn_detached(spawner, serve(conn, first, Some(second), place, timeouts)) {
         Ok(()) => COUNTERS.accepted(),
-        // The future, with the connection, the buffer and the place in it, was dropped: reset, as above.
+        // The future, with the connection, the buffers and the place in it, was dropped: reset, as above.
         Err(_) => COUNTERS.refused(),
     }
+}
+
+/// One buffer from the pool, waiting for one to come back until `deadline` if all are lent.
+async fn take_buffer(buffers: &mut BufferPool, deadline: Instant) -> Option<Buffer> {
+    if let Ok(buf) = buffers.take() {
+        return Some(buf);
+    }
+    COUNTERS.buffer_wait();
+    timeout_at(deadline, buffers.take_when_free()).await.ok()
 }
 
 /// A connection's timeouts, in the timers' 100 ns units: 16 bytes in every connection's future
@@ -166,54 +171,163 @@ enum End {
     Stopping,
 }
 
+/// What a connection's operations did, as [`next_event`] reports it.
+enum Event {
+    Received(Result<usize, WskError>, Buffer),
+    /// The send that was `sends[i]`.
+    Sent(usize, Result<usize, WskError>, Buffer),
+}
+
+/// The operations of one connection in flight: at most one receive and two sends (one per buffer),
+/// `sends[0]` the older. Every future here is `Unpin` (it holds a reference, a buffer and its slot
+/// phase; what the kernel borrows is in the socket's context), so they live in `Option`s and move.
+struct InFlight<'c> {
+    receive: Option<Receive<'c>>,
+    sends: [Option<wsk_async::Send<'c>>; BUFFERS_PER_CONNECTION],
+    /// Where each send's bytes begin in its buffer (a short send goes on from there); buffers are at
+    /// most 1 MiB ([`Config::is_valid`]).
+    begin: [u32; BUFFERS_PER_CONNECTION],
+}
+
+/// Polls the connection's operations, the sends first and the older send first (a send's bytes go
+/// to WSK when it is first polled, so a new send is submitted after every earlier one), and reports
+/// the first that is done.
+fn next_event(cx: &mut core::task::Context<'_>, ops: &mut InFlight<'_>) -> core::task::Poll<Event> {
+    use core::task::Poll;
+    for (i, send) in ops.sends.iter_mut().enumerate() {
+        if let Some(future) = send
+            && let Poll::Ready((result, buf)) = Pin::new(future).poll(cx)
+        {
+            *send = None;
+            return Poll::Ready(Event::Sent(i, result, buf));
+        }
+    }
+    if let Some(future) = &mut ops.receive
+        && let Poll::Ready((result, buf)) = Pin::new(future).poll(cx)
+    {
+        ops.receive = None;
+        return Poll::Ready(Event::Received(result, buf));
+    }
+    Poll::Pending
+}
+
 /// One connection's task: echo until the peer's FIN, an error, the idle timeout or unload, then end
 /// the connection as the way the echo ended requires, then close it. Its place under the limit is
 /// given back when the future is dropped (at its end, or by the executor's shutdown).
 ///
-/// On an idle timeout the pending receive or send is dropped (its IRP cancelled; the buffer returns
-/// to its pool when the IRP completes), which leaves the stream unknown: only abort and close remain.
+/// The echo is pipelined over the connection's two buffers, as Microsoft's echosrv does: while one
+/// buffer's bytes are being sent, the next chunk is received into the other, and a chunk received
+/// while the previous send is still pending is sent at once (a second send in flight) — WSK
+/// completes a send only when the transport is done with its bytes, so waiting for each send before
+/// the next receive would leave the stream idle for a round trip per chunk. Bytes are sent in the
+/// order they were received: a send is submitted when its receive completed, after every earlier
+/// send, and a short send with a later send already in flight (a gap no retry can fill) ends the
+/// connection as a failure.
+///
+/// On an idle timeout (no receive or send completed for that long) the pending operations are
+/// dropped (their IRPs cancelled; the buffers return to the pool when the IRPs complete), which
+/// leaves the stream unknown: only abort and close remain.
 ///
 /// Its future is what a connection's task slot must hold ([`CONNECTION_TASK_SIZE`]), so it is kept
 /// small: one `async` block that uses its captures in place (an `async fn` would also copy each
-/// argument into a local of its own, and a nested echo future would hold a second copy of the
-/// buffer and the timeout), `send` in a loop rather than `send_all` (whose future, in a timeout, would
-/// be the largest state), and one operation with its timer alive at a time.
+/// argument into a local of its own), the operations in one [`InFlight`] polled by hand, and one
+/// timer alive at a time.
 #[expect(
     clippy::manual_async_fn,
     reason = "an `async fn` would keep a second copy of each argument"
 )]
-fn serve(conn: Connection, mut buf: Buffer, place: Place, timeouts: Timeouts) -> impl Future<Output = ()> + Send {
+fn serve(
+    conn: Connection,
+    first: Buffer,
+    mut spare: Option<Buffer>,
+    place: Place,
+    timeouts: Timeouts,
+) -> impl Future<Output = ()> + Send {
     async move {
-        let end = 'echo: loop {
+        // `spare` (the buffer no operation holds, if any) is used in place, as a capture.
+        let mut ops = InFlight {
+            receive: Some(conn.receive(first)),
+            sends: [None, None],
+            begin: [0; BUFFERS_PER_CONNECTION],
+        };
+        let mut fin = false;
+        let mut ready_streak = 0u8;
+        let end = loop {
             if stopping() {
                 break End::Stopping;
             }
-            let (received, returned) = match timeout_at(after(timeouts.idle), conn.receive(buf)).await {
-                Ok(done) => done,
+            if fin && ops.sends.iter().all(Option::is_none) {
+                break End::PeerClosed;
+            }
+            // The cooperative budget: wsk-async yields once after `COOP_BUDGET` operations of a socket
+            // completed without waiting, but here one operation's yield does not end the poll when
+            // another is ready, so a busy connection would never give the executor back. After as
+            // many events in a row without a wait, this task yields once itself.
+            let events = poll_fn(|cx| {
+                if u32::from(ready_streak) >= wsk_async::COOP_BUDGET {
+                    ready_streak = 0;
+                    cx.waker().wake_by_ref();
+                    return core::task::Poll::Pending;
+                }
+                let polled = next_event(cx, &mut ops);
+                ready_streak = if polled.is_ready() {
+                    ready_streak.saturating_add(1)
+                } else {
+                    0
+                };
+                polled
+            });
+            let event = match timeout_at(after(timeouts.idle), events).await {
+                Ok(event) => event,
                 Err(Elapsed) => break End::Idle,
             };
-            buf = returned;
-            let n = match received {
-                Ok(0) => break End::PeerClosed,
-                Ok(n) => n,
-                Err(e) => break End::Failed(e),
-            };
-            let mut sent = 0;
-            while sent < n {
-                let send = conn.send(buf.slice(sent..n));
-                let (result, returned) = match timeout_at(after(timeouts.idle), send).await {
-                    Ok(done) => done,
-                    Err(Elapsed) => break 'echo End::Idle,
-                };
-                buf = returned;
-                match result {
-                    Ok(0) => break 'echo End::Failed(WskError::from_status(nt::STATUS_CONNECTION_DISCONNECTED)),
-                    Ok(k) => sent += k,
-                    Err(e) => break 'echo End::Failed(e),
+            match event {
+                Event::Received(Ok(0), buf) => {
+                    fin = true;
+                    spare = Some(buf);
                 }
+                Event::Received(Ok(n), buf) => {
+                    // The older send, if any, is in `sends[0]`: the new one goes after it.
+                    let at = usize::from(ops.sends[0].is_some());
+                    ops.begin[at] = 0;
+                    ops.sends[at] = Some(conn.send(buf.slice(..n)));
+                    if let Some(free) = spare.take() {
+                        ops.receive = Some(conn.receive(free));
+                    }
+                }
+                Event::Received(Err(e), _) => break End::Failed(e),
+                Event::Sent(_, Ok(0), _) => {
+                    break End::Failed(WskError::from_status(nt::STATUS_CONNECTION_DISCONNECTED));
+                }
+                Event::Sent(i, Ok(k), buf) => {
+                    let begin = ops.begin[i] as usize + k;
+                    if begin < buf.len() {
+                        if ops.sends.iter().any(Option::is_some) {
+                            // A later send already went out: these bytes can no longer follow it.
+                            break End::Failed(WskError::from_status(nt::STATUS_CONNECTION_DISCONNECTED));
+                        }
+                        ops.begin[i] = begin as u32;
+                        ops.sends[i] = Some(conn.send(buf.slice(begin..)));
+                        continue;
+                    }
+                    COUNTERS.echoed(buf.len());
+                    if i == 0 {
+                        // Keep the older send first.
+                        ops.sends.swap(0, 1);
+                        ops.begin.swap(0, 1);
+                    }
+                    if ops.receive.is_none() && !fin {
+                        ops.receive = Some(conn.receive(buf));
+                    } else {
+                        spare = Some(buf);
+                    }
+                }
+                Event::Sent(_, Err(e), _) => break End::Failed(e),
             }
-            COUNTERS.echoed(n);
         };
+        // Pending operations are dropped (cancelled) and idle buffers go back to the pool before the
+        // connection's end, which may wait.
+        drop((ops, spare));
         match end {
             // Graceful (FIN after the last echoed byte). Giving up on it after the timeout drops the
             // pending disconnect, which aborts the connection (RST) instead: what
