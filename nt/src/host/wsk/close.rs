@@ -9,6 +9,7 @@
 use super::call::{finish, with_socket};
 use super::irp::{Completions, Done};
 use super::socket::{self, Category};
+use super::{later, schedule};
 use crate::types::*;
 use crate::wsk::*;
 
@@ -19,7 +20,7 @@ const ALL: [Category; 4] = [
     Category::Stream,
 ];
 
-/// `WskCloseSocket`. Completes inline with STATUS_SUCCESS.
+/// `WskCloseSocket`. Completes with STATUS_SUCCESS, inline or later as the schedule decides.
 ///
 /// # Safety
 /// `Irp` is a live IRP the caller hands over.
@@ -47,8 +48,17 @@ pub(crate) unsafe extern "system" fn WskCloseSocket(Socket: PWSK_SOCKET, Irp: PI
                 }
                 st.connector = None;
             }
+            let done = Done::new(irp, STATUS_SUCCESS, 0);
+            if schedule::defer() {
+                // The socket is gone for its client, but open for the registration until the close
+                // IRP completes.
+                socket::retire_closing(core);
+                later::push(done, Some(core.registration.clone()));
+                core.settle(out);
+                return STATUS_PENDING;
+            }
             socket::retire(core);
-            out.push(Done::new(irp, STATUS_SUCCESS, 0));
+            out.push(done);
             core.settle(out);
             STATUS_SUCCESS
         })

@@ -47,6 +47,12 @@ impl SocketCore {
                     }
                 }
                 Policy::Natural => {
+                    if super::schedule::eager()
+                        && let Some(wire) = st.wire.as_mut()
+                    {
+                        // The `inline` schedule: ask the host even if no event reported new data.
+                        wire.mark_ready();
+                    }
                     let queue = match kind {
                         OpKind::Accept => &mut st.accepts,
                         OpKind::Connect => &mut st.connects,
@@ -62,9 +68,7 @@ impl SocketCore {
                 }
             }
         }
-        let status = out.iter().find(|d| d.irp == irp).map_or(STATUS_PENDING, |d| d.status);
-        self.settle(out);
-        status
+        super::call::conclude(self, irp, out)
     }
 
     /// The in-memory transport's test releases a held operation: back to natural progress, or
