@@ -105,7 +105,12 @@ impl Client {
             )
         };
         let (status, information) = op.wait();
-        assert_eq!((returned, status), (STATUS_SUCCESS, STATUS_SUCCESS), "WskSocket");
+        assert_eq!(status, STATUS_SUCCESS, "WskSocket");
+        // Inline, or later under a schedule that defers completions.
+        assert!(
+            returned == STATUS_SUCCESS || returned == STATUS_PENDING,
+            "WskSocket returned {returned:#x}"
+        );
         std::ptr::with_exposed_provenance_mut::<WSK_SOCKET>(information)
     }
 

@@ -67,11 +67,3 @@ pub(crate) fn conclude(core: &Arc<SocketCore>, irp: ProviderIrp, mut out: Comple
     core.settle(out);
     status
 }
-
-/// Same as [`finish`] for a `Result` whose success value is `Information`.
-pub(crate) fn finish_with(irp: ProviderIrp, result: Result<usize, NTSTATUS>) -> NTSTATUS {
-    match result {
-        Ok(information) => finish(irp, STATUS_SUCCESS, information),
-        Err(status) => finish(irp, status, 0),
-    }
-}

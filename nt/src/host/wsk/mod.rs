@@ -12,7 +12,8 @@
 //! [`listen`], [`connection`], [`disconnect`], [`close`] (socket functions), [`call`] (their common
 //! prologue), [`submit`] and [`pump`] (queuing and progress of pending operations), [`irp`] (IRP
 //! ownership and cancellation), [`socket`] (socket state), [`table`] (the socket table and the
-//! checks), [`gate`] and [`deferred`] (test hooks), [`schedule`] and [`later`] (inline or later completion), [`transport`] (the interface both transports implement),
+//! checks), [`gate`] and [`deferred`] (test hooks), [`schedule`] and [`later`] (inline or later completion), [`decided`]
+//! (operations done at the call whose completion may come later), [`transport`] (the interface both transports implement),
 //! [`control`] (the test controls, `nt::emu::wsk`).
 
 mod addr;
@@ -21,6 +22,7 @@ mod client;
 mod close;
 mod connection;
 pub mod control;
+mod decided;
 mod deferred;
 mod disconnect;
 mod dispatch;

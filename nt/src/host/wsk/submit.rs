@@ -57,7 +57,8 @@ impl SocketCore {
                         OpKind::Accept => &mut st.accepts,
                         OpKind::Connect => &mut st.connects,
                         OpKind::Receive => &mut st.receives,
-                        OpKind::Send | OpKind::Disconnect => &mut st.sends,
+                        // Decided operations never come here (`decided.rs`).
+                        _ => &mut st.sends,
                     };
                     queue.push_back(Pending { irp, op });
                     if !arm(irp, self) {
@@ -83,6 +84,12 @@ impl SocketCore {
             if let Some(index) = index {
                 let (_, pending) = st.held.remove(index);
                 let past_cancel = st.take_past_cancel(pending.irp);
+                if let Op::Decided(decided) = pending.op {
+                    self.complete_decided(&mut st, pending.irp, decided, status, &mut out);
+                    drop(st);
+                    self.settle(out);
+                    return true;
+                }
                 match status {
                     Some(status) => {
                         if past_cancel.is_some() || super::irp::claim(pending.irp) {
@@ -121,6 +128,10 @@ impl SocketCore {
                 continue;
             };
             let (_, pending) = st.held.remove(index);
+            if let Op::Decided(decided) = pending.op {
+                self.complete_decided(st, irp, decided, None, out);
+                continue;
+            }
             // SAFETY: the provider owns the IRP outright (no routine armed); see `release_held`.
             unsafe { IoSetCancelRoutine(irp.0, routine) };
             st.requeue(pending);
@@ -139,6 +150,8 @@ impl SocketState {
             OpKind::Connect => self.connects.push_back(pending),
             OpKind::Receive => self.receives.push_back(pending),
             OpKind::Send | OpKind::Disconnect => self.sends.push_back(pending),
+            // Never requeued: a decided operation completes when released (`complete_decided`).
+            OpKind::Close | OpKind::Socket | OpKind::Bind | OpKind::Control | OpKind::GetAddress => {}
         }
     }
 }

@@ -81,6 +81,16 @@ pub enum OpKind {
     Send,
     Receive,
     Disconnect,
+    /// `WskCloseSocket`.
+    Close,
+    /// `WskSocket`.
+    Socket,
+    /// `WskBind`.
+    Bind,
+    /// `WskControlSocket` with an IRP.
+    Control,
+    /// `WskGetLocalAddress` and `WskGetRemoteAddress`.
+    GetAddress,
 }
 
 /// How the transport wants the next operation of a kind handled.
