@@ -26,6 +26,10 @@ struct Setup {
 
 /// Installs a network, registers, and listens dual-stack on an ephemeral port.
 fn setup() -> Setup {
+    // Depends on the `realistic` schedule: these tests pin which calls the provider completes
+    // inline (returning the final status) and which pend, as Windows does when the data or the
+    // connection is already there; the other schedules change exactly that.
+    emu::wsk::set_schedule(emu::wsk::Schedule::Realistic);
     let net = MemoryNetwork::install();
     let client = Client::register();
     let listener = dual_stack_listener(&client, 0);
@@ -429,6 +433,8 @@ fn waitall_receive_waits_for_the_whole_buffer_or_fin() {
 #[test]
 fn the_driver_connects_to_a_listening_peer() {
     let _session = emu::session();
+    // Depends on the `realistic` schedule, as every test here (see `setup`).
+    emu::wsk::set_schedule(emu::wsk::Schedule::Realistic);
     let net = MemoryNetwork::install();
     let client = Client::register();
     let server = SocketAddr::from((Ipv4Addr::LOCALHOST, 7000));
@@ -549,6 +555,8 @@ fn closing_a_socket_finishes_its_operations_past_the_point_of_cancellation_first
 #[test]
 fn stream_sockets_listen_accept_and_connect() {
     let _session = emu::session();
+    // Depends on the `realistic` schedule, as every test here (see `setup`).
+    emu::wsk::set_schedule(emu::wsk::Schedule::Realistic);
     let net = MemoryNetwork::install();
     let client = Client::register();
     // A stream socket becomes a listener: WskBind, then WskListen.

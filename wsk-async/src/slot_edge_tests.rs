@@ -34,9 +34,11 @@ fn end_slots_freed_from_inside_their_own_irps_completion_routine() {
     } = accepted();
     let held = abort_left_pending(&conn);
     let irps = nt::emu::irp::live_count();
-    // The handle closes the socket with the close slot (inline on this transport) and drops its
-    // reference: the pending abort IRP now holds the context's only reference.
+    // The handle closes the socket with the close slot and drops its reference; once the close has
+    // completed (it may pend under a completion schedule: settled here), the pending abort IRP holds
+    // the context's only reference.
     drop(conn);
+    nt::emu::wsk::settle();
     assert!(peer.driver_closed());
     assert_eq!(
         registration.live_sockets(),

@@ -1,6 +1,6 @@
 //! Shared by this crate's unit tests that play the lower driver for one IRP (`slot_edge_tests.rs`,
 //! the abort tests in `disconnect.rs`): one accepted connection on the emulation's in-memory
-//! network, and polling once where every natural completion is inline.
+//! network, and polling until ready (the provider delivers deferred completions between polls).
 
 use crate::op_state::Claim;
 use crate::{Connection, Device, Listener, Registration};
@@ -16,12 +16,17 @@ pub(crate) fn poll_once<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
     future.poll(&mut Context::from_waker(Waker::noop()))
 }
 
-/// Polls `future` once: on the in-memory network every natural completion is inline.
+/// Polls `future` until ready, letting the provider deliver what its completion schedule deferred
+/// between polls: on the in-memory network nothing else completes anything.
 pub(crate) fn now<F: Future>(future: F) -> F::Output {
-    match poll_once(pin!(future)) {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("pending on the in-memory network"),
+    let mut future = pin!(future);
+    for _ in 0..16 {
+        if let Poll::Ready(output) = poll_once(future.as_mut()) {
+            return output;
+        }
+        nt::emu::wsk::settle();
     }
+    panic!("pending on the in-memory network")
 }
 
 /// A registration, a listener and one accepted connection with its remote peer.

@@ -8,6 +8,7 @@
 mod common;
 
 use common::*;
+use nt::emu::wsk::Schedule;
 use std::cell::Cell;
 use std::pin::pin;
 use std::task::Poll;
@@ -21,6 +22,9 @@ const FLOOD: usize = if cfg!(miri) { 16 << 10 } else { 1 << 20 };
 #[test]
 fn a_flooding_connection_cannot_keep_another_from_being_served() {
     let _session = nt::emu::session();
+    // Depends on the `inline` schedule: the starvation it guards against needs a provider that
+    // completes every operation inline (under another schedule the tasks yield on their own).
+    nt::emu::wsk::set_schedule(Schedule::Inline);
     let net = nt::emu::wsk::MemoryNetwork::install();
     // The peers never read during the test: the window holds everything echoed to them, so every
     // send completes inline too.
@@ -103,6 +107,9 @@ fn a_flooding_connection_cannot_keep_another_from_being_served() {
 #[test]
 fn a_flooding_connection_cannot_keep_the_accept_loop_from_accepting() {
     let _session = nt::emu::session();
+    // Depends on the `inline` schedule: the starvation it guards against needs a provider that
+    // completes every operation inline (under another schedule the tasks yield on their own).
+    nt::emu::wsk::set_schedule(Schedule::Inline);
     let net = nt::emu::wsk::MemoryNetwork::install();
     net.set_default_window(4 * FLOOD);
     let driver = TestDriver::new();

@@ -68,6 +68,8 @@ fn accept_completing_with_a_socket_after_its_listener_is_gone_is_closed_by_dereg
     assert!(peer2.was_reset());
     drop(conn);
     assert!(peer.was_reset());
+    // The closes may pend (completion schedules): the provider completes them.
+    nt::emu::wsk::settle();
     assert_eq!(deregistering.poll(deregister.as_mut()), Poll::Ready(()));
     drop((pool, peer, net));
 }
@@ -104,6 +106,8 @@ fn connect_completing_with_a_socket_after_its_future_is_dropped_is_closed_by_the
     }
     assert!(peer.driver_closed(), "the orphaned connection was closed");
     assert!(peer.was_reset());
+    // Its close may pend (completion schedules): the provider completes it.
+    nt::emu::wsk::settle();
     assert_eq!(s.registration.live_sockets(), 2);
     s.finish();
 }
@@ -132,6 +136,8 @@ fn dropping_the_registration_waits_for_a_late_orphan_and_closes_it() {
         ..
     } = s;
     drop((listener, conn, pool));
+    // Their closes may pend (completion schedules): the provider completes them.
+    nt::emu::wsk::settle();
     assert_eq!(registration.live_sockets(), 1, "only the dropped connect's context");
     // The drop blocks until that socket is gone. The provider completes the connect from another CPU
     // only once the drop has drained (finding nothing) and sleeps on its event: the orphan arrives

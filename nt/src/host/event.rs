@@ -160,6 +160,8 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
     } else if !irql::require_max("KeWaitForSingleObject", DISPATCH_LEVEL) {
         return STATUS_TIMEOUT;
     }
+    // The emulated WSK provider's deferred completions run first, as its DPC would on this CPU.
+    super::wsk::deliver_before_wait();
     // SAFETY: every dispatcher object starts with its header; forwarded from the caller's contract.
     // `wait` reports an object in freed pool.
     unsafe { dispatcher::wait(Object.cast::<DISPATCHER_HEADER>(), deadline) }
@@ -193,6 +195,7 @@ pub unsafe extern "system" fn KeDelayExecutionThread(
         );
         return STATUS_INVALID_PARAMETER;
     };
+    super::wsk::deliver_before_wait();
     if interval.QuadPart == 0 {
         std::thread::yield_now();
     } else {

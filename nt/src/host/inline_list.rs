@@ -32,6 +32,11 @@ impl<T, const N: usize> InlineList<T, N> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.inline.iter().flatten().chain(self.more.iter())
     }
+
+    /// The items, by value, in the order they were pushed.
+    pub(crate) fn into_items(self) -> impl Iterator<Item = T> {
+        self.inline.into_iter().flatten().chain(self.more)
+    }
 }
 
 #[cfg(test)]

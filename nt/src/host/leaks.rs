@@ -60,6 +60,7 @@ impl fmt::Display for LeakReport {
             "*** nt emulation: leak at the end of the session: {} object(s) still alive",
             self.leaks.len()
         )?;
+        writeln!(f, "    {}", super::wsk::schedule::describe())?;
         for leak in &self.leaks {
             writeln!(f, "  - {}: {}", leak.kind, leak.description)?;
             match &leak.created_at {

@@ -132,6 +132,8 @@ pub fn checks() -> Checks {
 
 /// Lets what is already under way finish: queued DPCs run, ended system threads are joined.
 fn settle() {
+    // What the WSK provider deferred is completed first (its completion routines may queue work).
+    super::wsk::settle();
     timer::settle(SETTLE_BOUND);
     workitem::settle(SETTLE_BOUND);
     objects::join_finished(SETTLE_BOUND);
@@ -160,6 +162,13 @@ impl Drop for Session {
             heap().flush_quarantine();
         }
         if std::thread::panicking() {
+            // The test failed: say how to replay it.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "*** nt emulation: {}",
+                super::wsk::schedule::describe()
+            );
             return;
         }
         if !report.is_empty() {

@@ -300,6 +300,7 @@ fn format_report(rule: Rule, object: &dyn fmt::Display, created_at: Option<&Back
     let _ = writeln!(out, "*** nt emulation: rule violated: {rule}");
     let _ = writeln!(out, "    bug check on Windows: {}", rule.bug_check());
     let _ = writeln!(out, "    object: {object}");
+    let _ = writeln!(out, "    {}", super::wsk::schedule::describe());
     let _ = writeln!(
         out,
         "    thread: {} (emulated thread #{}, IRQL {})",

@@ -23,6 +23,8 @@ pub fn wait_until(bound: Duration, mut condition: impl FnMut() -> bool) -> bool 
         if start.elapsed() > bound {
             return false;
         }
+        // Time passes: the provider delivers what its schedule deferred.
+        nt::emu::wsk::settle();
         std::thread::yield_now();
     }
     true
@@ -78,13 +80,15 @@ impl Wakes {
         future.poll(&mut Context::from_waker(&self.waker))
     }
 
-    /// Polls until ready; on the in-memory network every completion happens on the test thread, so a
-    /// future that is not ready after `bound` polls never will be.
+    /// Polls until ready, letting the provider deliver what its schedule deferred between polls; on
+    /// the in-memory network every completion happens on the test thread, so a future that is not
+    /// ready after 16 polls never will be.
     pub fn ready<F: Future + ?Sized>(&self, mut future: Pin<&mut F>) -> F::Output {
         for _ in 0..16 {
             if let Poll::Ready(output) = self.poll(future.as_mut()) {
                 return output;
             }
+            nt::emu::wsk::settle();
         }
         panic!("future still pending after 16 polls");
     }

@@ -4,6 +4,7 @@
 
 use super::irp::{self, Completions, Done, ProviderIrp};
 use super::socket::{self, Category, SocketCore};
+use super::{later, schedule};
 use crate::emu::{Rule, violation};
 use crate::types::*;
 use crate::wsk::PWSK_SOCKET;
@@ -55,16 +56,33 @@ pub(crate) fn null_irp(function: &str) {
     );
 }
 
-/// Completes `irp` now and returns `status` (an operation that finishes inline).
+/// Completes `irp`, whose result is decided, and returns `status`: inline, or later if the schedule
+/// says so (then STATUS_PENDING).
 pub(crate) fn finish(irp: ProviderIrp, status: NTSTATUS, information: usize) -> NTSTATUS {
-    irp::complete_all(Completions::one(Done::new(irp, status, information)));
+    let done = Done::new(irp, status, information);
+    if schedule::defer() {
+        later::push(done, None);
+        return STATUS_PENDING;
+    }
+    irp::complete_all(Completions::one(done));
     status
 }
 
-/// Same as [`finish`] for a `Result` whose success value is `Information`.
-pub(crate) fn finish_with(irp: ProviderIrp, result: Result<usize, NTSTATUS>) -> NTSTATUS {
-    match result {
-        Ok(information) => finish(irp, STATUS_SUCCESS, information),
-        Err(status) => finish(irp, status, 0),
-    }
+/// The end of a WSK call on `core` that collected `out`: if the call's own `irp` is among them, the
+/// schedule decides whether it completes inline (the function returns its status) or later
+/// (STATUS_PENDING, as when it must wait); then `out` is completed.
+pub(crate) fn conclude(core: &Arc<SocketCore>, irp: ProviderIrp, mut out: Completions) -> NTSTATUS {
+    let own = out.iter().find(|d| d.irp == irp).map(|d| d.status);
+    let status = match own {
+        Some(status) if !schedule::defer() => status,
+        Some(_) => {
+            if let Some(done) = out.take(irp) {
+                later::push(done, None);
+            }
+            STATUS_PENDING
+        }
+        None => STATUS_PENDING,
+    };
+    core.settle(out);
+    status
 }

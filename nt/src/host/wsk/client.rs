@@ -1,9 +1,11 @@
 //! The provider's client-level functions (`WSK_PROVIDER_DISPATCH`): `WskSocket`, `WskSocketConnect`,
 //! and `WskControlClient` / name resolution, which this provider does not support.
 
+use super::decided::{self, Script};
 use super::irp::{self, Completions, Done, ProviderIrp};
 use super::registration::{self, Registration};
-use super::socket::{self, Category, Op};
+use super::socket::{self, Category, Decided, Op};
+use super::transport::OpKind;
 use crate::emu::{Rule, violation};
 use crate::types::*;
 use crate::wsk::*;
@@ -26,8 +28,9 @@ fn client(client: PWSK_CLIENT, function: &str) -> Result<Arc<Registration>, NTST
     }
 }
 
-/// `WskSocket`: creates a basic, listening, connection-oriented or stream TCP socket. Completes inline
-/// with the new `PWSK_SOCKET` in `IoStatus.Information`. Datagram sockets are not emulated
+/// `WskSocket`: creates a basic, listening, connection-oriented or stream TCP socket. Completes with
+/// the new `PWSK_SOCKET` in `IoStatus.Information`: inline, later (schedule) or when the test's
+/// script releases it (the socket exists from the call on, see `decided.rs`). Datagram sockets are not emulated
 /// (STATUS_NOT_SUPPORTED).
 ///
 /// # Safety
@@ -65,16 +68,39 @@ pub(crate) unsafe extern "system" fn WskSocket(
         if category != Category::Basic && (SocketType != SOCK_STREAM || Protocol != IPPROTO_TCP) {
             return Err(STATUS_NOT_SUPPORTED);
         }
-        Ok(socket::create(&registration, category, AddressFamily).0)
+        Ok(socket::create(&registration, category, AddressFamily).1)
     });
-    let done = match result {
-        // The socket travels in `Information` (a ULONG_PTR), as in the kernel.
-        Ok(socket) => Done::new(ProviderIrp(Irp), STATUS_SUCCESS, socket.expose_provenance()),
-        Err(status) => Done::new(ProviderIrp(Irp), status, 0),
+    let irp = ProviderIrp(Irp);
+    let core = match result {
+        Ok(core) => core,
+        Err(status) => return super::call::finish(irp, status, 0),
     };
-    let status = done.status;
-    irp::complete_all(Completions::one(done));
-    status
+    let hold = match decided::script(&core, OpKind::Socket) {
+        Script::Go(hold) => hold,
+        // A scripted failure: the socket is destroyed, never handed out.
+        Script::Fail(status) => {
+            destroy(&core);
+            return super::call::finish(irp, status, 0);
+        }
+        Script::Unfinished(status) => {
+            destroy(&core);
+            // SAFETY: the provider owns the IRP it took and gives it up untouched.
+            unsafe { crate::emu::irp::forget(Irp) };
+            return status;
+        }
+    };
+    // The socket travels in `Information` (a ULONG_PTR), as in the kernel.
+    let decided = Decided {
+        creates: true,
+        ..Decided::new(OpKind::Socket, STATUS_SUCCESS, core.header)
+    };
+    core.conclude_decided(irp, hold, decided)
+}
+
+/// Destroys a socket the client never saw.
+fn destroy(core: &super::socket::SocketCore) {
+    core.lock().closed = true;
+    socket::retire(core);
 }
 
 /// `WskSocketConnect`: creates a connection-oriented socket, binds it to `LocalAddress` and connects

@@ -7,8 +7,11 @@
 //! later call through it is reported as a call after close).
 
 use super::call::{finish, with_socket};
+use super::decided::{self, Script};
 use super::irp::{Completions, Done};
-use super::socket::{self, Category};
+use super::socket::{self, Category, Decided};
+use super::transport::OpKind;
+use super::{later, schedule};
 use crate::types::*;
 use crate::wsk::*;
 
@@ -19,7 +22,7 @@ const ALL: [Category; 4] = [
     Category::Stream,
 ];
 
-/// `WskCloseSocket`. Completes inline with STATUS_SUCCESS.
+/// `WskCloseSocket`. Completes with STATUS_SUCCESS, inline or later as the schedule decides.
 ///
 /// # Safety
 /// `Irp` is a live IRP the caller hands over.
@@ -31,6 +34,15 @@ pub(crate) unsafe extern "system" fn WskCloseSocket(Socket: PWSK_SOCKET, Irp: PI
                 // Recording mode: the socket stays open; the close fails harmlessly.
                 return finish(irp, STATUS_INVALID_DEVICE_STATE, 0);
             }
+            let hold = match decided::script(core, OpKind::Close) {
+                Script::Go(hold) => hold,
+                // A scripted failure: the socket stays open.
+                Script::Fail(status) => return finish(irp, status, 0),
+                Script::Unfinished(status) => {
+                    crate::emu::irp::forget(irp.0);
+                    return status;
+                }
+            };
             let mut out = Completions::new();
             {
                 let mut st = core.lock();
@@ -47,8 +59,27 @@ pub(crate) unsafe extern "system" fn WskCloseSocket(Socket: PWSK_SOCKET, Irp: PI
                 }
                 st.connector = None;
             }
+            let done = Done::new(irp, STATUS_SUCCESS, 0);
+            if let Some(id) = hold {
+                // Held by the test: counted open for the registration until released.
+                socket::retire_closing(core);
+                let decided = Decided {
+                    closes: true,
+                    ..Decided::new(OpKind::Close, STATUS_SUCCESS, 0)
+                };
+                core.settle(out);
+                return core.conclude_decided(irp, Some(id), decided);
+            }
+            if schedule::defer() {
+                // The socket is gone for its client, but open for the registration until the close
+                // IRP completes.
+                socket::retire_closing(core);
+                later::push(done, Some(core.registration.clone()));
+                core.settle(out);
+                return STATUS_PENDING;
+            }
             socket::retire(core);
-            out.push(Done::new(irp, STATUS_SUCCESS, 0));
+            out.push(done);
             core.settle(out);
             STATUS_SUCCESS
         })
@@ -57,7 +88,7 @@ pub(crate) unsafe extern "system" fn WskCloseSocket(Socket: PWSK_SOCKET, Irp: PI
 
 /// `WskControlSocket`: `IPV6_V6ONLY` (level `IPPROTO_IPV6`) can be set before `WskBind` and read back;
 /// every other option or IOCTL is STATUS_NOT_SUPPORTED. The IRP is optional; when given it is
-/// completed (inline) with the result.
+/// completed with the result, inline, later (schedule) or when the test's script releases it.
 ///
 /// # Safety
 /// The buffers are valid for their sizes; `Irp` is NULL or a live IRP the caller hands over.
@@ -112,7 +143,6 @@ pub(crate) unsafe extern "system" fn WskControlSocket(
     } else {
         STATUS_NOT_SUPPORTED
     };
-    drop(guard);
     if Irp.is_null() {
         return status;
     }
@@ -120,5 +150,10 @@ pub(crate) unsafe extern "system" fn WskControlSocket(
     if !unsafe { super::irp::take(Irp) } {
         return STATUS_INVALID_PARAMETER;
     }
-    finish(super::irp::ProviderIrp(Irp), status, 0)
+    // Invented, as for every decided operation: the option is set (or read) even when the test's
+    // script then fails or holds the IRP (see `decided.rs`).
+    let irp = super::irp::ProviderIrp(Irp);
+    let status = decided::run(&guard.core, irp, OpKind::Control, || (status, 0));
+    drop(guard);
+    status
 }

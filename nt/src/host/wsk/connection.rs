@@ -2,7 +2,7 @@
 //! functions this provider does not emulate (`WskRelease`: no data indications are ever made;
 //! `WskConnectEx`, `WskSendEx`, `WskReceiveEx`).
 
-use super::call::{finish, finish_with, with_socket};
+use super::call::{finish, with_socket};
 use super::irp;
 use super::mdl::Buf;
 use super::socket::{CONNECTED, Op, SocketCore};
@@ -148,15 +148,17 @@ pub(crate) unsafe extern "system" fn WskGetRemoteAddress(
     // SAFETY: forwarded from the caller's contract.
     unsafe {
         with_socket(Socket, Irp, "WskGetRemoteAddress", CONNECTED, |core, irp| {
-            let remote = core.lock().wire.as_ref().map(|w| w.peer_addr());
-            finish_with(
-                irp,
-                remote.ok_or(STATUS_INVALID_DEVICE_STATE).map(|remote| {
-                    // SAFETY: forwarded from the caller's contract.
-                    super::addr::write(RemoteAddress, remote);
-                    0
-                }),
-            )
+            super::decided::run(core, irp, super::transport::OpKind::GetAddress, || {
+                let remote = core.lock().wire.as_ref().map(|w| w.peer_addr());
+                match remote {
+                    Some(remote) => {
+                        // SAFETY: forwarded from the caller's contract.
+                        super::addr::write(RemoteAddress, remote);
+                        (STATUS_SUCCESS, 0)
+                    }
+                    None => (STATUS_INVALID_DEVICE_STATE, 0),
+                }
+            })
         })
     }
 }

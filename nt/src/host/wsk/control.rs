@@ -1,5 +1,6 @@
 //! Emulation controls for tests (`nt::emu::wsk`): the in-memory network, provider availability, the
-//! `WskDeregister` bound, a hook to hold a call "in progress", and the harsh order for cancellations.
+//! `WskDeregister` bound, a hook to hold a call "in progress", the harsh order for cancellations, and
+//! the completion schedule.
 
 pub use super::memory::{Completion, DEFAULT_WINDOW, HeldOp, MemoryNetwork, Peer, PeerListener};
 pub use super::transport::OpKind;
@@ -78,4 +79,27 @@ pub fn deliver_cancelled() -> usize {
 /// Waits until at least `count` cancellations are parked; false after `bound`.
 pub fn wait_cancelled_parked(count: usize, bound: Duration) -> bool {
     super::deferred::wait_parked(count, bound)
+}
+
+pub use super::schedule::{ENV as SCHEDULE_ENV, Schedule};
+
+/// Sets the completion schedule for the rest of the session (a new session starts with the one
+/// [`SCHEDULE_ENV`] names, `realistic` if unset). See [`Schedule`]. A test that depends on one
+/// schedule sets it, and says why.
+pub fn set_schedule(schedule: Schedule) {
+    super::schedule::set(schedule);
+}
+
+/// The completion schedule in force.
+pub fn schedule() -> Schedule {
+    super::schedule::current()
+}
+
+/// Delivers every completion the schedule deferred, oldest first, on the calling thread at
+/// DISPATCH_LEVEL, as the provider would from another CPU; returns how many. A driver thread that
+/// waits does this itself; a test that polls futures by hand calls it where time would pass.
+/// Completions parked by [`set_defer_cancelled`] stay parked (a deferred cancellation is parked when
+/// it is delivered here).
+pub fn settle() -> usize {
+    super::later::deliver()
 }

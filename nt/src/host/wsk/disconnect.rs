@@ -51,8 +51,7 @@ pub(crate) unsafe extern "system" fn WskDisconnect(
                     st.flush(STATUS_CONNECTION_ABORTED, &mut out);
                 }
                 out.push(Done::new(irp, STATUS_SUCCESS, 0));
-                core.settle(out);
-                return STATUS_SUCCESS;
+                return super::call::conclude(core, irp, out);
             }
             let buf = if Buffer.is_null() {
                 None

@@ -68,6 +68,21 @@ impl Completions {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Done> {
         self.0.iter()
     }
+
+    /// Takes out the completion of `irp`, keeping the others in their order.
+    pub(crate) fn take(&mut self, irp: ProviderIrp) -> Option<Done> {
+        let mut taken = None;
+        let mut rest = Self::new();
+        for done in core::mem::replace(self, Self::new()).0.into_items() {
+            if done.irp == irp && taken.is_none() {
+                taken = Some(done);
+            } else {
+                rest.push(done);
+            }
+        }
+        *self = rest;
+        taken
+    }
 }
 
 /// Takes ownership of the client's IRP, as `IoCallDriver` hands an IRP to a lower driver. False if

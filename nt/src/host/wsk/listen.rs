@@ -3,7 +3,8 @@
 //! the optional address buffers), `WskGetLocalAddress`, `WskInspectComplete` (conditional accept is
 //! not emulated).
 
-use super::call::{finish, finish_with, with_socket};
+use super::call::{finish, with_socket};
+use super::decided;
 use super::socket::{Category, LISTENING, Op, OutAddr, SocketCore};
 use super::transport::OpKind;
 use crate::emu::{Rule, violation};
@@ -12,7 +13,8 @@ use crate::wsk::*;
 
 /// `WskBind` for listening, connection-oriented and stream sockets. A listening socket is bound and
 /// starts listening (honouring `IPV6_V6ONLY`); the others record their local address for the
-/// following `WskConnect` or (stream sockets) `WskListen`. Completes inline.
+/// following `WskConnect` or (stream sockets) `WskListen`. Done at the call; completes inline, later
+/// (schedule) or when the in-memory transport's script releases it (see `decided.rs`).
 ///
 /// # Safety
 /// `LocalAddress` points to a valid socket address; `Irp` is a live IRP the caller hands over.
@@ -26,39 +28,41 @@ pub(crate) unsafe extern "system" fn WskBind(
     // SAFETY: forwarded from the caller's contract.
     unsafe {
         with_socket(Socket, Irp, "WskBind", &categories, |core, irp| {
-            // SAFETY: forwarded from the caller's contract.
-            let local = match super::addr::read(LocalAddress) {
-                Ok(local) => local,
-                Err(status) => return finish(irp, status, 0),
-            };
-            if super::addr::family(&local) != core.family {
-                return finish(irp, STATUS_INVALID_ADDRESS, 0);
-            }
-            if super::wine8::on() && local.is_ipv6() {
-                // Wine 8.0 binds with a 16-byte address length: the host refuses it.
-                return finish(irp, STATUS_INVALID_PARAMETER, 0);
-            }
-            let mut st = core.lock();
-            if st.bound.is_some() {
-                // Invented: the documentation names no status for binding a bound socket again.
-                return finish(irp, STATUS_ADDRESS_ALREADY_ASSOCIATED, 0);
-            }
-            if core.category == Category::Listen {
-                let Some(transport) = core.registration.transport() else {
-                    return finish(irp, STATUS_DEVICE_NOT_READY, 0);
+            decided::run(core, irp, OpKind::Bind, || {
+                // SAFETY: forwarded from the caller's contract.
+                let local = match super::addr::read(LocalAddress) {
+                    Ok(local) => local,
+                    Err(status) => return (status, 0),
                 };
-                match transport.listen(local, st.v6only, core.me.clone()) {
-                    Ok(listener) => {
-                        st.bound = Some(listener.local_addr());
-                        st.listener = Some(listener);
-                    }
-                    Err(status) => return finish(irp, status, 0),
+                if super::addr::family(&local) != core.family {
+                    return (STATUS_INVALID_ADDRESS, 0);
                 }
-            } else {
-                st.bound = Some(local);
-            }
-            drop(st);
-            finish(irp, STATUS_SUCCESS, 0)
+                if super::wine8::on() && local.is_ipv6() {
+                    // Wine 8.0 binds with a 16-byte address length: the host refuses it.
+                    return (STATUS_INVALID_PARAMETER, 0);
+                }
+                let mut st = core.lock();
+                if st.bound.is_some() {
+                    // Invented: the documentation names no status for binding a bound socket again.
+                    return (STATUS_ADDRESS_ALREADY_ASSOCIATED, 0);
+                }
+                if core.category == Category::Listen {
+                    let Some(transport) = core.registration.transport() else {
+                        return (STATUS_DEVICE_NOT_READY, 0);
+                    };
+                    match transport.listen(local, st.v6only, core.me.clone()) {
+                        Ok(listener) => {
+                            st.bound = Some(listener.local_addr());
+                            st.listener = Some(listener);
+                        }
+                        Err(status) => return (status, 0),
+                    }
+                } else {
+                    st.bound = Some(local);
+                }
+                drop(st);
+                (STATUS_SUCCESS, 0)
+            })
         })
     }
 }
@@ -181,17 +185,19 @@ pub(crate) unsafe extern "system" fn WskGetLocalAddress(
     // SAFETY: forwarded from the caller's contract.
     unsafe {
         with_socket(Socket, Irp, "WskGetLocalAddress", &categories, |core, irp| {
-            let st = core.lock();
-            let local = st.wire.as_ref().map(|w| w.local_addr()).or(st.bound);
-            drop(st);
-            finish_with(
-                irp,
-                local.ok_or(STATUS_INVALID_DEVICE_STATE).map(|local| {
-                    // SAFETY: forwarded from the caller's contract.
-                    super::addr::write(LocalAddress, local);
-                    0
-                }),
-            )
+            decided::run(core, irp, OpKind::GetAddress, || {
+                let st = core.lock();
+                let local = st.wire.as_ref().map(|w| w.local_addr()).or(st.bound);
+                drop(st);
+                match local {
+                    Some(local) => {
+                        // SAFETY: forwarded from the caller's contract.
+                        super::addr::write(LocalAddress, local);
+                        (STATUS_SUCCESS, 0)
+                    }
+                    None => (STATUS_INVALID_DEVICE_STATE, 0),
+                }
+            })
         })
     }
 }

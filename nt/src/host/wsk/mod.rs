@@ -12,7 +12,8 @@
 //! [`listen`], [`connection`], [`disconnect`], [`close`] (socket functions), [`call`] (their common
 //! prologue), [`submit`] and [`pump`] (queuing and progress of pending operations), [`irp`] (IRP
 //! ownership and cancellation), [`socket`] (socket state), [`table`] (the socket table and the
-//! checks), [`gate`] and [`deferred`] (test hooks), [`transport`] (the interface both transports implement),
+//! checks), [`gate`] and [`deferred`] (test hooks), [`schedule`] and [`later`] (inline or later completion), [`decided`]
+//! (operations done at the call whose completion may come later), [`transport`] (the interface both transports implement),
 //! [`control`] (the test controls, `nt::emu::wsk`).
 
 mod addr;
@@ -21,16 +22,19 @@ mod client;
 mod close;
 mod connection;
 pub mod control;
+mod decided;
 mod deferred;
 mod disconnect;
 mod dispatch;
 mod gate;
 mod irp;
+mod later;
 mod listen;
 mod mdl;
 mod memory;
 mod pump;
 mod registration;
+pub(crate) mod schedule;
 mod socket;
 mod submit;
 mod table;
@@ -51,4 +55,16 @@ pub(super) fn reset() {
     socket::forget_all();
     wine8::reset();
     deferred::reset();
+    later::reset();
+    schedule::reset();
+}
+
+/// Delivers the completions the schedule deferred (the end of a session, before its leak report).
+pub(super) fn settle() {
+    later::deliver();
+}
+
+/// The hook of the emulated waits (see [`later`]).
+pub(super) fn deliver_before_wait() {
+    later::deliver_before_wait();
 }

@@ -302,6 +302,8 @@ pub unsafe extern "system" fn WskDeregister(WskRegistration: PWSK_REGISTRATION) 
         return;
     };
     let bound = *DEREGISTER_TIMEOUT.lock().unwrap_or_else(PoisonError::into_inner);
+    // Completions the schedule deferred are the provider's to deliver before it waits for sockets.
+    super::later::deliver_before_wait();
     let captures = {
         let mut counts = registration.counts();
         counts.deregistering = true;

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-pub(crate) use super::table::{check_close, create, enter, forget_all, lookup, purge, retire};
+pub(crate) use super::table::{check_close, create, enter, forget_all, lookup, purge, retire, retire_closing};
 
 /// The socket categories of `WskSocket`'s `Flags`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +78,21 @@ pub(crate) enum Op {
         buf: Option<Buf>,
         done: usize,
     },
+    /// An operation already carried out whose completion a test holds (socket creation, bind,
+    /// control, address query, close: see `decided.rs`).
+    Decided(Decided),
+}
+
+/// The decided result of an [`Op::Decided`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Decided {
+    pub kind: OpKind,
+    pub status: NTSTATUS,
+    pub information: usize,
+    /// A `WskCloseSocket`: its socket counts as open for the registration until it completes.
+    pub closes: bool,
+    /// A `WskSocket` (the socket is this one): completed with a failure, it is destroyed.
+    pub creates: bool,
 }
 
 impl Op {
@@ -88,6 +103,7 @@ impl Op {
             Op::Send { .. } => OpKind::Send,
             Op::Receive { .. } => OpKind::Receive,
             Op::Disconnect { .. } => OpKind::Disconnect,
+            Op::Decided(decided) => decided.kind,
         }
     }
 
@@ -95,7 +111,7 @@ impl Op {
     pub(crate) fn progress(&self) -> usize {
         match self {
             Op::Send { done, .. } | Op::Receive { done, .. } | Op::Disconnect { done, .. } => *done,
-            Op::Accept { .. } | Op::Connect { .. } => 0,
+            Op::Accept { .. } | Op::Connect { .. } | Op::Decided(_) => 0,
         }
     }
 }

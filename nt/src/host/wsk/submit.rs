@@ -47,11 +47,18 @@ impl SocketCore {
                     }
                 }
                 Policy::Natural => {
+                    if super::schedule::eager()
+                        && let Some(wire) = st.wire.as_mut()
+                    {
+                        // The `inline` schedule: ask the host even if no event reported new data.
+                        wire.mark_ready();
+                    }
                     let queue = match kind {
                         OpKind::Accept => &mut st.accepts,
                         OpKind::Connect => &mut st.connects,
                         OpKind::Receive => &mut st.receives,
-                        OpKind::Send | OpKind::Disconnect => &mut st.sends,
+                        // Decided operations never come here (`decided.rs`).
+                        _ => &mut st.sends,
                     };
                     queue.push_back(Pending { irp, op });
                     if !arm(irp, self) {
@@ -62,9 +69,7 @@ impl SocketCore {
                 }
             }
         }
-        let status = out.iter().find(|d| d.irp == irp).map_or(STATUS_PENDING, |d| d.status);
-        self.settle(out);
-        status
+        super::call::conclude(self, irp, out)
     }
 
     /// The in-memory transport's test releases a held operation: back to natural progress, or
@@ -79,6 +84,12 @@ impl SocketCore {
             if let Some(index) = index {
                 let (_, pending) = st.held.remove(index);
                 let past_cancel = st.take_past_cancel(pending.irp);
+                if let Op::Decided(decided) = pending.op {
+                    self.complete_decided(&mut st, pending.irp, decided, status, &mut out);
+                    drop(st);
+                    self.settle(out);
+                    return true;
+                }
                 match status {
                     Some(status) => {
                         if past_cancel.is_some() || super::irp::claim(pending.irp) {
@@ -117,6 +128,10 @@ impl SocketCore {
                 continue;
             };
             let (_, pending) = st.held.remove(index);
+            if let Op::Decided(decided) = pending.op {
+                self.complete_decided(st, irp, decided, None, out);
+                continue;
+            }
             // SAFETY: the provider owns the IRP outright (no routine armed); see `release_held`.
             unsafe { IoSetCancelRoutine(irp.0, routine) };
             st.requeue(pending);
@@ -135,6 +150,8 @@ impl SocketState {
             OpKind::Connect => self.connects.push_back(pending),
             OpKind::Receive => self.receives.push_back(pending),
             OpKind::Send | OpKind::Disconnect => self.sends.push_back(pending),
+            // Never requeued: a decided operation completes when released (`complete_decided`).
+            OpKind::Close | OpKind::Socket | OpKind::Bind | OpKind::Control | OpKind::GetAddress => {}
         }
     }
 }

@@ -178,6 +178,13 @@ pub(crate) fn check_close(core: &SocketCore) -> bool {
 /// Retires a closed socket: its header goes to quarantine, it leaves the leak report, and its
 /// registration counts it closed.
 pub(crate) fn retire(core: &SocketCore) {
+    retire_closing(core);
+    core.registration.socket_closed();
+}
+
+/// [`retire`], except that the registration still counts the socket open: its close is pending, and
+/// whoever completes the close IRP counts it closed then (`WskDeregister` waits for that).
+pub(crate) fn retire_closing(core: &SocketCore) {
     crate::emu::tracking::untrack(TRACK_KIND, core.header);
     let evicted = {
         let mut table = table();
@@ -199,7 +206,6 @@ pub(crate) fn retire(core: &SocketCore) {
         evicted
     };
     drop(evicted);
-    core.registration.socket_closed();
 }
 
 /// Removes every socket of `registration` from the table (at `WskDeregister`); returns those still

@@ -86,6 +86,16 @@ pub enum OpKind {
     Receive,
     /// `WskDisconnect`.
     Disconnect,
+    /// `WskCloseSocket`.
+    Close,
+    /// `WskSocket`.
+    Socket,
+    /// `WskBind`.
+    Bind,
+    /// `WskControlSocket` with an IRP.
+    Control,
+    /// `WskGetLocalAddress` and `WskGetRemoteAddress`.
+    GetAddress,
 }
 
 /// How the transport wants the next operation of a kind handled.

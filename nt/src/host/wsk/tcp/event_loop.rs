@@ -7,6 +7,7 @@
 //! The loop thread ends when the last registration using it is deregistered (the [`EventLoop`] is
 //! dropped), so no thread outlives a session.
 
+use super::super::later::Kick;
 use super::super::socket::SocketCore;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use std::collections::HashMap;
@@ -54,7 +55,7 @@ impl Shared {
 /// The running loop; dropping it stops and joins the thread.
 pub(crate) struct EventLoop {
     pub(crate) shared: Arc<Shared>,
-    waker: Waker,
+    waker: Arc<Waker>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -62,7 +63,10 @@ impl EventLoop {
     pub(crate) fn start() -> io::Result<Self> {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        // Woken when the schedule defers a completion: the loop delivers it (see `later`).
+        let kicker: Arc<dyn Kick> = waker.clone();
+        super::super::later::add_kicker(Arc::downgrade(&kicker));
         let shared = Arc::new(Shared {
             registry,
             owners: Mutex::new(HashMap::new()),
@@ -93,6 +97,12 @@ impl Drop for EventLoop {
     }
 }
 
+impl Kick for Waker {
+    fn kick(&self) {
+        let _ = self.wake();
+    }
+}
+
 fn run(mut poll: Poll, shared: Arc<Shared>) {
     let mut events = Events::with_capacity(256);
     while !shared.stop.load(Ordering::Acquire) {
@@ -103,6 +113,9 @@ fn run(mut poll: Poll, shared: Arc<Shared>) {
             // Not `eprintln!`, which panics if stderr is a closed pipe.
             let _ = writeln!(io::stderr(), "wsk-tcp-event-loop: poll failed: {error}");
             return;
+        }
+        if super::super::later::any() {
+            crate::emu::at_dispatch(super::super::later::deliver);
         }
         for event in events.iter() {
             if event.token() == WAKER {
