@@ -10,7 +10,8 @@
 //!
 //! Map: [`registration`] (the four exports), [`client`] (`WskSocket`, `WskSocketConnect`),
 //! [`listen`], [`connection`], [`disconnect`], [`close`] (socket functions), [`call`] (their common
-//! prologue), [`submit`] and [`pump`] (queuing and progress of pending operations), [`irp`] (IRP
+//! prologue), [`submit`] and [`pump`] (queuing and progress of pending operations), [`send`] (when
+//! a send completes: WSK's send model), [`irp`] (IRP
 //! ownership and cancellation), [`socket`] (socket state), [`table`] (the socket table and the
 //! checks), [`gate`] and [`deferred`] (test hooks), [`transport`] (the interface both transports implement),
 //! [`control`] (the test controls, `nt::emu::wsk`).
@@ -31,6 +32,7 @@ mod mdl;
 mod memory;
 mod pump;
 mod registration;
+mod send;
 mod socket;
 mod submit;
 mod table;

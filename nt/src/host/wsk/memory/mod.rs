@@ -9,7 +9,8 @@
 //!   never (only cancellation, close or an abortive disconnect ends them), or at once with a status;
 //! * what the remote hosts do, through [`Peer`]s: connect to the driver's listeners
 //!   ([`MemoryNetwork::connect`]), accept the driver's connects ([`MemoryNetwork::listen`]), send data,
-//!   read (open the window), FIN, RST, and force-close the driver's socket.
+//!   read (which opens the window and acknowledges the bytes read: a driver's send completes when
+//!   the peer has read all of it), FIN, RST, and force-close the driver's socket.
 //!
 //! Every completion a test action causes happens on the test's thread at DISPATCH_LEVEL, before the
 //! action returns.
@@ -298,7 +299,9 @@ impl MemoryNetwork {
         Self { net }
     }
 
-    /// The receive window of peers of connections made from now on.
+    /// The receive window of peers of connections made from now on: how many bytes the driver may
+    /// hand over that the peer has not read. It bounds the bytes in flight, not when a send completes
+    /// (always when the peer has read it).
     pub fn set_default_window(&self, bytes: usize) {
         self.net.lock().window = bytes;
     }

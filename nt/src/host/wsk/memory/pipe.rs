@@ -2,6 +2,13 @@
 //! the driver-to-peer direction, and the two ends: [`MemWire`] (the driver's WSK socket) and
 //! [`Peer`] (held by the test, which plays the remote host).
 //!
+//! The send model (see `super::super::send`): the window is how many bytes the driver may hand over
+//! that the peer has not read yet (the network and the peer's receive buffer in one); a send
+//! completes only when the peer has read its last byte, and a graceful disconnect when the peer has
+//! read everything before the FIN. Invented: a real TCP peer acknowledges bytes when they arrive in
+//! its receive buffer, before its application reads them; here nothing is acknowledged before it is
+//! read, the harsher order, so a driver's send to a peer that does not read never completes.
+//!
 //! Nothing here runs on its own: each [`Peer`] action updates the connection and then pumps the
 //! driver's socket on the test's thread at emulated DISPATCH_LEVEL, which completes whatever the
 //! action made possible. So a test decides exactly when each IRP completes.
@@ -18,6 +25,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 struct PipeState {
     to_driver: VecDeque<u8>,
     to_peer: VecDeque<u8>,
+    /// Bytes the driver handed over (written into `to_peer`) since the connection opened.
+    handed: u64,
+    /// Bytes of those the peer has read: the acknowledged stream position (see [`Wire::acknowledged`]).
+    read: u64,
     /// How many bytes the peer buffers before the driver's sends must wait (its receive window).
     window: usize,
     driver_fin: bool,
@@ -115,6 +126,7 @@ impl Wire for MemWire {
         }
         let n = room.min(buf.len());
         st.to_peer.extend(&buf[..n]);
+        st.handed += n as u64;
         WriteOutcome::Wrote(n)
     }
 
@@ -133,6 +145,24 @@ impl Wire for MemWire {
         }
         st.driver_fin = true;
         Ok(())
+    }
+
+    fn handed(&self) -> u64 {
+        let st = self.pipe.lock();
+        st.handed + u64::from(st.driver_fin)
+    }
+
+    fn acknowledged(&mut self) -> Result<u64, NTSTATUS> {
+        let st = self.pipe.lock();
+        if st.forced {
+            return Err(STATUS_FILE_FORCED_CLOSED);
+        }
+        if st.peer_reset {
+            return Err(STATUS_CONNECTION_RESET);
+        }
+        // Invented: the peer's FIN-acknowledgement comes as soon as it has read every byte before
+        // the FIN (its stack acknowledges FIN on arrival, and here data is acknowledged on read).
+        Ok(st.read + u64::from(st.driver_fin && st.to_peer.is_empty()))
     }
 
     fn abort(&mut self) {
@@ -201,6 +231,7 @@ impl Peer {
                 };
             }
             let n = max.min(st.to_peer.len());
+            st.read += n as u64;
             st.to_peer.drain(..n).collect::<Vec<u8>>()
         };
         self.pipe.notify_driver();
