@@ -1,7 +1,7 @@
 //! Emulation controls for tests (`nt::emu::wsk`): the in-memory network, provider availability, the
 //! `WskDeregister` bound, a hook to hold a call "in progress", and the harsh order for cancellations.
 
-pub use super::memory::{Completion, DEFAULT_WINDOW, HeldOp, MemoryNetwork, Peer, PeerListener};
+pub use super::memory::{Acknowledgement, Completion, DEFAULT_WINDOW, HeldOp, MemoryNetwork, Peer, PeerListener};
 pub use super::transport::OpKind;
 
 use super::gate::CallGate;

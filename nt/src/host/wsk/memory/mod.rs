@@ -53,6 +53,18 @@ pub enum Completion {
     Unfinished(NTSTATUS),
 }
 
+/// When the peers of a network acknowledge the bytes the driver sends, which completes its sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Acknowledgement {
+    /// When the peer reads them (the default). Invented, and harsher than TCP: a send to a peer that
+    /// does not read never completes, however large its window.
+    #[default]
+    OnRead,
+    /// When they arrive in the peer's window, before it reads them, as a real TCP peer acknowledges
+    /// what fits in its receive buffer: a send completes once all its bytes are handed over.
+    OnArrival,
+}
+
 /// An operation a test holds, as listed by [`MemoryNetwork::held`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeldOp {
@@ -74,6 +86,7 @@ struct NetState {
     next_id: u64,
     next_port: u16,
     window: usize,
+    acknowledgement: Acknowledgement,
 }
 
 pub(crate) struct MemNet {
@@ -160,10 +173,10 @@ impl Transport for MemNet {
         } else {
             local.port()
         };
-        let window = st.window;
+        let (window, acknowledgement) = (st.window, st.acknowledgement);
         let outcome = match st.peer_listeners.get_mut(&remote) {
             Some(queue) => {
-                let pipe = Pipe::new(loopback_like(local, port), remote, window);
+                let pipe = Pipe::new(loopback_like(local, port), remote, window, acknowledgement);
                 queue.push_back(pipe.clone());
                 Ok(pipe)
             }
@@ -293,6 +306,7 @@ impl MemoryNetwork {
                 next_id: 0,
                 next_port: 49151,
                 window: DEFAULT_WINDOW,
+                acknowledgement: Acknowledgement::OnRead,
             }),
         });
         *INSTALLED.lock().unwrap_or_else(PoisonError::into_inner) = Some(net.clone());
@@ -304,6 +318,11 @@ impl MemoryNetwork {
     /// (always when the peer has read it).
     pub fn set_default_window(&self, bytes: usize) {
         self.net.lock().window = bytes;
+    }
+
+    /// When the peers of connections made from now on acknowledge the driver's bytes.
+    pub fn set_default_acknowledgement(&self, acknowledgement: Acknowledgement) {
+        self.net.lock().acknowledgement = acknowledgement;
     }
 
     /// Queues how the next operation of `kind` (on any socket of this network) completes; operations
@@ -319,10 +338,10 @@ impl MemoryNetwork {
             let mut st = self.net.lock();
             let listen_addr = st.listener_for(addr).ok_or(STATUS_CONNECTION_REFUSED)?;
             let port = st.ephemeral_port();
-            let window = st.window;
+            let (window, acknowledgement) = (st.window, st.acknowledgement);
             let driver_side = as_seen_by(listen_addr, addr);
             let peer_side = as_seen_by(listen_addr, loopback_like(addr, port));
-            let pipe = Pipe::new(driver_side, peer_side, window);
+            let pipe = Pipe::new(driver_side, peer_side, window, acknowledgement);
             let entry = st.listeners.get_mut(&listen_addr).ok_or(STATUS_CONNECTION_REFUSED)?;
             entry.backlog.push_back(pipe.clone());
             (pipe, entry.owner.upgrade())

@@ -6,8 +6,9 @@
 //! that the peer has not read yet (the network and the peer's receive buffer in one); a send
 //! completes only when the peer has read its last byte, and a graceful disconnect when the peer has
 //! read everything before the FIN. Invented: a real TCP peer acknowledges bytes when they arrive in
-//! its receive buffer, before its application reads them; here nothing is acknowledged before it is
-//! read, the harsher order, so a driver's send to a peer that does not read never completes.
+//! its receive buffer, before its application reads them; here, by default, nothing is acknowledged
+//! before it is read, the harsher order, so a driver's send to a peer that does not read never
+//! completes. A test can ask for TCP's order instead ([`Acknowledgement::OnArrival`]).
 //!
 //! Nothing here runs on its own: each [`Peer`] action updates the connection and then pumps the
 //! driver's socket on the test's thread at emulated DISPATCH_LEVEL, which completes whatever the
@@ -15,6 +16,7 @@
 
 use super::super::socket::SocketCore;
 use super::super::transport::*;
+use super::Acknowledgement;
 use crate::types::*;
 use std::collections::VecDeque;
 use std::io;
@@ -31,6 +33,7 @@ struct PipeState {
     read: u64,
     /// How many bytes the peer buffers before the driver's sends must wait (its receive window).
     window: usize,
+    acknowledgement: Acknowledgement,
     driver_fin: bool,
     peer_fin: bool,
     /// The driver reset the connection: the peer's reads and writes fail with ConnectionReset.
@@ -50,10 +53,16 @@ pub(crate) struct Pipe {
 }
 
 impl Pipe {
-    pub(crate) fn new(driver_addr: SocketAddr, peer_addr: SocketAddr, window: usize) -> Arc<Self> {
+    pub(crate) fn new(
+        driver_addr: SocketAddr,
+        peer_addr: SocketAddr,
+        window: usize,
+        acknowledgement: Acknowledgement,
+    ) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(PipeState {
                 window,
+                acknowledgement,
                 ..PipeState::default()
             }),
             driver: Mutex::new(Weak::new()),
@@ -160,8 +169,11 @@ impl Wire for MemWire {
         if st.peer_reset {
             return Err(STATUS_CONNECTION_RESET);
         }
-        // Invented: the peer's FIN-acknowledgement comes as soon as it has read every byte before
-        // the FIN (its stack acknowledges FIN on arrival, and here data is acknowledged on read).
+        if st.acknowledgement == Acknowledgement::OnArrival {
+            return Ok(st.handed + u64::from(st.driver_fin));
+        }
+        // Invented: the peer acknowledges FIN as soon as it has read every byte before it (its stack
+        // acknowledges FIN on arrival, and here data only when read).
         Ok(st.read + u64::from(st.driver_fin && st.to_peer.is_empty()))
     }
 
