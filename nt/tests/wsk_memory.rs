@@ -112,15 +112,16 @@ fn echo_for_an_ipv4_and_an_ipv6_peer_on_one_dual_stack_listener() {
             );
             assert_eq!(
                 send(socket, &buf, 0, n, &send_op),
-                STATUS_SUCCESS,
-                "room in the window: inline"
-            );
-            assert_eq!(
-                send_op.completed_at(),
-                PASSIVE_LEVEL,
-                "inline: on the caller's thread and IRQL"
+                STATUS_PENDING,
+                "no send buffering: pending until the peer has read the bytes"
             );
             echoed.extend(drain(&peer));
+            assert_eq!(send_op.result(), (STATUS_SUCCESS, n));
+            assert_eq!(
+                send_op.completed_at(),
+                DISPATCH_LEVEL,
+                "completed by the peer's read, at DISPATCH_LEVEL"
+            );
             assert_eq!(receive(socket, &buf, 0, 16 * 1024, 0, &recv_op), STATUS_PENDING);
         }
         peer.shutdown();
@@ -373,8 +374,10 @@ fn scripted_failures_complete_inline_and_never_ends_only_by_cancellation() {
     );
     assert!(recv_op.cancel());
     assert_eq!(recv_op.result(), (STATUS_CANCELLED, 0));
-    // Unscripted operations complete naturally again.
-    assert_eq!(send(socket, &buf, 0, 4, &send_op), STATUS_SUCCESS);
+    // Unscripted operations complete naturally again: the send once the peer has read it.
+    assert_eq!(send(socket, &buf, 0, 4, &send_op), STATUS_PENDING);
+    assert_eq!(peer.read(64).unwrap(), b"data");
+    assert_eq!(send_op.result(), (STATUS_SUCCESS, 4));
     assert_eq!(close(socket), STATUS_SUCCESS);
     s.finish();
 }
@@ -447,8 +450,9 @@ fn the_driver_connects_to_a_listening_peer() {
     assert_eq!(remote_address(socket), server);
     assert_eq!(local_address(socket), peer.peer_addr());
     let buf = PoolBuf::with(b"hello");
-    assert_eq!(send(socket, &buf, 0, 5, &op), STATUS_SUCCESS);
+    assert_eq!(send(socket, &buf, 0, 5, &op), STATUS_PENDING, "until the peer reads");
     assert_eq!(peer.read(64).unwrap(), b"hello");
+    assert_eq!(op.result(), (STATUS_SUCCESS, 5));
     assert_eq!(close(socket), STATUS_SUCCESS);
 
     // Nothing listens there: refused.
@@ -591,8 +595,9 @@ fn stream_sockets_listen_accept_and_connect() {
     let mut wsk = buf.wsk(0, 6);
     let send_fn = stream(accepted).WskSend.expect("WskSend");
     // SAFETY: valid socket; the buffer and IRP outlive the operation.
-    assert_eq!(unsafe { send_fn(accepted, &mut wsk, 0, op.start()) }, STATUS_SUCCESS);
+    assert_eq!(unsafe { send_fn(accepted, &mut wsk, 0, op.start()) }, STATUS_PENDING);
     assert_eq!(peer.read(64).unwrap(), b"stream");
+    assert_eq!(op.result(), (STATUS_SUCCESS, 6), "completed by the peer's read");
     assert_eq!(close(accepted), STATUS_SUCCESS);
     assert_eq!(close(listener), STATUS_SUCCESS);
 

@@ -41,6 +41,8 @@ use nt::*;
 /// # let _session = nt::emu::session();
 /// # use wsk_async::{BufferPool, Registration};
 /// # let net = nt::emu::wsk::MemoryNetwork::install();
+/// # // The peer reads only after block_on: its TCP acknowledges on arrival, so sends complete.
+/// # net.set_default_acknowledgement(nt::emu::wsk::Acknowledgement::OnArrival);
 /// # executor::block_on(async {
 /// # let _test_device = nt::emu::driver::TestDevice::create();
 /// # let device = unsafe { wsk_async::Device::from_raw(_test_device.device()) }.unwrap();

@@ -35,6 +35,8 @@
 //! ```
 //! # let _session = nt::emu::session();
 //! # let net = nt::emu::wsk::MemoryNetwork::install();
+//! # // The peer reads only after block_on: its TCP acknowledges on arrival, so sends complete.
+//! # net.set_default_acknowledgement(nt::emu::wsk::Acknowledgement::OnArrival);
 //! use core::net::SocketAddr;
 //! use wsk_async::{BufferPool, Registration};
 //! executor::block_on(async {

@@ -1,5 +1,5 @@
 //! Fairness when the provider completes everything inline, as WSK does when the data is already
-//! there and the peer's window is open: one busy connection must not keep the others (or the
+//! there and the peer's TCP acknowledges sends at once: one busy connection must not keep the others (or the
 //! accept loop) from being served. On the in-memory network, where every operation that can
 //! complete completes inline, the test plays the executor: two tasks, each polled in turn until it
 //! returns `Pending`, as a run queue polls the tasks that woke.
@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use nt::emu::wsk::Schedule;
+use nt::emu::wsk::{Acknowledgement, Schedule};
 use std::cell::Cell;
 use std::pin::pin;
 use std::task::Poll;
@@ -26,9 +26,11 @@ fn a_flooding_connection_cannot_keep_another_from_being_served() {
     // completes every operation inline (under another schedule the tasks yield on their own).
     nt::emu::wsk::set_schedule(Schedule::Inline);
     let net = nt::emu::wsk::MemoryNetwork::install();
-    // The peers never read during the test: the window holds everything echoed to them, so every
-    // send completes inline too.
+    // The peers never read during the test: their stacks acknowledge what arrives in the window
+    // (TCP's order, not the network's default of acknowledging on read), and the window holds
+    // everything echoed to them, so every send completes inline too.
     net.set_default_window(4 * FLOOD);
+    net.set_default_acknowledgement(Acknowledgement::OnArrival);
     let driver = TestDriver::new();
     let registration = Registration::register_blocking(&driver.device, Duration::from_secs(1)).unwrap();
     let pool = BufferPool::new(4, 256).unwrap();
@@ -112,6 +114,7 @@ fn a_flooding_connection_cannot_keep_the_accept_loop_from_accepting() {
     nt::emu::wsk::set_schedule(Schedule::Inline);
     let net = nt::emu::wsk::MemoryNetwork::install();
     net.set_default_window(4 * FLOOD);
+    net.set_default_acknowledgement(Acknowledgement::OnArrival);
     let driver = TestDriver::new();
     let registration = Registration::register_blocking(&driver.device, Duration::from_secs(1)).unwrap();
     let pool = BufferPool::new(4, 256).unwrap();

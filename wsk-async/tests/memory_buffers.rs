@@ -24,15 +24,10 @@ fn a_fills_the_buffer(s: &Setup, pool: &BufferPool) -> Vec<u8> {
     secret
 }
 
-/// Sends all of `buf` on B and returns what B's peer read.
+/// Sends all of `buf` on B and returns what B's peer read (its reads complete the send).
 fn b_sends(b: &Setup2, buf: impl Into<wsk_async::Slice>) -> (Vec<u8>, Buffer) {
-    let (sent, buf) = ready(b.conn.send_all(buf));
-    let sent = sent.unwrap();
-    let read = if sent == 0 {
-        Vec::new()
-    } else {
-        b.peer.read(SIZE * 2).unwrap()
-    };
+    let ((sent, buf), read) = ready_while_reading(&b.peer, b.conn.send_all(buf));
+    sent.unwrap();
     (read, buf)
 }
 

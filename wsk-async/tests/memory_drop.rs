@@ -112,9 +112,9 @@ fn send_dropped_before_first_poll_has_no_effect() {
     let s = setup();
     drop(s.conn.send(filled(&s, b"never")));
     assert_eq!(s.peer.unread(), 0);
-    let (n, _b) = ready(s.conn.send(filled(&s, b"ok")));
+    let ((n, _b), read) = ready_while_reading(&s.peer, s.conn.send(filled(&s, b"ok")));
     assert_eq!(n.unwrap(), 2);
-    assert_eq!(s.peer.read(10).unwrap(), b"ok");
+    assert_eq!(read, b"ok");
     s.finish();
 }
 
@@ -147,10 +147,11 @@ fn send_completed_then_dropped_unread() {
         let mut send = pin!(s.conn.send(filled(&s, b"late")));
         assert!(wakes.poll(send.as_mut()).is_pending());
         s.peer.set_window(1024);
+        assert_eq!(wakes.count(), 0, "handed over, not yet read: still pending");
+        assert_eq!(s.peer.read(10).unwrap(), b"late", "the send itself went through");
         assert_eq!(wakes.count(), 1);
     }
     assert_eq!(wakes.count(), 1);
-    assert_eq!(s.peer.read(10).unwrap(), b"late", "the send itself went through");
     assert_eq!(s.pool.available(), 4);
     assert!(s.conn.is_stream_unknown(), "the caller never learned how much was sent");
     s.finish();
@@ -375,8 +376,9 @@ fn disconnect_dropped_before_first_poll_has_no_effect() {
     let s = setup();
     drop(s.conn.disconnect());
     assert!(!s.peer.got_fin() && !s.peer.was_reset());
-    let (n, _b) = ready(s.conn.send(filled(&s, b"still open")));
+    let ((n, _b), read) = ready_while_reading(&s.peer, s.conn.send(filled(&s, b"still open")));
     assert_eq!(n.unwrap(), 10);
+    assert_eq!(read, b"still open");
     s.finish();
 }
 
@@ -457,9 +459,10 @@ fn disconnect_with_completed_then_dropped() {
         let mut disconnect = pin!(s.conn.disconnect_with(filled(&s, b"final")));
         assert!(wakes.poll(disconnect.as_mut()).is_pending());
         s.peer.set_window(1024);
+        assert_eq!(wakes.count(), 0, "FIN sent, not yet acknowledged: still pending");
+        assert_eq!(s.peer.read(10).unwrap(), b"final");
         assert_eq!(wakes.count(), 1);
     }
-    assert_eq!(s.peer.read(10).unwrap(), b"final");
     assert_eq!(s.peer.read(10).unwrap(), b"");
     assert!(!s.peer.was_reset());
     assert_eq!(s.pool.available(), 4);

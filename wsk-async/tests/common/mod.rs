@@ -100,6 +100,27 @@ pub fn ready<F: Future>(future: F) -> F::Output {
     Wakes::new().ready(future.as_mut())
 }
 
+/// Runs `future` (a send, or a graceful disconnect behind sends) to completion on the in-memory
+/// network while `peer` reads: WSK has no send buffer, and a send completes only once the peer has
+/// read its bytes. Returns the output and what the peer read (up to EOF or what was there).
+pub fn ready_while_reading<F: Future>(peer: &Peer, future: F) -> (F::Output, Vec<u8>) {
+    let mut future = std::pin::pin!(future);
+    let wakes = Wakes::new();
+    let mut read = Vec::new();
+    for _ in 0..16 {
+        if let Poll::Ready(output) = wakes.poll(future.as_mut()) {
+            return (output, read);
+        }
+        while let Ok(data) = peer.read(usize::MAX) {
+            if data.is_empty() {
+                break;
+            }
+            read.extend(data);
+        }
+    }
+    panic!("future still pending after 16 polls and reads");
+}
+
 /// The driver side of one in-memory connection: registration, pool, listener, the accepted
 /// connection, and the remote peer.
 ///

@@ -70,8 +70,9 @@ pub(crate) unsafe fn read_buf(buffer: PWSK_BUF) -> Result<Buf, NTSTATUS> {
     Ok(buf)
 }
 
-/// `WskSend`: completes once every byte is handed to the transport, with the byte count in
-/// `IoStatus.Information`. `WSK_FLAG_NODELAY` disables coalescing for the connection.
+/// `WskSend`: completes once the transport has acknowledged every byte (WSK has no send buffering;
+/// see [`super::send`]), with the byte count in `IoStatus.Information`. `WSK_FLAG_NODELAY` disables
+/// coalescing for the connection.
 ///
 /// # Safety
 /// `Buffer` describes live MDLs that stay valid until the IRP completes; `Irp` is a live IRP the

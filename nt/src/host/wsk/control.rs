@@ -2,7 +2,7 @@
 //! `WskDeregister` bound, a hook to hold a call "in progress", the harsh order for cancellations, and
 //! the completion schedule.
 
-pub use super::memory::{Completion, DEFAULT_WINDOW, HeldOp, MemoryNetwork, Peer, PeerListener};
+pub use super::memory::{Acknowledgement, Completion, DEFAULT_WINDOW, HeldOp, MemoryNetwork, Peer, PeerListener};
 pub use super::transport::OpKind;
 
 use super::gate::CallGate;

@@ -1,7 +1,8 @@
 //! `WskDisconnect`.
 //!
 //! * Graceful (no flag): queued behind the pending sends; sends the optional final buffer, then FIN,
-//!   and completes only then. If the peer stops reading and the window fills, it stays pending.
+//!   and completes once the FIN is acknowledged, hence after every send before it (see
+//!   [`super::send`]). If the peer stops reading, it stays pending.
 //! * Abortive (`WSK_FLAG_ABORTIVE`, buffer must be NULL): resets the connection (RST) at once and
 //!   completes with STATUS_SUCCESS. As the WSK documentation describes, this forces a pending graceful
 //!   disconnect to complete; it and every pending send/receive complete with

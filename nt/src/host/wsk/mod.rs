@@ -10,7 +10,8 @@
 //!
 //! Map: [`registration`] (the four exports), [`client`] (`WskSocket`, `WskSocketConnect`),
 //! [`listen`], [`connection`], [`disconnect`], [`close`] (socket functions), [`call`] (their common
-//! prologue), [`submit`] and [`pump`] (queuing and progress of pending operations), [`irp`] (IRP
+//! prologue), [`submit`] and [`pump`] (queuing and progress of pending operations), [`send`] (when
+//! a send completes: WSK's send model), [`irp`] (IRP
 //! ownership and cancellation), [`socket`] (socket state), [`table`] (the socket table and the
 //! checks), [`gate`] and [`deferred`] (test hooks), [`schedule`] and [`later`] (inline or later completion), [`decided`]
 //! (operations done at the call whose completion may come later), [`transport`] (the interface both transports implement),
@@ -35,6 +36,7 @@ mod memory;
 mod pump;
 mod registration;
 pub(crate) mod schedule;
+mod send;
 mod socket;
 mod submit;
 mod table;

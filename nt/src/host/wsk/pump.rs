@@ -6,14 +6,13 @@
 //! Behaviours emulated here (WSK documentation):
 //! * `WskReceive` completes with the bytes available (> 0), like TCP, unless `WSK_FLAG_WAITALL`;
 //!   after the peer's FIN it completes with STATUS_SUCCESS and 0 bytes.
-//! * `WskSend` completes once all its bytes are handed to the transport.
-//! * a graceful `WskDisconnect` waits behind the queued sends, sends its final buffer, then FIN, and
-//!   only then completes; if the peer stops reading it stays pending.
+//! * `WskSend` and a graceful `WskDisconnect`: see [`super::send`] (they complete once the transport
+//!   has acknowledged their bytes and FIN).
 //! * `WskAccept` / `WskConnect` complete when a connection arrives / is established.
 
 use super::irp::{self, Completions, Done, ProviderIrp, arm, claim};
 use super::socket::{self, Category, Op, Pending, SocketCore, SocketState};
-use super::transport::{AcceptOutcome, ConnectOutcome, ReadOutcome, Wire, WriteOutcome};
+use super::transport::{AcceptOutcome, ConnectOutcome, ReadOutcome, Wire};
 use crate::types::*;
 use crate::wsk::PWSK_SOCKET;
 use std::collections::VecDeque;
@@ -243,78 +242,6 @@ impl SocketCore {
                 }
             }
         });
-    }
-
-    fn pump_sends(self: &Arc<Self>, st: &mut SocketState, out: &mut Completions) {
-        let SocketState {
-            sends,
-            wire,
-            failure,
-            fin_sent,
-            connector,
-            ..
-        } = st;
-        let connecting = connector.is_some();
-        drive(self, sends, out, |op| {
-            if let Some(status) = *failure {
-                return Step::Complete(status, op.progress());
-            }
-            let Some(wire) = wire.as_mut() else {
-                return if connecting {
-                    Step::Wait
-                } else {
-                    Step::Complete(STATUS_INVALID_DEVICE_STATE, 0)
-                };
-            };
-            match op {
-                Op::Send { buf, done, nodelay } => match write_all(wire.as_mut(), buf, done, *nodelay) {
-                    Ok(true) => Step::Complete(STATUS_SUCCESS, *done),
-                    Ok(false) => Step::Wait,
-                    Err(status) => {
-                        *failure = Some(status);
-                        Step::Complete(status, *done)
-                    }
-                },
-                Op::Disconnect { buf, done } => {
-                    if let Some(buf) = buf {
-                        match write_all(wire.as_mut(), buf, done, true) {
-                            Ok(true) => {}
-                            Ok(false) => return Step::Wait,
-                            Err(status) => {
-                                *failure = Some(status);
-                                return Step::Complete(status, 0);
-                            }
-                        }
-                    }
-                    match wire.shutdown_write() {
-                        Ok(()) => {
-                            *fin_sent = true;
-                            Step::Complete(STATUS_SUCCESS, 0)
-                        }
-                        Err(status) => Step::Complete(status, 0),
-                    }
-                }
-                _ => Step::Complete(STATUS_INVALID_DEVICE_REQUEST, 0),
-            }
-        });
-    }
-}
-
-/// Writes the rest of `buf` from `done`; Ok(true) when all of it was written, Ok(false) when the
-/// transport cannot take more now.
-fn write_all(wire: &mut dyn Wire, buf: &super::mdl::Buf, done: &mut usize, nodelay: bool) -> Result<bool, NTSTATUS> {
-    loop {
-        // SAFETY: validated when queued; the MDLs stay live until the IRP completes.
-        let Some((ptr, len)) = (unsafe { buf.segment(*done) }) else {
-            return Ok(true);
-        };
-        // SAFETY: inside the client's buffer, which it does not modify while the send pends.
-        let source = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
-        match wire.write(source, nodelay) {
-            WriteOutcome::Wrote(n) => *done += n,
-            WriteOutcome::WouldBlock => return Ok(false),
-            WriteOutcome::Failed(status) => return Err(status),
-        }
     }
 }
 

@@ -131,6 +131,10 @@ pub(crate) struct SocketState {
     pub receives: VecDeque<Pending>,
     /// Sends and then, if requested, the graceful disconnect: FIN follows the queued data.
     pub sends: VecDeque<Pending>,
+    /// Sends (and the graceful disconnect) whose bytes (and FIN) are all handed to the transport,
+    /// in stream order, each with the stream position it ends at: they complete once the transport
+    /// has acknowledged that position (see [`super::send`]).
+    pub acks: VecDeque<(u64, Pending)>,
     /// Operations a test holds on the in-memory transport, by id.
     pub held: Vec<(u64, Pending)>,
     /// Held IRPs past the point of cancellation (`Completion::IgnoreCancel`): their cancel routine is
@@ -159,6 +163,9 @@ impl SocketState {
             if let Some(i) = queue.iter().position(|p| p.irp == irp) {
                 return queue.remove(i);
             }
+        }
+        if let Some(i) = self.acks.iter().position(|(_, p)| p.irp == irp) {
+            return self.acks.remove(i).map(|(_, p)| p);
         }
         let i = self.held.iter().position(|(_, p)| p.irp == irp)?;
         self.take_past_cancel(irp);
@@ -199,11 +206,17 @@ impl SocketState {
         ] {
             queue.retain(&mut finish);
         }
+        self.acks.retain(|(_, p)| finish(p));
         self.held.retain(|(_, p)| finish(p));
     }
 
     pub(crate) fn pending_count(&self) -> usize {
-        self.accepts.len() + self.connects.len() + self.receives.len() + self.sends.len() + self.held.len()
+        self.accepts.len()
+            + self.connects.len()
+            + self.receives.len()
+            + self.sends.len()
+            + self.acks.len()
+            + self.held.len()
     }
 }
 

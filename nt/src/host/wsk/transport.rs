@@ -39,6 +39,13 @@ pub(crate) trait Wire: Send {
     fn peer_finished(&mut self) -> bool;
     /// Sends FIN after the data already written.
     fn shutdown_write(&mut self) -> Result<(), NTSTATUS>;
+    /// Stream position after everything handed to the transport so far: bytes written, plus one for
+    /// FIN once `shutdown_write` succeeded (FIN takes a sequence number, as in TCP).
+    fn handed(&self) -> u64;
+    /// Stream position up to which the transport is done with the data (see [`super::send`]): the
+    /// peer's TCP acknowledged it (TCP), or the peer read it (in-memory). Never above
+    /// [`handed`](Self::handed). An error if the connection failed meanwhile.
+    fn acknowledged(&mut self) -> Result<u64, NTSTATUS>;
     /// Resets the connection (RST) and releases it.
     fn abort(&mut self);
     /// Releases a connection that is disconnected both ways.

@@ -9,7 +9,8 @@
 //!   never (only cancellation, close or an abortive disconnect ends them), or at once with a status;
 //! * what the remote hosts do, through [`Peer`]s: connect to the driver's listeners
 //!   ([`MemoryNetwork::connect`]), accept the driver's connects ([`MemoryNetwork::listen`]), send data,
-//!   read (open the window), FIN, RST, and force-close the driver's socket.
+//!   read (which opens the window and acknowledges the bytes read: a driver's send completes when
+//!   the peer has read all of it), FIN, RST, and force-close the driver's socket.
 //!
 //! Every completion a test action causes happens on the test's thread at DISPATCH_LEVEL, before the
 //! action returns.
@@ -52,6 +53,18 @@ pub enum Completion {
     Unfinished(NTSTATUS),
 }
 
+/// When the peers of a network acknowledge the bytes the driver sends, which completes its sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Acknowledgement {
+    /// When the peer reads them (the default). Invented, and harsher than TCP: a send to a peer that
+    /// does not read never completes, however large its window.
+    #[default]
+    OnRead,
+    /// When they arrive in the peer's window, before it reads them, as a real TCP peer acknowledges
+    /// what fits in its receive buffer: a send completes once all its bytes are handed over.
+    OnArrival,
+}
+
 /// An operation a test holds, as listed by [`MemoryNetwork::held`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeldOp {
@@ -75,6 +88,7 @@ struct NetState {
     next_id: u64,
     next_port: u16,
     window: usize,
+    acknowledgement: Acknowledgement,
 }
 
 pub(crate) struct MemNet {
@@ -162,10 +176,10 @@ impl Transport for MemNet {
         } else {
             local.port()
         };
-        let window = st.window;
+        let (window, acknowledgement) = (st.window, st.acknowledgement);
         let outcome = match st.peer_listeners.get_mut(&remote) {
             Some(queue) => {
-                let pipe = Pipe::new(loopback_like(local, port), remote, window);
+                let pipe = Pipe::new(loopback_like(local, port), remote, window, acknowledgement);
                 queue.push_back(pipe.clone());
                 Ok(pipe)
             }
@@ -295,15 +309,23 @@ impl MemoryNetwork {
                 next_id: 0,
                 next_port: 49151,
                 window: DEFAULT_WINDOW,
+                acknowledgement: Acknowledgement::OnRead,
             }),
         });
         *INSTALLED.lock().unwrap_or_else(PoisonError::into_inner) = Some(net.clone());
         Self { net }
     }
 
-    /// The receive window of peers of connections made from now on.
+    /// The receive window of peers of connections made from now on: how many bytes the driver may
+    /// hand over that the peer has not read. It bounds the bytes in flight, not when a send completes
+    /// (always when the peer has read it).
     pub fn set_default_window(&self, bytes: usize) {
         self.net.lock().window = bytes;
+    }
+
+    /// When the peers of connections made from now on acknowledge the driver's bytes.
+    pub fn set_default_acknowledgement(&self, acknowledgement: Acknowledgement) {
+        self.net.lock().acknowledgement = acknowledgement;
     }
 
     /// Queues how the next operation of `kind` (on any socket of this network) completes; operations
@@ -319,10 +341,10 @@ impl MemoryNetwork {
             let mut st = self.net.lock();
             let listen_addr = st.listener_for(addr).ok_or(STATUS_CONNECTION_REFUSED)?;
             let port = st.ephemeral_port();
-            let window = st.window;
+            let (window, acknowledgement) = (st.window, st.acknowledgement);
             let driver_side = as_seen_by(listen_addr, addr);
             let peer_side = as_seen_by(listen_addr, loopback_like(addr, port));
-            let pipe = Pipe::new(driver_side, peer_side, window);
+            let pipe = Pipe::new(driver_side, peer_side, window, acknowledgement);
             let entry = st.listeners.get_mut(&listen_addr).ok_or(STATUS_CONNECTION_REFUSED)?;
             entry.backlog.push_back(pipe.clone());
             (pipe, entry.owner.upgrade())

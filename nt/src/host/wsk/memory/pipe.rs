@@ -2,12 +2,21 @@
 //! the driver-to-peer direction, and the two ends: [`MemWire`] (the driver's WSK socket) and
 //! [`Peer`] (held by the test, which plays the remote host).
 //!
+//! The send model (see `super::super::send`): the window is how many bytes the driver may hand over
+//! that the peer has not read yet (the network and the peer's receive buffer in one); a send
+//! completes only when the peer has read its last byte, and a graceful disconnect when the peer has
+//! read everything before the FIN. Invented: a real TCP peer acknowledges bytes when they arrive in
+//! its receive buffer, before its application reads them; here, by default, nothing is acknowledged
+//! before it is read, the harsher order, so a driver's send to a peer that does not read never
+//! completes. A test can ask for TCP's order instead ([`Acknowledgement::OnArrival`]).
+//!
 //! Nothing here runs on its own: each [`Peer`] action updates the connection and then pumps the
 //! driver's socket on the test's thread at emulated DISPATCH_LEVEL, which completes whatever the
 //! action made possible. So a test decides exactly when each IRP completes.
 
 use super::super::socket::SocketCore;
 use super::super::transport::*;
+use super::Acknowledgement;
 use crate::types::*;
 use std::collections::VecDeque;
 use std::io;
@@ -18,8 +27,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 struct PipeState {
     to_driver: VecDeque<u8>,
     to_peer: VecDeque<u8>,
+    /// Bytes the driver handed over (written into `to_peer`) since the connection opened.
+    handed: u64,
+    /// Bytes of those the peer has read: the acknowledged stream position (see [`Wire::acknowledged`]).
+    read: u64,
     /// How many bytes the peer buffers before the driver's sends must wait (its receive window).
     window: usize,
+    acknowledgement: Acknowledgement,
     driver_fin: bool,
     peer_fin: bool,
     /// The driver reset the connection: the peer's reads and writes fail with ConnectionReset.
@@ -39,10 +53,16 @@ pub(crate) struct Pipe {
 }
 
 impl Pipe {
-    pub(crate) fn new(driver_addr: SocketAddr, peer_addr: SocketAddr, window: usize) -> Arc<Self> {
+    pub(crate) fn new(
+        driver_addr: SocketAddr,
+        peer_addr: SocketAddr,
+        window: usize,
+        acknowledgement: Acknowledgement,
+    ) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(PipeState {
                 window,
+                acknowledgement,
                 ..PipeState::default()
             }),
             driver: Mutex::new(Weak::new()),
@@ -115,6 +135,7 @@ impl Wire for MemWire {
         }
         let n = room.min(buf.len());
         st.to_peer.extend(&buf[..n]);
+        st.handed += n as u64;
         WriteOutcome::Wrote(n)
     }
 
@@ -133,6 +154,27 @@ impl Wire for MemWire {
         }
         st.driver_fin = true;
         Ok(())
+    }
+
+    fn handed(&self) -> u64 {
+        let st = self.pipe.lock();
+        st.handed + u64::from(st.driver_fin)
+    }
+
+    fn acknowledged(&mut self) -> Result<u64, NTSTATUS> {
+        let st = self.pipe.lock();
+        if st.forced {
+            return Err(STATUS_FILE_FORCED_CLOSED);
+        }
+        if st.peer_reset {
+            return Err(STATUS_CONNECTION_RESET);
+        }
+        if st.acknowledgement == Acknowledgement::OnArrival {
+            return Ok(st.handed + u64::from(st.driver_fin));
+        }
+        // Invented: the peer acknowledges FIN as soon as it has read every byte before it (its stack
+        // acknowledges FIN on arrival, and here data only when read).
+        Ok(st.read + u64::from(st.driver_fin && st.to_peer.is_empty()))
     }
 
     fn abort(&mut self) {
@@ -201,6 +243,7 @@ impl Peer {
                 };
             }
             let n = max.min(st.to_peer.len());
+            st.read += n as u64;
             st.to_peer.drain(..n).collect::<Vec<u8>>()
         };
         self.pipe.notify_driver();

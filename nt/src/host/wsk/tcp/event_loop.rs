@@ -4,19 +4,29 @@
 //! that WSK socket at emulated DISPATCH_LEVEL, which completes IRPs there, as the real provider
 //! completes them from a DPC on any CPU.
 //!
+//! Linux raises no event when the peer acknowledges data, which completes sends (see [`super::ack`]):
+//! connections waiting for an acknowledgement ask for a re-check ([`Shared::await_acknowledgement`]),
+//! and while any does, the loop wakes at least every [`RECHECK`] to pump them once more.
+//!
 //! The loop thread ends when the last registration using it is deregistered (the [`EventLoop`] is
 //! dropped), so no thread outlives a session.
 
 use super::super::later::Kick;
 use super::super::socket::SocketCore;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 const WAKER: Token = Token(0);
+
+/// How often the loop re-checks connections waiting for an acknowledgement that no event announced
+/// (a dropped notification, or a kernel without them). Invented: the delay this adds to a send's
+/// completion in that case.
+pub(crate) const RECHECK: Duration = Duration::from_millis(10);
 
 /// What the loop thread and the sockets share.
 pub(crate) struct Shared {
@@ -24,6 +34,9 @@ pub(crate) struct Shared {
     owners: Mutex<HashMap<Token, Weak<SocketCore>>>,
     next_token: AtomicUsize,
     stop: AtomicBool,
+    waker: Arc<Waker>,
+    /// Connections with sends waiting for an acknowledgement, to re-check on the next sweep.
+    waiting: Mutex<HashSet<Token>>,
 }
 
 impl Shared {
@@ -45,8 +58,32 @@ impl Shared {
         self.owners().insert(token, owner);
     }
 
+    /// The connection `token` has sends waiting for an acknowledgement: pump it again within
+    /// [`RECHECK`] unless an event comes first.
+    pub(crate) fn await_acknowledgement(&self, token: Token) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if waiting.insert(token) && waiting.len() == 1 {
+            // The loop may be asleep without a timeout.
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Takes the connections to re-check.
+    fn take_waiting(&self) -> Vec<Token> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        waiting.drain().collect()
+    }
+
+    fn any_waiting(&self) -> bool {
+        !self.waiting.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+    }
+
     pub(crate) fn deregister(&self, source: &mut impl mio::event::Source, token: Token) {
         self.owners().remove(&token);
+        self.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&token);
         // The source is about to be closed, which removes it from epoll anyway.
         let _ = self.registry.deregister(source);
     }
@@ -55,7 +92,6 @@ impl Shared {
 /// The running loop; dropping it stops and joins the thread.
 pub(crate) struct EventLoop {
     pub(crate) shared: Arc<Shared>,
-    waker: Arc<Waker>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -72,6 +108,8 @@ impl EventLoop {
             owners: Mutex::new(HashMap::new()),
             next_token: AtomicUsize::new(1),
             stop: AtomicBool::new(false),
+            waker,
+            waiting: Mutex::new(HashSet::new()),
         });
         let loop_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -79,7 +117,6 @@ impl EventLoop {
             .spawn(move || run(poll, loop_shared))?;
         Ok(Self {
             shared,
-            waker,
             thread: Some(thread),
         })
     }
@@ -88,7 +125,7 @@ impl EventLoop {
 impl Drop for EventLoop {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        let _ = self.waker.wake();
+        let _ = self.shared.waker.wake();
         if let Some(thread) = self.thread.take() {
             if thread.thread().id() != std::thread::current().id() {
                 let _ = thread.join();
@@ -105,8 +142,10 @@ impl Kick for Waker {
 
 fn run(mut poll: Poll, shared: Arc<Shared>) {
     let mut events = Events::with_capacity(256);
+    let mut last_sweep = Instant::now();
     while !shared.stop.load(Ordering::Acquire) {
-        if let Err(error) = poll.poll(&mut events, None) {
+        let timeout = shared.any_waiting().then_some(RECHECK);
+        if let Err(error) = poll.poll(&mut events, timeout) {
             if error.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
@@ -127,6 +166,17 @@ fn run(mut poll: Poll, shared: Arc<Shared>) {
                 // readiness: any of these means a read may find data, EOF or an error.
                 let readable = event.is_readable() || event.is_read_closed() || event.is_error() || event.is_priority();
                 crate::emu::at_dispatch(|| core.pump_after_event(readable));
+            }
+        }
+        if last_sweep.elapsed() >= RECHECK {
+            last_sweep = Instant::now();
+            // Each pump asks again if its sends still wait.
+            for token in shared.take_waiting() {
+                // Not under the owners lock, which the pump may take (an accept registers).
+                let owner = shared.owners().get(&token).and_then(Weak::upgrade);
+                if let Some(core) = owner {
+                    crate::emu::at_dispatch(|| core.pump_after_event(false));
+                }
             }
         }
     }

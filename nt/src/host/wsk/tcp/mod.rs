@@ -1,6 +1,7 @@
 //! Transport one: real host TCP sockets driven by one event-loop thread ([`event_loop`]), so real
 //! clients (std `TcpStream`, `nc`) talk to the driver and see FIN and RST on the wire.
 
+mod ack;
 mod event_loop;
 mod stream;
 
