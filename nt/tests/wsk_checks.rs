@@ -229,14 +229,20 @@ fn a_wsk_buf_running_past_its_mdl_is_reported() {
         let returned = unsafe { send(socket, &mut wsk, 0, op.start()) };
         // Harmless outcome in recording mode: the IRP fails with STATUS_INVALID_PARAMETER (inline,
         // or later as the completion schedule decides).
-        assert!(returned == STATUS_INVALID_PARAMETER || returned == STATUS_PENDING, "{returned:#x}");
+        assert!(
+            returned == STATUS_INVALID_PARAMETER || returned == STATUS_PENDING,
+            "{returned:#x}"
+        );
         assert_eq!(op.wait(), (STATUS_INVALID_PARAMETER, 0));
         let v = take_one(Rule::WskBufBeyondMdl);
         assert!(v.message().contains("describes 16"), "{v}");
         let receive = conn(socket).WskReceive.expect("WskReceive");
         // SAFETY: as above.
         let returned = unsafe { receive(socket, &mut wsk, 0, op.start()) };
-        assert!(returned == STATUS_INVALID_PARAMETER || returned == STATUS_PENDING, "{returned:#x}");
+        assert!(
+            returned == STATUS_INVALID_PARAMETER || returned == STATUS_PENDING,
+            "{returned:#x}"
+        );
         assert_eq!(op.wait(), (STATUS_INVALID_PARAMETER, 0));
         take_one(Rule::WskBufBeyondMdl);
     }

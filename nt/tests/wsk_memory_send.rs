@@ -23,6 +23,10 @@ struct Conn {
 }
 
 fn connect(configure: impl FnOnce(&MemoryNetwork)) -> Conn {
+    // Depends on the `realistic` schedule: these tests pin when a send completes relative to the
+    // peer's reads, as the function that causes it returns; the other schedules may deliver any
+    // completion later, which `wsk_schedule.rs` covers.
+    emu::wsk::set_schedule(emu::wsk::Schedule::Realistic);
     let net = MemoryNetwork::install();
     configure(&net);
     let client = Client::register();
