@@ -210,6 +210,23 @@ impl SocketState {
         self.held.retain(|(_, p)| finish(p));
     }
 
+    /// A send or receive of this connection ended by cancellation (`op`): the connection is reset.
+    /// Invented: WSK does not say whether a connection survives a cancelled send or receive. The
+    /// Winsock SPI says only a close is safe on a socket after a cancelled operation (other than an
+    /// accept), and that a provider must reset a stream whose integrity a cancel compromised; the
+    /// harsher reading is taken for every cancelled send or receive, partial or not: RST to the
+    /// peer, and every later data operation (and those still pending) fails with
+    /// STATUS_CONNECTION_ABORTED, as after an abortive disconnect. Close and disconnect stay legal.
+    pub(crate) fn reset_after_cancel(&mut self, op: &Op) {
+        if !matches!(op, Op::Send { .. } | Op::Receive { .. }) {
+            return;
+        }
+        if let Some(mut wire) = self.wire.take() {
+            wire.abort();
+        }
+        self.failure.get_or_insert(STATUS_CONNECTION_ABORTED);
+    }
+
     pub(crate) fn pending_count(&self) -> usize {
         self.accepts.len()
             + self.connects.len()
