@@ -226,11 +226,8 @@ fn close_completes_a_pending_receive_with_a_cancellation_status() {
     let buf = PoolBuf::new(1024);
     assert_eq!(receive(socket, &buf, 0, 1024, 0, &op), STATUS_PENDING);
     assert_eq!(close(socket), STATUS_SUCCESS);
-    assert!(
-        op.is_done(),
-        "WskCloseSocket completes pending IRPs before it completes"
-    );
-    assert_eq!(op.result(), (STATUS_CANCELLED, 0));
+    // Before or after the close IRP: Windows documents no order (see `wsk_cancel_order.rs`).
+    assert_eq!(op.wait(), (STATUS_CANCELLED, 0));
     assert_eq!(close(listener), STATUS_SUCCESS);
     client.deregister();
 }

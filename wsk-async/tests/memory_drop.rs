@@ -36,6 +36,11 @@ fn receive_dropped_before_first_poll_has_no_effect() {
 #[test]
 fn receive_dropped_while_pending_is_cancelled_and_poisons_the_stream() {
     let _session = nt::emu::session();
+    // Pins `realistic`: the buffer is back at once only because the cancelled IRP completes inside
+    // IoCancelIrp (a legal order Windows may take); when it completes later (`pending`, `random`) the
+    // slot keeps the buffer until the connection is released (see
+    // `a_late_cancelled_receive_keeps_its_buffer_until_the_connection_is_released`).
+    nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Realistic);
     let s = setup();
     let wakes = Wakes::new();
     {
@@ -78,9 +83,46 @@ fn receive_completed_then_dropped_unread() {
     s.finish();
 }
 
+/// The harsh order: the cancelled receive completes after `IoCancelIrp` returned. Its buffer stays
+/// with the slot (the kernel may still write through the MDL until the completion) and goes back to
+/// the pool when the connection is released.
+#[test]
+fn a_late_cancelled_receive_keeps_its_buffer_until_the_connection_is_released() {
+    let _session = nt::emu::session();
+    nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Pending);
+    let Setup {
+        net,
+        registration,
+        pool,
+        listener,
+        conn,
+        peer,
+        ..
+    } = setup();
+    let wakes = Wakes::new();
+    {
+        let mut receive = pin!(conn.receive(pool.take().unwrap()));
+        assert!(wakes.poll(receive.as_mut()).is_pending());
+    }
+    assert_eq!(pool.available(), 3, "the cancelled IRP has not completed yet");
+    assert!(nt::emu::wsk::settle() >= 1);
+    assert!(conn.is_stream_unknown());
+    ready(conn.close()).unwrap();
+    assert_eq!(pool.available(), 4, "back with the connection's release");
+    ready(listener.close()).ok();
+    drop(pool);
+    ready(registration.deregister());
+    drop((peer, net));
+}
+
 #[test]
 fn receive_dropped_then_completion_finds_nothing() {
     let _session = nt::emu::session();
+    // Pins `realistic`: the buffer is back at once only because the cancelled IRP completes inside
+    // IoCancelIrp (a legal order Windows may take); when it completes later (`pending`, `random`) the
+    // slot keeps the buffer until the connection is released (see
+    // `a_late_cancelled_receive_keeps_its_buffer_until_the_connection_is_released`).
+    nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Realistic);
     let s = setup();
     s.net.script(OpKind::Receive, Completion::Hold);
     let wakes = Wakes::new();
@@ -122,6 +164,11 @@ fn send_dropped_before_first_poll_has_no_effect() {
 #[test]
 fn send_dropped_while_pending_is_cancelled_and_poisons_the_stream() {
     let _session = nt::emu::session();
+    // Pins `realistic`: the buffer is back at once only because the cancelled IRP completes inside
+    // IoCancelIrp (a legal order Windows may take); when it completes later (`pending`, `random`) the
+    // slot keeps the buffer until the connection is released (see
+    // `a_late_cancelled_receive_keeps_its_buffer_until_the_connection_is_released`).
+    nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Realistic);
     let s = setup();
     s.peer.set_window(0);
     let wakes = Wakes::new();
@@ -161,6 +208,11 @@ fn send_completed_then_dropped_unread() {
 #[test]
 fn send_dropped_then_completion_finds_nothing() {
     let _session = nt::emu::session();
+    // Pins `realistic`: the buffer is back at once only because the cancelled IRP completes inside
+    // IoCancelIrp (a legal order Windows may take); when it completes later (`pending`, `random`) the
+    // slot keeps the buffer until the connection is released (see
+    // `a_late_cancelled_receive_keeps_its_buffer_until_the_connection_is_released`).
+    nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Realistic);
     let s = setup();
     s.net.script(OpKind::Send, Completion::Hold);
     let wakes = Wakes::new();
@@ -179,6 +231,11 @@ fn send_dropped_then_completion_finds_nothing() {
 #[test]
 fn send_all_dropped_midway_poisons_the_stream() {
     let _session = nt::emu::session();
+    // Pins `realistic`: the buffer is back at once only because the cancelled IRP completes inside
+    // IoCancelIrp (a legal order Windows may take); when it completes later (`pending`, `random`) the
+    // slot keeps the buffer until the connection is released (see
+    // `a_late_cancelled_receive_keeps_its_buffer_until_the_connection_is_released`).
+    nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Realistic);
     let s = setup();
     s.peer.set_window(3);
     let wakes = Wakes::new();
@@ -323,6 +380,7 @@ fn connect_dropped_while_pending_is_cancelled() {
     }
     assert!(s.net.held().is_empty());
     assert!(wakes.count() <= 1);
+    nt::emu::wsk::settle(); // cancelled IRPs may complete later (`pending`, `random`)
     assert_eq!(s.registration.live_sockets(), 2);
     s.finish();
 }
@@ -439,6 +497,11 @@ fn disconnect_dropped_then_completion_finds_nothing() {
 #[test]
 fn disconnect_with_dropped_while_pending_aborts_and_returns_the_buffer() {
     let _session = nt::emu::session();
+    // Pins `realistic`: the buffer is back at once only because the cancelled IRP completes inside
+    // IoCancelIrp (a legal order Windows may take); when it completes later (`pending`, `random`) the
+    // slot keeps the buffer until the connection is released (see
+    // `a_late_cancelled_receive_keeps_its_buffer_until_the_connection_is_released`).
+    nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Realistic);
     let s = setup();
     s.peer.set_window(0);
     let wakes = Wakes::new();
@@ -563,6 +626,7 @@ fn dropping_a_connection_with_pending_operations() {
     drop(conn);
     assert!(peer.was_reset());
     drop(listener);
+    nt::emu::wsk::settle(); // cancelled IRPs may complete later (`pending`, `random`)
     assert_eq!(pool.available(), 4);
     drop(pool);
     ready(registration.deregister());

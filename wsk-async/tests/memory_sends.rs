@@ -138,6 +138,11 @@ fn out_of_order_completions_are_reported_by_each_future_as_they_come() {
 /// are refused), and the other send still completes with its own result.
 fn drop_one_of_two(first: bool) {
     let _session = nt::emu::session();
+    // Pins `realistic`: the buffer is back at once only because the cancelled IRP completes inside
+    // IoCancelIrp (a legal order Windows may take); when it completes later (`pending`, `random`) the
+    // slot keeps the buffer until the connection is released (see
+    // `a_late_cancelled_receive_keeps_its_buffer_until_the_connection_is_released`).
+    nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Realistic);
     let s = setup();
     hold_sends(&s, 2);
     let (wa, wb) = (Wakes::new(), Wakes::new());
@@ -200,6 +205,11 @@ fn dropping_the_later_of_two_pending_sends() {
 #[test]
 fn dropping_both_pending_sends_later_first() {
     let _session = nt::emu::session();
+    // Pins `realistic`: the buffer is back at once only because the cancelled IRP completes inside
+    // IoCancelIrp (a legal order Windows may take); when it completes later (`pending`, `random`) the
+    // slot keeps the buffer until the connection is released (see
+    // `a_late_cancelled_receive_keeps_its_buffer_until_the_connection_is_released`).
+    nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Realistic);
     let s = setup();
     hold_sends(&s, 2);
     let (wa, wb) = (Wakes::new(), Wakes::new());

@@ -28,6 +28,10 @@ pub(crate) struct Done {
     pub irp: ProviderIrp,
     pub status: NTSTATUS,
     pub information: usize,
+    /// Ended by someone else's action: cancelled by `IoCancelIrp`, or flushed by a close, an abortive
+    /// disconnect or `WskDeregister`. The schedule decides whether it completes before that action
+    /// returns or later ([`super::schedule::late_ended`]).
+    pub ended: bool,
 }
 
 impl Done {
@@ -36,6 +40,15 @@ impl Done {
             irp,
             status,
             information,
+            ended: false,
+        }
+    }
+
+    /// A completion ended by another action (see [`Done::ended`](Self::ended)).
+    pub(crate) fn ended(irp: ProviderIrp, status: NTSTATUS, information: usize) -> Self {
+        Self {
+            ended: true,
+            ..Self::new(irp, status, information)
         }
     }
 }
@@ -128,7 +141,8 @@ pub(crate) fn claim(irp: ProviderIrp) -> bool {
 }
 
 /// `DRIVER_CANCEL` for every pending WSK IRP: releases the cancel spin lock, removes the IRP from its
-/// socket's queues and completes it with STATUS_CANCELLED.
+/// socket's queues and completes it with STATUS_CANCELLED: inside `IoCancelIrp` (Invented (kind),
+/// schedules `realistic` and `inline`) or later (`pending`, `random`: see [`complete_all`]).
 unsafe extern "system" fn cancel_routine(_device: PDEVICE_OBJECT, irp: PIRP) {
     // SAFETY: IoCancelIrp calls us with the cancel spin lock held and the IRP's cancel routine already
     // swapped out, so we own the IRP; DriverContext[0] holds a strong reference to its socket, set in
@@ -144,12 +158,24 @@ unsafe extern "system" fn cancel_routine(_device: PDEVICE_OBJECT, irp: PIRP) {
 
 /// Completes each IRP: releases its socket reference, stores the status, and calls
 /// `IofCompleteRequest`, which runs the client's completion routine and hands the IRP back. A
-/// cancellation is parked instead while a test asks for the harsh order ([`super::deferred`]).
+/// cancellation is parked instead while a test asks for it ([`super::deferred`]); an IRP ended by a
+/// cancel, a close or an abort is deferred ([`super::later`]) when the schedule takes the harsh
+/// order, so it completes after the others of this step (the close or abort IRP among them) and
+/// after `IoCancelIrp`, the close or the abort returned.
 pub(crate) fn complete_all(done: Completions) {
+    let mut late = Vec::new();
     for d in done.iter() {
-        if !super::deferred::park(d) {
-            complete_one(d);
+        if super::deferred::park(d) {
+            continue;
         }
+        if d.ended && super::schedule::late_ended() {
+            late.push(Done::new(d.irp, d.status, d.information));
+            continue;
+        }
+        complete_one(d);
+    }
+    for d in late {
+        super::later::push(d, None);
     }
 }
 

@@ -67,7 +67,7 @@ impl SocketCore {
                     self.abandon(&mut st);
                 }
                 st.reset_after_cancel(&p.op);
-                out.push(Done::new(irp, STATUS_CANCELLED, p.op.progress()));
+                out.push(Done::ended(irp, STATUS_CANCELLED, p.op.progress()));
             }
             if !st.closed {
                 self.pump(&mut st, &mut out);

@@ -16,6 +16,10 @@
 //! * `random:SEED`: a deterministic pseudo-random choice per operation, from the seed and the
 //!   operation's rank in the session (so a run on the in-memory network replays exactly).
 //!
+//! The same choice decides the order of the IRPs a cancel, a close or an abort ends
+//! ([`late_ended`]): under `pending` (and `random`, by draw) they complete later, after the action
+//! returned and after the close or abort IRP itself.
+//!
 //! An operation that must wait (a receive with no data) pends under every schedule. A deferred
 //! completion is already decided (its bytes are moved, its socket created): past the point of
 //! cancellation, `IoCancelIrp` finds no cancel routine. Invented: Windows documents neither that a
@@ -114,6 +118,17 @@ pub(crate) fn defer() -> bool {
             draw(seed, rank)
         }
     }
+}
+
+/// Whether an IRP ended by `IoCancelIrp`, a close, an abortive disconnect or `WskDeregister`
+/// completes later (after that action returned, and after the close or abort IRP completed) rather
+/// than before: `pending` always, `random` by its seeded choice. Invented (kind): under `realistic`
+/// and `inline` such an IRP completes inside `IoCancelIrp` / the close / the abort, before the close
+/// or abort IRP; Windows documents no order (an IRP cancelled may complete later on another CPU,
+/// and nothing says a close or an abort completes only after the IRPs it ended), so the schedules
+/// `pending` and `random` take the harsh order.
+pub(crate) fn late_ended() -> bool {
+    defer()
 }
 
 /// The choice of `random:seed` for the operation of rank `rank`: true defers.

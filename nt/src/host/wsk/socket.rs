@@ -194,7 +194,7 @@ impl SocketState {
                 None => super::irp::claim(p.irp),
             };
             if owned {
-                out.push(Done::new(p.irp, status, p.op.progress()));
+                out.push(Done::ended(p.irp, status, p.op.progress()));
             }
             !owned
         };
