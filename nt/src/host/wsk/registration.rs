@@ -365,4 +365,7 @@ fn force_close(core: &Arc<SocketCore>) {
     );
     crate::emu::tracking::untrack("WSK socket", core.header);
     super::irp::complete_all(out);
+    // What the schedule deferred (the cancelled IRPs among them) completes before WskDeregister
+    // returns: nothing may outlive the registration.
+    super::later::deliver();
 }
