@@ -61,6 +61,7 @@ pub(crate) fn null_irp(function: &str) {
 pub(crate) fn finish(irp: ProviderIrp, status: NTSTATUS, information: usize) -> NTSTATUS {
     let done = Done::new(irp, status, information);
     if schedule::defer() {
+        irp::mark_pending(irp);
         later::push(done, None);
         return STATUS_PENDING;
     }
@@ -77,10 +78,12 @@ pub(crate) fn conclude(core: &Arc<SocketCore>, irp: ProviderIrp, mut out: Comple
         Some(status) if !schedule::defer() => status,
         Some(_) => {
             if let Some(done) = out.take(irp) {
+                irp::mark_pending(irp);
                 later::push(done, None);
             }
             STATUS_PENDING
         }
+        // Still queued: marked pending by the caller while it held the socket lock.
         None => STATUS_PENDING,
     };
     core.settle(out);

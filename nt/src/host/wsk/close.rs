@@ -74,6 +74,7 @@ pub(crate) unsafe extern "system" fn WskCloseSocket(Socket: PWSK_SOCKET, Irp: PI
                 // The socket is gone for its client, but open for the registration until the close
                 // IRP completes.
                 socket::retire_closing(core);
+                super::irp::mark_pending(irp);
                 later::push(done, Some(core.registration.clone()));
                 core.settle(out);
                 return STATUS_PENDING;

@@ -65,6 +65,7 @@ impl SocketCore {
             return finish(irp, decided.status, decided.information);
         };
         let mut st = self.lock();
+        super::irp::mark_pending(irp);
         st.held.push((
             id,
             Pending {

@@ -111,6 +111,16 @@ pub(crate) unsafe fn take(irp: PIRP) -> bool {
     unsafe { crate::emu::irp::enter_provider(irp) }
 }
 
+/// `IoMarkIrpPending` on the provider's stack location, as every driver does before it returns
+/// STATUS_PENDING for an IRP: `IofCompleteRequest` then sets `Irp->PendingReturned` for the client's
+/// completion routine. Called while no other thread can complete `irp` yet (under the socket lock
+/// with the IRP queued, or before its deferred completion is queued).
+pub(crate) fn mark_pending(irp: ProviderIrp) {
+    // SAFETY: the provider owns `irp` (taken, not completed, and no other thread can complete it
+    // before the caller lets go of it); its current stack location is the provider's.
+    unsafe { crate::IoMarkIrpPending(irp.0) }
+}
+
 /// Arms the cancel routine of a pending IRP and records which socket it pends on (in
 /// `Tail.Overlay.DriverContext[0]`, which belongs to the driver that owns the IRP). Returns false if
 /// the IRP was cancelled before the routine could be armed: the caller then completes it with
@@ -179,8 +189,17 @@ pub(crate) fn complete_all(done: Completions) {
     }
 }
 
-/// Completes one IRP (see [`complete_all`]).
+/// Completes one IRP (see [`complete_all`]): at DISPATCH_LEVEL when the schedule says so
+/// ([`super::schedule::complete_at_dispatch`]), else at the current IRQL.
 pub(crate) fn complete_one(d: &Done) {
+    if crate::host::irql::current() < crate::types::DISPATCH_LEVEL && super::schedule::complete_at_dispatch() {
+        crate::emu::at_dispatch(|| complete_now(d));
+    } else {
+        complete_now(d);
+    }
+}
+
+fn complete_now(d: &Done) {
     // SAFETY: the provider owns the IRP in `d` and no longer refers to it from any queue; its cancel
     // routine is disarmed (claimed, or never armed). A parked IRP stays owned, untouched, until this.
     unsafe {

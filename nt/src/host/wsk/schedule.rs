@@ -20,6 +20,10 @@
 //! ([`late_ended`]): under `pending` (and `random`, by draw) they complete later, after the action
 //! returned and after the close or abort IRP itself.
 //!
+//! A completion made inline runs the completion routine at DISPATCH_LEVEL under `inline` (and
+//! `random`, by draw), as a provider that completes while holding a spin lock does
+//! ([`complete_at_dispatch`]); `realistic` keeps the caller's IRQL.
+//!
 //! An operation that must wait (a receive with no data) pends under every schedule. A deferred
 //! completion is already decided (its bytes are moved, its socket created): past the point of
 //! cancellation, `IoCancelIrp` finds no cancel routine. Invented: Windows documents neither that a
@@ -129,6 +133,19 @@ pub(crate) fn defer() -> bool {
 /// `pending` and `random` take the harsh order.
 pub(crate) fn late_ended() -> bool {
     defer()
+}
+
+/// Whether a completion made below DISPATCH_LEVEL (inline, in the WSK call or in `IoCancelIrp`)
+/// runs the client's completion routine at DISPATCH_LEVEL, as it does when the provider completes
+/// while holding a spin lock: `inline` always, `random` by its seeded choice. Invented (kind): under
+/// `realistic` an inline completion runs at the caller's IRQL; Windows only promises a completion
+/// routine IRQL <= DISPATCH_LEVEL.
+pub(crate) fn complete_at_dispatch() -> bool {
+    match current() {
+        Schedule::Inline => true,
+        Schedule::Realistic | Schedule::Pending => false,
+        Schedule::Random(_) => defer(),
+    }
 }
 
 /// The choice of `random:seed` for the operation of rank `rank`: true defers.

@@ -72,6 +72,10 @@ impl SocketCore {
                     self.pump(&mut st, &mut out);
                 }
             }
+            if !out.iter().any(|d| d.irp == irp) {
+                // It stays queued: the call returns STATUS_PENDING (see `conclude`).
+                super::irp::mark_pending(irp);
+            }
         }
         super::call::conclude(self, irp, out)
     }
