@@ -28,6 +28,8 @@ pub(crate) unsafe fn with_socket(
         // SAFETY: forwarded from the caller's contract.
         Err(status) => return unsafe { irp::fail(irp, status) },
     };
+    // Invented: a function outside the socket's category fails with STATUS_INVALID_DEVICE_REQUEST (on
+    // Windows it is a call through a wrong table).
     if !categories.contains(&guard.core.category) {
         // SAFETY: forwarded from the caller's contract.
         return unsafe { irp::fail(irp, STATUS_INVALID_DEVICE_REQUEST) };

@@ -200,6 +200,7 @@ impl SocketCore {
             connector,
             ..
         } = st;
+        // Invented: a receive (or send) queued while the socket connects waits for the connect.
         let connecting = connector.is_some();
         let cancelled = drive(self, receives, out, |op| {
             let Op::Receive { buf, done, waitall } = op else {
@@ -208,6 +209,7 @@ impl SocketCore {
             if let Some(status) = *failure {
                 return Step::Complete(status, *done);
             }
+            // Invented: a 0-byte receive completes with STATUS_SUCCESS and 0 bytes.
             if buf.len() == 0 {
                 return Step::Complete(STATUS_SUCCESS, 0);
             }

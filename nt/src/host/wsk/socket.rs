@@ -107,7 +107,8 @@ impl Op {
         }
     }
 
-    /// Bytes already transferred (reported in `Information` when the IRP is cancelled).
+    /// Bytes already transferred (reported in `Information` when the IRP is cancelled). Invented: a
+    /// cancelled or failed transfer reports the bytes already moved, which are consumed.
     pub(crate) fn progress(&self) -> usize {
         match self {
             Op::Send { done, .. } | Op::Receive { done, .. } | Op::Disconnect { done, .. } => *done,
@@ -148,6 +149,7 @@ pub(crate) struct SocketState {
     /// Our FIN was sent.
     pub fin_sent: bool,
     /// The connection failed (reset, aborted, forced close): the status of every further data operation.
+    /// Invented: every later data operation fails with the status of the first failure.
     pub failure: Option<NTSTATUS>,
 }
 
