@@ -248,7 +248,7 @@ fn close_completes_pending_irps_with_a_cancellation_status() {
 }
 
 #[test]
-fn io_cancel_irp_completes_a_pending_receive_with_status_cancelled() {
+fn io_cancel_irp_completes_a_pending_receive_with_status_cancelled_and_resets_the_connection() {
     let _session = emu::session();
     let s = setup();
     let (socket, peer) = s.accept_peer(s.v4());
@@ -256,15 +256,37 @@ fn io_cancel_irp_completes_a_pending_receive_with_status_cancelled() {
     let buf = PoolBuf::new(64);
     assert_eq!(receive(socket, &buf, 0, 64, 0, &op), STATUS_PENDING);
     assert!(op.cancel());
-    assert_eq!(op.result(), (STATUS_CANCELLED, 0));
-    peer.write(b"after").unwrap();
-    assert_eq!(
-        receive(socket, &buf, 0, 64, 0, &op),
-        STATUS_SUCCESS,
-        "data waiting: inline"
-    );
-    assert_eq!(op.result(), (STATUS_SUCCESS, 5));
-    assert_eq!(&buf.bytes()[..5], b"after");
+    // The cancelled IRP may complete after IoCancelIrp returned (schedules `pending`, `random`).
+    assert_eq!(op.wait(), (STATUS_CANCELLED, 0));
+    // Invented (the harsher reading of the Winsock SPI): the cancel reset the connection.
+    assert!(peer.was_reset());
+    receive(socket, &buf, 0, 64, 0, &op);
+    assert_eq!(op.wait(), (STATUS_CONNECTION_ABORTED, 0));
+    send(socket, &buf, 0, 8, &op);
+    assert_eq!(op.wait(), (STATUS_CONNECTION_ABORTED, 0));
+    // Close (and an abortive disconnect) stay legal.
+    assert_eq!(abort(socket), STATUS_SUCCESS);
+    assert_eq!(close(socket), STATUS_SUCCESS);
+    s.finish();
+}
+
+#[test]
+fn a_cancelled_send_resets_the_connection_and_fails_the_operations_still_pending() {
+    let _session = emu::session();
+    let s = setup();
+    let (socket, peer) = s.accept_peer(s.v4());
+    peer.set_window(4);
+    let (send_op, recv_op, next_op) = (IrpOp::new(), IrpOp::new(), IrpOp::new());
+    let (out, inb) = (PoolBuf::with(b"half-sent"), PoolBuf::new(64));
+    assert_eq!(receive(socket, &inb, 0, 64, 0, &recv_op), STATUS_PENDING);
+    assert_eq!(send(socket, &out, 0, 9, &send_op), STATUS_PENDING);
+    assert_eq!(send(socket, &out, 0, 9, &next_op), STATUS_PENDING);
+    assert!(send_op.cancel());
+    // Part of the send was written: the rest of the stream would be corrupt, so it is reset.
+    assert_eq!(send_op.wait(), (STATUS_CANCELLED, 4));
+    assert!(peer.was_reset());
+    assert_eq!(recv_op.wait(), (STATUS_CONNECTION_ABORTED, 0));
+    assert_eq!(next_op.wait(), (STATUS_CONNECTION_ABORTED, 0));
     assert_eq!(close(socket), STATUS_SUCCESS);
     s.finish();
 }
@@ -280,12 +302,6 @@ fn with_cancellations_deferred_a_cancelled_receive_completes_after_the_close_whe
     let buf = PoolBuf::new(64);
     assert_eq!(receive(socket, &buf, 0, 64, 0, &recv_op), STATUS_PENDING);
     assert_eq!(send(socket, &buf, 0, 64, &send_op), STATUS_PENDING);
-    // The cancel routine ran (TRUE), but the IRP completes later, as on another CPU.
-    assert!(recv_op.cancel());
-    assert!(
-        !recv_op.is_done(),
-        "IoCancelIrp returned before the cancelled IRP completed"
-    );
     // The close completes before the IRPs it cancelled (the invented harsh order).
     assert_eq!(close(socket), STATUS_SUCCESS);
     assert!(peer.was_reset());
@@ -295,12 +311,16 @@ fn with_cancellations_deferred_a_cancelled_receive_completes_after_the_close_whe
     assert_eq!(recv_op.result(), (STATUS_CANCELLED, 0));
     assert_eq!(send_op.result(), (STATUS_CANCELLED, 0));
     assert_eq!(recv_op.completed_at(), DISPATCH_LEVEL, "delivered at DISPATCH_LEVEL");
-    // Turning the knob off delivers what is parked (here the listener's accept, cancelled by its close).
+    // Turning the knob off delivers what is parked (here the listener's accept, cancelled by IoCancelIrp).
     let accept_op = IrpOp::new();
     let remote = Addr::empty();
     assert_eq!(accept(s.listener, &remote, &accept_op), STATUS_PENDING);
+    // The cancel routine ran (TRUE), but the IRP completes later, as on another CPU.
     assert!(accept_op.cancel());
-    assert!(!accept_op.is_done());
+    assert!(
+        !accept_op.is_done(),
+        "IoCancelIrp returned before the cancelled IRP completed"
+    );
     emu::wsk::set_defer_cancelled(false);
     assert_eq!(accept_op.result(), (STATUS_CANCELLED, 0));
     assert_eq!(emu::wsk::deliver_cancelled(), 0);
@@ -365,6 +385,10 @@ fn scripted_failures_complete_inline_and_never_ends_only_by_cancellation() {
         STATUS_INSUFFICIENT_RESOURCES,
         "the completion routine ran too"
     );
+    // Unscripted operations complete naturally again: the send once the peer has read it.
+    assert_eq!(send(socket, &buf, 0, 4, &send_op), STATUS_PENDING);
+    assert_eq!(peer.read(64).unwrap(), b"data");
+    assert_eq!(send_op.wait(), (STATUS_SUCCESS, 4));
     assert_eq!(receive(socket, &buf, 0, 4, 0, &recv_op), STATUS_PENDING);
     peer.write(b"ignored").unwrap();
     assert!(!recv_op.is_done(), "never completes by itself");
@@ -373,11 +397,9 @@ fn scripted_failures_complete_inline_and_never_ends_only_by_cancellation() {
         "a never-completing operation cannot be released"
     );
     assert!(recv_op.cancel());
-    assert_eq!(recv_op.result(), (STATUS_CANCELLED, 0));
-    // Unscripted operations complete naturally again: the send once the peer has read it.
-    assert_eq!(send(socket, &buf, 0, 4, &send_op), STATUS_PENDING);
-    assert_eq!(peer.read(64).unwrap(), b"data");
-    assert_eq!(send_op.result(), (STATUS_SUCCESS, 4));
+    assert_eq!(recv_op.wait(), (STATUS_CANCELLED, 0));
+    // The cancelled receive reset the connection (invented, see `io_cancel_irp_...`).
+    assert!(peer.was_reset());
     assert_eq!(close(socket), STATUS_SUCCESS);
     s.finish();
 }

@@ -23,6 +23,19 @@ fn block_on<F: Future>(f: F) -> F::Output {
     executor::block_on(f).expect("block_on at PASSIVE_LEVEL")
 }
 
+/// Waits (bounded) until `count` buffers of `pool` are free, delivering deferred completions.
+fn wait_buffers_back(pool: &BufferPool, count: usize) {
+    let deadline = std::time::Instant::now() + BOUND;
+    while pool.available() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a buffer did not come back within {BOUND:?}"
+        );
+        nt::emu::wsk::settle();
+        std::thread::yield_now();
+    }
+}
+
 /// Polls `future` once (submitting its IRP) and returns whether it completed.
 async fn poll_once<F: Future>(mut future: std::pin::Pin<&mut F>) -> bool {
     poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx).is_ready())).await
@@ -57,6 +70,9 @@ fn receive_dropped_while_data_arrives() {
         });
         assert!(conn.is_stream_unknown());
         drop(conn); // unclosed: abortive close
+        // The cancelled receive's buffer is back once its IRP has completed, which under the
+        // `pending` and `random` schedules happens after the drop, on the provider's thread.
+        wait_buffers_back(&pool, 2);
         let (mut client, written) = writer.join().unwrap();
         let mut rest = Vec::new();
         let end = client.read_to_end(&mut rest).map_err(|e| e.kind());

@@ -5,8 +5,8 @@
 //! when the test advances it ([`crate::emu::clock::advance`]), which makes timer tests deterministic.
 //! Time never goes backwards, across pauses and sessions.
 //!
-//! The emulation has no separate system time: absolute (positive) due times and timeouts are
-//! values of this clock.
+//! Invented: the emulation has no separate system time: absolute (positive) due times and timeouts
+//! are values of this clock.
 
 use crate::types::*;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

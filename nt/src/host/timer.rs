@@ -275,6 +275,8 @@ fn wait_for_dpcs(mut state: MutexGuard<'static, State>, target: u64) -> MutexGua
 }
 
 /// Expires every armed timer due at `now`: signals it (waking its waiters) and queues its DPC.
+/// Invented (kind): timers expire at their exact due time; Windows expires them on a clock tick
+/// (accuracy "limited by the granularity of the system clock"). Not yet made harsh.
 fn expire(state: &mut State, now: u64) {
     let due: Vec<usize> = state
         .timers
@@ -299,6 +301,7 @@ fn expire(state: &mut State, now: u64) {
             state.timers.queue.push_back(Queued {
                 dpc: armed.dpc,
                 owner: armed.owner,
+                // Invented: the SystemArgument values of a timer DPC (the expiry time's halves).
                 argument1: expired_at as u32 as usize,
                 argument2: (expired_at >> 32) as usize,
                 sequence,
@@ -336,6 +339,8 @@ fn ensure_dpc_thread(state: &mut State) {
 }
 
 /// The emulation's DPC CPU: expires timers on time and runs queued DPCs at DISPATCH_LEVEL.
+/// Invented (kind): one DPC CPU, so DPCs never run concurrently with each other or themselves; on
+/// Windows they run on several processors at once. Not yet made harsh.
 fn dpc_thread(generation: u64) {
     let mut state = dispatcher::lock();
     loop {

@@ -141,6 +141,8 @@ impl Client {
 struct Event {
     event: UnsafeCell<KEVENT>,
     irql: AtomicU8,
+    /// `Irp->PendingReturned` as the completion routine saw it (0/1; `u8::MAX` before it ran).
+    pending_returned: AtomicU8,
 }
 
 /// One driver-allocated IRP, reused for successive operations.
@@ -155,9 +157,12 @@ unsafe impl Send for IrpOp {}
 
 /// The completion routine: signals the event; the IRP is ours again (driver-allocated), so
 /// STATUS_MORE_PROCESSING_REQUIRED stops the I/O manager from completing it further.
-unsafe extern "system" fn signal_event(_device: PDEVICE_OBJECT, _irp: PIRP, context: PVOID) -> NTSTATUS {
+unsafe extern "system" fn signal_event(_device: PDEVICE_OBJECT, irp: PIRP, context: PVOID) -> NTSTATUS {
     // SAFETY: `context` is the IrpOp's Event, alive while the IRP is.
     let signal = unsafe { &*(context as *const Event) };
+    // SAFETY: the IRP being completed is live while its completion routine runs.
+    let pending_returned = unsafe { (*irp).PendingReturned };
+    signal.pending_returned.store(pending_returned, Ordering::Release);
     signal.irql.store(KeGetCurrentIrql(), Ordering::Release);
     // SAFETY: as above; KeSetEvent with Wait = FALSE is allowed at DISPATCH_LEVEL.
     unsafe { KeSetEvent(signal.event.get(), 0, FALSE) };
@@ -173,6 +178,7 @@ impl IrpOp {
         let event = Box::new(Event {
             event: UnsafeCell::new(unsafe { core::mem::zeroed() }),
             irql: AtomicU8::new(u8::MAX),
+            pending_returned: AtomicU8::new(u8::MAX),
         });
         // SAFETY: fresh event.
         unsafe { KeInitializeEvent(event.event.get(), NotificationEvent, FALSE) };
@@ -186,6 +192,7 @@ impl IrpOp {
             IoReuseIrp(self.irp, STATUS_UNSUCCESSFUL);
             KeClearEvent(self.event.event.get());
             self.event.irql.store(u8::MAX, Ordering::Relaxed);
+            self.event.pending_returned.store(u8::MAX, Ordering::Relaxed);
             let context = &*self.event as *const Event as PVOID;
             IoSetCompletionRoutine(self.irp, Some(signal_event), context, true, true, true);
         }
@@ -229,6 +236,13 @@ impl IrpOp {
     /// The IRQL the completion routine ran at (only meaningful once done).
     pub fn completed_at(&self) -> KIRQL {
         self.event.irql.load(Ordering::Acquire)
+    }
+
+    /// `Irp->PendingReturned` as the completion routine saw it (only meaningful once done).
+    pub fn pending_returned(&self) -> bool {
+        let seen = self.event.pending_returned.load(Ordering::Acquire);
+        assert_ne!(seen, u8::MAX, "the completion routine has not run");
+        seen != 0
     }
 
     /// `IoCancelIrp`.

@@ -325,6 +325,11 @@ fn serve(
                 Event::Sent(_, Err(e), _) => break End::Failed(e),
             }
         };
+        if let End::Idle = end {
+            // Counted before the pending operations are dropped: a provider may reset the connection
+            // when it cancels them, so the peer can see the end before the driver aborts.
+            COUNTERS.idle_abort();
+        }
         // Pending operations are dropped (cancelled) and idle buffers go back to the pool before the
         // connection's end, which may wait.
         drop((ops, spare));
@@ -336,7 +341,6 @@ fn serve(
                 let _ = timeout_at(after(timeouts.disconnect), conn.disconnect()).await;
             }
             End::Idle => {
-                COUNTERS.idle_abort();
                 kdprint!(DPFLTR_INFO_LEVEL, "echo: {:?} idle, aborted", conn.peer_addr());
                 let _ = conn.abort().await;
             }

@@ -28,6 +28,8 @@ pub(crate) unsafe fn with_socket(
         // SAFETY: forwarded from the caller's contract.
         Err(status) => return unsafe { irp::fail(irp, status) },
     };
+    // Invented: a function outside the socket's category fails with STATUS_INVALID_DEVICE_REQUEST (on
+    // Windows it is a call through a wrong table).
     if !categories.contains(&guard.core.category) {
         // SAFETY: forwarded from the caller's contract.
         return unsafe { irp::fail(irp, STATUS_INVALID_DEVICE_REQUEST) };
@@ -61,6 +63,7 @@ pub(crate) fn null_irp(function: &str) {
 pub(crate) fn finish(irp: ProviderIrp, status: NTSTATUS, information: usize) -> NTSTATUS {
     let done = Done::new(irp, status, information);
     if schedule::defer() {
+        irp::mark_pending(irp);
         later::push(done, None);
         return STATUS_PENDING;
     }
@@ -77,10 +80,12 @@ pub(crate) fn conclude(core: &Arc<SocketCore>, irp: ProviderIrp, mut out: Comple
         Some(status) if !schedule::defer() => status,
         Some(_) => {
             if let Some(done) = out.take(irp) {
+                irp::mark_pending(irp);
                 later::push(done, None);
             }
             STATUS_PENDING
         }
+        // Still queued: marked pending by the caller while it held the socket lock.
         None => STATUS_PENDING,
     };
     core.settle(out);

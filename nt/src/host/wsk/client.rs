@@ -15,6 +15,7 @@ use std::sync::Arc;
 /// Finds the registration behind a client handle, reporting an unknown one.
 fn client(client: PWSK_CLIENT, function: &str) -> Result<Arc<Registration>, NTSTATUS> {
     match registration::by_client(client) {
+        // Invented: client functions fail with STATUS_DEVICE_NOT_READY once WskDeregister has started.
         Some(registration) if registration.is_deregistering() => Err(STATUS_DEVICE_NOT_READY),
         Some(registration) => Ok(registration),
         None => {

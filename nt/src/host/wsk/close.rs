@@ -74,6 +74,7 @@ pub(crate) unsafe extern "system" fn WskCloseSocket(Socket: PWSK_SOCKET, Irp: PI
                 // The socket is gone for its client, but open for the registration until the close
                 // IRP completes.
                 socket::retire_closing(core);
+                super::irp::mark_pending(irp);
                 later::push(done, Some(core.registration.clone()));
                 core.settle(out);
                 return STATUS_PENDING;
@@ -89,6 +90,7 @@ pub(crate) unsafe extern "system" fn WskCloseSocket(Socket: PWSK_SOCKET, Irp: PI
 /// `WskControlSocket`: `IPV6_V6ONLY` (level `IPPROTO_IPV6`) can be set before `WskBind` and read back;
 /// every other option or IOCTL is STATUS_NOT_SUPPORTED. The IRP is optional; when given it is
 /// completed with the result, inline, later (schedule) or when the test's script releases it.
+/// Invented: the statuses of an unsupported option, of a set after bind and of a short output buffer.
 ///
 /// # Safety
 /// The buffers are valid for their sizes; `Irp` is NULL or a live IRP the caller hands over.

@@ -91,6 +91,7 @@ pub(crate) unsafe extern "system" fn WskSend(
                 Err(status) => return finish(irp, status, 0),
             };
             if core.lock().disconnect_requested {
+                // Invented: the status of a send after a graceful disconnect (WSK: no more sends).
                 return finish(irp, STATUS_INVALID_DEVICE_STATE, 0);
             }
             let op = Op::Send {

@@ -11,6 +11,10 @@
 //! routine). Windows documents neither; both are the harsher side for the client: its buffers are
 //! written while it may have given up on the call, and a socket it no longer waits for still
 //! arrives. A held close keeps its socket counted open, so `WskDeregister` waits for it.
+//!
+//! Invented (kind): under the `realistic` and `inline` schedules these complete inline; Wine's netio
+//! test, run on Windows, saw WskSocket, WskBind and WskCloseSocket return STATUS_PENDING. The
+//! schedules `pending` and `random` pend them.
 
 use super::call::finish;
 use super::irp::{Completions, Done, ProviderIrp};
@@ -65,6 +69,7 @@ impl SocketCore {
             return finish(irp, decided.status, decided.information);
         };
         let mut st = self.lock();
+        super::irp::mark_pending(irp);
         st.held.push((
             id,
             Pending {

@@ -19,8 +19,9 @@
 //! Invented: the order this module produces, where the close IRP (and an abortive `WskDisconnect`)
 //! completes while IRPs it cancelled have not completed yet. Windows documents no such order, and no
 //! order that excludes it either; the emulation must not be kinder than Windows, so the harsh order is
-//! available, and off by default (then every cancelled IRP completes before `IoCancelIrp` or the close
-//! returns, as before).
+//! available here on demand, and the completion schedules `pending` and `random` take it too
+//! ([`super::schedule::late_ended`]). Invented (kind): without either, under `realistic` and
+//! `inline`, every cancelled IRP completes before `IoCancelIrp` or the close returns.
 
 use super::irp::Done;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -48,6 +48,9 @@ pub(crate) unsafe extern "system" fn WskDisconnect(
                         wire.abort();
                     }
                     st.connector = None;
+                    // Invented: the status (STATUS_CONNECTION_ABORTED) of the IRPs an abortive
+                    // disconnect ends and of later data operations; their order relative to the abort
+                    // IRP is the schedule's (`schedule::late_ended`).
                     st.failure = Some(STATUS_CONNECTION_ABORTED);
                     st.flush(STATUS_CONNECTION_ABORTED, &mut out);
                 }
@@ -64,6 +67,8 @@ pub(crate) unsafe extern "system" fn WskDisconnect(
             };
             {
                 let mut st = core.lock();
+                // Invented: STATUS_INVALID_DEVICE_STATE for a second graceful disconnect, or one on a
+                // socket never connected.
                 if st.disconnect_requested || st.wire.is_none() && st.connector.is_none() && st.failure.is_none() {
                     return finish(irp, STATUS_INVALID_DEVICE_STATE, 0);
                 }

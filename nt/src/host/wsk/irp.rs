@@ -28,6 +28,10 @@ pub(crate) struct Done {
     pub irp: ProviderIrp,
     pub status: NTSTATUS,
     pub information: usize,
+    /// Ended by someone else's action: cancelled by `IoCancelIrp`, or flushed by a close, an abortive
+    /// disconnect or `WskDeregister`. The schedule decides whether it completes before that action
+    /// returns or later ([`super::schedule::late_ended`]).
+    pub ended: bool,
 }
 
 impl Done {
@@ -36,6 +40,15 @@ impl Done {
             irp,
             status,
             information,
+            ended: false,
+        }
+    }
+
+    /// A completion ended by another action (see [`Done::ended`](Self::ended)).
+    pub(crate) fn ended(irp: ProviderIrp, status: NTSTATUS, information: usize) -> Self {
+        Self {
+            ended: true,
+            ..Self::new(irp, status, information)
         }
     }
 }
@@ -98,6 +111,16 @@ pub(crate) unsafe fn take(irp: PIRP) -> bool {
     unsafe { crate::emu::irp::enter_provider(irp) }
 }
 
+/// `IoMarkIrpPending` on the provider's stack location, as every driver does before it returns
+/// STATUS_PENDING for an IRP: `IofCompleteRequest` then sets `Irp->PendingReturned` for the client's
+/// completion routine. Called while no other thread can complete `irp` yet (under the socket lock
+/// with the IRP queued, or before its deferred completion is queued).
+pub(crate) fn mark_pending(irp: ProviderIrp) {
+    // SAFETY: the provider owns `irp` (taken, not completed, and no other thread can complete it
+    // before the caller lets go of it); its current stack location is the provider's.
+    unsafe { crate::IoMarkIrpPending(irp.0) }
+}
+
 /// Arms the cancel routine of a pending IRP and records which socket it pends on (in
 /// `Tail.Overlay.DriverContext[0]`, which belongs to the driver that owns the IRP). Returns false if
 /// the IRP was cancelled before the routine could be armed: the caller then completes it with
@@ -128,7 +151,8 @@ pub(crate) fn claim(irp: ProviderIrp) -> bool {
 }
 
 /// `DRIVER_CANCEL` for every pending WSK IRP: releases the cancel spin lock, removes the IRP from its
-/// socket's queues and completes it with STATUS_CANCELLED.
+/// socket's queues and completes it with STATUS_CANCELLED: inside `IoCancelIrp` (Invented (kind),
+/// schedules `realistic` and `inline`) or later (`pending`, `random`: see [`complete_all`]).
 unsafe extern "system" fn cancel_routine(_device: PDEVICE_OBJECT, irp: PIRP) {
     // SAFETY: IoCancelIrp calls us with the cancel spin lock held and the IRP's cancel routine already
     // swapped out, so we own the IRP; DriverContext[0] holds a strong reference to its socket, set in
@@ -144,17 +168,38 @@ unsafe extern "system" fn cancel_routine(_device: PDEVICE_OBJECT, irp: PIRP) {
 
 /// Completes each IRP: releases its socket reference, stores the status, and calls
 /// `IofCompleteRequest`, which runs the client's completion routine and hands the IRP back. A
-/// cancellation is parked instead while a test asks for the harsh order ([`super::deferred`]).
+/// cancellation is parked instead while a test asks for it ([`super::deferred`]); an IRP ended by a
+/// cancel, a close or an abort is deferred ([`super::later`]) when the schedule takes the harsh
+/// order, so it completes after the others of this step (the close or abort IRP among them) and
+/// after `IoCancelIrp`, the close or the abort returned.
 pub(crate) fn complete_all(done: Completions) {
+    let mut late = Vec::new();
     for d in done.iter() {
-        if !super::deferred::park(d) {
-            complete_one(d);
+        if super::deferred::park(d) {
+            continue;
         }
+        if d.ended && super::schedule::late_ended() {
+            late.push(Done::new(d.irp, d.status, d.information));
+            continue;
+        }
+        complete_one(d);
+    }
+    for d in late {
+        super::later::push(d, None);
     }
 }
 
-/// Completes one IRP (see [`complete_all`]).
+/// Completes one IRP (see [`complete_all`]): at DISPATCH_LEVEL when the schedule says so
+/// ([`super::schedule::complete_at_dispatch`]), else at the current IRQL.
 pub(crate) fn complete_one(d: &Done) {
+    if crate::host::irql::current() < crate::types::DISPATCH_LEVEL && super::schedule::complete_at_dispatch() {
+        crate::emu::at_dispatch(|| complete_now(d));
+    } else {
+        complete_now(d);
+    }
+}
+
+fn complete_now(d: &Done) {
     // SAFETY: the provider owns the IRP in `d` and no longer refers to it from any queue; its cancel
     // routine is disarmed (claimed, or never armed). A parked IRP stays owned, untouched, until this.
     unsafe {

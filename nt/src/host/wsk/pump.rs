@@ -56,6 +56,8 @@ impl SocketCore {
     }
 
     /// The cancel routine's work: removes `irp` from the queues, completes it with STATUS_CANCELLED.
+    /// Invented: a cancelled send or receive resets the connection (see
+    /// [`SocketState::reset_after_cancel`]); a cancelled accept leaves the listener usable.
     pub(crate) fn cancel(self: &Arc<Self>, irp: ProviderIrp) {
         let mut out = Completions::new();
         {
@@ -64,7 +66,8 @@ impl SocketCore {
                 if let Op::Connect { returns_socket: true } = p.op {
                     self.abandon(&mut st);
                 }
-                out.push(Done::new(irp, STATUS_CANCELLED, p.op.progress()));
+                st.reset_after_cancel(&p.op);
+                out.push(Done::ended(irp, STATUS_CANCELLED, p.op.progress()));
             }
             if !st.closed {
                 self.pump(&mut st, &mut out);
@@ -85,10 +88,17 @@ impl SocketCore {
 
     /// Moves every queue forward; appends finished IRPs to `out`.
     pub(crate) fn pump(self: &Arc<Self>, st: &mut SocketState, out: &mut Completions) {
+        let failed = st.failure.is_some();
         self.pump_connect(st, out);
         self.pump_accepts(st, out);
         self.pump_receives(st, out);
         self.pump_sends(st, out);
+        if !failed && st.failure.is_some() {
+            // The connection failed during this pump (a send's failure, a cancelled send): the
+            // receives pumped before must not wait for an event that will never come.
+            self.pump_receives(st, out);
+            self.pump_sends(st, out);
+        }
     }
 
     fn pump_connect(self: &Arc<Self>, st: &mut SocketState, out: &mut Completions) {
@@ -190,14 +200,16 @@ impl SocketCore {
             connector,
             ..
         } = st;
+        // Invented: a receive (or send) queued while the socket connects waits for the connect.
         let connecting = connector.is_some();
-        drive(self, receives, out, |op| {
+        let cancelled = drive(self, receives, out, |op| {
             let Op::Receive { buf, done, waitall } = op else {
                 return Step::Complete(STATUS_INVALID_DEVICE_REQUEST, 0);
             };
             if let Some(status) = *failure {
                 return Step::Complete(status, *done);
             }
+            // Invented: a 0-byte receive completes with STATUS_SUCCESS and 0 bytes.
             if buf.len() == 0 {
                 return Step::Complete(STATUS_SUCCESS, 0);
             }
@@ -242,21 +254,26 @@ impl SocketCore {
                 }
             }
         });
+        if let Some(op) = cancelled {
+            st.reset_after_cancel(&op);
+        }
     }
 }
 
 /// Runs `step` on the head of `queue` until one must wait, with the claim/arm protocol around it: an
-/// IRP being cancelled is left for its cancel routine; one that must wait is re-armed.
+/// IRP being cancelled is left for its cancel routine; one that must wait is re-armed, or completed
+/// with STATUS_CANCELLED if a cancel came meanwhile (then its operation is returned, for
+/// [`SocketState::reset_after_cancel`]).
 fn drive(
     core: &Arc<SocketCore>,
     queue: &mut VecDeque<Pending>,
     out: &mut Completions,
     mut step: impl FnMut(&mut Op) -> Step,
-) {
+) -> Option<Op> {
     while let Some(front) = queue.front_mut() {
         let irp = front.irp;
         if !claim(irp) {
-            return;
+            return None;
         }
         match step(&mut front.op) {
             Step::Complete(status, information) => {
@@ -265,12 +282,14 @@ fn drive(
             }
             Step::Wait => {
                 if arm(irp, core) {
-                    return;
+                    return None;
                 }
                 let progress = front.op.progress();
-                queue.pop_front();
+                let cancelled = queue.pop_front().map(|p| p.op);
                 out.push(Done::new(irp, STATUS_CANCELLED, progress));
+                return cancelled;
             }
         }
     }
+    None
 }

@@ -112,6 +112,7 @@ fn by_storage(storage: PWSK_REGISTRATION, function: &str) -> Option<Arc<Registra
 /// Whether the provider NPI is available, and the condition capture waits on.
 static READY: Mutex<bool> = Mutex::new(true);
 static READY_CHANGED: Condvar = Condvar::new();
+/// Invented: the 10 s bound (Windows waits forever); what is still open then is reported.
 pub(crate) const DEFAULT_DEREGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 static DEREGISTER_TIMEOUT: Mutex<Duration> = Mutex::new(DEFAULT_DEREGISTER_TIMEOUT);
 
@@ -365,4 +366,7 @@ fn force_close(core: &Arc<SocketCore>) {
     );
     crate::emu::tracking::untrack("WSK socket", core.header);
     super::irp::complete_all(out);
+    // What the schedule deferred (the cancelled IRPs among them) completes before WskDeregister
+    // returns: nothing may outlive the registration.
+    super::later::deliver();
 }

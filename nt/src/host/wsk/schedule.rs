@@ -16,6 +16,14 @@
 //! * `random:SEED`: a deterministic pseudo-random choice per operation, from the seed and the
 //!   operation's rank in the session (so a run on the in-memory network replays exactly).
 //!
+//! The same choice decides the order of the IRPs a cancel, a close or an abort ends
+//! ([`late_ended`]): under `pending` (and `random`, by draw) they complete later, after the action
+//! returned and after the close or abort IRP itself.
+//!
+//! A completion made inline runs the completion routine at DISPATCH_LEVEL under `inline` (and
+//! `random`, by draw), as a provider that completes while holding a spin lock does
+//! ([`complete_at_dispatch`]); `realistic` keeps the caller's IRQL.
+//!
 //! An operation that must wait (a receive with no data) pends under every schedule. A deferred
 //! completion is already decided (its bytes are moved, its socket created): past the point of
 //! cancellation, `IoCancelIrp` finds no cancel routine. Invented: Windows documents neither that a
@@ -113,6 +121,30 @@ pub(crate) fn defer() -> bool {
             let rank = DRAWS.fetch_add(1, Ordering::Relaxed);
             draw(seed, rank)
         }
+    }
+}
+
+/// Whether an IRP ended by `IoCancelIrp`, a close, an abortive disconnect or `WskDeregister`
+/// completes later (after that action returned, and after the close or abort IRP completed) rather
+/// than before: `pending` always, `random` by its seeded choice. Invented (kind): under `realistic`
+/// and `inline` such an IRP completes inside `IoCancelIrp` / the close / the abort, before the close
+/// or abort IRP; Windows documents no order (an IRP cancelled may complete later on another CPU,
+/// and nothing says a close or an abort completes only after the IRPs it ended), so the schedules
+/// `pending` and `random` take the harsh order.
+pub(crate) fn late_ended() -> bool {
+    defer()
+}
+
+/// Whether a completion made below DISPATCH_LEVEL (inline, in the WSK call or in `IoCancelIrp`)
+/// runs the client's completion routine at DISPATCH_LEVEL, as it does when the provider completes
+/// while holding a spin lock: `inline` always, `random` by its seeded choice. Invented (kind): under
+/// `realistic` an inline completion runs at the caller's IRQL; Windows only promises a completion
+/// routine IRQL <= DISPATCH_LEVEL.
+pub(crate) fn complete_at_dispatch() -> bool {
+    match current() {
+        Schedule::Inline => true,
+        Schedule::Realistic | Schedule::Pending => false,
+        Schedule::Random(_) => defer(),
     }
 }
 

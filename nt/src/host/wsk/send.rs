@@ -22,8 +22,9 @@
 //!   forced close) completes them with its status.
 //!
 //! Invented: a send cancelled after all its bytes were handed over completes with STATUS_CANCELLED
-//! and all its bytes in `Information`, and those bytes still reach the peer (Microsoft does not say
-//! what a cancelled send leaves on the connection).
+//! and all its bytes in `Information` (Microsoft does not say what a cancelled send reports); like
+//! every cancelled send it resets the connection ([`SocketState::reset_after_cancel`]), so whether
+//! its bytes reach the peer before the RST is not promised.
 
 use super::irp::{Completions, Done, arm, claim};
 use super::socket::{Op, Pending, SocketCore, SocketState};
@@ -42,14 +43,18 @@ enum Step {
 impl SocketCore {
     /// Hands queued sends to the transport, then completes those the transport acknowledged.
     pub(crate) fn pump_sends(self: &Arc<Self>, st: &mut SocketState, out: &mut Completions) {
-        self.hand_over(st, out);
+        while let Some(cancelled) = self.hand_over(st, out) {
+            // A send found cancelled: the connection is reset, the sends behind it fail.
+            st.reset_after_cancel(&cancelled);
+        }
         complete_acknowledged(st, out);
     }
 
     /// Runs the send queue in order until the transport cannot take more, with the claim/arm protocol
     /// around each IRP (one being cancelled is left for its cancel routine; one that waits, here or in
-    /// `acks`, keeps its cancel routine armed).
-    fn hand_over(self: &Arc<Self>, st: &mut SocketState, out: &mut Completions) {
+    /// `acks`, keeps its cancel routine armed). Stops at a send a cancel reached meanwhile, completed
+    /// with STATUS_CANCELLED, and returns its operation.
+    fn hand_over(self: &Arc<Self>, st: &mut SocketState, out: &mut Completions) -> Option<Op> {
         let SocketState {
             sends,
             acks,
@@ -63,7 +68,7 @@ impl SocketCore {
         while let Some(front) = sends.front_mut() {
             let irp = front.irp;
             if !claim(irp) {
-                return;
+                return None;
             }
             let step = match (*failure, wire.as_mut()) {
                 (Some(status), _) => Step::Complete(status, front.op.progress()),
@@ -77,23 +82,26 @@ impl SocketCore {
                     out.push(Done::new(irp, status, information));
                 }
                 Step::Handed(end) => {
-                    let Some(pending) = sends.pop_front() else { return };
+                    let pending = sends.pop_front()?;
                     if arm(irp, self) {
                         acks.push_back((end, pending));
                     } else {
                         out.push(Done::new(irp, STATUS_CANCELLED, pending.op.progress()));
+                        return Some(pending.op);
                     }
                 }
                 Step::Wait => {
                     if arm(irp, self) {
-                        return;
+                        return None;
                     }
                     let progress = front.op.progress();
-                    sends.pop_front();
+                    let cancelled = sends.pop_front().map(|p| p.op);
                     out.push(Done::new(irp, STATUS_CANCELLED, progress));
+                    return cancelled;
                 }
             }
         }
+        None
     }
 }
 

@@ -107,7 +107,8 @@ impl Op {
         }
     }
 
-    /// Bytes already transferred (reported in `Information` when the IRP is cancelled).
+    /// Bytes already transferred (reported in `Information` when the IRP is cancelled). Invented: a
+    /// cancelled or failed transfer reports the bytes already moved, which are consumed.
     pub(crate) fn progress(&self) -> usize {
         match self {
             Op::Send { done, .. } | Op::Receive { done, .. } | Op::Disconnect { done, .. } => *done,
@@ -148,6 +149,7 @@ pub(crate) struct SocketState {
     /// Our FIN was sent.
     pub fin_sent: bool,
     /// The connection failed (reset, aborted, forced close): the status of every further data operation.
+    /// Invented: every later data operation fails with the status of the first failure.
     pub failure: Option<NTSTATUS>,
 }
 
@@ -194,7 +196,7 @@ impl SocketState {
                 None => super::irp::claim(p.irp),
             };
             if owned {
-                out.push(Done::new(p.irp, status, p.op.progress()));
+                out.push(Done::ended(p.irp, status, p.op.progress()));
             }
             !owned
         };
@@ -208,6 +210,23 @@ impl SocketState {
         }
         self.acks.retain(|(_, p)| finish(p));
         self.held.retain(|(_, p)| finish(p));
+    }
+
+    /// A send or receive of this connection ended by cancellation (`op`): the connection is reset.
+    /// Invented: WSK does not say whether a connection survives a cancelled send or receive. The
+    /// Winsock SPI says only a close is safe on a socket after a cancelled operation (other than an
+    /// accept), and that a provider must reset a stream whose integrity a cancel compromised; the
+    /// harsher reading is taken for every cancelled send or receive, partial or not: RST to the
+    /// peer, and every later data operation (and those still pending) fails with
+    /// STATUS_CONNECTION_ABORTED, as after an abortive disconnect. Close and disconnect stay legal.
+    pub(crate) fn reset_after_cancel(&mut self, op: &Op) {
+        if !matches!(op, Op::Send { .. } | Op::Receive { .. }) {
+            return;
+        }
+        if let Some(mut wire) = self.wire.take() {
+            wire.abort();
+        }
+        self.failure.get_or_insert(STATUS_CONNECTION_ABORTED);
     }
 
     pub(crate) fn pending_count(&self) -> usize {

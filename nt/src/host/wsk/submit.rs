@@ -30,6 +30,7 @@ impl SocketCore {
                         st.held.push((id, Pending { irp, op }));
                     } else {
                         out.push(Done::new(irp, STATUS_CANCELLED, 0));
+                        st.reset_after_cancel(&op);
                     }
                 }
                 Policy::HoldPastCancel(id) => {
@@ -44,6 +45,7 @@ impl SocketCore {
                         st.held.push((id, Pending { irp, op }));
                     } else {
                         out.push(Done::new(irp, STATUS_CANCELLED, 0));
+                        st.reset_after_cancel(&op);
                     }
                 }
                 Policy::Natural => {
@@ -62,11 +64,17 @@ impl SocketCore {
                     };
                     queue.push_back(Pending { irp, op });
                     if !arm(irp, self) {
-                        st.remove(irp);
                         out.push(Done::new(irp, STATUS_CANCELLED, 0));
+                        if let Some(cancelled) = st.remove(irp) {
+                            st.reset_after_cancel(&cancelled.op);
+                        }
                     }
                     self.pump(&mut st, &mut out);
                 }
+            }
+            if !out.iter().any(|d| d.irp == irp) {
+                // It stays queued: the call returns STATUS_PENDING (see `conclude`).
+                super::irp::mark_pending(irp);
             }
         }
         super::call::conclude(self, irp, out)

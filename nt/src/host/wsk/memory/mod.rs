@@ -103,6 +103,7 @@ impl MemNet {
 }
 
 impl NetState {
+    /// Invented: ephemeral ports from 49152 and loopback addresses for the in-memory network.
     fn ephemeral_port(&mut self) -> u16 {
         self.next_port = self.next_port.checked_add(1).unwrap_or(49152);
         self.next_port
@@ -254,6 +255,7 @@ impl Listener for MemListener {
 
     fn close(&mut self) {
         let entry = self.net.lock().listeners.remove(&self.addr);
+        // Invented: closing a listener resets the connections waiting in its backlog.
         for pipe in entry.into_iter().flat_map(|e| e.backlog) {
             pipe.refuse();
         }
@@ -346,6 +348,7 @@ impl MemoryNetwork {
             let peer_side = as_seen_by(listen_addr, loopback_like(addr, port));
             let pipe = Pipe::new(driver_side, peer_side, window, acknowledgement);
             let entry = st.listeners.get_mut(&listen_addr).ok_or(STATUS_CONNECTION_REFUSED)?;
+            // Invented: the backlog is unbounded (WSK documents none; TCP's is 128 here).
             entry.backlog.push_back(pipe.clone());
             (pipe, entry.owner.upgrade())
         };

@@ -23,7 +23,8 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-/// The NTSTATUS a host socket error maps to.
+/// The NTSTATUS a host socket error maps to. Invented: the map (Windows documents none; Wine's
+/// netio maps some errors differently); tests assert only success or failure, not these values.
 pub(crate) fn status_of(error: &io::Error) -> NTSTATUS {
     match error.kind() {
         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => STATUS_CONNECTION_RESET,
@@ -248,9 +249,11 @@ impl TcpListen {
         // not document whether a WSK bind fails while connections of an earlier socket linger in
         // TIME_WAIT on its port: that it succeeds here is invented. Elsewhere than Linux (BSD
         // semantics let two listeners share a port on different addresses) the flag stays off.
+        // This is the kinder choice: no test may rely on it.
         #[cfg(target_os = "linux")]
         socket.set_reuse_address(true).map_err(status)?;
         socket.bind(&addr.into()).map_err(status)?;
+        // Invented: the accept backlog (128 here, unbounded on the in-memory network); WSK documents none.
         socket.listen(128).map_err(status)?;
         let mut listener = TcpListener::from_std(socket.into());
         let local = listener.local_addr().map_err(status)?;
@@ -273,7 +276,8 @@ impl Listener for TcpListen {
             return match listener.accept() {
                 Ok((stream, _)) => match TcpWire::new(stream, None, self.shared.clone()) {
                     Ok(wire) => AcceptOutcome::Accepted(Box::new(wire)),
-                    // Reset before we could look at it: take the next one.
+                    // Reset before we could look at it: take the next one. Invented: such a connection
+                    // is skipped (Windows may instead hand it out and fail its first operation).
                     Err(_) => continue,
                 },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => AcceptOutcome::WouldBlock,
