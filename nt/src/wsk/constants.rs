@@ -109,6 +109,9 @@ pub const SOCK_DGRAM: USHORT = 2;
 pub const IPPROTO_TCP: ULONG = 6;
 /// UDP.
 pub const IPPROTO_UDP: ULONG = 17;
+/// `TCP_NODELAY` (level `IPPROTO_TCP`, `ws2def.h`/`winsock2.h`): a ULONG, nonzero = send without
+/// Nagle's coalescing.
+pub const TCP_NODELAY: ULONG = 0x0001;
 
 /// Option levels and options for `WskControlSocket(WskSetOption/WskGetOption, ...)`.
 pub const SOL_SOCKET: ULONG = 0xFFFF;

@@ -36,6 +36,10 @@ pub const WINSOCK_CONSTANTS: &[(&str, u64)] = &[
     ("IPV6_V6ONLY", nt::IPV6_V6ONLY as u64),
     ("SOL_SOCKET", nt::SOL_SOCKET as u64),
     ("SO_REUSEADDR", nt::SO_REUSEADDR as u64),
+    ("SO_KEEPALIVE", nt::SO_KEEPALIVE as u64),
+    // `((int)(~SO_REUSEADDR))` in winsock2.h; WSK passes it as a ULONG control code.
+    ("(ULONG)SO_EXCLUSIVEADDRUSE", nt::SO_EXCLUSIVEADDRUSE as u64),
+    ("TCP_NODELAY", nt::TCP_NODELAY as u64),
     // wsk.h's definition, with its IOC_WSK spelled out (mingw-w64 has no wsk.h).
     (
         "_WSAIOR(IOC_WS2|0x07000000,0x3)",

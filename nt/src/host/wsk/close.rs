@@ -87,13 +87,12 @@ pub(crate) unsafe extern "system" fn WskCloseSocket(Socket: PWSK_SOCKET, Irp: PI
     }
 }
 
-/// `WskControlSocket`: `IPV6_V6ONLY` (level `IPPROTO_IPV6`) can be set before `WskBind` and read back;
-/// every other option or IOCTL is STATUS_NOT_SUPPORTED. The IRP is optional; when given it is
-/// completed with the result, inline, later (schedule) or when the test's script releases it.
-/// Invented: the statuses of an unsupported option, of a set after bind and of a short output buffer.
+/// `WskControlSocket`: the socket options of `options.rs` (`IPV6_V6ONLY`, `SO_EXCLUSIVEADDRUSE`,
+/// `SO_KEEPALIVE`, `TCP_NODELAY`) can be set and read back; every other option or IOCTL is
+/// STATUS_NOT_SUPPORTED. The IRP is optional for `IPV6_V6ONLY` and required for the others; when
+/// given it is completed with the result, inline, later (schedule) or when the test's script
+/// releases it.
 ///
-/// # Safety
-/// The buffers are valid for their sizes; `Irp` is NULL or a live IRP the caller hands over.
 pub(crate) unsafe extern "system" fn WskControlSocket(
     Socket: PWSK_SOCKET,
     RequestType: WSK_CONTROL_SOCKET_TYPE,
@@ -114,36 +113,20 @@ pub(crate) unsafe extern "system" fn WskControlSocket(
         // SAFETY: forwarded from the caller's contract.
         Err(status) => return unsafe { super::irp::fail(Irp, status) },
     };
-    let core = &guard.core;
-    let status = if Level != IPPROTO_IPV6 || ControlCode != IPV6_V6ONLY || core.family != AF_INET6 {
-        STATUS_NOT_SUPPORTED
-    } else if RequestType == WskSetOption {
-        let mut st = core.lock();
-        if InputBuffer.is_null() || InputSize < size_of::<ULONG>() {
-            STATUS_INVALID_PARAMETER
-        } else if st.listener.is_some() || st.wire.is_some() {
-            STATUS_INVALID_DEVICE_STATE
-        } else {
-            // SAFETY: InputBuffer holds at least a ULONG per the caller's contract.
-            st.v6only = unsafe { (InputBuffer as *const ULONG).read_unaligned() } != 0;
-            STATUS_SUCCESS
-        }
-    } else if RequestType == WskGetOption {
-        if OutputBuffer.is_null() || OutputSize < size_of::<ULONG>() {
-            STATUS_BUFFER_TOO_SMALL
-        } else {
-            let value = ULONG::from(core.lock().v6only);
-            // SAFETY: the output buffers are valid for their sizes per the caller's contract.
-            unsafe {
-                (OutputBuffer as *mut ULONG).write_unaligned(value);
-                if !OutputSizeReturned.is_null() {
-                    OutputSizeReturned.write(size_of::<ULONG>());
-                }
-            }
-            STATUS_SUCCESS
-        }
-    } else {
-        STATUS_NOT_SUPPORTED
+    if Irp.is_null() && super::options::requires_irp(RequestType, Level, ControlCode) {
+        super::call::null_irp("WskControlSocket");
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: the buffers are valid for their sizes per the caller's contract.
+    let status = unsafe {
+        super::options::control(
+            &guard.core,
+            RequestType,
+            ControlCode,
+            Level,
+            (InputSize, InputBuffer),
+            (OutputSize, OutputBuffer, OutputSizeReturned),
+        )
     };
     if Irp.is_null() {
         return status;

@@ -3,7 +3,7 @@
 //! the completion schedule.
 
 pub use super::memory::{Acknowledgement, Completion, DEFAULT_WINDOW, HeldOp, MemoryNetwork, Peer, PeerListener};
-pub use super::transport::OpKind;
+pub use super::transport::{HostOption, OpKind};
 
 use super::gate::CallGate;
 use super::socket;
@@ -50,6 +50,15 @@ impl Drop for PausedCall {
     fn drop(&mut self) {
         self.gate.release();
     }
+}
+
+/// `option` as the transport under `socket` has it: over TCP, read back from the host socket
+/// (`getsockopt`; `SO_EXCLUSIVEADDRUSE` is the absence of the host's SO_REUSEADDR on Linux, see
+/// the TCP listener); on the in-memory network, what was recorded. None if `socket` is not open or
+/// has no connection (`NoDelay`, `KeepAlive`) or listener (`ExclusiveAddressUse`).
+pub fn host_option(socket: PWSK_SOCKET, option: HostOption) -> Option<bool> {
+    let core = socket::lookup(socket)?;
+    super::options::host(&core, option)
 }
 
 /// Makes the next WSK call on `socket` stop inside the provider, after it has been counted as in

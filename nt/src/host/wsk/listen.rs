@@ -12,7 +12,7 @@ use crate::types::*;
 use crate::wsk::*;
 
 /// `WskBind` for listening, connection-oriented and stream sockets. A listening socket is bound and
-/// starts listening (honouring `IPV6_V6ONLY`); the others record their local address for the
+/// starts listening (honouring `IPV6_V6ONLY` and `SO_EXCLUSIVEADDRUSE`); the others record their local address for the
 /// following `WskConnect` or (stream sockets) `WskListen`. Done at the call; completes inline, later
 /// (schedule) or when the in-memory transport's script releases it (see `decided.rs`).
 ///
@@ -50,7 +50,7 @@ pub(crate) unsafe extern "system" fn WskBind(
                     let Some(transport) = core.registration.transport() else {
                         return (STATUS_DEVICE_NOT_READY, 0);
                     };
-                    match transport.listen(local, st.v6only, core.me.clone()) {
+                    match transport.listen(local, st.v6only, st.exclusive, core.me.clone()) {
                         Ok(listener) => {
                             st.bound = Some(listener.local_addr());
                             st.listener = Some(listener);
@@ -86,7 +86,7 @@ pub(crate) unsafe extern "system" fn WskListen(Socket: PWSK_SOCKET, Irp: PIRP) -
             let Some(transport) = core.registration.transport() else {
                 return finish(irp, STATUS_DEVICE_NOT_READY, 0);
             };
-            match transport.listen(local, st.v6only, core.me.clone()) {
+            match transport.listen(local, st.v6only, st.exclusive, core.me.clone()) {
                 Ok(listener) => {
                     st.bound = Some(listener.local_addr());
                     st.listener = Some(listener);

@@ -33,6 +33,7 @@ mod later;
 mod listen;
 mod mdl;
 mod memory;
+mod options;
 mod pump;
 mod registration;
 pub(crate) mod schedule;

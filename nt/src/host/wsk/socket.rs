@@ -123,6 +123,11 @@ pub(crate) struct SocketState {
     pub closed: bool,
     /// `IPV6_V6ONLY`; Windows defaults it to TRUE for AF_INET6 sockets.
     pub v6only: bool,
+    /// `SO_EXCLUSIVEADDRUSE`, set before the bind (see `options.rs`).
+    pub exclusive: bool,
+    /// `TCP_NODELAY` and `SO_KEEPALIVE` as the client set them (off by default, as on Windows).
+    pub nodelay: bool,
+    pub keepalive: bool,
     pub bound: Option<SocketAddr>,
     pub listener: Option<Box<dyn Listener>>,
     pub connector: Option<Box<dyn Connector>>,

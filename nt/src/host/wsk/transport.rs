@@ -52,6 +52,11 @@ pub(crate) trait Wire: Send {
     fn close(&mut self);
     fn local_addr(&self) -> SocketAddr;
     fn peer_addr(&self) -> SocketAddr;
+    /// Applies a connection option (`HostOption::NoDelay` or `HostOption::KeepAlive`) to the host
+    /// socket (TCP), or records it (in-memory).
+    fn set_option(&mut self, option: HostOption, on: bool) -> Result<(), NTSTATUS>;
+    /// The option as the transport has it (TCP: read back from the host socket with getsockopt).
+    fn option(&self, option: HostOption) -> Option<bool>;
 }
 
 /// What a non-blocking accept produced.
@@ -66,6 +71,9 @@ pub(crate) trait Listener: Send {
     fn accept(&mut self) -> AcceptOutcome;
     fn local_addr(&self) -> SocketAddr;
     fn close(&mut self);
+    /// The option as the transport has it (`HostOption::ExclusiveAddressUse`; TCP: read back from
+    /// the host socket).
+    fn option(&self, option: HostOption) -> Option<bool>;
 }
 
 /// What polling an outgoing connection produced.
@@ -78,6 +86,17 @@ pub(crate) enum ConnectOutcome {
 /// An outgoing connection being established.
 pub(crate) trait Connector: Send {
     fn poll(&mut self) -> ConnectOutcome;
+}
+
+/// The socket options the transports carry (see `options.rs` for the WSK rules around them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostOption {
+    /// `TCP_NODELAY` of a connection.
+    NoDelay,
+    /// `SO_KEEPALIVE` of a connection.
+    KeepAlive,
+    /// `SO_EXCLUSIVEADDRUSE` of a listener, given at `listen`.
+    ExclusiveAddressUse,
 }
 
 /// The operations a test can script on the in-memory transport.
@@ -123,7 +142,14 @@ pub(crate) enum Policy {
 
 /// A transport: creates listeners and outgoing connections, and decides operation policies.
 pub(crate) trait Transport: Send + Sync {
-    fn listen(&self, addr: SocketAddr, v6only: bool, owner: Weak<SocketCore>) -> Result<Box<dyn Listener>, NTSTATUS>;
+    /// `exclusive`: `SO_EXCLUSIVEADDRUSE` was set before the bind.
+    fn listen(
+        &self,
+        addr: SocketAddr,
+        v6only: bool,
+        exclusive: bool,
+        owner: Weak<SocketCore>,
+    ) -> Result<Box<dyn Listener>, NTSTATUS>;
     fn connect(
         &self,
         local: SocketAddr,

@@ -141,7 +141,13 @@ fn loopback_like(addr: SocketAddr, port: u16) -> SocketAddr {
 }
 
 impl Transport for MemNet {
-    fn listen(&self, addr: SocketAddr, v6only: bool, owner: Weak<SocketCore>) -> Result<Box<dyn Listener>, NTSTATUS> {
+    fn listen(
+        &self,
+        addr: SocketAddr,
+        v6only: bool,
+        exclusive: bool,
+        owner: Weak<SocketCore>,
+    ) -> Result<Box<dyn Listener>, NTSTATUS> {
         let mut st = self.lock();
         let port = if addr.port() == 0 {
             st.ephemeral_port()
@@ -162,7 +168,7 @@ impl Transport for MemNet {
             },
         );
         let net = self.me.upgrade().ok_or(STATUS_DEVICE_NOT_READY)?;
-        Ok(Box::new(MemListener { net, addr }))
+        Ok(Box::new(MemListener { net, addr, exclusive }))
     }
 
     fn connect(
@@ -233,6 +239,9 @@ impl Transport for MemNet {
 struct MemListener {
     net: Arc<MemNet>,
     addr: SocketAddr,
+    /// `SO_EXCLUSIVEADDRUSE`, recorded only: no address is ever shared on the in-memory network
+    /// (a second listener on an address is refused whatever the option says).
+    exclusive: bool,
 }
 
 impl Listener for MemListener {
@@ -244,7 +253,7 @@ impl Listener for MemListener {
             .get_mut(&self.addr)
             .and_then(|e| e.backlog.pop_front());
         match pipe {
-            Some(pipe) => AcceptOutcome::Accepted(Box::new(MemWire { pipe })),
+            Some(pipe) => AcceptOutcome::Accepted(Box::new(MemWire::new(pipe))),
             None => AcceptOutcome::WouldBlock,
         }
     }
@@ -260,6 +269,10 @@ impl Listener for MemListener {
             pipe.refuse();
         }
     }
+
+    fn option(&self, option: HostOption) -> Option<bool> {
+        (option == HostOption::ExclusiveAddressUse).then_some(self.exclusive)
+    }
 }
 
 struct MemConnector {
@@ -269,7 +282,7 @@ struct MemConnector {
 impl Connector for MemConnector {
     fn poll(&mut self) -> ConnectOutcome {
         match self.outcome.take() {
-            Some(Ok(pipe)) => ConnectOutcome::Connected(Box::new(MemWire { pipe })),
+            Some(Ok(pipe)) => ConnectOutcome::Connected(Box::new(MemWire::new(pipe))),
             Some(Err(status)) => ConnectOutcome::Failed(status),
             None => ConnectOutcome::Failed(STATUS_CONNECTION_ABORTED),
         }

@@ -92,6 +92,20 @@ impl Pipe {
 /// The driver's end.
 pub(crate) struct MemWire {
     pub(crate) pipe: Arc<Pipe>,
+    /// `TCP_NODELAY` and `SO_KEEPALIVE`, recorded only: the in-memory network has neither Nagle's
+    /// algorithm nor idle connections to probe.
+    nodelay: bool,
+    keepalive: bool,
+}
+
+impl MemWire {
+    pub(crate) fn new(pipe: Arc<Pipe>) -> Self {
+        Self {
+            pipe,
+            nodelay: false,
+            keepalive: false,
+        }
+    }
 }
 
 impl Wire for MemWire {
@@ -190,6 +204,23 @@ impl Wire for MemWire {
 
     fn local_addr(&self) -> SocketAddr {
         self.pipe.driver_addr
+    }
+
+    fn set_option(&mut self, option: HostOption, on: bool) -> Result<(), NTSTATUS> {
+        match option {
+            HostOption::NoDelay => self.nodelay = on,
+            HostOption::KeepAlive => self.keepalive = on,
+            HostOption::ExclusiveAddressUse => return Err(STATUS_NOT_SUPPORTED),
+        }
+        Ok(())
+    }
+
+    fn option(&self, option: HostOption) -> Option<bool> {
+        match option {
+            HostOption::NoDelay => Some(self.nodelay),
+            HostOption::KeepAlive => Some(self.keepalive),
+            HostOption::ExclusiveAddressUse => None,
+        }
     }
 
     fn peer_addr(&self) -> SocketAddr {

@@ -42,12 +42,19 @@ impl TcpTransport {
 }
 
 impl Transport for TcpTransport {
-    fn listen(&self, addr: SocketAddr, v6only: bool, owner: Weak<SocketCore>) -> Result<Box<dyn Listener>, NTSTATUS> {
+    fn listen(
+        &self,
+        addr: SocketAddr,
+        v6only: bool,
+        exclusive: bool,
+        owner: Weak<SocketCore>,
+    ) -> Result<Box<dyn Listener>, NTSTATUS> {
         let event_loop = self.event_loop()?;
         Ok(Box::new(stream::TcpListen::bind(
             event_loop.shared.clone(),
             addr,
             v6only,
+            exclusive,
             owner,
         )?))
     }

@@ -206,6 +206,29 @@ impl Wire for TcpWire {
     fn peer_addr(&self) -> SocketAddr {
         self.peer
     }
+
+    fn set_option(&mut self, option: HostOption, on: bool) -> Result<(), NTSTATUS> {
+        let stream = self.stream.as_ref().ok_or(STATUS_CONNECTION_ABORTED)?;
+        let socket = SockRef::from(stream);
+        match option {
+            HostOption::NoDelay => {
+                socket.set_nodelay(on).map_err(|e| status_of(&e))?;
+                self.nodelay = on;
+            }
+            HostOption::KeepAlive => socket.set_keepalive(on).map_err(|e| status_of(&e))?,
+            HostOption::ExclusiveAddressUse => return Err(STATUS_NOT_SUPPORTED),
+        }
+        Ok(())
+    }
+
+    fn option(&self, option: HostOption) -> Option<bool> {
+        let socket = SockRef::from(self.stream.as_ref()?);
+        match option {
+            HostOption::NoDelay => socket.nodelay().ok(),
+            HostOption::KeepAlive => socket.keepalive().ok(),
+            HostOption::ExclusiveAddressUse => None,
+        }
+    }
 }
 
 impl Drop for TcpWire {
@@ -220,6 +243,8 @@ pub(crate) struct TcpListen {
     token: Option<Token>,
     shared: Arc<Shared>,
     local: SocketAddr,
+    /// `SO_EXCLUSIVEADDRUSE` (the host socket then has no SO_REUSEADDR, see `bind`).
+    exclusive: bool,
 }
 
 impl TcpListen {
@@ -227,6 +252,7 @@ impl TcpListen {
         shared: Arc<Shared>,
         addr: SocketAddr,
         v6only: bool,
+        exclusive: bool,
         owner: Weak<SocketCore>,
     ) -> Result<Self, NTSTATUS> {
         let status = |e: io::Error| status_of(&e);
@@ -245,13 +271,18 @@ impl TcpListen {
         //
         // This is not the WSK option of the same name. On Windows, SO_REUSEADDR (Winsock and WSK
         // alike) lets a socket bind a port that another socket holds, even a listening one, which is
-        // why SO_EXCLUSIVEADDRUSE exists; the emulation does not offer that option. Microsoft does
+        // why SO_EXCLUSIVEADDRUSE exists; the emulation does not offer WSK's SO_REUSEADDR. Microsoft does
         // not document whether a WSK bind fails while connections of an earlier socket linger in
         // TIME_WAIT on its port: that it succeeds here is invented. Elsewhere than Linux (BSD
         // semantics let two listeners share a port on different addresses) the flag stays off.
         // This is the kinder choice: no test may rely on it.
+        //
+        // A listener with SO_EXCLUSIVEADDRUSE goes without it: Windows then refuses to bind the port
+        // again until the connections the listener accepted are no longer active (Microsoft's
+        // "Using SO_REUSEADDR and SO_EXCLUSIVEADDRUSE"), which is what Linux does to a bind while
+        // connections without the flag linger in TIME_WAIT.
         #[cfg(target_os = "linux")]
-        socket.set_reuse_address(true).map_err(status)?;
+        socket.set_reuse_address(!exclusive).map_err(status)?;
         socket.bind(&addr.into()).map_err(status)?;
         // Invented: the accept backlog (128 here, unbounded on the in-memory network); WSK documents none.
         socket.listen(128).map_err(status)?;
@@ -263,6 +294,7 @@ impl TcpListen {
             token: Some(token),
             shared,
             local,
+            exclusive,
         })
     }
 }
@@ -295,6 +327,20 @@ impl Listener for TcpListen {
     fn close(&mut self) {
         if let (Some(mut listener), Some(token)) = (self.listener.take(), self.token.take()) {
             self.shared.deregister(&mut listener, token);
+        }
+    }
+
+    fn option(&self, option: HostOption) -> Option<bool> {
+        if option != HostOption::ExclusiveAddressUse {
+            return None;
+        }
+        // Linux: read back from the host socket (exclusive = no SO_REUSEADDR); elsewhere the flag is
+        // never set, so only the recorded value says anything.
+        if cfg!(target_os = "linux") {
+            let listener = self.listener.as_ref()?;
+            SockRef::from(listener).reuse_address().ok().map(|reuse| !reuse)
+        } else {
+            Some(self.exclusive)
         }
     }
 }
