@@ -39,17 +39,6 @@ impl<'a> IdealSendBacklog<'a> {
     }
 }
 
-/// Whether `status` says the provider does not implement the query (rather than that it failed):
-/// Windows before the query existed, a provider without it (this project's emulation answers
-/// STATUS_NOT_SUPPORTED), Wine 8's stub `WskControlSocket` (STATUS_NOT_IMPLEMENTED, without
-/// completing the IRP: see `Op::start`).
-fn unsupported(status: NTSTATUS) -> bool {
-    matches!(
-        status,
-        STATUS_NOT_SUPPORTED | STATUS_NOT_IMPLEMENTED | STATUS_INVALID_DEVICE_REQUEST
-    )
-}
-
 impl Future for IdealSendBacklog<'_> {
     type Output = Result<Option<usize>>;
 
@@ -98,7 +87,9 @@ impl Future for IdealSendBacklog<'_> {
         this.slot.release(op);
         Poll::Ready(match WskError::check(iosb.Status) {
             Ok(()) => Ok(Some(backlog)),
-            Err(_) if unsupported(iosb.Status) => Ok(None),
+            // A provider without the query: Windows before it existed, this project's emulation,
+            // Wine 8's stub `WskControlSocket` (without completing the IRP: see `Op::start`).
+            Err(e) if e.is_unsupported() => Ok(None),
             Err(e) => Err(e),
         })
     }

@@ -8,6 +8,7 @@ use crate::ctx::{Handle, SEND_SLOTS, SocketCtx, StreamSlot};
 use crate::disconnect::{Abort, Disconnect, DisconnectWith};
 use crate::error::{Result, WskError};
 use crate::op::{Op, OpIo};
+use crate::option::SetOption;
 use crate::slot::{Phase, SlotUse, give_back};
 use core::future::Future;
 use core::net::SocketAddr;
@@ -169,6 +170,21 @@ impl Connection {
     /// leaves the stream as it was.
     pub fn ideal_send_backlog(&self) -> IdealSendBacklog<'_> {
         IdealSendBacklog::new(self)
+    }
+
+    /// Turns Nagle's coalescing off (`true`) or back on for this connection (`TCP_NODELAY` through
+    /// `WskControlSocket`). Like [`ideal_send_backlog`](Self::ideal_send_backlog) it uses one of the
+    /// send slots while it runs, and dropping it while pending cancels it (the option may be set
+    /// anyway). A provider without the option answers [`WskError::is_unsupported`] (Wine 8's
+    /// `WskControlSocket` is a stub); the connection is unaffected.
+    pub fn set_nodelay(&self, on: bool) -> SetOption<'_> {
+        SetOption::new(self, IPPROTO_TCP, TCP_NODELAY, on)
+    }
+
+    /// Turns TCP keep-alive probes on or off for this connection (`SO_KEEPALIVE` through
+    /// `WskControlSocket`; off by default). As [`set_nodelay`](Self::set_nodelay) otherwise.
+    pub fn set_keepalive(&self, on: bool) -> SetOption<'_> {
+        SetOption::new(self, SOL_SOCKET, SO_KEEPALIVE, on)
     }
 
     /// Sends all bytes of `buf`, with as many `WskSend`s as it takes; returns the total and the buffer.

@@ -116,6 +116,22 @@ impl WskError {
         self.status == STATUS_INVALID_DEVICE_STATE
     }
 
+    /// The provider does not implement the request (`STATUS_NOT_SUPPORTED`,
+    /// `STATUS_NOT_IMPLEMENTED` — Wine 8's stub `WskControlSocket` — or
+    /// `STATUS_INVALID_DEVICE_REQUEST`): a socket option or query it lacks. The socket is unaffected.
+    ///
+    /// ```
+    /// use wsk_async::WskError;
+    /// assert!(WskError::from_status(nt::STATUS_NOT_IMPLEMENTED).is_unsupported());
+    /// assert!(!WskError::from_status(nt::STATUS_INVALID_PARAMETER).is_unsupported());
+    /// ```
+    pub const fn is_unsupported(&self) -> bool {
+        matches!(
+            self.status,
+            STATUS_NOT_SUPPORTED | STATUS_NOT_IMPLEMENTED | STATUS_INVALID_DEVICE_REQUEST
+        )
+    }
+
     pub(crate) const INVALID_STATE: Self = Self {
         status: STATUS_INVALID_DEVICE_STATE,
     };

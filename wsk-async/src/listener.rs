@@ -219,19 +219,23 @@ pub struct Listen<'a> {
     addr: SocketAddr,
     creating: Creating,
     step: ListenStep,
+    /// `SO_EXCLUSIVEADDRUSE` is set before the bind ([`Listen::exclusive`]).
+    exclusive: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ListenStep {
     Socket,
     DualStack,
+    Exclusive,
     Bind,
     LocalAddress,
 }
 
 impl Registration {
     /// Creates a listening socket bound to `addr` (`WskSocket` with `WSK_FLAG_LISTEN_SOCKET`, then
-    /// for IPv6 `IPV6_V6ONLY` = 0 for dual stack, then `WskBind`, which starts listening, then
+    /// for IPv6 `IPV6_V6ONLY` = 0 for dual stack, then `SO_EXCLUSIVEADDRUSE` if asked for with
+    /// [`Listen::exclusive`], then `WskBind`, which starts listening, then
     /// `WskGetLocalAddress`). Port 0 picks a free port; read it back with
     /// [`Listener::local_addr`]. If the local-address query fails and `addr` names its port, the
     /// listener is kept and reports `addr`. Dropping the future at any point closes whatever was
@@ -242,7 +246,21 @@ impl Registration {
             addr,
             creating: Creating::new(Kind::Listener, ACCEPT),
             step: ListenStep::Socket,
+            exclusive: false,
         }
+    }
+}
+
+impl Listen<'_> {
+    /// Reserves the address for this listener alone (`SO_EXCLUSIVEADDRUSE`, set before the bind):
+    /// no other socket may bind it, even with `SO_REUSEADDR`, and once the listener is closed the
+    /// port cannot be bound again until the connections it accepted are gone. Call before the
+    /// first poll: `registration.listen(addr).exclusive().await`. A provider without the option
+    /// fails the listen with [`WskError::is_unsupported`] (Wine 8's `WskControlSocket` is a stub);
+    /// listen again without it to go on.
+    pub fn exclusive(mut self) -> Self {
+        self.exclusive = true;
+        self
     }
 }
 
@@ -312,6 +330,28 @@ impl Future for Listen<'_> {
                                 })
                             });
                         }
+                        ListenStep::Exclusive => {
+                            let control = ctx.listen_dispatch().Basic.WskControlSocket;
+                            let socket = ctx.socket();
+                            io.option = 1;
+                            let option = ptr::addr_of_mut!(io.option).cast();
+                            slot.start(op, |irp| {
+                                control.map(|f| {
+                                    f(
+                                        socket,
+                                        WskSetOption,
+                                        SO_EXCLUSIVEADDRUSE,
+                                        SOL_SOCKET,
+                                        size_of::<ULONG>(),
+                                        option,
+                                        0,
+                                        ptr::null_mut(),
+                                        ptr::null_mut(),
+                                        irp,
+                                    )
+                                })
+                            });
+                        }
                         ListenStep::Bind => {
                             let bind = ctx.listen_dispatch().WskBind;
                             let socket = ctx.socket();
@@ -353,7 +393,8 @@ impl Future for Listen<'_> {
             }
             this.step = match this.step {
                 ListenStep::Socket if matches!(this.addr, SocketAddr::V6(_)) => ListenStep::DualStack,
-                ListenStep::Socket | ListenStep::DualStack => ListenStep::Bind,
+                ListenStep::Socket | ListenStep::DualStack if this.exclusive => ListenStep::Exclusive,
+                ListenStep::Socket | ListenStep::DualStack | ListenStep::Exclusive => ListenStep::Bind,
                 ListenStep::Bind => ListenStep::LocalAddress,
                 ListenStep::LocalAddress => {
                     // SAFETY: the slot is still ours after the completion.

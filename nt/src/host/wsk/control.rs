@@ -8,6 +8,7 @@ pub use super::transport::{HostOption, OpKind};
 use super::gate::CallGate;
 use super::socket;
 use crate::wsk::PWSK_SOCKET;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +60,24 @@ impl Drop for PausedCall {
 pub fn host_option(socket: PWSK_SOCKET, option: HostOption) -> Option<bool> {
     let core = socket::lookup(socket)?;
     super::options::host(&core, option)
+}
+
+/// [`host_option`] of the open socket found by its addresses, for a client that does not hold the
+/// socket pointer (a wrapping library): the connection from `local` to `peer`, or with `peer` None
+/// the listener bound to `local`. None if there is no such socket.
+pub fn host_option_at(local: SocketAddr, peer: Option<SocketAddr>, option: HostOption) -> Option<bool> {
+    socket::open_cores().iter().find_map(|core| {
+        let st = core.lock();
+        let found = match peer {
+            Some(peer) => st
+                .wire
+                .as_ref()
+                .is_some_and(|w| w.local_addr() == local && w.peer_addr() == peer),
+            None => st.listener.as_ref().is_some_and(|l| l.local_addr() == local),
+        };
+        drop(st);
+        found.then(|| super::options::host(core, option)).flatten()
+    })
 }
 
 /// Makes the next WSK call on `socket` stop inside the provider, after it has been counted as in

@@ -19,7 +19,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-pub(crate) use super::table::{check_close, create, enter, forget_all, lookup, purge, retire, retire_closing};
+pub(crate) use super::table::{
+    check_close, create, enter, forget_all, lookup, open_cores, purge, retire, retire_closing,
+};
 
 /// The socket categories of `WskSocket`'s `Flags`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

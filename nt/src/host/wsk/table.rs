@@ -239,6 +239,20 @@ pub(crate) fn lookup(socket: PWSK_SOCKET) -> Option<Arc<SocketCore>> {
         .map(|e| e.core.clone())
 }
 
+/// The live cores of every open socket, for emulation controls.
+pub(crate) fn open_cores() -> Vec<Arc<SocketCore>> {
+    let table = table();
+    let Some(table) = table.as_ref() else {
+        return Vec::new();
+    };
+    table
+        .entries
+        .values()
+        .filter(|e| !e.closed)
+        .map(|e| e.core.clone())
+        .collect()
+}
+
 /// Drops every socket (session reset after a test that did not close them).
 pub(crate) fn forget_all() {
     let all = table().take();
