@@ -157,6 +157,7 @@ impl Connection {
             buf: Some(buf.into()),
             slot: SlotUse::new(),
             which: 0,
+            nodelay: false,
         }
     }
 
@@ -350,9 +351,20 @@ pub struct Send<'a> {
     slot: SlotUse,
     /// Which send slot (`StreamSlot::send`) the future holds while it holds one.
     which: u8,
+    /// `WSK_FLAG_NODELAY` ([`Send::nodelay`]).
+    nodelay: bool,
 }
 
 impl Send<'_> {
+    /// Sends these bytes without waiting to coalesce them with later ones (`WskSend` with
+    /// `WSK_FLAG_NODELAY`: Nagle's algorithm does not hold this send back), whatever
+    /// [`Connection::set_nodelay`] says; for a last small message of a burst. Call before the first
+    /// poll: `conn.send(buf).nodelay().await`.
+    pub fn nodelay(mut self) -> Self {
+        self.nodelay = true;
+        self
+    }
+
     fn stream(&self) -> StreamSlot {
         StreamSlot::send(usize::from(self.which))
     }
@@ -392,7 +404,8 @@ impl Future for Send<'_> {
                     Length: slice.end() - slice.begin(),
                 };
                 let wsk_buf = ptr::addr_of_mut!(io.wsk_buf);
-                this.slot.start(op, |irp| send.map(|f| f(socket, wsk_buf, 0, irp)));
+                let flags = if this.nodelay { WSK_FLAG_NODELAY } else { 0 };
+                this.slot.start(op, |irp| send.map(|f| f(socket, wsk_buf, flags, irp)));
             }
         }
         let op = ctx.slot(this.stream().index());

@@ -7,9 +7,10 @@ mod common;
 
 use nt::emu::wsk::{HostOption, host_option_at};
 use std::future::Future;
+use std::io::Read;
 use std::net::TcpStream;
 use std::time::Duration;
-use wsk_async::{Connection, Registration};
+use wsk_async::{BufferPool, Connection, Registration};
 
 const BOUND: Duration = Duration::from_secs(20);
 
@@ -62,5 +63,38 @@ fn an_exclusive_listener_has_no_host_reuse_address() {
         );
         block_on(listener.close()).unwrap();
     }
+    block_on(registration.deregister());
+}
+
+/// `Send::nodelay` passes WSK_FLAG_NODELAY: the emulation honours it by turning the host socket's
+/// TCP_NODELAY on (a plain send before it leaves it off).
+#[test]
+fn a_nodelay_send_reaches_the_provider_with_its_flag() {
+    let _session = nt::emu::session();
+    let driver = common::TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, BOUND).unwrap();
+    let pool = BufferPool::new(2, 64).unwrap();
+    let listener = block_on(registration.listen("127.0.0.1:0".parse().unwrap())).unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    client.set_read_timeout(Some(BOUND)).unwrap();
+    let conn = block_on(listener.accept()).unwrap();
+    let mut got = [0u8; 5];
+    for (data, nodelay) in [(b"plain", false), (b"quick", true)] {
+        let mut buf = pool.take().unwrap();
+        buf.extend_from_slice(data);
+        let send = conn.send(buf);
+        let (n, _buf) = block_on(if nodelay { send.nodelay() } else { send });
+        assert_eq!(n.unwrap(), 5);
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, data);
+        assert_eq!(
+            host(&conn, HostOption::NoDelay),
+            Some(nodelay),
+            "after the {nodelay} send"
+        );
+    }
+    block_on(conn.close()).unwrap();
+    block_on(listener.close()).unwrap();
+    drop(pool);
     block_on(registration.deregister());
 }
