@@ -30,6 +30,7 @@ fn main() {
         "executor-profile-spawn" => executor::profile_spawn(),
         "irp" => print_figures(&irp_round_trip::run()),
         "echo" => print_figures(&echo::run()),
+        "echo-bulk" => print_figures(&echo::run_bulk()),
         "memory" => print_figures(&memory::run()),
         "sys" => print_figures(&sys_size::run()),
         // Internal: what `irp` runs under callgrind.

@@ -31,6 +31,11 @@ impl LoadGenerator {
         Self { runtime }
     }
 
+    /// The client runtime (for the other cases, e.g. [`bulk`](super::bulk)).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
     /// Connects `conns` clients to `127.0.0.1:port`, runs them for `warmup` then `measure`, and
     /// counts the round trips that started after the warm-up and ended within the measured window.
     pub fn run(&self, port: u16, conns: usize, size: usize, warmup: Duration, measure: Duration) -> CaseResult {
@@ -95,7 +100,7 @@ async fn client(mut stream: TcpStream, size: usize, seed: usize, warm_until: Ins
 /// tokio socket): their second 4 KiB send of a 16 KiB echo waits for the ACK of the first, so with
 /// delayed ACKs every 16 KiB round trip would take 40 ms whatever the server, and the benchmark
 /// would measure the timer. The flag is not sticky, so it is set again before every receive.
-fn quick_ack(stream: &TcpStream) {
+pub(super) fn quick_ack(stream: &TcpStream) {
     use std::os::fd::AsRawFd;
     let on: libc::c_int = 1;
     // SAFETY: a valid socket descriptor and a pointer to an int of the size passed.

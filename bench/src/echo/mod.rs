@@ -4,8 +4,10 @@
 //! worker thread design), and against tokio echo servers on a current_thread runtime and on a
 //! multi_thread runtime with 2 workers, with the same load generator ([`load`]), in the same run:
 //! 1, 64 and 512 connections, 64 B and 16 KiB messages, closed loop. Every (case, server) pair is measured `ROUNDS` times, round-robin with
-//! the server order rotated each round; the medians are reported.
+//! the server order rotated each round; the medians are reported. Then the bulk case ([`bulk`]): one
+//! connection moving 1 GiB one way and back, `BULK_ROUNDS` times per server.
 
+mod bulk;
 mod load;
 mod raw_driver;
 mod servers;
@@ -21,6 +23,7 @@ const SIZES: [usize; 2] = [64, 16 * 1024];
 const ROUNDS: usize = 5;
 const WARMUP: Duration = Duration::from_millis(200);
 const MEASURE: Duration = Duration::from_millis(800);
+const BULK_ROUNDS: usize = 3;
 
 fn size_name(size: usize) -> String {
     if size >= 1024 {
@@ -120,5 +123,77 @@ pub fn run() -> Vec<Figure> {
         }
     }
     println!("spread: (max - min) / median of messages/s over the rounds; ratios: ours / that server");
+    println!();
+    figures.extend(run_bulk());
+    figures
+}
+
+/// The bulk case alone (`bench echo-bulk`): one connection, 1 GiB one way and back, per server.
+pub fn run_bulk() -> Vec<Figure> {
+    // bulk[server] = MB/s per round
+    let mut bulk: [Vec<f64>; 4] = Default::default();
+    {
+        let session = nt::emu::session();
+        nt::emu::set_backtraces(false);
+        let ours = EchoDriver::start();
+        let cstyle = RawEchoDriver::start(servers::BUFFER);
+        let tokio_ct = TokioServer::start(false);
+        let tokio_mt = TokioServer::start(true);
+        let load = LoadGenerator::new();
+        let port = |kind: Kind| match kind {
+            Kind::Ours => ours.port,
+            Kind::CStyle => cstyle.port,
+            Kind::TokioCurrentThread => tokio_ct.port,
+            Kind::TokioMultiThread => tokio_mt.port,
+        };
+        for round in 0..BULK_ROUNDS {
+            for k in 0..Kind::ALL.len() {
+                let kind = Kind::ALL[(k + round) % Kind::ALL.len()];
+                bulk[kind as usize].push(load.bulk(port(kind), bulk::bulk_bytes()));
+                match kind {
+                    Kind::Ours => ours.wait_idle(),
+                    Kind::CStyle => cstyle.wait_idle(),
+                    _ => {}
+                }
+            }
+        }
+        drop((ours, cstyle));
+        drop(session);
+    }
+    let mut figures = Vec::new();
+    println!();
+    println!(
+        "Bulk: one connection, {} MiB one way and back (written and read at once), {BULK_ROUNDS} rounds, medians",
+        bulk::bulk_bytes() >> 20
+    );
+    println!("{:<22} {:>10} {:>9} {:>11}", "server", "MB/s", "spread", "ours/this");
+    let ours_bulk = median(bulk[Kind::Ours as usize].clone());
+    for kind in Kind::ALL {
+        let values = &bulk[kind as usize];
+        let mb = median(values.clone());
+        let versus = if kind == Kind::Ours {
+            String::new()
+        } else {
+            format!("{:.3}", ratio(ours_bulk, mb))
+        };
+        println!(
+            "{:<22} {:>10.1} {:>8.0}% {:>11}",
+            kind.name(),
+            mb,
+            spread(values) * 100.0,
+            versus
+        );
+        figures.push(Figure::value(
+            format!("echo_bulk_{}_mb_per_s", kind.short()),
+            mb,
+            "MB/s",
+        ));
+        if kind != Kind::Ours {
+            figures.push(Figure::ratio(
+                format!("echo_bulk_throughput_vs_{}", kind.short()),
+                ratio(ours_bulk, mb),
+            ));
+        }
+    }
     figures
 }
