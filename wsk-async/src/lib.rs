@@ -100,6 +100,7 @@ mod option;
 mod pool_mem;
 mod quiesce;
 mod registration;
+mod send_slot_control;
 mod slot;
 mod sync;
 
