@@ -18,8 +18,8 @@
 
 #[cfg(not(target_os = "windows"))]
 mod host {
+    use driver_state::host::{Signals, complain, finish, ignore_sigpipe, log_to_stderr, say};
     use echo_driver::Config;
-    use std::fmt;
     use std::io::Write;
     use std::process::ExitCode;
     use std::time::Duration;
@@ -43,23 +43,6 @@ NT_EMU_BACKTRACES=0 still turns the backtraces off).
 
 A closed stdout or stderr never stops the program: the lines written to it are dropped.
 ";
-
-    /// Writes one line to stdout. A failed write (EPIPE: whoever read the output has gone) drops
-    /// the line: output must never stop the driver, which would then die without its unload.
-    /// SIGPIPE is ignored ([`ignore_sigpipe`]), so the write returns the error instead of killing us.
-    fn say(line: fmt::Arguments<'_>) {
-        let mut out = std::io::stdout().lock();
-        let _ = out
-            .write_fmt(line)
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush());
-    }
-
-    /// As [`say`], to stderr.
-    fn complain(line: fmt::Arguments<'_>) {
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_fmt(line).and_then(|()| err.write_all(b"\n"));
-    }
 
     fn parse(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
         let mut config = Config::default();
@@ -102,57 +85,6 @@ A closed stdout or stderr never stops the program: the lines written to it are d
         Ok(Some(config))
     }
 
-    /// Prints the driver's `kdprint!` lines (the `log` records of the emulation's DbgPrintEx) to
-    /// stderr; a line that cannot be written is dropped (see [`say`]).
-    struct StderrLogger;
-
-    impl log::Log for StderrLogger {
-        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-            metadata.level() <= log::max_level()
-        }
-
-        fn log(&self, record: &log::Record<'_>) {
-            if self.enabled(record.metadata()) {
-                complain(format_args!("[{}] {}", record.level(), record.args()));
-            }
-        }
-
-        fn flush(&self) {}
-    }
-
-    static LOGGER: StderrLogger = StderrLogger;
-
-    /// SIGPIPE is ignored, so that a write to a closed pipe fails with EPIPE (which [`say`] and
-    /// [`complain`] drop) instead of killing the process without an unload. Rust's runtime already
-    /// does this before `main` on Unix; this keeps it so whatever the binary was built with
-    /// (`-Zon-broken-pipe=kill` would restore the default action).
-    fn ignore_sigpipe() {
-        // SAFETY: installs the SIG_IGN disposition, which runs no code in the process; no other
-        // thread exists yet.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    }
-
-    /// Blocks SIGINT and SIGTERM in this thread, before any other thread exists, so that every
-    /// thread inherits the mask and the signals wait for [`wait_for_signal`].
-    fn block_signals() -> libc::sigset_t {
-        // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask only reads it.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            set
-        }
-    }
-
-    fn wait_for_signal(set: &libc::sigset_t) -> i32 {
-        let mut signal = 0;
-        // SAFETY: `set` is an initialised signal set; sigwait writes the signal number.
-        while unsafe { libc::sigwait(set, &mut signal) } != 0 {}
-        signal
-    }
-
     fn describe(status: nt::NTSTATUS, config: &Config) -> String {
         let port = config.port;
         match status {
@@ -177,13 +109,12 @@ A closed stdout or stderr never stops the program: the lines written to it are d
                 return ExitCode::from(2);
             }
         };
-        let signals = block_signals();
+        let signals = Signals::block();
         if std::env::var_os("NT_EMU_CHECKS").is_none_or(|v| v != "full") {
             nt::emu::set_checks(nt::emu::Checks::BOUNDED);
         }
         // The driver's kdprint! lines (DbgPrintEx in the kernel) arrive as `log` records.
-        let _ = log::set_logger(&LOGGER);
-        log::set_max_level(log::LevelFilter::Info);
+        log_to_stderr();
 
         let session = nt::emu::session();
         // The emulation's loader makes the driver object, as the I/O manager does, and tracks the
@@ -197,7 +128,7 @@ A closed stdout or stderr never stops the program: the lines written to it are d
                         "echo-driver: DriverEntry failed: {}",
                         describe(status, &config)
                     ));
-                    return finish(session, ExitCode::FAILURE);
+                    return finish("echo-driver", session, ExitCode::FAILURE);
                 }
             };
         let addr = echo_driver::local_addr().map_or_else(|| format!("port {}", config.port), |a| a.to_string());
@@ -207,35 +138,13 @@ A closed stdout or stderr never stops the program: the lines written to it are d
             config.idle_timeout.as_secs()
         ));
 
-        let signal = wait_for_signal(&signals);
+        let signal = signals.wait();
         say(format_args!("echo-driver: signal {signal}: unloading"));
         let started = std::time::Instant::now();
         driver.unload();
         say(format_args!("echo-driver: unloaded in {:?}", started.elapsed()));
         say(format_args!("echo-driver: counters: {}", echo_driver::counters()));
-        finish(session, ExitCode::SUCCESS)
-    }
-
-    /// Prints the leak report and any broken kernel rule; the exit code is `ok` only if both are empty.
-    fn finish(session: nt::emu::Session, ok: ExitCode) -> ExitCode {
-        let report = session.leak_report();
-        let violations = nt::emu::take_violations();
-        let clean = report.is_empty() && violations.is_empty();
-        if report.is_empty() {
-            say(format_args!("echo-driver: leak report: empty"));
-        } else {
-            say(format_args!("echo-driver: leak report:\n{report}"));
-        }
-        for violation in &violations {
-            say(format_args!("echo-driver: kernel rule broken: {violation}"));
-        }
-        if clean {
-            drop(session);
-            ok
-        } else {
-            // Ending the session would panic on the leak; the report is printed, so exit.
-            std::process::exit(1)
-        }
+        finish("echo-driver", session, ExitCode::SUCCESS)
     }
 }
 
