@@ -1,0 +1,262 @@
+//! What the report client's end-to-end tests share: the driver under test in an emulation session
+//! ([`Client`]), bounded waits, and the report lines a server reads.
+#![allow(dead_code)] // each test file uses part of it
+
+use report_client::{Config, CounterSnapshot};
+use std::io::{self, BufRead, BufReader};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// How long any single wait of a test may take before the test fails (real time).
+pub const BOUND: Duration = Duration::from_secs(30);
+
+/// The backoff bounds of the tests: 100 ms doubling to 800 ms.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
+pub const BACKOFF_MAX: Duration = Duration::from_millis(800);
+
+/// The interval between reports in the tests.
+pub const INTERVAL: Duration = Duration::from_millis(50);
+
+/// A test configuration for `127.0.0.1:port`.
+pub fn config(port: u16) -> Config {
+    Config {
+        host: "127.0.0.1",
+        port,
+        interval: INTERVAL,
+        backoff_min: BACKOFF_MIN,
+        backoff_max: BACKOFF_MAX,
+        ..Config::DEFAULT
+    }
+}
+
+/// The driver under test, loaded in an emulation session: DriverEntry on construction, DriverUnload
+/// by [`unload`](Self::unload) (or on drop, so a failing test does not leave it loaded for the next).
+pub struct Client {
+    driver: Option<nt::emu::driver::LoadedDriver>,
+    // Last: the session ends (and checks for leaks) after the driver is unloaded.
+    session: Option<nt::emu::Session>,
+}
+
+impl Client {
+    /// Starts a session, runs `prepare` in it (to pause the clock, install the in-memory network,
+    /// ...), then DriverEntry with `config`; panics (fails the test) if it fails. Returns what
+    /// `prepare` returned, to keep alive for the test.
+    pub fn start_with<T>(config: Config, prepare: impl FnOnce() -> T) -> (Self, T) {
+        let session = nt::emu::session();
+        let prepared = prepare();
+        // SAFETY: PASSIVE_LEVEL (fresh session on this thread), the driver object the loader made.
+        let driver =
+            nt::emu::driver::load_with(|driver, _registry_path| unsafe { report_client::start(driver, &config) })
+                .unwrap_or_else(|status| panic!("DriverEntry failed: {status:#x}"));
+        // SAFETY: the loader's driver object lives until the session ends.
+        assert!(
+            unsafe { (*driver.object()).DriverUnload.is_some() },
+            "DriverEntry must set DriverUnload"
+        );
+        let client = Self {
+            driver: Some(driver),
+            session: Some(session),
+        };
+        (client, prepared)
+    }
+
+    /// Runs DriverUnload (through the pointer DriverEntry set, as the I/O manager does) on a thread
+    /// of its own and waits until the image is unloaded; fails the test if either takes more than
+    /// [`BOUND`]. Returns how long it took.
+    pub fn unload(&mut self) -> Duration {
+        let started = Instant::now();
+        if let Some(driver) = self.driver.take() {
+            let image = driver.image();
+            let (done, returned) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                driver.unload();
+                let _ = done.send(());
+            });
+            if returned.recv_timeout(BOUND).is_err() {
+                panic!("DriverUnload did not return within {BOUND:?}");
+            }
+            assert!(
+                nt::emu::driver::wait_image_unloaded(&image, BOUND),
+                "the image did not unload within {BOUND:?}: a device object is still referenced"
+            );
+        }
+        started.elapsed()
+    }
+
+    /// Unloads if still loaded, then asserts that the emulation's leak report is empty (no IRP,
+    /// socket, timer, work item, thread or pool block left) and that no kernel rule was broken.
+    pub fn finish(mut self) {
+        self.unload();
+        let session = self.session.take().expect("session");
+        let report = session.leak_report();
+        assert!(report.is_empty(), "{report}");
+        let violations = nt::emu::take_violations();
+        assert!(violations.is_empty(), "kernel rules broken: {violations:?}");
+        drop(session);
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.unload();
+    }
+}
+
+/// Waits until `condition` holds; fails the test, saying `what`, after [`BOUND`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + BOUND;
+    while !condition() {
+        assert!(Instant::now() < deadline, "not within {BOUND:?}: {what}");
+        std::thread::yield_now();
+    }
+}
+
+/// Waits until the counters satisfy `condition`; returns them.
+pub fn wait_for_counters(what: &str, mut condition: impl FnMut(&CounterSnapshot) -> bool) -> CounterSnapshot {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let seen = report_client::counters();
+        if condition(&seen) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not within {BOUND:?}: {what}; counters: {seen:?}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// A loopback listener on a free port.
+pub fn listener() -> TcpListener {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback listener");
+    listener.set_nonblocking(true).unwrap();
+    listener
+}
+
+/// A port on which nothing listens (one that was free a moment ago).
+pub fn closed_port() -> u16 {
+    listener().local_addr().unwrap().port()
+}
+
+/// The next connection to `listener` (nonblocking), within [`BOUND`].
+pub fn accept(listener: &TcpListener) -> TcpStream {
+    let mut accepted = None;
+    wait_until("the client connects", || match listener.accept() {
+        Ok((stream, _)) => {
+            accepted = Some(stream);
+            true
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+        Err(e) => panic!("accept: {e}"),
+    });
+    let stream = accepted.unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(BOUND)).unwrap();
+    stream.set_write_timeout(Some(BOUND)).unwrap();
+    stream
+}
+
+/// Whether a connection is waiting to be accepted on `listener` (nonblocking); accepts and drops it.
+pub fn has_pending_connection(listener: &TcpListener) -> bool {
+    match listener.accept() {
+        Ok(_) => true,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+        Err(e) => panic!("accept: {e}"),
+    }
+}
+
+/// One report line as the server reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub sequence: u64,
+    pub connects: u64,
+    pub reconnects: u64,
+    pub sent: u64,
+    pub failures: u64,
+}
+
+impl Report {
+    /// Parses `report SEQ connects=N reconnects=N sent=N failures=N`.
+    pub fn parse(line: &str) -> Report {
+        let fields: Vec<&str> = line.trim_end().split(' ').collect();
+        let value = |i: usize, name: &str| -> u64 {
+            let field = fields.get(i).unwrap_or_else(|| panic!("{line:?}: no field {i}"));
+            let text = field
+                .strip_prefix(name)
+                .and_then(|f| f.strip_prefix('='))
+                .unwrap_or_else(|| panic!("{line:?}: field {i} is not {name}=N"));
+            text.parse()
+                .unwrap_or_else(|_| panic!("{line:?}: {name} is not a number"))
+        };
+        assert_eq!(fields.first(), Some(&"report"), "{line:?}");
+        assert_eq!(fields.len(), 6, "{line:?}");
+        Report {
+            sequence: fields[1]
+                .parse()
+                .unwrap_or_else(|_| panic!("{line:?}: no sequence number")),
+            connects: value(2, "connects"),
+            reconnects: value(3, "reconnects"),
+            sent: value(4, "sent"),
+            failures: value(5, "failures"),
+        }
+    }
+}
+
+/// Reads the next report line, within the stream's read timeout.
+pub fn read_report(reader: &mut BufReader<TcpStream>) -> Report {
+    let mut line = String::new();
+    let n = reader.read_line(&mut line).expect("a report line");
+    assert!(n > 0, "the client closed the connection instead of reporting");
+    Report::parse(&line)
+}
+
+/// Advances the paused emulation clock 1 ms at a time until `condition` holds; returns how far the
+/// clock moved. Step by step rather than by the expected wait at once: the executor arms its KTIMER
+/// with a relative due time read from the clock when it arms it, so a single jump made just before
+/// the arming would leave the timer waiting for another jump.
+pub fn step_clock_until(what: &str, mut condition: impl FnMut() -> bool) -> Duration {
+    let deadline = Instant::now() + BOUND;
+    let mut moved = Duration::ZERO;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "not within {BOUND:?}: {what}; counters: {:?}",
+            report_client::counters()
+        );
+        nt::emu::clock::advance(Duration::from_millis(1));
+        moved += Duration::from_millis(1);
+        std::thread::yield_now();
+    }
+    moved
+}
+
+/// [`step_clock_until`] the counters satisfy `condition`; returns them and how far the clock moved.
+pub fn advance_until(what: &str, mut condition: impl FnMut(&CounterSnapshot) -> bool) -> (CounterSnapshot, Duration) {
+    let mut seen = report_client::counters();
+    let moved = step_clock_until(what, || {
+        seen = report_client::counters();
+        condition(&seen)
+    });
+    (seen, moved)
+}
+
+/// Reads the next report line the driver sent to an in-memory peer, within [`BOUND`]. `pending`
+/// keeps what was read past the line.
+pub fn read_peer_report(peer: &nt::emu::wsk::Peer, pending: &mut Vec<u8>) -> Report {
+    let mut line = None;
+    wait_until("a report line from the client", || {
+        if let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            line = Some(pending.drain(..=end).collect::<Vec<u8>>());
+            return true;
+        }
+        match peer.read(4096) {
+            Ok(data) if data.is_empty() => panic!("the client closed the connection instead of reporting"),
+            Ok(data) => pending.extend(data),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        false
+    });
+    Report::parse(std::str::from_utf8(&line.unwrap()).expect("a UTF-8 line"))
+}
