@@ -15,9 +15,10 @@
 //! ownership and cancellation), [`socket`] (socket state), [`table`] (the socket table and the
 //! checks), [`gate`] and [`deferred`] (test hooks), [`schedule`] and [`later`] (inline or later completion), [`decided`]
 //! (operations done at the call whose completion may come later), [`transport`] (the interface both transports implement),
-//! [`control`] (the test controls, `nt::emu::wsk`).
+//! [`backlog`] (the ideal send backlog query), [`control`] (the test controls, `nt::emu::wsk`).
 
 mod addr;
+mod backlog;
 mod call;
 mod client;
 mod close;
@@ -60,6 +61,7 @@ pub(super) fn reset() {
     deferred::reset();
     later::reset();
     schedule::reset();
+    backlog::reset();
 }
 
 /// Delivers the completions the schedule deferred (the end of a session, before its leak report).
