@@ -125,8 +125,7 @@ pub(crate) unsafe extern "system" fn WskControlSocket(
         if query {
             super::backlog::query(&guard.core, input, output)
         } else {
-            let status = super::options::control(&guard.core, RequestType, ControlCode, Level, input, output);
-            (status, 0)
+            super::options::control(&guard.core, RequestType, ControlCode, Level, input, output)
         }
     };
     if Irp.is_null() {
