@@ -153,3 +153,26 @@ fn under_the_pending_schedule_the_drop_cancels_the_irp() {
     assert_eq!(ready(registration.resolve("::1", 2)).unwrap().len(), 1);
     ready(registration.deregister());
 }
+
+/// The provider refuses the cancel (`IoCancelIrp` returns FALSE) and completes the dropped
+/// resolution with a list: the completion routine hands the slot to the registration's deferred
+/// closer, which frees the list, once (a second free is a violation, a missing one a leak in the
+/// session's report).
+#[test]
+fn a_list_that_arrives_after_the_drop_is_freed_by_the_deferred_closer() {
+    let _session = nt::emu::session();
+    // The IRP must still pend when the future is dropped.
+    nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Pending);
+    nt::emu::wsk::set_resolution_past_cancel(true);
+    let _net = MemoryNetwork::install();
+    let driver = TestDriver::new();
+    let registration = register(&driver);
+    {
+        let mut future = pin!(registration.resolve("localhost", 1));
+        assert!(Wakes::new().poll(future.as_mut()).is_pending());
+    }
+    assert_eq!(registration.live_sockets(), 1, "the IRP is still with the provider");
+    nt::emu::wsk::settle();
+    assert!(common::wait_until(common::BOUND, || registration.live_sockets() == 0));
+    ready(registration.deregister());
+}

@@ -38,6 +38,8 @@ struct Resolution {
     answer: Result<Vec<SocketAddr>, NTSTATUS>,
     socktype: i32,
     protocol: i32,
+    /// A cancel routine is armed (not under [`set_past_cancel`]).
+    cancellable: bool,
 }
 
 // SAFETY: `irp` and `result` belong to the provider until the IRP completes; as for `ProviderIrp`.
@@ -50,6 +52,16 @@ struct State {
     live: HashSet<usize>,
     /// Lists freed (for telling a double free from a foreign pointer).
     freed: HashSet<usize>,
+    /// See [`set_past_cancel`].
+    past_cancel: bool,
+}
+
+/// While on, a pending resolution has no cancel routine: `IoCancelIrp` returns FALSE and the
+/// resolution completes with its list when the provider delivers it, whoever still waits for it. A
+/// provider may refuse a cancel (the documented contract of `IoCancelIrp`); this is the case of a
+/// client that dropped its resolution and must still free the list that arrives.
+pub(crate) fn set_past_cancel(on: bool) {
+    with_state(|st| st.past_cancel = on);
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -161,6 +173,7 @@ pub(crate) unsafe fn get_address_info(
         answer,
         socktype,
         protocol,
+        cancellable: true,
     };
     if !defer() {
         let (status, done) = conclude(resolution);
@@ -169,6 +182,13 @@ pub(crate) unsafe fn get_address_info(
     }
     irp::mark_pending(irp);
     let cancelled = with_state(|st| {
+        if st.past_cancel {
+            st.pending.push(Resolution {
+                cancellable: false,
+                ..resolution
+            });
+            return false;
+        }
         st.pending.push(resolution);
         // SAFETY: the provider owns the IRP (taken, not completed); the cancel routine finds it in
         // `pending`, which it locks first.
@@ -287,7 +307,8 @@ pub(crate) fn any() -> bool {
 /// are being cancelled); returns how many completed. At DISPATCH_LEVEL, as from a DPC.
 pub(crate) fn deliver() -> usize {
     let claimed: Vec<Resolution> = with_state(|st| {
-        let (mine, cancelling): (Vec<_>, Vec<_>) = st.pending.drain(..).partition(|r| irp::claim(r.irp));
+        let (mine, cancelling): (Vec<_>, Vec<_>) =
+            st.pending.drain(..).partition(|r| !r.cancellable || irp::claim(r.irp));
         st.pending = cancelling;
         mine
     });
