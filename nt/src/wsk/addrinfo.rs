@@ -8,7 +8,7 @@ use core::ffi::c_void;
 /// `NS_ALL`: every namespace provider (`WskGetAddressInfo`'s `NameSpace`).
 pub const NS_ALL: u32 = 0;
 
-/// `ADDRINFOEXW` (72 bytes on x64).
+/// `ADDRINFOEXW` (72 bytes on x64; pinned in `layout.rs`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ADDRINFOEXW {
@@ -57,17 +57,3 @@ impl ADDRINFOEXW {
         }
     }
 }
-
-// The x64 layout of `ws2def.h` (LLP64: `int` 4 bytes, `size_t` and pointers 8).
-#[cfg(target_pointer_width = "64")]
-const _: () = {
-    use core::mem::{offset_of, size_of};
-    assert!(size_of::<ADDRINFOEXW>() == 72);
-    assert!(offset_of!(ADDRINFOEXW, ai_addrlen) == 16);
-    assert!(offset_of!(ADDRINFOEXW, ai_canonname) == 24);
-    assert!(offset_of!(ADDRINFOEXW, ai_addr) == 32);
-    assert!(offset_of!(ADDRINFOEXW, ai_blob) == 40);
-    assert!(offset_of!(ADDRINFOEXW, ai_bloblen) == 48);
-    assert!(offset_of!(ADDRINFOEXW, ai_provider) == 56);
-    assert!(offset_of!(ADDRINFOEXW, ai_next) == 64);
-};
