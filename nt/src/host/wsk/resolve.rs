@@ -31,9 +31,9 @@ pub const TAG: ULONG = u32::from_le_bytes(*b"WskA");
 /// A resolution pending on its IRP.
 struct Resolution {
     irp: ProviderIrp,
-    /// Where the list goes (`PADDRINFOEXW *Result`), as an address (the client keeps it alive until
-    /// the IRP completes).
-    result: usize,
+    /// Where the list goes (`PADDRINFOEXW *Result`; the client keeps it alive until the IRP
+    /// completes).
+    result: *mut PVOID,
     /// The decided answer: the addresses, or the failure status.
     answer: Result<Vec<SocketAddr>, NTSTATUS>,
     socktype: i32,
@@ -169,7 +169,7 @@ pub(crate) unsafe fn get_address_info(
     });
     let resolution = Resolution {
         irp,
-        result: Result.addr(),
+        result: Result,
         answer,
         socktype,
         protocol,
@@ -235,7 +235,7 @@ fn conclude(resolution: Resolution) -> (NTSTATUS, Done) {
             Some(list) => {
                 // SAFETY: `Result` is valid for a write until the IRP completes (caller's contract
                 // of `get_address_info`), which happens after this.
-                unsafe { *(resolution.result as *mut PVOID) = list.cast() };
+                unsafe { *resolution.result = list.cast() };
                 STATUS_SUCCESS
             }
         },
