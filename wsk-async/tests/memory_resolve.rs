@@ -176,3 +176,22 @@ fn a_list_that_arrives_after_the_drop_is_freed_by_the_deferred_closer() {
     assert!(common::wait_until(common::BOUND, || registration.live_sockets() == 0));
     ready(registration.deregister());
 }
+
+/// Wine 8's netio resolves (on a thread pool, so it pends) without a cancel routine: a dropped
+/// resolution still delivers its list, which the deferred closer frees.
+#[test]
+fn under_wine8_netio_a_dropped_resolution_still_frees_its_list() {
+    let _session = nt::emu::session();
+    nt::emu::wsk::set_wine8_netio(true);
+    let _net = MemoryNetwork::install();
+    let driver = TestDriver::new();
+    let registration = register(&driver);
+    assert_eq!(ready(registration.resolve("127.0.0.1", 9)).unwrap().len(), 1);
+    {
+        let mut future = pin!(registration.resolve("localhost", 9));
+        let _ = Wakes::new().poll(future.as_mut());
+    }
+    nt::emu::wsk::settle();
+    assert!(common::wait_until(common::BOUND, || registration.live_sockets() == 0));
+    ready(registration.deregister());
+}

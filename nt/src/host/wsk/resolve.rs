@@ -182,7 +182,8 @@ pub(crate) unsafe fn get_address_info(
     }
     irp::mark_pending(irp);
     let cancelled = with_state(|st| {
-        if st.past_cancel {
+        // Wine's netio resolves on a thread pool and arms no cancel routine.
+        if st.past_cancel || super::wine8::on() {
             st.pending.push(Resolution {
                 cancellable: false,
                 ..resolution
