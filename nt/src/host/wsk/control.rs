@@ -117,6 +117,12 @@ pub fn wait_cancelled_parked(count: usize, bound: Duration) -> bool {
     super::deferred::wait_parked(count, bound)
 }
 
+/// While on (for the rest of the session), a pending `WskGetAddressInfo` cannot be cancelled: it
+/// completes with its list when the provider delivers it, even after its client gave up on it.
+pub fn set_resolution_past_cancel(on: bool) {
+    super::resolve::set_past_cancel(on);
+}
+
 pub use super::schedule::{ENV as SCHEDULE_ENV, Schedule};
 
 /// Sets the completion schedule for the rest of the session (a new session starts with the one

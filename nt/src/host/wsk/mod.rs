@@ -9,7 +9,7 @@
 //! in progress, sockets or captures left at `WskDeregister`) are reported through `nt::emu`.
 //!
 //! Map: [`registration`] (the four exports), [`client`] (`WskSocket`, `WskSocketConnect`),
-//! [`listen`], [`connection`], [`disconnect`], [`close`] (socket functions), [`call`] (their common
+//! [`resolve`] (name resolution), [`listen`], [`connection`], [`disconnect`], [`close`] (socket functions), [`call`] (their common
 //! prologue), [`submit`] and [`pump`] (queuing and progress of pending operations), [`send`] (when
 //! a send completes: WSK's send model), [`irp`] (IRP
 //! ownership and cancellation), [`socket`] (socket state), [`table`] (the socket table and the
@@ -37,6 +37,7 @@ mod memory;
 mod options;
 mod pump;
 mod registration;
+mod resolve;
 pub(crate) mod schedule;
 mod send;
 mod socket;
@@ -60,6 +61,7 @@ pub(super) fn reset() {
     wine8::reset();
     deferred::reset();
     later::reset();
+    resolve::reset();
     schedule::reset();
     backlog::reset();
 }
