@@ -110,12 +110,18 @@ pub(crate) enum Kind {
     Connecting,
     /// A listening socket (creation, options, bind, local address and accepts on its accept slot).
     Listener,
+    /// No socket: a `WskGetAddressInfo` on its [`SEND`] slot, the one slot with an IRP, and its
+    /// request after the context (see `resolve.rs`).
+    Resolving,
 }
 
 impl Kind {
     /// Whether inline slot `index` gets an IRP (with the context). The send slot of a listener has
     /// none: nothing ever starts it.
     pub(crate) fn preallocates(self, index: usize) -> bool {
+        if self == Kind::Resolving {
+            return index == SEND;
+        }
         match index {
             RECEIVE | CLOSE => true,
             i if (SEND..SEND + SEND_SLOTS).contains(&i) => self != Kind::Listener,
@@ -124,12 +130,14 @@ impl Kind {
     }
 
     fn has_addresses(self) -> bool {
-        self != Kind::Accepted
+        matches!(self, Kind::Connecting | Kind::Listener)
     }
 
     /// Bytes of the pool block: the context, then (aligned) the addresses if the kind has them.
     pub(crate) fn block_size(self) -> usize {
-        if self.has_addresses() {
+        if self == Kind::Resolving {
+            crate::resolve::BLOCK_SIZE
+        } else if self.has_addresses() {
             ADDRESSES_OFFSET + size_of::<Addresses>()
         } else {
             size_of::<SocketCtx>()

@@ -52,6 +52,7 @@ fn an_open_connection_preallocates_four_irps_a_listener_two() {
     assert_eq!(preallocated(Kind::Accepted), 4);
     assert_eq!(preallocated(Kind::Connecting), 4);
     assert_eq!(preallocated(Kind::Listener), 2);
+    assert_eq!(preallocated(Kind::Resolving), 1);
 }
 
 /// The futures hold a reference, the owned buffer and their slot phase; nothing the kernel borrows.
@@ -69,4 +70,10 @@ fn public_futures_stay_small() {
     assert!(size_of::<Close>() <= 16);
     assert!(size_of::<Accept<'static>>() <= 24);
     assert!(size_of::<IdealSendBacklog<'static>>() <= 16);
+    // The request (host name, service, hints) is in the context's pool block, not in the future.
+    assert!(
+        size_of::<Resolve<'static>>() <= 48,
+        "Resolve grew to {}",
+        size_of::<Resolve<'static>>()
+    );
 }

@@ -3,6 +3,7 @@
 
 mod ack;
 mod event_loop;
+mod isb;
 mod stream;
 
 use super::socket::SocketCore;
