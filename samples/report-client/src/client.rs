@@ -114,7 +114,8 @@ async fn attempt(registration: &Registration, buffers: &mut BufferPool, config: 
         return End::Stopping;
     }
     COUNTERS.set_phase(Phase::Connecting);
-    let mut last_error = WskError::from_status(nt::STATUS_INVALID_PARAMETER);
+    // A resolver that succeeds returns at least one address; should one return none, that is a failure too.
+    let mut last_error = WskError::from_status(nt::STATUS_NOT_FOUND);
     let mut connection = None;
     for addr in addrs.iter() {
         match registration.connect(addr).await {

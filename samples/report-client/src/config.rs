@@ -7,7 +7,8 @@ use core::time::Duration;
 /// tried together.
 pub const DEFAULT_PORT: u16 = 40007;
 
-/// The longest host name the client accepts (a DNS name is at most 253 characters).
+/// The longest host name the client accepts, in bytes (a DNS name is at most 253 characters;
+/// wsk-async's resolver takes up to `wsk_async::MAX_HOST_NAME` UTF-16 units).
 pub const MAX_HOST_LEN: usize = 253;
 
 /// The report client's settings.
@@ -32,11 +33,10 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults: `127.0.0.1:40007`, a report every second, backoff from 100 ms doubling to 30 s,
+    /// The defaults: `localhost:40007`, a report every second, backoff from 100 ms doubling to 30 s,
     /// 5 s to wait for WSK, 1 s for a disconnect.
     pub const DEFAULT: Config = Config {
-        // Numeric until wsk-async resolves names (see `resolve.rs`); then `localhost`.
-        host: "127.0.0.1",
+        host: "localhost",
         port: DEFAULT_PORT,
         interval: Duration::from_secs(1),
         backoff_min: Duration::from_millis(100),

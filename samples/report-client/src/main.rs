@@ -24,7 +24,7 @@ to HOST:PORT over TCP and sends a line `report SEQ connects=N reconnects=N sent=
 interval, reconnecting with exponential backoff after any failure. Ctrl-C unloads it and prints the
 counters and the leak report.
 
-  --host NAME          the server (default 127.0.0.1; numeric addresses only for now)
+  --host NAME          the server: a name or a numeric address (default localhost)
   --port N             its TCP port, 1-65535 (default 40007, the echo sample's)
   --interval-ms N      time between reports (default 1000)
   --backoff-min-ms N   first wait after a failure, doubled after each further one (default 100)

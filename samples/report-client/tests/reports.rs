@@ -163,3 +163,23 @@ fn refused_connections_back_off_exponentially_until_a_listener_appears() {
     );
     client.finish();
 }
+
+#[test]
+fn a_name_that_does_not_resolve_is_a_failure_followed_by_backoff() {
+    let config = report_client::Config {
+        host: "no-such-host.invalid",
+        ..config(closed_port())
+    };
+    let (client, ()) = Client::start_with(config, nt::emu::clock::pause);
+    let counters = wait_for_counters("the client backs off after the resolution failed", |c| {
+        c.phase == Phase::BackingOff && c.backoffs == 1
+    });
+    assert_eq!(
+        (counters.connects, counters.failures, counters.last_backoff_ms),
+        (0, 1, 100)
+    );
+    let (counters, moved) = advance_until("the next attempt", |c| c.backoffs == 2);
+    assert!(moved >= BACKOFF_MIN, "tried again after {moved:?}");
+    assert_eq!((counters.failures, counters.last_backoff_ms), (2, 200));
+    client.finish();
+}

@@ -17,10 +17,12 @@ pub const BACKOFF_MAX: Duration = Duration::from_millis(800);
 /// The interval between reports in the tests.
 pub const INTERVAL: Duration = Duration::from_millis(50);
 
-/// A test configuration for `127.0.0.1:port`.
+/// A test configuration for `localhost:port`. The emulation resolves `localhost` to `::1` first,
+/// then `127.0.0.1`, where the tests' servers listen: every connection also proves that the client
+/// tries the next address after a refused one.
 pub fn config(port: u16) -> Config {
     Config {
-        host: "127.0.0.1",
+        host: "localhost",
         port,
         interval: INTERVAL,
         backoff_min: BACKOFF_MIN,
