@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Builds echo_driver.sys for x86_64-pc-windows-msvc and checks it is a loadable kernel-mode image:
+# Builds echo_driver.sys (or another driver package's .sys: --package) for x86_64-pc-windows-msvc and checks it is a loadable kernel-mode image:
 # PE32+, machine AMD64, subsystem NATIVE, entry point = DriverEntry, marked CET shadow stack
 # compatible (/CETCOMPAT), imports only from ntoskrnl.exe and NETIO.SYS (HAL.dll allowed), every
 # import exported by the real module according to Debian mingw-w64's import libraries, and every
 # import listed in kernel-exports.txt with the Windows that introduced it, none newer than the
 # oldest Windows the driver claims to support (Windows 7).
 #
-# Usage: samples/echo-driver/check-sys.sh [--target TRIPLE] [OUT_DIR]   (default OUT_DIR: target/echo-driver-sys)
+# Usage: samples/echo-driver/check-sys.sh [--target TRIPLE] [--package NAME] [OUT_DIR]   (default OUT_DIR: target/NAME-sys)
 #        samples/echo-driver/check-sys.sh [--target TRIPLE] --sys PATH [--exports FILE]
 #   --target TRIPLE  x86_64-pc-windows-msvc (the default) or aarch64-pc-windows-msvc (ARM64: see below)
+#   --package NAME   build and check this workspace driver package instead of echo-driver (e.g. report-client)
 #   --sys PATH       check this image (your own driver's .sys or .dll) instead of building the echo driver
 #   --exports FILE   the list of allowed imports (default: kernel-exports.txt beside this script)
 # Needs: rustup target x86_64-pc-windows-msvc, llvm-readobj and llvm-nm (Debian: llvm), and
@@ -30,18 +31,20 @@ given_sys=""
 exports_list="$here/kernel-exports.txt"
 arm64_list="$here/kernel-exports-arm64.txt"
 out=""
+package=echo-driver
 while [ $# -gt 0 ]; do
     case "$1" in
         --target) target="$2"; shift 2 ;;
+        --package) package="$2"; shift 2 ;;
         --sys) given_sys="$(realpath "$2")"; shift 2 ;;
         --exports) exports_list="$(realpath "$2")"; shift 2 ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) out="$1"; shift ;;
     esac
 done
 case "$target" in
-    x86_64-pc-windows-msvc) arm64=false; default_out="$root/target/echo-driver-sys" ;;
-    aarch64-pc-windows-msvc) arm64=true; default_out="$root/target/echo-driver-sys-aarch64" ;;
+    x86_64-pc-windows-msvc) arm64=false; default_out="$root/target/$package-sys" ;;
+    aarch64-pc-windows-msvc) arm64=true; default_out="$root/target/$package-sys-aarch64" ;;
     *) echo "check-sys: FAIL: unknown --target '$target' (x86_64-pc-windows-msvc or aarch64-pc-windows-msvc)" >&2; exit 1 ;;
 esac
 out="${out:-$default_out}"
@@ -67,11 +70,12 @@ if [ -n "$given_sys" ]; then
 else
     # --lib: the package's host program (src/main.rs) is not part of the driver.
     # A link error (an undefined symbol) fails the build here.
-    (cd "$root" && cargo build --release --locked -p echo-driver --lib --target "$target")
-    dll="$target_dir/$target/release/echo_driver.dll"
+    (cd "$root" && cargo build --release --locked -p "$package" --lib --target "$target")
+    crate="${package//-/_}"
+    dll="$target_dir/$target/release/$crate.dll"
     [ -f "$dll" ] || fail "$dll was not produced"
     mkdir -p "$out"
-    sys="$out/echo_driver.sys"
+    sys="$out/$crate.sys"
     cp "$dll" "$sys"
     ok "built $sys ($(stat -c %s "$sys") bytes)"
 fi
