@@ -7,7 +7,7 @@
 //! # Lifetime of the driver's state
 //!
 //! The executor, the registration and the device object live in one nonpaged pool block
-//! ([`Loaded`]) allocated by `load` and freed by `unload`, rather than in `static`s: an [`Executor`]
+//! (`Loaded`) allocated by `load` and freed by `unload`, rather than in `static`s: an [`Executor`]
 //! cannot be restarted once shut down, and on the host one process loads and unloads a driver many
 //! times (the tests do), which a real kernel does with a fresh image each time. The block also shows
 //! up in the emulation's leak report if unload forgets it.
