@@ -96,7 +96,7 @@ pub(crate) async fn run(registration: &'static Registration, buffers: BufferPool
         // The deadline is fixed before the phase says so: a test that sees `BackingOff` and moves the
         // emulation's clock moves it past a deadline that already exists.
         let pause = sleep(wait);
-        COUNTERS.backing_off(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+        COUNTERS.backing_off(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), pause.deadline());
         pause.await;
     }
     COUNTERS.set_phase(Phase::Idle);
@@ -118,6 +118,7 @@ async fn attempt(registration: &Registration, buffers: &mut BufferPool, config: 
     let mut last_error = WskError::from_status(nt::STATUS_NOT_FOUND);
     let mut connection = None;
     for addr in addrs.iter() {
+        kdprint!(DPFLTR_INFO_LEVEL, "report: connecting to {addr}");
         match registration.connect(addr).await {
             Ok(conn) => {
                 connection = Some(conn);

@@ -3,6 +3,7 @@
 
 use core::fmt;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use executor::Instant;
 
 /// What the client's task is doing now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,8 @@ pub(crate) struct Counters {
     backoffs: AtomicU64,
     /// The length of the last of them, in milliseconds.
     last_backoff_ms: AtomicU64,
+    /// When the current wait ends (interrupt time, 100 ns units); 0 when not backing off.
+    retry_at: AtomicU64,
     phase: AtomicU8,
 }
 
@@ -54,6 +57,7 @@ pub(crate) static COUNTERS: Counters = Counters {
     bytes_received: AtomicU64::new(0),
     backoffs: AtomicU64::new(0),
     last_backoff_ms: AtomicU64::new(0),
+    retry_at: AtomicU64::new(0),
     phase: AtomicU8::new(Phase::Idle as u8),
 };
 
@@ -92,15 +96,18 @@ impl Counters {
         self.bytes_received.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    /// A wait of `ms` milliseconds begins (the phase says so too, after the counts: a reader that
-    /// sees `BackingOff` sees this wait counted).
-    pub(crate) fn backing_off(&self, ms: u64) {
+    /// A wait of `ms` milliseconds begins, ending at `until` (the phase says so too, after the
+    /// counts: a reader that sees `BackingOff` sees this wait counted).
+    pub(crate) fn backing_off(&self, ms: u64, until: Instant) {
         self.last_backoff_ms.store(ms, Ordering::Relaxed);
+        self.retry_at.store(until.as_100ns().max(1), Ordering::Relaxed);
         self.backoffs.fetch_add(1, Ordering::Relaxed);
-        self.set_phase(Phase::BackingOff);
+        self.phase.store(Phase::BackingOff as u8, Ordering::Release);
     }
 
+    /// Any phase but `BackingOff` (which [`backing_off`](Self::backing_off) sets).
     pub(crate) fn set_phase(&self, phase: Phase) {
+        self.retry_at.store(0, Ordering::Relaxed);
         self.phase.store(phase as u8, Ordering::Release);
     }
 
@@ -114,6 +121,10 @@ impl Counters {
             bytes_received: self.bytes_received.load(Ordering::Relaxed),
             backoffs: self.backoffs.load(Ordering::Relaxed),
             last_backoff_ms: self.last_backoff_ms.load(Ordering::Relaxed),
+            retry_at: match self.retry_at.load(Ordering::Relaxed) {
+                0 => None,
+                at => Some(Instant::from_100ns(at)),
+            },
             phase,
         }
     }
@@ -137,6 +148,8 @@ pub struct CounterSnapshot {
     pub backoffs: u64,
     /// The length of the last backoff wait, in milliseconds.
     pub last_backoff_ms: u64,
+    /// While backing off: when the wait ends (the next attempt begins then, not before).
+    pub retry_at: Option<Instant>,
     /// What the client is doing now.
     pub phase: Phase,
 }

@@ -116,8 +116,13 @@ fn the_server_closing_makes_the_client_reconnect_after_the_minimum_backoff() {
         // Each connection resets the backoff: always the minimum after a closed connection.
         assert_eq!(counters.last_backoff_ms, BACKOFF_MIN.as_millis() as u64);
         assert_eq!(counters.failures, round);
-        let (_, moved) = advance_until("the client reconnects", |c| c.connects == round + 1);
-        assert!(moved >= BACKOFF_MIN, "reconnected {moved:?} after the server closed");
+        let retry_at = counters.retry_at.expect("a backoff has an end");
+        assert!(retry_at <= EmuInstant::now() + BACKOFF_MIN, "{counters:?}");
+        let (_, seen_at) = advance_until("the client reconnects", |c| c.connects == round + 1);
+        assert!(
+            seen_at >= retry_at,
+            "reconnected at {seen_at:?}, before the backoff ended at {retry_at:?}"
+        );
     }
     accept(&server);
     wait_for_counters("the fourth connection", |c| c.connects == 4 && c.reconnects == 3);
@@ -137,23 +142,35 @@ fn refused_connections_back_off_exponentially_until_a_listener_appears() {
     for (i, &wait) in expected_waits.iter().enumerate() {
         assert_eq!(counters.last_backoff_ms, wait, "wait {i}: {counters:?}");
         assert_eq!((counters.connects, counters.failures), (0, i as u64 + 1));
+        let retry_at = counters.retry_at.expect("a backoff has an end");
+        assert!(
+            retry_at <= EmuInstant::now() + Duration::from_millis(wait),
+            "wait {i}: {counters:?}"
+        );
         if i + 1 == expected_waits.len() {
             break;
         }
-        let (next, moved) = advance_until("the next refused attempt", |c| {
-            c.phase == Phase::BackingOff && c.backoffs == i as u64 + 2
+        // The next attempt begins when the wait ends, not before.
+        let (_, seen_at) = advance_until("the next attempt", |c| {
+            c.backoffs == i as u64 + 2 || c.phase != Phase::BackingOff
         });
         assert!(
-            moved >= Duration::from_millis(wait),
-            "wait {i}: tried again after {moved:?}"
+            seen_at >= retry_at,
+            "wait {i}: tried again at {seen_at:?}, before {retry_at:?}"
         );
-        counters = next;
+        counters = wait_for_counters("the next refused attempt", |c| {
+            c.phase == Phase::BackingOff && c.backoffs == i as u64 + 2
+        });
     }
     // The server comes up during the last wait; the client connects when it ends.
+    let retry_at = counters.retry_at.expect("a backoff has an end");
     let server = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).expect("rebind the port");
     server.set_nonblocking(true).unwrap();
-    let (_, moved) = advance_until("the client connects", |c| c.connects == 1);
-    assert!(moved >= Duration::from_millis(800), "connected after {moved:?}");
+    let (_, seen_at) = advance_until("the client connects", |c| c.connects == 1);
+    assert!(
+        seen_at >= retry_at,
+        "connected at {seen_at:?}, before the backoff ended at {retry_at:?}"
+    );
     let mut reader = BufReader::new(accept(&server));
     let report = read_report(&mut reader);
     assert_eq!(
@@ -178,8 +195,12 @@ fn a_name_that_does_not_resolve_is_a_failure_followed_by_backoff() {
         (counters.connects, counters.failures, counters.last_backoff_ms),
         (0, 1, 100)
     );
-    let (counters, moved) = advance_until("the next attempt", |c| c.backoffs == 2);
-    assert!(moved >= BACKOFF_MIN, "tried again after {moved:?}");
+    let retry_at = counters.retry_at.expect("a backoff has an end");
+    let (_, seen_at) = advance_until("the next attempt", |c| c.backoffs == 2 || c.phase != Phase::BackingOff);
+    assert!(seen_at >= retry_at, "tried again at {seen_at:?}, before {retry_at:?}");
+    let counters = wait_for_counters("the second backoff", |c| {
+        c.phase == Phase::BackingOff && c.backoffs == 2
+    });
     assert_eq!((counters.failures, counters.last_backoff_ms), (2, 200));
     client.finish();
 }

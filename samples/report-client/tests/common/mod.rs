@@ -2,6 +2,7 @@
 //! ([`Client`]), bounded waits, and the report lines a server reads.
 #![allow(dead_code)] // each test file uses part of it
 
+pub use executor::Instant as EmuInstant;
 use report_client::{Config, CounterSnapshot};
 use std::io::{self, BufRead, BufReader};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -45,6 +46,7 @@ impl Client {
     /// `prepare` returned, to keep alive for the test.
     pub fn start_with<T>(config: Config, prepare: impl FnOnce() -> T) -> (Self, T) {
         let session = nt::emu::session();
+        log_to_test_output();
         let prepared = prepare();
         // SAFETY: PASSIVE_LEVEL (fresh session on this thread), the driver object the loader made.
         let driver =
@@ -67,6 +69,10 @@ impl Client {
     /// [`BOUND`]. Returns how long it took.
     pub fn unload(&mut self) -> Duration {
         let started = Instant::now();
+        // DriverUnload runs while time passes, as in a kernel: with the clock paused, a bounded wait
+        // of the unload (wsk-async's wait for completion routines still running, in 1 ms
+        // KeDelayExecutionThread steps) would never end.
+        nt::emu::clock::resume();
         if let Some(driver) = self.driver.take() {
             let image = driver.image();
             let (done, returned) = std::sync::mpsc::channel();
@@ -233,14 +239,15 @@ pub fn step_clock_until(what: &str, mut condition: impl FnMut() -> bool) -> Dura
     moved
 }
 
-/// [`step_clock_until`] the counters satisfy `condition`; returns them and how far the clock moved.
-pub fn advance_until(what: &str, mut condition: impl FnMut(&CounterSnapshot) -> bool) -> (CounterSnapshot, Duration) {
+/// [`step_clock_until`] the counters satisfy `condition`; returns them and the emulated time at
+/// which the test first saw them so (what it saw happened at that time or before).
+pub fn advance_until(what: &str, mut condition: impl FnMut(&CounterSnapshot) -> bool) -> (CounterSnapshot, EmuInstant) {
     let mut seen = report_client::counters();
-    let moved = step_clock_until(what, || {
+    step_clock_until(what, || {
         seen = report_client::counters();
         condition(&seen)
     });
-    (seen, moved)
+    (seen, EmuInstant::now())
 }
 
 /// Reads the next report line the driver sent to an in-memory peer, within [`BOUND`]. `pending`
@@ -261,4 +268,25 @@ pub fn read_peer_report(peer: &nt::emu::wsk::Peer, pending: &mut Vec<u8>) -> Rep
         false
     });
     Report::parse(std::str::from_utf8(&line.unwrap()).expect("a UTF-8 line"))
+}
+
+/// The driver's `kdprint!` lines (and the emulation's) in the test's output, which the harness
+/// shows for a failing test.
+fn log_to_test_output() {
+    struct TestLogger;
+    impl log::Log for TestLogger {
+        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+            metadata.level() <= log::Level::Info
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            if self.enabled(record.metadata()) {
+                eprintln!("[{:?} {}] {}", nt::emu::clock::now(), record.level(), record.args());
+            }
+        }
+        fn flush(&self) {}
+    }
+    static LOGGER: TestLogger = TestLogger;
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
 }
