@@ -131,8 +131,8 @@ fn the_server_closing_makes_the_client_reconnect_after_the_minimum_backoff() {
 
 #[test]
 fn refused_connections_back_off_exponentially_until_a_listener_appears() {
-    let port = closed_port();
-    let (client, ()) = Client::start_with(config(port), nt::emu::clock::pause);
+    let closed = ClosedPort::new();
+    let (client, ()) = Client::start_with(config(closed.port()), nt::emu::clock::pause);
 
     // 100, 200, 400, 800, 800 ms: doubling to the cap.
     let expected_waits = [100, 200, 400, 800, 800];
@@ -164,8 +164,7 @@ fn refused_connections_back_off_exponentially_until_a_listener_appears() {
     }
     // The server comes up during the last wait; the client connects when it ends.
     let retry_at = counters.retry_at.expect("a backoff has an end");
-    let server = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).expect("rebind the port");
-    server.set_nonblocking(true).unwrap();
+    let server = closed.listen();
     let (_, seen_at) = advance_until("the client connects", |c| c.connects == 1);
     assert!(
         seen_at >= retry_at,
@@ -185,7 +184,8 @@ fn refused_connections_back_off_exponentially_until_a_listener_appears() {
 fn a_name_that_does_not_resolve_is_a_failure_followed_by_backoff() {
     let config = report_client::Config {
         host: "no-such-host.invalid",
-        ..config(closed_port())
+        // The name never resolves: no connection is attempted, the port does not matter.
+        ..config(9)
     };
     let (client, ()) = Client::start_with(config, nt::emu::clock::pause);
     let counters = wait_for_counters("the client backs off after the resolution failed", |c| {

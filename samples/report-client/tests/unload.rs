@@ -58,7 +58,8 @@ fn unload_while_a_report_cannot_be_sent() {
 
 #[test]
 fn unload_while_backing_off() {
-    let (mut client, ()) = Client::start_with(config(closed_port()), nt::emu::clock::pause);
+    let closed = ClosedPort::new();
+    let (mut client, ()) = Client::start_with(config(closed.port()), nt::emu::clock::pause);
     wait_for_counters("the client backs off after a refused connect", |c| {
         c.phase == Phase::BackingOff && c.backoffs == 1
     });

@@ -5,7 +5,8 @@
 pub use executor::Instant as EmuInstant;
 use report_client::{Config, CounterSnapshot};
 use std::io::{self, BufRead, BufReader};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// How long any single wait of a test may take before the test fails (real time).
@@ -142,9 +143,109 @@ pub fn listener() -> TcpListener {
     listener
 }
 
-/// A port on which nothing listens (one that was free a moment ago).
-pub fn closed_port() -> u16 {
-    listener().local_addr().unwrap().port()
+/// A loopback port on which nothing listens, held by the test so that no other process can listen
+/// there meanwhile: TCP sockets bound to `127.0.0.1:port` and `[::1]:port` that do not listen, so a
+/// connection to either is refused (RST).
+pub struct ClosedPort {
+    v4: OwnedFd,
+    _v6: OwnedFd,
+    port: u16,
+}
+
+impl ClosedPort {
+    pub fn new() -> Self {
+        loop {
+            let v4 = bound_socket(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).expect("bind 127.0.0.1:0");
+            let port = local_port(&v4);
+            // The same port on ::1 (the emulation resolves `localhost` to both); another if taken.
+            if let Ok(v6) = bound_socket(SocketAddr::from((Ipv6Addr::LOCALHOST, port))) {
+                return Self { v4, _v6: v6, port };
+            }
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server comes up: `127.0.0.1:port` starts listening (nonblocking listener).
+    pub fn listen(self) -> TcpListener {
+        // SAFETY: listen(2) on a bound socket this value owns.
+        assert_eq!(unsafe { libc::listen(self.v4.as_raw_fd(), 128) }, 0, "listen");
+        let listener = TcpListener::from(self.v4);
+        listener.set_nonblocking(true).unwrap();
+        listener
+    }
+}
+
+/// A TCP socket bound to `addr`, not listening.
+fn bound_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
+    let (family, storage, len) = sockaddr(addr);
+    // SAFETY: plain socket creation; the descriptor is owned by the OwnedFd at once.
+    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: `storage` holds a valid socket address of `len` bytes.
+    let rc = unsafe { libc::bind(fd.as_raw_fd(), (&raw const storage).cast(), len) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+fn sockaddr(addr: SocketAddr) -> (libc::c_int, libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { (&raw mut storage).cast::<libc::sockaddr_in>().write(sin) };
+            (
+                libc::AF_INET,
+                storage,
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { (&raw mut storage).cast::<libc::sockaddr_in6>().write(sin6) };
+            (
+                libc::AF_INET6,
+                storage,
+                size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        }
+    }
+}
+
+fn local_port(fd: &OwnedFd) -> u16 {
+    // SAFETY: all-zero is a valid sockaddr_in; getsockname writes at most `len` bytes.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: as above; `fd` is an open socket.
+    let rc = unsafe { libc::getsockname(fd.as_raw_fd(), (&raw mut sin).cast(), &mut len) };
+    assert_eq!(rc, 0, "getsockname");
+    u16::from_be(sin.sin_port)
 }
 
 /// The next connection to `listener` (nonblocking), within [`BOUND`].
