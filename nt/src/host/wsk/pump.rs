@@ -103,6 +103,15 @@ impl SocketCore {
 
     fn pump_connect(self: &Arc<Self>, st: &mut SocketState, out: &mut Completions) {
         let Some(connector) = st.connector.as_mut() else { return };
+        if st.connects.is_empty() {
+            // No connect operation waits for the outcome yet: the transport's event can arrive
+            // between the connector being stored and the operation being queued (the TCP event
+            // loop pumps the socket as soon as it is registered), or while the operation is held.
+            // Polling now would consume the outcome (the host socket's SO_ERROR, the in-memory
+            // connector's decision) with nobody to give it to, and the connect would never
+            // complete; the pump that follows the queueing polls instead.
+            return;
+        }
         let status = match connector.poll() {
             ConnectOutcome::WouldBlock => return,
             ConnectOutcome::Connected(mut wire) => {
