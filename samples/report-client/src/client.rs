@@ -93,8 +93,8 @@ pub(crate) async fn run(registration: &'static Registration, buffers: BufferPool
             break;
         }
         let wait = backoff.next_wait();
-        // The deadline is fixed before the phase says so: a test that sees `BackingOff` and moves the
-        // emulation's clock moves it past a deadline that already exists.
+        // The sleep (and so its deadline) exists before the counters say `BackingOff`, with that
+        // deadline as `retry_at`: whoever reads them sees the wait that is really in progress.
         let pause = sleep(wait);
         COUNTERS.backing_off(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), pause.deadline());
         pause.await;
