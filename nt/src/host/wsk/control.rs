@@ -2,7 +2,9 @@
 //! `WskDeregister` bound, a hook to hold a call "in progress", the harsh order for cancellations, and
 //! the completion schedule.
 
-pub use super::memory::{Acknowledgement, Completion, DEFAULT_WINDOW, HeldOp, MemoryNetwork, Peer, PeerListener};
+pub use super::memory::{
+    Acknowledgement, Completion, DEFAULT_WINDOW, HeldOp, MemoryNetwork, Peer, PeerListener, UdpPeer,
+};
 pub use super::transport::{HostOption, OpKind};
 
 use super::gate::CallGate;
