@@ -147,6 +147,12 @@ fn an_ipv6_socket_without_v6only_receives_ipv4_datagrams_from_mapped_senders() {
     let (_, status, _) = send_to_wait(socket, b"back", v6_peer.local_addr());
     assert_eq!(status, STATUS_SUCCESS);
     assert_eq!(v6_peer.receive_from().map(|(d, _)| d), Some(b"back".to_vec()));
+    // And to the IPv4 peer through its IPv4-mapped address, sent from IPv4 loopback.
+    let mapped = SocketAddr::new(Ipv4Addr::LOCALHOST.to_ipv6_mapped().into(), v4_peer.local_addr().port());
+    let (_, status, _) = send_to_wait(socket, b"mapped", mapped);
+    assert_eq!(status, STATUS_SUCCESS);
+    let from = SocketAddr::from((Ipv4Addr::LOCALHOST, local.port()));
+    assert_eq!(v4_peer.receive_from(), Some((b"mapped".to_vec(), from)));
     assert_eq!(close(socket), STATUS_SUCCESS);
     client.deregister();
 }

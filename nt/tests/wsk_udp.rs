@@ -104,6 +104,14 @@ fn a_dual_stack_socket_receives_from_an_ipv4_peer_as_mapped() {
     assert_eq!((status, &data[..]), (STATUS_SUCCESS, &b"four"[..]));
     let port = peer.local_addr().unwrap().port();
     assert_eq!(from, SocketAddr::new(Ipv4Addr::LOCALHOST.to_ipv6_mapped().into(), port));
+    let (_, status, _) = send_to_wait(socket, b"back", from);
+    assert_eq!(status, STATUS_SUCCESS);
+    let mut got = [0u8; 8];
+    let (n, seen) = peer.recv_from(&mut got).expect("the IPv4 peer receives");
+    assert_eq!(
+        (&got[..n], seen),
+        (&b"back"[..], SocketAddr::from((Ipv4Addr::LOCALHOST, local.port())))
+    );
     assert_eq!(close(socket), STATUS_SUCCESS);
     client.deregister();
 }

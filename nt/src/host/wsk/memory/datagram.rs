@@ -17,7 +17,7 @@ use super::super::transport::*;
 use super::{MemNet, as_seen_by, loopback_like};
 use crate::types::*;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Weak};
 
 /// One bound address.
@@ -60,6 +60,13 @@ impl MemNet {
     /// Queues a datagram from `from` (a bound address) to `to`; returns the driver socket to pump,
     /// if one received it.
     fn deliver(&self, from: SocketAddr, to: SocketAddr, data: &[u8]) -> Option<Arc<SocketCore>> {
+        // A dual-stack socket reaches IPv4 hosts through IPv4-mapped addresses, and sends from
+        // IPv4 loopback then.
+        let to = unmapped(to);
+        let mut source = unmapped(loopback_like(from, from.port()));
+        if to.is_ipv4() && source.is_ipv6() {
+            source = SocketAddr::from((Ipv4Addr::LOCALHOST, source.port()));
+        }
         let mut st = self.lock();
         let target = st.udp.iter().find_map(|(addr, entry)| {
             let routed = addr.port() == to.port()
@@ -68,7 +75,7 @@ impl MemNet {
                     || (addr.ip().is_unspecified() && addr.is_ipv6() && to.is_ipv4() && !entry.v6only));
             routed.then_some(*addr)
         })?;
-        let sender = as_seen_by(target, loopback_like(from, from.port()));
+        let sender = as_seen_by(target, source);
         let entry = st.udp.get_mut(&target)?;
         entry.queue.push_back((sender, data.to_vec()));
         entry.owner.upgrade()
@@ -92,6 +99,17 @@ impl MemNet {
                 crate::emu::at_dispatch(|| core.pump_and_complete());
             }
         }
+    }
+}
+
+/// `addr`, with an IPv4-mapped IPv6 address turned back into IPv4.
+fn unmapped(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::from((v4, v6.port())),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
     }
 }
 
