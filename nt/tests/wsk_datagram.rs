@@ -476,3 +476,17 @@ fn an_open_datagram_socket_at_deregister_is_reported() {
     assert!(taken[0].message().contains("1 pending IRP"), "{}", taken[0]);
     assert_eq!(op.result().0, STATUS_CANCELLED);
 }
+
+/// Wine 8.0's netio creates no datagram sockets: `WskSocket` completes the IRP with
+/// STATUS_NOT_IMPLEMENTED.
+#[test]
+fn a_provider_like_wine8_refuses_datagram_sockets() {
+    let _session = emu::session();
+    let _net = MemoryNetwork::install();
+    emu::wsk::set_wine8_netio(true);
+    let client = Client::register();
+    let (status, socket) = try_udp_socket(&client, AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+    assert_eq!(status, STATUS_NOT_IMPLEMENTED);
+    assert!(socket.is_null());
+    client.deregister();
+}

@@ -315,3 +315,19 @@ fn bind_datagram_dropped_midway_closes_the_socket_it_created() {
     assert!(wait_until(BOUND, || s.registration.live_sockets() == before));
     s.finish();
 }
+
+/// On a provider like Wine 8.0's (no datagram sockets), `bind_datagram` fails with an
+/// `is_unsupported` error and leaves nothing open.
+#[test]
+fn bind_datagram_on_a_provider_without_datagram_sockets_is_unsupported() {
+    let _session = nt::emu::session();
+    nt::emu::wsk::set_wine8_netio(true);
+    let net = MemoryNetwork::install();
+    let driver = TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, Duration::from_secs(1)).expect("register");
+    let error = ready(registration.bind_datagram("127.0.0.1:0".parse().unwrap())).unwrap_err();
+    assert!(error.is_unsupported(), "{error:?}");
+    assert_eq!(registration.live_sockets(), 0);
+    ready(registration.deregister());
+    drop(net);
+}

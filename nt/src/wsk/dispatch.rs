@@ -283,7 +283,7 @@ pub type PFN_WSK_SEND_TO = Option<
 /// `PFN_WSK_RECEIVE_FROM`: the signature of `WskReceiveFrom`, the provider's function. `Flags` is
 /// reserved (0). Every other pointer is optional: `RemoteAddress` receives the sender's address,
 /// `ControlLength` (in: size of `ControlInfo`, a `PCMSGHDR` buffer; out: bytes of control
-/// information), `ControlFlags` the `MSG_*` flags of the datagram ([`MSG_TRUNC`], ...).
+/// information), `ControlFlags` the `MSG_*` flags of the datagram ([`MSG_TRUNC`](super::MSG_TRUNC), ...).
 pub type PFN_WSK_RECEIVE_FROM = Option<
     unsafe extern "system" fn(
         Socket: PWSK_SOCKET,

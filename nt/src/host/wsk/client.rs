@@ -65,6 +65,8 @@ pub(crate) unsafe extern "system" fn WskSocket(
             WSK_FLAG_LISTEN_SOCKET => Category::Listen,
             WSK_FLAG_CONNECTION_SOCKET => Category::Connection,
             WSK_FLAG_STREAM_SOCKET => Category::Stream,
+            // Wine 8.0's WskSocket creates listening and connection-oriented sockets only.
+            WSK_FLAG_DATAGRAM_SOCKET if super::wine8::on() => return Err(STATUS_NOT_IMPLEMENTED),
             WSK_FLAG_DATAGRAM_SOCKET => Category::Datagram,
             _ => return Err(STATUS_NOT_SUPPORTED),
         };

@@ -6,6 +6,8 @@
 //!   `WskGetRemoteAddress` are stubs: they return STATUS_NOT_IMPLEMENTED and never complete, nor
 //!   touch, the IRP. That breaks the IRP contract (a non-pending return means the IRP was completed).
 //! * An AF_INET6 bind fails (Wine passes a 16-byte address length to the host's bind).
+//! * `WskSocket` creates listening and connection-oriented sockets only: a datagram socket fails
+//!   with STATUS_NOT_IMPLEMENTED (the IRP is completed with it), so Wine 8 has no UDP.
 //!
 //! Off by default; [`set`] turns it on for the rest of the session.
 
