@@ -89,8 +89,9 @@ fn datagrams_keep_their_boundaries_and_pending_receives_complete_in_order() {
     client.deregister();
 }
 
-/// A datagram longer than the buffer is truncated to it, flagged MSG_TRUNC (documented) and
-/// completed with STATUS_BUFFER_OVERFLOW (invented, see `datagram.rs`); the rest is lost.
+/// A datagram longer than the buffer is truncated to it and flagged MSG_TRUNC (documented),
+/// completed with STATUS_BUFFER_OVERFLOW or STATUS_SUCCESS (invented, see `datagram.rs`); the rest
+/// is lost.
 #[test]
 fn a_datagram_longer_than_the_buffer_is_truncated_and_flagged() {
     let _session = emu::session();
@@ -103,7 +104,12 @@ fn a_datagram_longer_than_the_buffer_is_truncated_and_flagged() {
     let returned = receive_from(socket, &buf, 4, &out, &op);
     let (status, n) = op.wait();
     pending_or(returned, status);
-    assert_eq!((status, n), (STATUS_BUFFER_OVERFLOW, 4));
+    // Either status, as the schedule decides (invented, see `datagram.rs`); the flag always.
+    assert!(
+        status == STATUS_BUFFER_OVERFLOW || status == STATUS_SUCCESS,
+        "{status:#x}"
+    );
+    assert_eq!(n, 4);
     assert_eq!(&buf.bytes()[..4], b"0123");
     assert_eq!(&buf.bytes()[4..], &[0; 4], "nothing past the WSK_BUF's length");
     assert_eq!(out.control_flags() & MSG_TRUNC, MSG_TRUNC);
@@ -419,8 +425,8 @@ fn a_datagram_call_after_close_is_reported() {
     client.deregister();
 }
 
-/// Invented statuses (see `datagram.rs`): sending or receiving before `WskBind`, and a datagram
-/// larger than UDP allows.
+/// Invented statuses (see `datagram.rs`): sending or receiving before `WskBind`, a datagram larger
+/// than UDP allows, control information to send.
 #[test]
 fn an_unbound_socket_and_an_oversized_datagram_fail() {
     let _session = emu::session();
@@ -454,6 +460,24 @@ fn an_unbound_socket_and_an_oversized_datagram_fail() {
         "the largest IPv4 datagram goes"
     );
     assert_eq!(peer.receive_from().map(|(d, _)| d.len()), Some(65507));
+    // Control information to send is not emulated.
+    let mut wsk = big.wsk(0, 1);
+    let mut control = [0u8; 16];
+    // SAFETY: valid socket, buffer, address, control buffer and IRP, all outliving the call.
+    let returned = unsafe {
+        dgram(socket).WskSendTo.unwrap()(
+            socket,
+            &mut wsk,
+            0,
+            to.ptr(),
+            16,
+            control.as_mut_ptr().cast(),
+            op.start(),
+        )
+    };
+    pending_or(returned, STATUS_NOT_SUPPORTED);
+    assert_eq!(op.wait(), (STATUS_NOT_SUPPORTED, 0));
+    assert_eq!(peer.receive_from(), None);
     assert_eq!(close(socket), STATUS_SUCCESS);
     client.deregister();
 }

@@ -78,10 +78,12 @@ fn a_datagram_longer_than_the_buffer_is_truncated_and_flagged() {
     peer.send_to(b"0123456789", local).unwrap();
     peer.send_to(b"xy", local).unwrap();
     let (status, data, from, flags) = receive_one(socket, 4);
-    assert_eq!(
-        (status, &data[..], from),
-        (STATUS_BUFFER_OVERFLOW, &b"0123"[..], peer.local_addr().unwrap())
+    // Either status, as the schedule decides (invented, see `datagram.rs`); the flag always.
+    assert!(
+        status == STATUS_BUFFER_OVERFLOW || status == STATUS_SUCCESS,
+        "{status:#x}"
     );
+    assert_eq!((&data[..], from), (&b"0123"[..], peer.local_addr().unwrap()));
     assert_eq!(flags & MSG_TRUNC, MSG_TRUNC);
     let (status, data, _, flags) = receive_one(socket, 16);
     assert_eq!(

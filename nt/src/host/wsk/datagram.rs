@@ -16,11 +16,11 @@
 //!   complete pending ones with STATUS_CANCELLED (`close.rs`, `pump.rs`).
 //!
 //! Invented:
-//! * the completion status of a truncated datagram: Microsoft documents only the `MSG_TRUNC` flag.
-//!   The harsher choice is taken: STATUS_BUFFER_OVERFLOW (a warning status, so `NT_SUCCESS` is
-//!   false; it is what Winsock's WSAEMSGSIZE maps from), with the bytes copied in `Information`. A
-//!   client must take both STATUS_SUCCESS + `MSG_TRUNC` and STATUS_BUFFER_OVERFLOW as a truncated
-//!   datagram.
+//! * the completion status of a truncated datagram: Microsoft documents only the `MSG_TRUNC` flag
+//!   (always set here). The status is either STATUS_BUFFER_OVERFLOW (a warning status, so
+//!   `NT_SUCCESS` is false; it is what Winsock's WSAEMSGSIZE maps from) or STATUS_SUCCESS, as the
+//!   completion schedule decides ([`super::schedule::truncation_overflows`]), with the bytes copied
+//!   in `Information` either way: a client must take both as a truncated datagram.
 //! * `WskSendTo` and `WskReceiveFrom` on a socket not yet bound fail with
 //!   STATUS_INVALID_DEVICE_STATE (Winsock would bind it implicitly; WSK asks for `WskBind` first).
 //! * a datagram larger than UDP allows (65507 bytes over IPv4, 65527 over IPv6) fails with
@@ -208,7 +208,7 @@ pub(super) fn pump(core: &Arc<SocketCore>, st: &mut SocketState, out: &mut Compl
                     control_length.write(0);
                     control_flags.write(if truncated { MSG_TRUNC } else { 0 });
                 }
-                let status = if truncated {
+                let status = if truncated && super::schedule::truncation_overflows() {
                     STATUS_BUFFER_OVERFLOW
                 } else {
                     STATUS_SUCCESS
