@@ -55,7 +55,7 @@ fn get_option(socket: PWSK_SOCKET, level: ULONG, code: ULONG) -> (NTSTATUS, ULON
     let f = basic(socket).WskControlSocket.expect("WskControlSocket");
     let value = Box::new(core::cell::UnsafeCell::new(ULONG::MAX));
     let out = value.get();
-    let (_, status, _) = call(|irp| {
+    let (_, status, information) = call(|irp| {
         // SAFETY: the output outlives the call, which `call` waits for.
         unsafe {
             f(
@@ -72,6 +72,13 @@ fn get_option(socket: PWSK_SOCKET, level: ULONG, code: ULONG) -> (NTSTATUS, ULON
             )
         }
     });
+    // Documented: Information is the number of bytes returned in the output buffer.
+    let expected = if status == STATUS_SUCCESS {
+        size_of::<ULONG>()
+    } else {
+        0
+    };
+    assert_eq!(information, expected, "Information of WskGetOption");
     (status, value.into_inner())
 }
 

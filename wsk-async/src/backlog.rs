@@ -42,8 +42,9 @@ impl Future for IdealSendBacklog<'_> {
         let (status, backlog) = ready!(self.get_mut().call.poll(cx, QUERY))?;
         Poll::Ready(match WskError::check(status) {
             Ok(()) => Ok(Some(backlog)),
-            // A provider without the query: Windows before it existed, this project's emulation,
-            // Wine 8's stub `WskControlSocket` (without completing the IRP: see `Op::start`).
+            // A provider without the query: the emulation switched off
+            // (`nt::emu::wsk::set_ideal_send_backlog_answered`), Wine 8's stub `WskControlSocket`
+            // (without completing the IRP: see `Op::start`).
             Err(e) if e.is_unsupported() => Ok(None),
             Err(e) => Err(e),
         })

@@ -18,6 +18,8 @@ use nt::*;
 /// The future of [`Registration::connect`].
 pub struct Connect<'a> {
     registration: &'a Registration,
+    /// The local address to bind to; `None`: the wildcard address of the remote's family.
+    local: Option<SocketAddr>,
     remote: SocketAddr,
     creating: Creating,
 }
@@ -29,6 +31,21 @@ impl Registration {
     pub fn connect(&self, remote: SocketAddr) -> Connect<'_> {
         Connect {
             registration: self,
+            local: None,
+            remote,
+            creating: Creating::new(Kind::Connecting, SEND),
+        }
+    }
+
+    /// Connects to `remote` from `local` (`WskSocketConnect` with that local address instead of the
+    /// wildcard of the remote's family): a chosen source address, port or both (port 0 lets the
+    /// transport pick one). Both addresses must be of the same family. A local address already in use
+    /// fails with an error for which [`WskError::is_address_in_use`] is true; otherwise as
+    /// [`connect`](Self::connect), including what dropping the future does.
+    pub fn connect_from(&self, local: SocketAddr, remote: SocketAddr) -> Connect<'_> {
+        Connect {
+            registration: self,
+            local: Some(local),
             remote,
             creating: Creating::new(Kind::Connecting, SEND),
         }
@@ -56,7 +73,7 @@ impl Future for Connect<'_> {
                     return Poll::Ready(Err(WskError::INVALID_STATE));
                 };
                 op.set_produces_socket(true);
-                addresses.local = addr::to_storage(&addr::wildcard_like(&this.remote));
+                addresses.local = addr::to_storage(&this.local.unwrap_or_else(|| addr::wildcard_like(&this.remote)));
                 addresses.remote = addr::to_storage(&this.remote);
                 let local = ptr::addr_of_mut!(addresses.local).cast::<SOCKADDR>();
                 let remote = ptr::addr_of_mut!(addresses.remote).cast::<SOCKADDR>();

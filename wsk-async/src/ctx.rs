@@ -113,12 +113,19 @@ pub(crate) enum Kind {
     /// A datagram socket (creation, options, bind and local address, then receives, on its receive
     /// slot; sends on its first send slot, the only one with an IRP).
     Datagram,
+    /// No socket: a `WskGetAddressInfo` on its [`SEND`] slot, the one slot with an IRP, and its
+    /// request after the context (see `resolve.rs`).
+    Resolving,
 }
 
 impl Kind {
     /// Whether inline slot `index` gets an IRP (with the context). The send slots of a listener
-    /// have none, and a datagram socket's only the first: nothing ever starts the others.
+    /// have none, and a datagram socket's only the first: nothing ever starts the others (a
+    /// resolution has its send slot's alone).
     pub(crate) fn preallocates(self, index: usize) -> bool {
+        if self == Kind::Resolving {
+            return index == SEND;
+        }
         match index {
             RECEIVE | CLOSE => true,
             SEND if self == Kind::Datagram => true,
@@ -128,12 +135,14 @@ impl Kind {
     }
 
     fn has_addresses(self) -> bool {
-        self != Kind::Accepted
+        matches!(self, Kind::Connecting | Kind::Listener | Kind::Datagram)
     }
 
     /// Bytes of the pool block: the context, then (aligned) the addresses if the kind has them.
     pub(crate) fn block_size(self) -> usize {
-        if self.has_addresses() {
+        if self == Kind::Resolving {
+            crate::resolve::BLOCK_SIZE
+        } else if self.has_addresses() {
             ADDRESSES_OFFSET + size_of::<Addresses>()
         } else {
             size_of::<SocketCtx>()

@@ -55,6 +55,7 @@ fn an_open_connection_preallocates_four_irps_a_listener_two() {
     assert_eq!(preallocated(Kind::Listener), 2);
     // Receive, one send, close: one send in flight per datagram socket.
     assert_eq!(preallocated(Kind::Datagram), 3);
+    assert_eq!(preallocated(Kind::Resolving), 1);
 }
 
 /// The futures hold a reference, the owned buffer and their slot phase; nothing the kernel borrows.
@@ -76,4 +77,10 @@ fn public_futures_stay_small() {
     assert!(size_of::<ReceiveFrom<'static>>() <= 32);
     assert!(size_of::<SendTo<'static>>() <= 72);
     assert!(size_of::<BindDatagram<'static>>() <= 72);
+    // The request (host name, service, hints) is in the context's pool block, not in the future.
+    assert!(
+        size_of::<Resolve<'static>>() <= 48,
+        "Resolve grew to {}",
+        size_of::<Resolve<'static>>()
+    );
 }

@@ -104,6 +104,10 @@ pub(crate) struct Op {
     /// The operation returns a new socket in `IoStatus.Information` (accept, socket creation): an
     /// unread one must be closed by whoever disposes of the result. Same access rule as [`OpIo`].
     produces_socket: Cell<bool>,
+    /// The operation is a `WskGetAddressInfo` whose list, on success, is in its context's request
+    /// (`resolve.rs`): an unread one must be freed with `WskFreeAddressInfo` by whoever disposes of
+    /// the result. Same access rule as [`OpIo`].
+    produces_address_info: Cell<bool>,
     pub(crate) waker: AtomicWaker,
     /// Allocated with the slot, recycled with `IoReuseIrp` for every operation, freed with it.
     irp: PIRP,
@@ -131,6 +135,7 @@ impl Op {
                 OpState::new()
             },
             produces_socket: Cell::new(false),
+            produces_address_info: Cell::new(false),
             waker: AtomicWaker::new(),
             irp,
             ctx,
@@ -172,6 +177,43 @@ impl Op {
     pub(crate) unsafe fn set_produces_socket(&self, produces: bool) {
         // SAFETY: exclusive ownership is the caller's contract.
         self.produces_socket.with_mut(|p| unsafe { *p = produces });
+    }
+
+    /// Records whether the next operation is a `WskGetAddressInfo` (see `produces_address_info`).
+    ///
+    /// # Safety
+    /// As for [`io`](Self::io): the caller owns the slot exclusively.
+    pub(crate) unsafe fn set_produces_address_info(&self, produces: bool) {
+        // SAFETY: exclusive ownership is the caller's contract.
+        self.produces_address_info.with_mut(|p| unsafe { *p = produces });
+    }
+
+    /// Whether the IRP that just completed left an address list nobody has read.
+    ///
+    /// # Safety
+    /// As for [`produced_socket_unread`](Self::produced_socket_unread).
+    unsafe fn address_info_unread(&self) -> bool {
+        // SAFETY: forwarded from the caller's contract; a resolving context's request is there.
+        unsafe { self.produces_address_info.with(|p| *p) && crate::resolve::has_list(self.ctx) }
+    }
+
+    /// Frees an unread address list (a successful `WskGetAddressInfo` nobody read), if there is one,
+    /// and forgets that the slot produces one.
+    ///
+    /// # Safety
+    /// The caller owns the slot's result exclusively after the completion, at PASSIVE_LEVEL
+    /// (`WskFreeAddressInfo`), and is not a completion routine.
+    unsafe fn free_unread_address_info(&self) {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe {
+            if self.produces_address_info.with(|p| *p) {
+                self.set_produces_address_info(false);
+                let list = crate::resolve::take_list(self.ctx);
+                if !list.is_null() {
+                    crate::resolve::free_list(self.ctx().registration(), list);
+                }
+            }
+        }
     }
 
     /// The slot's borrowed-by-the-kernel data; `None` for a slot that lends nothing (abort, close).
@@ -297,8 +339,17 @@ impl Op {
     /// (so the caller owns its IRP and result exclusively), at PASSIVE_LEVEL, never from a completion
     /// routine.
     pub(crate) unsafe fn close_kept_socket(&self) {
-        // SAFETY: exclusive ownership of the kept slot (caller's contract); its routine found a socket.
+        // SAFETY: exclusive ownership of the kept slot (caller's contract).
         unsafe {
+            if self.address_info_unread() {
+                // A resolution's list, not a socket: freed here and now (no IRP needed); then the
+                // slot's operation ends as its completion would have ended it, with a reference
+                // of its own, as the close below would hold one.
+                self.free_unread_address_info();
+                self.ctx().acquire();
+                complete_op(self.irp(), self);
+                return;
+            }
             let socket = socket_from_information(self.iosb().Information);
             self.set_produces_socket(false);
             self.submit_irp(false, |irp| crate::ctx::call_close(socket, irp));
@@ -344,6 +395,9 @@ impl Op {
         unsafe {
             let socket = self.unread_socket();
             self.set_produces_socket(false);
+            if self.state.load() & COMPLETE != 0 {
+                self.free_unread_address_info();
+            }
             if let Some(io) = self.io() {
                 io.buffer = None;
             }
@@ -412,7 +466,7 @@ unsafe fn complete_op(irp: PIRP, node: *const Op) {
         debug_assert_eq!(irp, op.irp());
         op.state.mark_delivered();
         // Before transition 3 this routine owns the slot's result (KERNEL is set): it may read it.
-        if op.produced_socket_unread() {
+        if op.produced_socket_unread() || op.address_info_unread() {
             if op.state.complete_if_held() {
                 op.waker.wake();
                 SocketCtx::release(ctx);

@@ -527,7 +527,8 @@ impl Registration {
         }
     }
 
-    /// The number of sockets (listeners, connections, sockets being created or closed) still alive.
+    /// The number of sockets (listeners, connections, sockets being created or closed) still alive,
+    /// counting each name resolution in flight as one (its IRP and request live in a context too).
     pub fn live_sockets(&self) -> usize {
         self.inner().live_sockets()
     }

@@ -149,6 +149,24 @@ fn connect_to_peer_listener() {
     ready(registration.deregister());
 }
 
+/// `connect_from` binds the chosen local address: the remote peer sees it as the connection's source.
+#[test]
+fn connect_from_uses_the_chosen_local_address() {
+    let _session = nt::emu::session();
+    let net = MemoryNetwork::install();
+    let driver = TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, Duration::from_secs(1)).unwrap();
+    let remote: std::net::SocketAddr = "10.0.0.1:80".parse().unwrap();
+    let local: std::net::SocketAddr = "10.0.0.9:4321".parse().unwrap();
+    let peer_listener = net.listen(remote);
+    let conn = ready(registration.connect_from(local, remote)).unwrap();
+    let peer = peer_listener.accept().unwrap();
+    assert_eq!(peer.driver_addr(), local);
+    ready(conn.close()).unwrap();
+    drop(peer);
+    ready(registration.deregister());
+}
+
 #[test]
 fn concurrent_same_kind_operation_is_refused() {
     let _session = nt::emu::session();

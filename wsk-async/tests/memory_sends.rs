@@ -319,14 +319,38 @@ fn close_with_two_sends_in_flight_past_cancellation() {
     }
 }
 
-/// The emulation's provider does not answer the query (STATUS_NOT_SUPPORTED), and Wine 8's stub
-/// `WskControlSocket` returns STATUS_NOT_IMPLEMENTED without completing the IRP: both read as "not
-/// implemented here", `Ok(None)`, and the slot is free afterwards.
+/// The provider answers with the connection's ideal send backlog: on the in-memory network the
+/// peer's window unless the test scripted a value; the query moves no bytes and frees its slot.
+#[test]
+fn ideal_send_backlog_is_the_providers_answer() {
+    let _session = nt::emu::session();
+    let s = setup();
+    assert_eq!(
+        ready(s.conn.ideal_send_backlog()).unwrap(),
+        Some(nt::emu::wsk::DEFAULT_WINDOW)
+    );
+    s.peer.set_ideal_send_backlog(Some(4096));
+    assert_eq!(ready(s.conn.ideal_send_backlog()).unwrap(), Some(4096));
+    s.peer.set_ideal_send_backlog(None);
+    s.peer.set_window(1500);
+    assert_eq!(ready(s.conn.ideal_send_backlog()).unwrap(), Some(1500));
+    let ((n, _b), read) = ready_while_reading(&s.peer, s.conn.send(filled(&s, b"after")));
+    assert_eq!(n.unwrap(), 5);
+    assert_eq!(read, b"after");
+    assert!(!s.conn.is_stream_unknown(), "the query moves no bytes");
+    s.finish();
+}
+
+/// A provider that does not answer the query (STATUS_NOT_SUPPORTED, the emulation switched off),
+/// and Wine 8's stub `WskControlSocket`, which returns STATUS_NOT_IMPLEMENTED without completing the
+/// IRP: both read as "not implemented here", `Ok(None)`, and the slot is free afterwards.
 #[test]
 fn ideal_send_backlog_degrades_when_the_provider_does_not_answer() {
     let _session = nt::emu::session();
     let s = setup();
+    nt::emu::wsk::set_ideal_send_backlog_answered(false);
     assert_eq!(ready(s.conn.ideal_send_backlog()).unwrap(), None);
+    nt::emu::wsk::set_ideal_send_backlog_answered(true);
     nt::emu::wsk::set_wine8_netio(true);
     assert_eq!(ready(s.conn.ideal_send_backlog()).unwrap(), None);
     nt::emu::wsk::set_wine8_netio(false);
@@ -334,6 +358,16 @@ fn ideal_send_backlog_degrades_when_the_provider_does_not_answer() {
     assert_eq!(n.unwrap(), 5);
     assert_eq!(read, b"after");
     assert!(!s.conn.is_stream_unknown(), "the query moves no bytes");
+    s.finish();
+}
+
+/// A query on a connection the peer reset fails with the reset (not `Ok(None)`).
+#[test]
+fn ideal_send_backlog_fails_on_a_reset_connection() {
+    let _session = nt::emu::session();
+    let s = setup();
+    s.peer.reset();
+    assert!(ready(s.conn.ideal_send_backlog()).unwrap_err().is_reset());
     s.finish();
 }
 

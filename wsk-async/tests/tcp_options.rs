@@ -98,3 +98,25 @@ fn a_nodelay_send_reaches_the_provider_with_its_flag() {
     drop(pool);
     block_on(registration.deregister());
 }
+
+/// The ideal send backlog of a loopback connection comes from the host socket (see the emulation's
+/// `tcp/isb.rs`): at least the smallest IPv4 MSS, at most what Linux reports for the host send
+/// buffer; switched off, the provider does not answer and the query reads `Ok(None)`.
+#[test]
+fn ideal_send_backlog_comes_from_the_host_socket() {
+    let _session = nt::emu::session();
+    let driver = common::TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, BOUND).unwrap();
+    let listener = block_on(registration.listen("127.0.0.1:0".parse().unwrap())).unwrap();
+    let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let conn = block_on(listener.accept()).unwrap();
+    let isb = block_on(conn.ideal_send_backlog())
+        .unwrap()
+        .expect("the emulation answers");
+    assert!((536..=128 * 1024).contains(&isb), "ISB {isb}");
+    nt::emu::wsk::set_ideal_send_backlog_answered(false);
+    assert_eq!(block_on(conn.ideal_send_backlog()).unwrap(), None);
+    block_on(conn.close()).unwrap();
+    block_on(listener.close()).unwrap();
+    block_on(registration.deregister());
+}

@@ -318,6 +318,14 @@ pub const WSK_LAYOUT: &[(&str, &str, usize)] = &[
     ("SOCKADDR_IN6", "sin6_addr", offset_of!(SOCKADDR_IN6, sin6_addr)),
     ("SOCKADDR_IN6", "sin6_scope_id", offset_of!(SOCKADDR_IN6, sin6_scope_id)),
     ("SOCKADDR_STORAGE", "", size_of::<SOCKADDR_STORAGE>()),
+    ("ADDRINFOEXW", "", size_of::<ADDRINFOEXW>()),
+    ("ADDRINFOEXW", "ai_addrlen", offset_of!(ADDRINFOEXW, ai_addrlen)),
+    ("ADDRINFOEXW", "ai_canonname", offset_of!(ADDRINFOEXW, ai_canonname)),
+    ("ADDRINFOEXW", "ai_addr", offset_of!(ADDRINFOEXW, ai_addr)),
+    ("ADDRINFOEXW", "ai_blob", offset_of!(ADDRINFOEXW, ai_blob)),
+    ("ADDRINFOEXW", "ai_bloblen", offset_of!(ADDRINFOEXW, ai_bloblen)),
+    ("ADDRINFOEXW", "ai_provider", offset_of!(ADDRINFOEXW, ai_provider)),
+    ("ADDRINFOEXW", "ai_next", offset_of!(ADDRINFOEXW, ai_next)),
 ];
 
 /// Looks a value up in [`WSK_LAYOUT`] at compile time.
@@ -397,4 +405,7 @@ const _: () = {
     assert!(layout("SOCKADDR_IN6", "sin6_addr") == 0x08);
     assert!(layout("SOCKADDR_IN6", "sin6_scope_id") == 0x18);
     assert!(layout("SOCKADDR_STORAGE", "") == 0x80);
+    assert!(layout("ADDRINFOEXW", "") == 0x48);
+    assert!(layout("ADDRINFOEXW", "ai_addr") == 0x20);
+    assert!(layout("ADDRINFOEXW", "ai_next") == 0x40);
 };

@@ -7,12 +7,14 @@
 //! Every x64 size and offset is pinned by `const` assertions in `layout.rs` and exported as
 //! [`WSK_LAYOUT`].
 
+mod addrinfo;
 mod constants;
 mod dispatch;
 mod layout;
 mod npi;
 mod sockaddr;
 
+pub use addrinfo::*;
 pub use constants::*;
 pub use dispatch::*;
 pub use layout::WSK_LAYOUT;

@@ -3,7 +3,7 @@
 //!
 //! - `ddk.txt`: every row of `nt::LAYOUT`, `nt::CONSTANT_TABLE` and `nt::STATUS_TABLE`, as mingw-w64's
 //!   DDK headers (`ddk/wdm.h`, `ntstatus.h`) give it;
-//! - `winsock.txt`: the socket-address rows of `nt::WSK_LAYOUT` and the winsock constants below, as
+//! - `winsock.txt`: the socket-address and `ADDRINFOEXW` rows of `nt::WSK_LAYOUT` and the winsock constants below, as
 //!   `ws2def.h`/`ws2ipdef.h` give them;
 //! - `netio.txt`: whether mingw-w64's `libnetio.a` exports each netio.sys function `nt` imports.
 //!
@@ -42,6 +42,7 @@ pub const WINSOCK_CONSTANTS: &[(&str, u64)] = &[
     // `((int)(~SO_REUSEADDR))` in winsock2.h; WSK passes it as a ULONG control code.
     ("(ULONG)SO_EXCLUSIVEADDRUSE", nt::SO_EXCLUSIVEADDRUSE as u64),
     ("TCP_NODELAY", nt::TCP_NODELAY as u64),
+    ("NS_ALL", nt::NS_ALL as u64),
     // mswsock.h: the ControlFlags of WskReceiveFrom.
     ("MSG_TRUNC", nt::MSG_TRUNC as u64),
     ("MSG_CTRUNC", nt::MSG_CTRUNC as u64),
@@ -138,7 +139,7 @@ pub fn socket_address_rows<'a>(layout: &[(&'a str, &'a str, usize)]) -> Vec<(&'a
     layout
         .iter()
         .copied()
-        .filter(|(ty, _, _)| ty.starts_with("SOCKADDR"))
+        .filter(|(ty, _, _)| ty.starts_with("SOCKADDR") || *ty == "ADDRINFOEXW")
         .collect()
 }
 
@@ -186,9 +187,9 @@ pub fn winsock() -> Table {
         file: "winsock.txt",
         test: "wsk_layout.rs",
         recorded: include_str!("winsock.txt"),
-        crate_side: "the SOCKADDR rows of nt::WSK_LAYOUT and nt's winsock constants",
+        crate_side: "the SOCKADDR and ADDRINFOEXW rows of nt::WSK_LAYOUT and nt's winsock constants",
         source: Source::Headers {
-            prelude: "#include <winsock2.h>\n#include <ws2ipdef.h>\n#include <mswsock.h>\n#include <stddef.h>\n",
+            prelude: "#include <winsock2.h>\n#include <ws2ipdef.h>\n#include <ws2tcpip.h>\n#include <mswsock.h>\n#include <stddef.h>\n",
             args: &[],
             package: "mingw-w64-common",
         },

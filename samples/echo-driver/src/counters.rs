@@ -39,14 +39,16 @@ impl Counters {
         self.active.store(0, Ordering::Relaxed);
     }
 
-    /// Takes one of `limit` connection places; `None` when all are taken.
+    /// Takes one of `limit` connection places; `None` when all are taken. Only on [`COUNTERS`] (the
+    /// one instance): a [`Place`] gives its place back there.
     pub(crate) fn try_claim(&'static self, limit: usize) -> Option<Place> {
+        debug_assert!(core::ptr::eq(self, &COUNTERS));
         self.active
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
                 (active < limit).then_some(active + 1)
             })
             .ok()
-            .map(|_| Place { counters: self })
+            .map(|_| Place { _claimed: () })
     }
 
     pub(crate) fn accepted(&self) {
@@ -88,13 +90,16 @@ impl Counters {
 
 /// One connection's place under the limit, given back when dropped: when its task ends, or when the
 /// executor's shutdown drops the task's future, or when the spawn fails.
+///
+/// A place is in [`COUNTERS`], so it holds nothing: every connection's future carries one, and a
+/// pointer would be 8 bytes of each connection's task slot.
 pub(crate) struct Place {
-    counters: &'static Counters,
+    _claimed: (),
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
-        self.counters.active.fetch_sub(1, Ordering::AcqRel);
+        COUNTERS.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

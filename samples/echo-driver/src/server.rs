@@ -13,10 +13,10 @@ use wsk_async::{Buffer, BufferPool, Connection, Listener, Receive, WskError};
 
 /// Bytes of task storage for one connection's future: the size of [`serve`]'s future, the same in
 /// debug and release builds (`spawn_detached` checks at compile time that the future fits).
-const CONNECTION_TASK_SIZE: usize = 352;
+const CONNECTION_TASK_SIZE: usize = 320;
 
 /// The bytes one connection's task slot takes (header and storage), in the image's zero-fill
-/// `.bss`: `CONNECTION_TASK_SIZE` (256) plus the executor's per-task header. Exported (doc-hidden) for
+/// `.bss`: `CONNECTION_TASK_SIZE` (320) plus the executor's per-task header. Exported (doc-hidden) for
 /// the memory benchmark.
 pub const CONNECTION_SLOT_BYTES: usize = TaskPool::<CONNECTION_TASK_SIZE, 1>::SLOT_BYTES;
 
@@ -187,6 +187,12 @@ struct InFlight<'c> {
     /// Where each send's bytes begin in its buffer (a short send goes on from there); buffers are at
     /// most 1 MiB ([`Config::is_valid`]).
     begin: [u32; BUFFERS_PER_CONNECTION],
+    /// The peer's FIN was received (no more receives).
+    fin: bool,
+    /// Events in a row that were ready without a wait (the task's own cooperative budget). Kept here
+    /// with `fin`, in the padding after `begin`, rather than as locals of the future, which the
+    /// compiler lays out with padding of their own and captures separately in the polling closure.
+    ready_streak: u8,
 }
 
 /// Polls the connection's operations, the sends first and the older send first (a send's bytes go
@@ -244,95 +250,101 @@ fn serve(
     timeouts: Timeouts,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        // `spare` (the buffer no operation holds, if any) is used in place, as a capture.
-        let mut ops = InFlight {
-            receive: Some(conn.receive(first)),
-            sends: [None, None],
-            begin: [0; BUFFERS_PER_CONNECTION],
-        };
-        let mut fin = false;
-        let mut ready_streak = 0u8;
-        let end = loop {
-            if stopping() {
-                break End::Stopping;
-            }
-            if fin && ops.sends.iter().all(Option::is_none) {
-                break End::PeerClosed;
-            }
-            // The cooperative budget: wsk-async yields once after `COOP_BUDGET` operations of a socket
-            // completed without waiting, but here one operation's yield does not end the poll when
-            // another is ready, so a busy connection would never give the executor back. After as
-            // many events in a row without a wait, this task yields once itself.
-            let events = poll_fn(|cx| {
-                if u32::from(ready_streak) >= wsk_async::COOP_BUDGET {
-                    ready_streak = 0;
-                    cx.waker().wake_by_ref();
-                    return core::task::Poll::Pending;
-                }
-                let polled = next_event(cx, &mut ops);
-                ready_streak = if polled.is_ready() {
-                    ready_streak.saturating_add(1)
-                } else {
-                    0
-                };
-                polled
-            });
-            let event = match timeout_at(after(timeouts.idle), events).await {
-                Ok(event) => event,
-                Err(Elapsed) => break End::Idle,
+        // The echo phase's state lives in this block, so that its storage (`ops` above all) is dead
+        // at the awaits of the connection's end below: the future holds the larger of the two
+        // phases, not their sum.
+        let end = {
+            // `spare` (the buffer no operation holds, if any) is used in place, as a capture.
+            let mut ops = InFlight {
+                receive: Some(conn.receive(first)),
+                sends: [None, None],
+                begin: [0; BUFFERS_PER_CONNECTION],
+                fin: false,
+                ready_streak: 0,
             };
-            match event {
-                Event::Received(Ok(0), buf) => {
-                    fin = true;
-                    spare = Some(buf);
+            let end = loop {
+                if stopping() {
+                    break End::Stopping;
                 }
-                Event::Received(Ok(n), buf) => {
-                    // The older send, if any, is in `sends[0]`: the new one goes after it.
-                    let at = usize::from(ops.sends[0].is_some());
-                    ops.begin[at] = 0;
-                    ops.sends[at] = Some(conn.send(buf.slice(..n)));
-                    if let Some(free) = spare.take() {
-                        ops.receive = Some(conn.receive(free));
-                    }
+                if ops.fin && ops.sends.iter().all(Option::is_none) {
+                    break End::PeerClosed;
                 }
-                Event::Received(Err(e), _) => break End::Failed(e),
-                Event::Sent(_, Ok(0), _) => {
-                    break End::Failed(WskError::from_status(nt::STATUS_CONNECTION_DISCONNECTED));
-                }
-                Event::Sent(i, Ok(k), buf) => {
-                    let begin = ops.begin[i] as usize + k;
-                    if begin < buf.len() {
-                        if ops.sends.iter().any(Option::is_some) {
-                            // A later send already went out: these bytes can no longer follow it.
-                            break End::Failed(WskError::from_status(nt::STATUS_CONNECTION_DISCONNECTED));
-                        }
-                        ops.begin[i] = begin as u32;
-                        ops.sends[i] = Some(conn.send(buf.slice(begin..)));
-                        continue;
+                // The cooperative budget: wsk-async yields once after `COOP_BUDGET` operations of a socket
+                // completed without waiting, but here one operation's yield does not end the poll when
+                // another is ready, so a busy connection would never give the executor back. After as
+                // many events in a row without a wait, this task yields once itself.
+                let events = poll_fn(|cx| {
+                    if u32::from(ops.ready_streak) >= wsk_async::COOP_BUDGET {
+                        ops.ready_streak = 0;
+                        cx.waker().wake_by_ref();
+                        return core::task::Poll::Pending;
                     }
-                    COUNTERS.echoed(buf.len());
-                    if i == 0 {
-                        // Keep the older send first.
-                        ops.sends.swap(0, 1);
-                        ops.begin.swap(0, 1);
-                    }
-                    if ops.receive.is_none() && !fin {
-                        ops.receive = Some(conn.receive(buf));
+                    let polled = next_event(cx, &mut ops);
+                    ops.ready_streak = if polled.is_ready() {
+                        ops.ready_streak.saturating_add(1)
                     } else {
+                        0
+                    };
+                    polled
+                });
+                let event = match timeout_at(after(timeouts.idle), events).await {
+                    Ok(event) => event,
+                    Err(Elapsed) => break End::Idle,
+                };
+                match event {
+                    Event::Received(Ok(0), buf) => {
+                        ops.fin = true;
                         spare = Some(buf);
                     }
+                    Event::Received(Ok(n), buf) => {
+                        // The older send, if any, is in `sends[0]`: the new one goes after it.
+                        let at = usize::from(ops.sends[0].is_some());
+                        ops.begin[at] = 0;
+                        ops.sends[at] = Some(conn.send(buf.slice(..n)));
+                        if let Some(free) = spare.take() {
+                            ops.receive = Some(conn.receive(free));
+                        }
+                    }
+                    Event::Received(Err(e), _) => break End::Failed(e),
+                    Event::Sent(_, Ok(0), _) => {
+                        break End::Failed(WskError::from_status(nt::STATUS_CONNECTION_DISCONNECTED));
+                    }
+                    Event::Sent(i, Ok(k), buf) => {
+                        let begin = ops.begin[i] as usize + k;
+                        if begin < buf.len() {
+                            if ops.sends.iter().any(Option::is_some) {
+                                // A later send already went out: these bytes can no longer follow it.
+                                break End::Failed(WskError::from_status(nt::STATUS_CONNECTION_DISCONNECTED));
+                            }
+                            ops.begin[i] = begin as u32;
+                            ops.sends[i] = Some(conn.send(buf.slice(begin..)));
+                            continue;
+                        }
+                        COUNTERS.echoed(buf.len());
+                        if i == 0 {
+                            // Keep the older send first.
+                            ops.sends.swap(0, 1);
+                            ops.begin.swap(0, 1);
+                        }
+                        if ops.receive.is_none() && !ops.fin {
+                            ops.receive = Some(conn.receive(buf));
+                        } else {
+                            spare = Some(buf);
+                        }
+                    }
+                    Event::Sent(_, Err(e), _) => break End::Failed(e),
                 }
-                Event::Sent(_, Err(e), _) => break End::Failed(e),
+            };
+            if let End::Idle = end {
+                // Counted before the pending operations are dropped: a provider may reset the connection
+                // when it cancels them, so the peer can see the end before the driver aborts.
+                COUNTERS.idle_abort();
             }
+            // Pending operations are dropped (cancelled) and idle buffers go back to the pool before the
+            // connection's end, which may wait.
+            drop((ops, spare));
+            end
         };
-        if let End::Idle = end {
-            // Counted before the pending operations are dropped: a provider may reset the connection
-            // when it cancels them, so the peer can see the end before the driver aborts.
-            COUNTERS.idle_abort();
-        }
-        // Pending operations are dropped (cancelled) and idle buffers go back to the pool before the
-        // connection's end, which may wait.
-        drop((ops, spare));
         match end {
             // Graceful (FIN after the last echoed byte). Giving up on it after the timeout drops the
             // pending disconnect, which aborts the connection (RST) instead: what

@@ -1,5 +1,6 @@
 //! The provider's client-level functions (`WSK_PROVIDER_DISPATCH`): `WskSocket`, `WskSocketConnect`,
-//! and `WskControlClient` / name resolution, which this provider does not support.
+//! `WskControlClient`, which this provider does not support, and the entry points of name resolution
+//! (`resolve.rs`).
 
 use super::decided::{self, Script};
 use super::irp::{self, Completions, Done, ProviderIrp};
@@ -13,7 +14,7 @@ use core::ffi::c_void;
 use std::sync::Arc;
 
 /// Finds the registration behind a client handle, reporting an unknown one.
-fn client(client: PWSK_CLIENT, function: &str) -> Result<Arc<Registration>, NTSTATUS> {
+pub(super) fn client(client: PWSK_CLIENT, function: &str) -> Result<Arc<Registration>, NTSTATUS> {
     match registration::by_client(client) {
         // Invented: client functions fail with STATUS_DEVICE_NOT_READY once WskDeregister has started.
         Some(registration) if registration.is_deregistering() => Err(STATUS_DEVICE_NOT_READY),
@@ -193,35 +194,35 @@ pub(crate) unsafe extern "system" fn WskControlClient(
     unsafe { unsupported(Irp) }
 }
 
-/// `WskGetAddressInfo`: name resolution is not emulated. A NULL IRP gives STATUS_INVALID_PARAMETER,
-/// as on Windows (Wine's netio test, run on Windows).
+/// `WskGetAddressInfo`: `localhost` and numeric names, without a network (see `resolve.rs`).
 ///
 /// # Safety
-/// `Irp` is NULL or a live IRP the caller hands over.
+/// `Irp` is NULL or a live IRP the caller hands over; the strings and `Hints` (an `ADDRINFOEXW`)
+/// are null or valid; `Result` is valid for a write until the IRP completes.
 pub(crate) unsafe extern "system" fn WskGetAddressInfo(
-    _Client: PWSK_CLIENT,
-    _NodeName: *mut UNICODE_STRING,
-    _ServiceName: *mut UNICODE_STRING,
+    Client: PWSK_CLIENT,
+    NodeName: *mut UNICODE_STRING,
+    ServiceName: *mut UNICODE_STRING,
     _NameSpace: ULONG,
     _Provider: PVOID,
-    _Hints: PVOID,
-    _Result: *mut PVOID,
+    Hints: PVOID,
+    Result: *mut PVOID,
     _OwningProcess: PEPROCESS,
     _OwningThread: PETHREAD,
     Irp: PIRP,
 ) -> NTSTATUS {
-    if Irp.is_null() {
-        return STATUS_INVALID_PARAMETER;
-    }
     // SAFETY: forwarded from the caller's contract.
-    unsafe { unsupported(Irp) }
+    unsafe { super::resolve::get_address_info(Client, NodeName, ServiceName, Hints.cast(), Result, Irp) }
 }
 
-/// `WskFreeAddressInfo`: nothing was ever allocated by `WskGetAddressInfo`.
+/// `WskFreeAddressInfo`: frees a list `WskGetAddressInfo` returned (see `resolve.rs`).
 ///
 /// # Safety
-/// None.
-pub(crate) unsafe extern "system" fn WskFreeAddressInfo(_Client: PWSK_CLIENT, _AddrInfo: PVOID) {}
+/// `AddrInfo` is such a list, not yet freed (checked).
+pub(crate) unsafe extern "system" fn WskFreeAddressInfo(Client: PWSK_CLIENT, AddrInfo: PVOID) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { super::resolve::free_address_info(Client, AddrInfo) }
+}
 
 /// `WskGetNameInfo`: name resolution is not emulated. A NULL IRP is reported ([`super::call::null_irp`]).
 ///

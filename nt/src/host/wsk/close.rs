@@ -92,10 +92,10 @@ pub(crate) unsafe extern "system" fn WskCloseSocket(Socket: PWSK_SOCKET, Irp: PI
 }
 
 /// `WskControlSocket`: the socket options of `options.rs` (`IPV6_V6ONLY`, `SO_EXCLUSIVEADDRUSE`,
-/// `SO_KEEPALIVE`, `TCP_NODELAY`) can be set and read back; every other option or IOCTL is
-/// STATUS_NOT_SUPPORTED. The IRP is optional for `IPV6_V6ONLY` and required for the others; when
-/// given it is completed with the result, inline, later (schedule) or when the test's script
-/// releases it.
+/// `SO_KEEPALIVE`, `TCP_NODELAY`) can be set and read back, and `SIO_WSK_QUERY_IDEAL_SEND_BACKLOG`
+/// answered (`backlog.rs`); every other option or IOCTL is STATUS_NOT_SUPPORTED. The IRP is
+/// optional for `IPV6_V6ONLY` and required for the others; when given it is completed with the
+/// result, inline, later (schedule) or when the test's script releases it.
 ///
 pub(crate) unsafe extern "system" fn WskControlSocket(
     Socket: PWSK_SOCKET,
@@ -117,20 +117,20 @@ pub(crate) unsafe extern "system" fn WskControlSocket(
         // SAFETY: forwarded from the caller's contract.
         Err(status) => return unsafe { super::irp::fail(Irp, status) },
     };
-    if Irp.is_null() && super::options::requires_irp(RequestType, Level, ControlCode) {
+    let query = super::backlog::is_query(RequestType, ControlCode);
+    if Irp.is_null() && (query || super::options::requires_irp(RequestType, Level, ControlCode)) {
         super::call::null_irp("WskControlSocket");
         return STATUS_INVALID_PARAMETER;
     }
+    let input = (InputSize, InputBuffer);
+    let output = (OutputSize, OutputBuffer, OutputSizeReturned);
     // SAFETY: the buffers are valid for their sizes per the caller's contract.
-    let status = unsafe {
-        super::options::control(
-            &guard.core,
-            RequestType,
-            ControlCode,
-            Level,
-            (InputSize, InputBuffer),
-            (OutputSize, OutputBuffer, OutputSizeReturned),
-        )
+    let (status, information) = unsafe {
+        if query {
+            super::backlog::query(&guard.core, input, output)
+        } else {
+            super::options::control(&guard.core, RequestType, ControlCode, Level, input, output)
+        }
     };
     if Irp.is_null() {
         return status;
@@ -142,7 +142,7 @@ pub(crate) unsafe extern "system" fn WskControlSocket(
     // Invented, as for every decided operation: the option is set (or read) even when the test's
     // script then fails or holds the IRP (see `decided.rs`).
     let irp = super::irp::ProviderIrp(Irp);
-    let status = decided::run(&guard.core, irp, OpKind::Control, || (status, 0));
+    let status = decided::run(&guard.core, irp, OpKind::Control, || (status, information));
     drop(guard);
     status
 }

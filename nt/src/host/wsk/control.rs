@@ -21,6 +21,14 @@ pub fn set_wine8_netio(on: bool) {
     super::wine8::set(on);
 }
 
+/// Makes the provider answer `SIO_WSK_QUERY_IDEAL_SEND_BACKLOG` (the default) or not, for the rest
+/// of the session: when it does not, the query fails with STATUS_NOT_SUPPORTED on every socket (the
+/// IRP is completed), as from a provider without it, so a client's path without the value stays
+/// tested. Wine 8's stub, which never completes the IRP, is [`set_wine8_netio`].
+pub fn set_ideal_send_backlog_answered(on: bool) {
+    super::backlog::set_answered(on);
+}
+
 /// Makes the provider NPI available or not: while it is not, `WskCaptureProviderNPI` waits up to its
 /// timeout and fails with STATUS_DEVICE_NOT_READY (at once with `WSK_NO_WAIT`). Available by default.
 pub fn set_provider_ready(ready: bool) {
@@ -110,6 +118,12 @@ pub fn deliver_cancelled() -> usize {
 /// Waits until at least `count` cancellations are parked; false after `bound`.
 pub fn wait_cancelled_parked(count: usize, bound: Duration) -> bool {
     super::deferred::wait_parked(count, bound)
+}
+
+/// While on (for the rest of the session), a pending `WskGetAddressInfo` cannot be cancelled: it
+/// completes with its list when the provider delivers it, even after its client gave up on it.
+pub fn set_resolution_past_cancel(on: bool) {
+    super::resolve::set_past_cancel(on);
 }
 
 pub use super::schedule::{ENV as SCHEDULE_ENV, Schedule};

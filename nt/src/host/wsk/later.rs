@@ -45,6 +45,12 @@ pub(crate) fn add_kicker(kicker: Weak<dyn Kick>) {
 /// Defers `done`; see [`Later`] for `closes`.
 pub(crate) fn push(done: Done, closes: Option<Arc<Registration>>) {
     queue().push_back(Later { done, closes });
+    kick();
+}
+
+/// Wakes the provider threads that deliver deferred completions (a completion or a resolution
+/// ([`super::resolve`]) is waiting).
+pub(crate) fn kick() {
     let kickers: Vec<Arc<dyn Kick>> = KICKERS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -58,16 +64,22 @@ pub(crate) fn push(done: Done, closes: Option<Arc<Registration>>) {
 
 /// Whether a completion waits here.
 pub(crate) fn any() -> bool {
-    !queue().is_empty()
+    !queue().is_empty() || super::resolve::any()
 }
 
-/// Delivers every deferred completion, oldest first (and those their completion routines' effects
+/// Delivers every pending resolution ([`super::resolve`]) and every deferred completion, oldest first (and those their completion routines' effects
 /// deferred meanwhile), on the calling thread at DISPATCH_LEVEL; returns how many. No provider lock
 /// is held, as for every completion.
 pub(crate) fn deliver() -> usize {
     let mut count = 0;
     loop {
-        let Some(later) = queue().pop_front() else { return count };
+        count += super::resolve::deliver();
+        let Some(later) = queue().pop_front() else {
+            if super::resolve::any() {
+                continue;
+            }
+            return count;
+        };
         count += 1;
         crate::emu::at_dispatch(|| {
             if let Some(registration) = later.closes {

@@ -9,15 +9,16 @@
 //! in progress, sockets or captures left at `WskDeregister`) are reported through `nt::emu`.
 //!
 //! Map: [`registration`] (the four exports), [`client`] (`WskSocket`, `WskSocketConnect`),
-//! [`listen`], [`connection`], [`datagram`], [`disconnect`], [`close`] (socket functions), [`call`] (their common
+//! [`resolve`] (name resolution), [`listen`], [`connection`], [`datagram`], [`disconnect`], [`close`] (socket functions), [`call`] (their common
 //! prologue), [`submit`] and [`pump`] (queuing and progress of pending operations), [`send`] (when
 //! a send completes: WSK's send model), [`irp`] (IRP
 //! ownership and cancellation), [`socket`] (socket state), [`table`] (the socket table and the
 //! checks), [`gate`] and [`deferred`] (test hooks), [`schedule`] and [`later`] (inline or later completion), [`decided`]
 //! (operations done at the call whose completion may come later), [`transport`] (the interface both transports implement),
-//! [`control`] (the test controls, `nt::emu::wsk`).
+//! [`backlog`] (the ideal send backlog query), [`control`] (the test controls, `nt::emu::wsk`).
 
 mod addr;
+mod backlog;
 mod call;
 mod client;
 mod close;
@@ -37,6 +38,7 @@ mod memory;
 mod options;
 mod pump;
 mod registration;
+mod resolve;
 pub(crate) mod schedule;
 mod send;
 mod socket;
@@ -60,7 +62,9 @@ pub(super) fn reset() {
     wine8::reset();
     deferred::reset();
     later::reset();
+    resolve::reset();
     schedule::reset();
+    backlog::reset();
 }
 
 /// Delivers the completions the schedule deferred (the end of a session, before its leak report).

@@ -66,7 +66,8 @@ fn applies(core: &SocketCore, option: Known) -> bool {
     }
 }
 
-/// `WskControlSocket` for an option: carries out the set or read, returns its status.
+/// `WskControlSocket` for an option: carries out the set or read, returns its status and
+/// `IoStatus.Information` (documented: the bytes written to the output buffer, a ULONG for a read).
 ///
 /// # Safety
 /// The buffers are valid for their sizes (the caller's contract with `WskControlSocket`).
@@ -77,24 +78,24 @@ pub(crate) unsafe fn control(
     level: ULONG,
     input: (SIZE_T, PVOID),
     output: (SIZE_T, PVOID, *mut SIZE_T),
-) -> NTSTATUS {
+) -> (NTSTATUS, usize) {
     let Some(option) = known(level, code).filter(|&o| applies(core, o)) else {
-        return STATUS_NOT_SUPPORTED;
+        return (STATUS_NOT_SUPPORTED, 0);
     };
     match request {
         WskSetOption => {
             let (size, buffer) = input;
             if buffer.is_null() || size < size_of::<ULONG>() {
-                return STATUS_INVALID_PARAMETER;
+                return (STATUS_INVALID_PARAMETER, 0);
             }
             // SAFETY: `buffer` holds at least a ULONG per the caller's contract.
             let on = unsafe { buffer.cast::<ULONG>().read_unaligned() } != 0;
-            set(core, option, on)
+            (set(core, option, on), 0)
         }
         WskGetOption => {
             let (size, buffer, returned) = output;
             if buffer.is_null() || size < size_of::<ULONG>() {
-                return STATUS_BUFFER_TOO_SMALL;
+                return (STATUS_BUFFER_TOO_SMALL, 0);
             }
             let st = core.lock();
             let value = match option {
@@ -111,9 +112,9 @@ pub(crate) unsafe fn control(
                     returned.write(size_of::<ULONG>());
                 }
             }
-            STATUS_SUCCESS
+            (STATUS_SUCCESS, size_of::<ULONG>())
         }
-        _ => STATUS_NOT_SUPPORTED,
+        _ => (STATUS_NOT_SUPPORTED, 0),
     }
 }
 

@@ -57,6 +57,10 @@ pub(crate) trait Wire: Send {
     fn set_option(&mut self, option: HostOption, on: bool) -> Result<(), NTSTATUS>;
     /// The option as the transport has it (TCP: read back from the host socket with getsockopt).
     fn option(&self, option: HostOption) -> Option<bool>;
+    /// The ideal send backlog in bytes (`SIO_WSK_QUERY_IDEAL_SEND_BACKLOG`, see `backlog.rs`): TCP
+    /// derives it from the host socket, the in-memory network from the test's script or the peer's
+    /// window. An error if the connection failed.
+    fn ideal_send_backlog(&self) -> Result<usize, NTSTATUS>;
 }
 
 /// What a non-blocking datagram receive produced.

@@ -8,6 +8,10 @@
 //! * An AF_INET6 bind fails (Wine passes a 16-byte address length to the host's bind).
 //! * `WskSocket` creates listening and connection-oriented sockets only: a datagram socket fails
 //!   with STATUS_NOT_IMPLEMENTED (the IRP is completed with it), so Wine 8 has no UDP.
+//! * `WskGetAddressInfo` is implemented (`GetAddrInfoExW` on a thread pool: it pends) but arms no
+//!   cancel routine: `IoCancelIrp` cannot end it, and a dropped resolution's list still arrives. (It
+//!   also passes the node name's buffer on as a NUL-terminated string, which the emulation does not
+//!   check: wsk-async terminates it.)
 //!
 //! Off by default; [`set`] turns it on for the rest of the session.
 

@@ -97,6 +97,7 @@ struct NetState {
     udp: BTreeMap<SocketAddr, datagram::UdpEntry>,
     /// Driver datagram sockets that the driver's own sends delivered to, to pump after the sender's.
     wake: Vec<Weak<SocketCore>>,
+    ideal_send_backlog: Option<usize>,
 }
 
 pub(crate) struct MemNet {
@@ -191,10 +192,10 @@ impl Transport for MemNet {
         } else {
             local.port()
         };
-        let (window, acknowledgement) = (st.window, st.acknowledgement);
+        let (window, acknowledgement, isb) = (st.window, st.acknowledgement, st.ideal_send_backlog);
         let outcome = match st.peer_listeners.get_mut(&remote) {
             Some(queue) => {
-                let pipe = Pipe::new(loopback_like(local, port), remote, window, acknowledgement);
+                let pipe = Pipe::new(loopback_like(local, port), remote, window, acknowledgement, isb);
                 queue.push_back(pipe.clone());
                 Ok(pipe)
             }
@@ -350,6 +351,7 @@ impl MemoryNetwork {
                 acknowledgement: Acknowledgement::OnRead,
                 udp: BTreeMap::new(),
                 wake: Vec::new(),
+                ideal_send_backlog: None,
             }),
         });
         *INSTALLED.lock().unwrap_or_else(PoisonError::into_inner) = Some(net.clone());
@@ -368,6 +370,13 @@ impl MemoryNetwork {
         self.net.lock().acknowledgement = acknowledgement;
     }
 
+    /// The ideal send backlog (`SIO_WSK_QUERY_IDEAL_SEND_BACKLOG`) of connections made from now on;
+    /// None (the default) for each connection's current peer window. A connection's own setting is
+    /// [`Peer::set_ideal_send_backlog`].
+    pub fn set_default_ideal_send_backlog(&self, bytes: Option<usize>) {
+        self.net.lock().ideal_send_backlog = bytes;
+    }
+
     /// Queues how the next operation of `kind` (on any socket of this network) completes; operations
     /// beyond the queued ones complete naturally.
     pub fn script(&self, kind: OpKind, completion: Completion) {
@@ -381,10 +390,10 @@ impl MemoryNetwork {
             let mut st = self.net.lock();
             let listen_addr = st.listener_for(addr).ok_or(STATUS_CONNECTION_REFUSED)?;
             let port = st.ephemeral_port();
-            let (window, acknowledgement) = (st.window, st.acknowledgement);
+            let (window, acknowledgement, isb) = (st.window, st.acknowledgement, st.ideal_send_backlog);
             let driver_side = as_seen_by(listen_addr, addr);
             let peer_side = as_seen_by(listen_addr, loopback_like(addr, port));
-            let pipe = Pipe::new(driver_side, peer_side, window, acknowledgement);
+            let pipe = Pipe::new(driver_side, peer_side, window, acknowledgement, isb);
             let entry = st.listeners.get_mut(&listen_addr).ok_or(STATUS_CONNECTION_REFUSED)?;
             // Invented: the backlog is unbounded (WSK documents none; TCP's is 128 here).
             entry.backlog.push_back(pipe.clone());

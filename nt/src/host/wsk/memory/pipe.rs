@@ -34,6 +34,9 @@ struct PipeState {
     /// How many bytes the peer buffers before the driver's sends must wait (its receive window).
     window: usize,
     acknowledgement: Acknowledgement,
+    /// The ideal send backlog the driver's socket reports; None: the window (see
+    /// [`Wire::ideal_send_backlog`]).
+    ideal_send_backlog: Option<usize>,
     driver_fin: bool,
     peer_fin: bool,
     /// The driver reset the connection: the peer's reads and writes fail with ConnectionReset.
@@ -58,11 +61,13 @@ impl Pipe {
         peer_addr: SocketAddr,
         window: usize,
         acknowledgement: Acknowledgement,
+        ideal_send_backlog: Option<usize>,
     ) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(PipeState {
                 window,
                 acknowledgement,
+                ideal_send_backlog,
                 ..PipeState::default()
             }),
             driver: Mutex::new(Weak::new()),
@@ -226,6 +231,22 @@ impl Wire for MemWire {
     fn peer_addr(&self) -> SocketAddr {
         self.pipe.peer_addr
     }
+
+    /// Invented: unless the test scripted a value ([`Peer::set_ideal_send_backlog`]), the peer's
+    /// current receive window. It is this network's bandwidth-delay product: the bytes the driver may
+    /// hand over before the peer reads, and a send completes only once read (by default), so that
+    /// many bytes outstanding keep the connection busy and more only wait in the provider. A peer
+    /// that stopped reading (window 0) makes it 0.
+    fn ideal_send_backlog(&self) -> Result<usize, NTSTATUS> {
+        let st = self.pipe.lock();
+        if st.forced {
+            return Err(STATUS_FILE_FORCED_CLOSED);
+        }
+        if st.peer_reset {
+            return Err(STATUS_CONNECTION_RESET);
+        }
+        Ok(st.ideal_send_backlog.unwrap_or(st.window))
+    }
 }
 
 /// The remote host's end of an in-memory connection, driven by the test. Reads and writes never
@@ -291,6 +312,12 @@ impl Peer {
     pub fn set_window(&self, bytes: usize) {
         self.pipe.lock().window = bytes;
         self.pipe.notify_driver();
+    }
+
+    /// Scripts the ideal send backlog the driver's socket reports from now on
+    /// (`SIO_WSK_QUERY_IDEAL_SEND_BACKLOG`); None goes back to the default, the peer's window.
+    pub fn set_ideal_send_backlog(&self, bytes: Option<usize>) {
+        self.pipe.lock().ideal_send_backlog = bytes;
     }
 
     /// Graceful close of the peer's sending direction (FIN): the driver's receives complete with 0

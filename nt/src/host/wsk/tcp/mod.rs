@@ -4,6 +4,7 @@
 
 mod ack;
 mod event_loop;
+mod isb;
 mod stream;
 mod udp;
 

@@ -229,6 +229,12 @@ impl Wire for TcpWire {
             HostOption::ExclusiveAddressUse => None,
         }
     }
+
+    fn ideal_send_backlog(&self) -> Result<usize, NTSTATUS> {
+        let stream = self.stream.as_ref().ok_or(STATUS_CONNECTION_ABORTED)?;
+        let send_buffer = SockRef::from(stream).send_buffer_size().map_err(|e| status_of(&e))?;
+        super::isb::ideal_send_backlog(stream.as_raw_fd(), send_buffer).map_err(|e| status_of(&e))
+    }
 }
 
 impl Drop for TcpWire {

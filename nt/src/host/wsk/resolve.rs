@@ -1,0 +1,368 @@
+//! `WskGetAddressInfo` / `WskFreeAddressInfo`: name resolution without a network. It knows
+//! `localhost` and numeric IPv4/IPv6 literals; every other name fails as an unknown host does.
+//!
+//! Facts (Wine's netio test driver, run on Windows 8 and later): a NULL IRP fails with
+//! STATUS_INVALID_PARAMETER before anything else, the IRP untouched; a valid call returns
+//! STATUS_PENDING, numeric names included; an unknown name completes with STATUS_NOT_FOUND
+//! (Windows 7: STATUS_NO_MATCH); a success completes with `Information` 0 and the list in
+//! `*Result`, freed with `WskFreeAddressInfo`. Both functions are documented for PASSIVE_LEVEL.
+//!
+//! How it completes: under `realistic` and `pending` the IRP pends (as on Windows) with a cancel
+//! routine armed, and is resolved when the provider delivers its deferred completions
+//! ([`super::later`]); `inline` completes in the call; `random` draws. A cancelled resolution
+//! completes with STATUS_CANCELLED and no list.
+//!
+//! The checks: the list is one block of emulated nonpaged pool (tag [`TAG`]), so a list never freed
+//! is a leak in the session's report; `WskFreeAddressInfo` of a list already freed is a
+//! [`Rule::DoubleFree`], of any other pointer a [`Rule::UnknownObject`].
+
+use super::irp::{self, Completions, Done, ProviderIrp};
+use crate::emu::{Rule, violation};
+use crate::types::*;
+use crate::wsk::*;
+use crate::{IoIsIrpCancelRequested, IoReleaseCancelSpinLock, IoSetCancelRoutine};
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// The pool tag of the lists (`'WskA'` as a little-endian character literal).
+pub const TAG: ULONG = u32::from_le_bytes(*b"WskA");
+
+/// A resolution pending on its IRP.
+struct Resolution {
+    irp: ProviderIrp,
+    /// Where the list goes (`PADDRINFOEXW *Result`; the client keeps it alive until the IRP
+    /// completes).
+    result: *mut PVOID,
+    /// The decided answer: the addresses, or the failure status.
+    answer: Result<Vec<SocketAddr>, NTSTATUS>,
+    socktype: i32,
+    protocol: i32,
+    /// A cancel routine is armed (not under [`set_past_cancel`]).
+    cancellable: bool,
+}
+
+// SAFETY: `irp` and `result` belong to the provider until the IRP completes; as for `ProviderIrp`.
+unsafe impl Send for Resolution {}
+
+#[derive(Default)]
+struct State {
+    pending: Vec<Resolution>,
+    /// Lists handed out and not yet freed (their first entry's address).
+    live: HashSet<usize>,
+    /// Lists freed (for telling a double free from a foreign pointer).
+    freed: HashSet<usize>,
+    /// See [`set_past_cancel`].
+    past_cancel: bool,
+}
+
+/// While on, a pending resolution has no cancel routine: `IoCancelIrp` returns FALSE and the
+/// resolution completes with its list when the provider delivers it, whoever still waits for it. A
+/// provider may refuse a cancel (the documented contract of `IoCancelIrp`); this is the case of a
+/// client that dropped its resolution and must still free the list that arrives.
+pub(crate) fn set_past_cancel(on: bool) {
+    with_state(|st| st.past_cancel = on);
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+fn state() -> MutexGuard<'static, Option<State>> {
+    STATE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    f(state().get_or_insert_with(State::default))
+}
+
+/// The addresses `name` stands for, in the order they are returned, or the unknown-host status.
+fn lookup(name: &str, port: u16) -> Result<Vec<SocketAddr>, NTSTATUS> {
+    if name.eq_ignore_ascii_case("localhost") {
+        // Invented: the order (IPv6 first). Windows documents none; with ::1 first, a client that
+        // tries only the first address fails against a server that listens on IPv4 only.
+        return Ok(vec![
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        ]);
+    }
+    match name.parse::<IpAddr>() {
+        Ok(ip) => Ok(vec![SocketAddr::new(ip, port)]),
+        // Windows 8 and later (Wine's netio test, run on Windows).
+        Err(_) => Err(STATUS_NOT_FOUND),
+    }
+}
+
+/// The text of a counted UTF-16 string; `None` for a malformed one (odd length, no buffer, not UTF-16).
+///
+/// # Safety
+/// `s` is null or a valid `UNICODE_STRING` whose buffer holds `Length` bytes.
+unsafe fn text(s: *const UNICODE_STRING) -> Option<Option<String>> {
+    // SAFETY: caller's contract.
+    let s = unsafe { s.as_ref() }?;
+    if s.Length % 2 != 0 || s.Length > s.MaximumLength || (s.Length != 0 && s.Buffer.is_null()) {
+        return Some(None);
+    }
+    let units = if s.Length == 0 {
+        &[][..]
+    } else {
+        // SAFETY: `Length` bytes at `Buffer` (caller's contract), checked non-null and even above.
+        unsafe { std::slice::from_raw_parts(s.Buffer, usize::from(s.Length) / 2) }
+    };
+    Some(String::from_utf16(units).ok())
+}
+
+/// `WskGetAddressInfo`. See the module documentation.
+///
+/// # Safety
+/// `Irp` is NULL or a live IRP the caller hands over; the strings and hints are null or valid;
+/// `Result` is valid for a write until the IRP completes.
+pub(crate) unsafe fn get_address_info(
+    Client: PWSK_CLIENT,
+    NodeName: *mut UNICODE_STRING,
+    ServiceName: *mut UNICODE_STRING,
+    Hints: *const ADDRINFOEXW,
+    Result: *mut PVOID,
+    Irp: PIRP,
+) -> NTSTATUS {
+    // A NULL IRP: STATUS_INVALID_PARAMETER, without a report (Windows, Wine's netio test).
+    // SAFETY: forwarded from the caller's contract.
+    if !unsafe { irp::take(Irp) } {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let irp = ProviderIrp(Irp);
+    if !crate::host::irql::require_max("WskGetAddressInfo", PASSIVE_LEVEL) {
+        return finish_now(irp, STATUS_INVALID_DEVICE_STATE);
+    }
+    if let Err(status) = super::client::client(Client, "WskGetAddressInfo") {
+        return finish_now(irp, status);
+    }
+    // SAFETY: forwarded from the caller's contract.
+    let (node, service, hints) = unsafe { (text(NodeName), text(ServiceName), Hints.as_ref()) };
+    let (socktype, protocol, family) = hints.map_or((0, 0, 0), |h| (h.ai_socktype, h.ai_protocol, h.ai_family));
+    let answer = match (node, service) {
+        (_, Some(None)) | (Some(None), _) | (None, None) => Err(STATUS_INVALID_PARAMETER),
+        // Invented: without a node name Windows returns the local or wildcard addresses; this
+        // provider knows none, and fails.
+        (None, Some(Some(_))) => Err(STATUS_NOT_FOUND),
+        // Invented: a service that is not a decimal port (a name from the services database) is
+        // unknown here.
+        (Some(Some(node)), service) => match service.flatten().map(|s| s.parse::<u16>()) {
+            None => lookup(&node, 0),
+            Some(Ok(port)) => lookup(&node, port),
+            Some(Err(_)) => Err(STATUS_NOT_FOUND),
+        },
+    };
+    let answer = answer.and_then(|addrs| {
+        let kept: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|a| match family {
+                0 => true,
+                f if f == i32::from(AF_INET) => a.is_ipv4(),
+                f if f == i32::from(AF_INET6) => a.is_ipv6(),
+                _ => false,
+            })
+            .collect();
+        if kept.is_empty() {
+            Err(STATUS_NOT_FOUND)
+        } else {
+            Ok(kept)
+        }
+    });
+    let resolution = Resolution {
+        irp,
+        result: Result,
+        answer,
+        socktype,
+        protocol,
+        cancellable: true,
+    };
+    if !defer() {
+        let (status, done) = conclude(resolution);
+        irp::complete_all(Completions::one(done));
+        return status;
+    }
+    irp::mark_pending(irp);
+    let cancelled = with_state(|st| {
+        // Wine's netio resolves on a thread pool and arms no cancel routine.
+        if st.past_cancel || super::wine8::on() {
+            st.pending.push(Resolution {
+                cancellable: false,
+                ..resolution
+            });
+            return false;
+        }
+        st.pending.push(resolution);
+        // SAFETY: the provider owns the IRP (taken, not completed); the cancel routine finds it in
+        // `pending`, which it locks first.
+        unsafe {
+            IoSetCancelRoutine(Irp, Some(cancel_routine));
+            if IoIsIrpCancelRequested(Irp) && IoSetCancelRoutine(Irp, None).is_some() {
+                st.pending.pop();
+                return true;
+            }
+        }
+        false
+    });
+    if cancelled {
+        irp::complete_all(Completions::one(Done::ended(irp, STATUS_CANCELLED, 0)));
+    } else {
+        super::later::kick();
+    }
+    STATUS_PENDING
+}
+
+/// Whether a resolution pends (`realistic` and `pending`: as Windows does), completes in the call
+/// (`inline`) or as drawn (`random`).
+fn defer() -> bool {
+    use super::schedule::{Schedule, current};
+    match current() {
+        Schedule::Inline => false,
+        Schedule::Realistic | Schedule::Pending => true,
+        Schedule::Random(_) => super::schedule::defer(),
+    }
+}
+
+/// Completes `irp` in the call with `status` (a rejected call).
+fn finish_now(irp: ProviderIrp, status: NTSTATUS) -> NTSTATUS {
+    irp::complete_all(Completions::one(Done::new(irp, status, 0)));
+    status
+}
+
+/// Writes the list of a successful resolution to `*Result`; returns the completion.
+fn conclude(resolution: Resolution) -> (NTSTATUS, Done) {
+    let status = match resolution.answer {
+        Err(status) => status,
+        Ok(addrs) => match allocate(&addrs, resolution.socktype, resolution.protocol) {
+            None => STATUS_INSUFFICIENT_RESOURCES,
+            Some(list) => {
+                // SAFETY: `Result` is valid for a write until the IRP completes (caller's contract
+                // of `get_address_info`), which happens after this.
+                unsafe { *resolution.result = list.cast() };
+                STATUS_SUCCESS
+            }
+        },
+    };
+    // Invented: on failure `*Result` is left as it was (Windows documents no value for it).
+    (status, Done::new(resolution.irp, status, 0))
+}
+
+/// One pool block: the entries, then their addresses (`SOCKADDR_IN6`-sized each). Recorded as live.
+fn allocate(addrs: &[SocketAddr], socktype: i32, protocol: i32) -> Option<*mut ADDRINFOEXW> {
+    const SLOT: usize = size_of::<SOCKADDR_IN6>();
+    let entry = size_of::<ADDRINFOEXW>();
+    let size = addrs.len() * (entry + SLOT);
+    // SAFETY: a plain allocation; the emulation's pool is fault-injectable and tracks the block.
+    let block = unsafe { crate::ExAllocatePoolWithTag(NonPagedPool, size, TAG) }.cast::<u8>();
+    if block.is_null() {
+        return None;
+    }
+    let entries = block.cast::<ADDRINFOEXW>();
+    for (i, addr) in addrs.iter().enumerate() {
+        // SAFETY: the block holds `addrs.len()` entries, then as many address slots; the pool
+        // aligns blocks for any of these types (entries first, slots at a multiple of 8 after them).
+        unsafe {
+            let sa = block.add(addrs.len() * entry + i * SLOT).cast::<SOCKADDR>();
+            super::addr::write(sa, *addr);
+            let next = if i + 1 < addrs.len() {
+                entries.add(i + 1)
+            } else {
+                core::ptr::null_mut()
+            };
+            entries.add(i).write(ADDRINFOEXW {
+                ai_family: i32::from(super::addr::family(addr)),
+                ai_socktype: socktype,
+                ai_protocol: protocol,
+                ai_addrlen: if addr.is_ipv4() { size_of::<SOCKADDR_IN>() } else { SLOT },
+                ai_addr: sa,
+                ai_next: next,
+                ..ADDRINFOEXW::zeroed()
+            });
+        }
+    }
+    with_state(|st| {
+        st.freed.remove(&entries.addr());
+        st.live.insert(entries.addr());
+    });
+    Some(entries)
+}
+
+/// The cancel routine of a pending resolution: completes it with STATUS_CANCELLED, no list.
+unsafe extern "system" fn cancel_routine(_device: PDEVICE_OBJECT, irp: PIRP) {
+    // SAFETY: IoCancelIrp calls us with the cancel spin lock held and the routine swapped out: the IRP
+    // is ours to complete.
+    unsafe { IoReleaseCancelSpinLock((*irp).CancelIrql) };
+    let found = with_state(|st| {
+        let at = st.pending.iter().position(|r| r.irp.0 == irp)?;
+        Some(st.pending.remove(at))
+    });
+    if let Some(resolution) = found {
+        irp::complete_all(Completions::one(Done::ended(resolution.irp, STATUS_CANCELLED, 0)));
+    }
+}
+
+/// Whether a resolution pends.
+pub(crate) fn any() -> bool {
+    with_state(|st| !st.pending.is_empty())
+}
+
+/// Resolves every pending resolution whose cancel routine the provider could disarm (the others
+/// are being cancelled); returns how many completed. At DISPATCH_LEVEL, as from a DPC.
+pub(crate) fn deliver() -> usize {
+    let claimed: Vec<Resolution> = with_state(|st| {
+        let (mine, cancelling): (Vec<_>, Vec<_>) =
+            st.pending.drain(..).partition(|r| !r.cancellable || irp::claim(r.irp));
+        st.pending = cancelling;
+        mine
+    });
+    let count = claimed.len();
+    for resolution in claimed {
+        crate::emu::at_dispatch(|| {
+            let (_, done) = conclude(resolution);
+            irp::complete_all(Completions::one(done));
+        });
+    }
+    count
+}
+
+/// `WskFreeAddressInfo`. See the module documentation.
+///
+/// # Safety
+/// `AddrInfo` is a list `WskGetAddressInfo` returned and not yet freed (checked).
+pub(crate) unsafe fn free_address_info(Client: PWSK_CLIENT, AddrInfo: PVOID) {
+    crate::host::irql::require_max("WskFreeAddressInfo", PASSIVE_LEVEL);
+    if super::client::client(Client, "WskFreeAddressInfo").is_err() {
+        return;
+    }
+    let addr = AddrInfo.addr();
+    let known = with_state(|st| {
+        if st.live.remove(&addr) {
+            st.freed.insert(addr);
+            Ok(())
+        } else {
+            Err(st.freed.contains(&addr))
+        }
+    });
+    match known {
+        // SAFETY: a live list of ours: one pool block with our tag.
+        Ok(()) => unsafe { crate::ExFreePoolWithTag(AddrInfo, TAG) },
+        Err(true) => violation(
+            Rule::DoubleFree,
+            &format_args!("WskFreeAddressInfo({AddrInfo:p}) of a list already freed"),
+            None,
+        ),
+        Err(false) => violation(
+            Rule::UnknownObject,
+            &format_args!("WskFreeAddressInfo({AddrInfo:p}) of a pointer WskGetAddressInfo did not return"),
+            None,
+        ),
+    }
+}
+
+/// A fresh session: pending resolutions (whose IRPs belong to the ended session) and the record of
+/// lists are forgotten; the pool's leak report names the lists never freed.
+pub(crate) fn reset() {
+    *state() = None;
+}
+
+// The address slots start right after the entries: aligned for a SOCKADDR_IN6 (4) if the entries'
+// size is a multiple of 8 and each slot's size a multiple of 4.
+const _: () = assert!(size_of::<ADDRINFOEXW>() % 8 == 0 && size_of::<SOCKADDR_IN6>() % 4 == 0);
