@@ -426,12 +426,20 @@ impl Drop for Send<'_> {
     }
 }
 
-/// Drop of a receive or send: cancel a pending IRP, leave the buffer with the slot until it
-/// completes, and mark the stream unknown (bytes may have been consumed or sent).
+/// Drop of a receive or send: mark the stream unknown if it was submitted (bytes may have been
+/// consumed or sent), then [`abandon_lent_buffer`].
 fn abandon_stream_op(ctx: &SocketCtx, stream: StreamSlot, slot: &mut SlotUse, buf: Option<Buffer>) {
-    let op = ctx.slot(stream.index());
     if slot.phase() == Phase::Submitted {
         ctx.mark_stream_unknown();
+    }
+    abandon_lent_buffer(ctx, stream, slot, buf);
+}
+
+/// Drop of an operation that lent the kernel a buffer (stream or datagram): cancel a pending IRP,
+/// and leave the buffer with the slot until it completes.
+pub(crate) fn abandon_lent_buffer(ctx: &SocketCtx, stream: StreamSlot, slot: &mut SlotUse, buf: Option<Buffer>) {
+    let op = ctx.slot(stream.index());
+    if slot.phase() == Phase::Submitted {
         if !slot.completed(op) {
             // SAFETY: the IRP is alive (the connection holds the context); cancelling an IRP that
             // completes concurrently is harmless (no cancel routine is left, IoCancelIrp returns FALSE).

@@ -110,27 +110,32 @@ pub(crate) enum Kind {
     Connecting,
     /// A listening socket (creation, options, bind, local address and accepts on its accept slot).
     Listener,
+    /// A datagram socket (creation, options, bind and local address, then receives, on its receive
+    /// slot; sends on its first send slot, the only one with an IRP).
+    Datagram,
     /// No socket: a `WskGetAddressInfo` on its [`SEND`] slot, the one slot with an IRP, and its
     /// request after the context (see `resolve.rs`).
     Resolving,
 }
 
 impl Kind {
-    /// Whether inline slot `index` gets an IRP (with the context). The send slot of a listener has
-    /// none: nothing ever starts it.
+    /// Whether inline slot `index` gets an IRP (with the context). The send slots of a listener
+    /// have none, and a datagram socket's only the first: nothing ever starts the others (a
+    /// resolution has its send slot's alone).
     pub(crate) fn preallocates(self, index: usize) -> bool {
         if self == Kind::Resolving {
             return index == SEND;
         }
         match index {
             RECEIVE | CLOSE => true,
-            i if (SEND..SEND + SEND_SLOTS).contains(&i) => self != Kind::Listener,
+            SEND if self == Kind::Datagram => true,
+            i if (SEND..SEND + SEND_SLOTS).contains(&i) => !matches!(self, Kind::Listener | Kind::Datagram),
             _ => false,
         }
     }
 
     fn has_addresses(self) -> bool {
-        matches!(self, Kind::Connecting | Kind::Listener)
+        matches!(self, Kind::Connecting | Kind::Listener | Kind::Datagram)
     }
 
     /// Bytes of the pool block: the context, then (aligned) the addresses if the kind has them.
@@ -167,6 +172,13 @@ const _: () = {
 /// write it until the IRP completes whatever happens to the future, and it is freed with the
 /// context. Only the owner of the context's socket-producing slot (a listener's [`ACCEPT`], a
 /// connecting socket's [`SEND`]) touches it, under that slot's protocol.
+///
+/// A datagram socket's block has it too, and once the socket is created, splits it between the two
+/// slots that may be lent to the kernel at once: its receive slot ([`RECEIVE`], which created the
+/// socket) owns `remote` (the sender `WskReceiveFrom` writes) and `option` (its `ControlFlags`), its
+/// send slot ([`SEND`]) owns `local` (the destination of `WskSendTo`). Those are reached through
+/// raw field pointers ([`SocketCtx::addresses_ptr`]), never a reference to the whole structure,
+/// which would assert exclusive access to the field the other slot's IRP may be using.
 pub(crate) struct Addresses {
     pub(crate) local: SOCKADDR_STORAGE,
     pub(crate) remote: SOCKADDR_STORAGE,
@@ -263,6 +275,13 @@ impl SocketCtx {
         // SAFETY: the pointer is null or points into this context's live block; exclusive access is
         // the caller's contract.
         unsafe { self.addresses.as_mut() }
+    }
+
+    /// The addresses of a context that has them, as a raw pointer (null for an accepted
+    /// connection): for a datagram socket's slots, which each own one field (see [`Addresses`]) and
+    /// must reach it without a reference to the others.
+    pub(crate) fn addresses_ptr(&self) -> *mut Addresses {
+        self.addresses
     }
 
     /// The [`OpIo`] of slot `index`, if it lends the kernel a buffer (receive, send, disconnect).
@@ -435,6 +454,13 @@ impl SocketCtx {
         // SAFETY: a listening socket's `Dispatch` points to the provider's listen table, which lives
         // as long as the socket.
         unsafe { &*(*self.socket()).Dispatch.cast::<WSK_PROVIDER_LISTEN_DISPATCH>() }
+    }
+
+    /// The datagram dispatch table of this (datagram) socket.
+    pub(crate) fn datagram_dispatch(&self) -> &WSK_PROVIDER_DATAGRAM_DISPATCH {
+        // SAFETY: a datagram socket's `Dispatch` points to the provider's datagram table, which lives
+        // as long as the socket.
+        unsafe { &*(*self.socket()).Dispatch.cast::<WSK_PROVIDER_DATAGRAM_DISPATCH>() }
     }
 
     /// The connection dispatch table of this (connection) socket.

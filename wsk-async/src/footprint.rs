@@ -13,8 +13,9 @@
 //! | IRPs of an open connection | 5 | 4 (receive, two sends, close; 3 with one send slot) |
 //! | when it ends: `EndSlots` + IRPs | (inside the above) | 136 + 2 IRPs, allocated by the first `disconnect()`/`abort()` |
 //!
-//! Listeners and connecting sockets add an [`Addresses`](crate::ctx::Addresses) part (264 bytes) to
-//! their block.
+//! Listeners, connecting sockets and datagram sockets add an [`Addresses`](crate::ctx::Addresses)
+//! part (264 bytes) to their block. A datagram socket preallocates three IRPs (receive, one send,
+//! close): its second send slot has none.
 //!
 //! The public futures are pinned too: a task stores them (and its [`Buffer`](crate::Buffer)s), in a
 //! static task slot that is nonpaged memory as well. Before → now, in bytes: `Buffer` 24 → 16,
@@ -36,7 +37,7 @@ fn socket_context_and_slots_stay_within_budget() {
     assert!(end <= 136, "EndSlots grew to {end} bytes");
     // An accepted connection's block is the context alone: no addresses.
     assert_eq!(Kind::Accepted.block_size(), size_of::<SocketCtx>());
-    for kind in [Kind::Listener, Kind::Connecting] {
+    for kind in [Kind::Listener, Kind::Connecting, Kind::Datagram] {
         assert!(kind.block_size() <= size_of::<SocketCtx>() + size_of::<Addresses>() + 8);
     }
     assert!(
@@ -52,6 +53,8 @@ fn an_open_connection_preallocates_four_irps_a_listener_two() {
     assert_eq!(preallocated(Kind::Accepted), 4);
     assert_eq!(preallocated(Kind::Connecting), 4);
     assert_eq!(preallocated(Kind::Listener), 2);
+    // Receive, one send, close: one send in flight per datagram socket.
+    assert_eq!(preallocated(Kind::Datagram), 3);
     assert_eq!(preallocated(Kind::Resolving), 1);
 }
 
@@ -70,6 +73,10 @@ fn public_futures_stay_small() {
     assert!(size_of::<Close>() <= 16);
     assert!(size_of::<Accept<'static>>() <= 24);
     assert!(size_of::<IdealSendBacklog<'static>>() <= 16);
+    // The datagram futures: `SendTo` also carries the destination until its first poll.
+    assert!(size_of::<ReceiveFrom<'static>>() <= 32);
+    assert!(size_of::<SendTo<'static>>() <= 72);
+    assert!(size_of::<BindDatagram<'static>>() <= 72);
     // The request (host name, service, hints) is in the context's pool block, not in the future.
     assert!(
         size_of::<Resolve<'static>>() <= 48,

@@ -19,7 +19,10 @@
 //!     block and two IRPs), where older versions allocated those IRPs with the connection.
 //! * Dropping a pending receive/send/accept/connect cancels its IRP; dropping a pending graceful
 //!   disconnect issues an abortive one; dropping a socket closes it with a preallocated IRP. See
-//!   [`Connection`] and [`Listener`] for the exact effects.
+//!   [`Connection`], [`Listener`] and [`DatagramSocket`] for the exact effects.
+//! * Datagram (UDP) sockets: [`Registration::bind_datagram`] gives a [`DatagramSocket`] with
+//!   `send_to` / `receive_from` futures over the same owned buffers and slots (one send and one
+//!   receive in flight, three IRPs per socket).
 //! * Buffers are owned ([`Buffer`], from a [`BufferPool`] of nonpaged buffers with prebuilt MDLs)
 //!   and come back with the result: `let (result, buf) = conn.receive(buf).await;`.
 //! * Errors keep the raw `NTSTATUS` ([`WskError`]); [`WskError::is_forced_close`] says "close now".
@@ -88,6 +91,7 @@ mod connect;
 mod connection;
 mod creating;
 mod ctx;
+mod datagram;
 mod device;
 mod disconnect;
 mod end_slots;
@@ -124,6 +128,7 @@ pub use close::Close;
 pub use connect::Connect;
 pub use connection::{Connection, Receive, Send};
 pub use ctx::COOP_BUDGET;
+pub use datagram::{BindDatagram, DatagramSocket, ReceiveFrom, ReceivedFrom, SendTo};
 pub use device::Device;
 pub use disconnect::{Abort, Disconnect, DisconnectWith};
 pub use error::{Result, WskError};

@@ -52,6 +52,16 @@ pub const WSK_FLAG_ENTIRE_MESSAGE: ULONG = 0x0000_0004;
 /// Event callbacks: the callback runs at DISPATCH_LEVEL.
 pub const WSK_FLAG_AT_DISPATCH_LEVEL: ULONG = 0x0000_0008;
 
+/// `WskReceiveFrom`'s `ControlFlags` (`mswsock.h`): the datagram was longer than the buffer and was
+/// truncated to it.
+pub const MSG_TRUNC: ULONG = 0x0100;
+/// `WskReceiveFrom`'s `ControlFlags`: the control information was truncated to its buffer.
+pub const MSG_CTRUNC: ULONG = 0x0200;
+/// `WskReceiveFrom`'s `ControlFlags`: the datagram was a link-layer or broadcast-address broadcast.
+pub const MSG_BCAST: ULONG = 0x0400;
+/// `WskReceiveFrom`'s `ControlFlags`: the datagram was sent to a multicast address.
+pub const MSG_MCAST: ULONG = 0x0800;
+
 /// `WSK_CONTROL_SOCKET_TYPE`.
 pub type WSK_CONTROL_SOCKET_TYPE = i32;
 /// Set a socket option.

@@ -3,7 +3,8 @@
 //!
 //! A socket's functions are reached through `(*socket).Dispatch`, which the client casts to the table
 //! of the socket's category: [`WSK_PROVIDER_BASIC_DISPATCH`], [`WSK_PROVIDER_LISTEN_DISPATCH`],
-//! [`WSK_PROVIDER_CONNECTION_DISPATCH`] or [`WSK_PROVIDER_STREAM_DISPATCH`]. Every table begins with
+//! [`WSK_PROVIDER_DATAGRAM_DISPATCH`], [`WSK_PROVIDER_CONNECTION_DISPATCH`] or
+//! [`WSK_PROVIDER_STREAM_DISPATCH`]. Every table begins with
 //! the basic one (C embeds it as an unnamed member; here it is the field `Basic`).
 
 use super::constants::{ADDRESS_FAMILY, WSK_CONTROL_SOCKET_TYPE, WSK_INSPECT_ACTION};
@@ -55,6 +56,25 @@ pub struct WSK_DATA_INDICATION {
 }
 /// Pointer to [`WSK_DATA_INDICATION`].
 pub type PWSK_DATA_INDICATION = *mut WSK_DATA_INDICATION;
+
+/// `WSK_DATAGRAM_INDICATION`: a datagram passed to `WskReceiveFromEvent` (which this project does
+/// not use; the type is here for [`PFN_WSK_RELEASE_DATAGRAM_INDICATION_LIST`]).
+#[repr(C)]
+#[derive(Debug)]
+pub struct WSK_DATAGRAM_INDICATION {
+    /// The next indication of the list, or NULL.
+    pub Next: *mut WSK_DATAGRAM_INDICATION,
+    /// The datagram.
+    pub Buffer: WSK_BUF,
+    /// Its control information (`PCMSGHDR`), or NULL.
+    pub ControlInfo: PVOID,
+    /// Bytes of `ControlInfo`; 0 when there is none.
+    pub ControlInfoLength: ULONG,
+    /// The address the datagram came from (the socket family's `SOCKADDR_*`).
+    pub RemoteAddress: PSOCKADDR,
+}
+/// Pointer to [`WSK_DATAGRAM_INDICATION`].
+pub type PWSK_DATAGRAM_INDICATION = *mut WSK_DATAGRAM_INDICATION;
 
 /// `WSK_INSPECT_ID`: identifies an incoming connection under conditional accept.
 #[repr(C)]
@@ -245,6 +265,42 @@ pub type PFN_WSK_DISCONNECT =
 pub type PFN_WSK_RELEASE_DATA_INDICATION_LIST =
     Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, DataIndication: PWSK_DATA_INDICATION) -> NTSTATUS>;
 
+/// `PFN_WSK_SEND_TO`: the signature of `WskSendTo`, the provider's function. `Flags` is reserved
+/// (0); `RemoteAddress` may be NULL only if the socket has a fixed remote address
+/// (`SIO_WSK_SET_REMOTE_ADDRESS`); `ControlInfo` is a `PCMSGHDR` of `ControlInfoLength` bytes, or NULL.
+pub type PFN_WSK_SEND_TO = Option<
+    unsafe extern "system" fn(
+        Socket: PWSK_SOCKET,
+        Buffer: PWSK_BUF,
+        Flags: ULONG,
+        RemoteAddress: PSOCKADDR,
+        ControlInfoLength: ULONG,
+        ControlInfo: PVOID,
+        Irp: PIRP,
+    ) -> NTSTATUS,
+>;
+
+/// `PFN_WSK_RECEIVE_FROM`: the signature of `WskReceiveFrom`, the provider's function. `Flags` is
+/// reserved (0). Every other pointer is optional: `RemoteAddress` receives the sender's address,
+/// `ControlLength` (in: size of `ControlInfo`, a `PCMSGHDR` buffer; out: bytes of control
+/// information), `ControlFlags` the `MSG_*` flags of the datagram ([`MSG_TRUNC`](super::MSG_TRUNC), ...).
+pub type PFN_WSK_RECEIVE_FROM = Option<
+    unsafe extern "system" fn(
+        Socket: PWSK_SOCKET,
+        Buffer: PWSK_BUF,
+        Flags: ULONG,
+        RemoteAddress: PSOCKADDR,
+        ControlLength: *mut ULONG,
+        ControlInfo: PVOID,
+        ControlFlags: *mut ULONG,
+        Irp: PIRP,
+    ) -> NTSTATUS,
+>;
+
+/// `PFN_WSK_RELEASE_DATAGRAM_INDICATION_LIST`: the signature of a datagram socket's `WskRelease`.
+pub type PFN_WSK_RELEASE_DATAGRAM_INDICATION_LIST =
+    Option<unsafe extern "system" fn(Socket: PWSK_SOCKET, DatagramIndication: PWSK_DATAGRAM_INDICATION) -> NTSTATUS>;
+
 /// Reserved for system use (`ControlInfo` is a `PCMSGHDR`).
 pub type PFN_WSK_SEND_EX = Option<
     unsafe extern "system" fn(
@@ -299,6 +355,30 @@ pub struct WSK_PROVIDER_LISTEN_DISPATCH {
 }
 /// Pointer to [`WSK_PROVIDER_LISTEN_DISPATCH`].
 pub type PWSK_PROVIDER_LISTEN_DISPATCH = *const WSK_PROVIDER_LISTEN_DISPATCH;
+
+/// `WSK_PROVIDER_DATAGRAM_DISPATCH`: the functions of a datagram socket (`WSK_FLAG_DATAGRAM_SOCKET`).
+///
+/// Windows 10 1703 (`NTDDI_WIN10_RS2`) appends `WskSendMessages`; this declaration stops before it,
+/// since nothing in this project calls or emulates it (a client reading only these members works
+/// with either table).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WSK_PROVIDER_DATAGRAM_DISPATCH {
+    /// The functions of every socket.
+    pub Basic: WSK_PROVIDER_BASIC_DISPATCH,
+    /// `WskBind` ([`PFN_WSK_BIND`]).
+    pub WskBind: PFN_WSK_BIND,
+    /// `WskSendTo` ([`PFN_WSK_SEND_TO`]).
+    pub WskSendTo: PFN_WSK_SEND_TO,
+    /// `WskReceiveFrom` ([`PFN_WSK_RECEIVE_FROM`]).
+    pub WskReceiveFrom: PFN_WSK_RECEIVE_FROM,
+    /// `WskRelease` ([`PFN_WSK_RELEASE_DATAGRAM_INDICATION_LIST`]).
+    pub WskRelease: PFN_WSK_RELEASE_DATAGRAM_INDICATION_LIST,
+    /// `WskGetLocalAddress` ([`PFN_WSK_GET_LOCAL_ADDRESS`]).
+    pub WskGetLocalAddress: PFN_WSK_GET_LOCAL_ADDRESS,
+}
+/// Pointer to [`WSK_PROVIDER_DATAGRAM_DISPATCH`].
+pub type PWSK_PROVIDER_DATAGRAM_DISPATCH = *const WSK_PROVIDER_DATAGRAM_DISPATCH;
 
 /// `WSK_PROVIDER_CONNECTION_DISPATCH` (with the Windows 10 1703 `Ex` members).
 #[repr(C)]

@@ -140,6 +140,62 @@ pub const WSK_LAYOUT: &[(&str, &str, usize)] = &[
         "WskGetLocalAddress",
         offset_of!(WSK_PROVIDER_LISTEN_DISPATCH, WskGetLocalAddress),
     ),
+    ("WSK_DATAGRAM_INDICATION", "", size_of::<WSK_DATAGRAM_INDICATION>()),
+    (
+        "WSK_DATAGRAM_INDICATION",
+        "Buffer",
+        offset_of!(WSK_DATAGRAM_INDICATION, Buffer),
+    ),
+    (
+        "WSK_DATAGRAM_INDICATION",
+        "ControlInfo",
+        offset_of!(WSK_DATAGRAM_INDICATION, ControlInfo),
+    ),
+    (
+        "WSK_DATAGRAM_INDICATION",
+        "ControlInfoLength",
+        offset_of!(WSK_DATAGRAM_INDICATION, ControlInfoLength),
+    ),
+    (
+        "WSK_DATAGRAM_INDICATION",
+        "RemoteAddress",
+        offset_of!(WSK_DATAGRAM_INDICATION, RemoteAddress),
+    ),
+    (
+        "WSK_PROVIDER_DATAGRAM_DISPATCH",
+        "",
+        size_of::<WSK_PROVIDER_DATAGRAM_DISPATCH>(),
+    ),
+    (
+        "WSK_PROVIDER_DATAGRAM_DISPATCH",
+        "WskCloseSocket",
+        offset_of!(WSK_PROVIDER_DATAGRAM_DISPATCH, Basic) + offset_of!(WSK_PROVIDER_BASIC_DISPATCH, WskCloseSocket),
+    ),
+    (
+        "WSK_PROVIDER_DATAGRAM_DISPATCH",
+        "WskBind",
+        offset_of!(WSK_PROVIDER_DATAGRAM_DISPATCH, WskBind),
+    ),
+    (
+        "WSK_PROVIDER_DATAGRAM_DISPATCH",
+        "WskSendTo",
+        offset_of!(WSK_PROVIDER_DATAGRAM_DISPATCH, WskSendTo),
+    ),
+    (
+        "WSK_PROVIDER_DATAGRAM_DISPATCH",
+        "WskReceiveFrom",
+        offset_of!(WSK_PROVIDER_DATAGRAM_DISPATCH, WskReceiveFrom),
+    ),
+    (
+        "WSK_PROVIDER_DATAGRAM_DISPATCH",
+        "WskRelease",
+        offset_of!(WSK_PROVIDER_DATAGRAM_DISPATCH, WskRelease),
+    ),
+    (
+        "WSK_PROVIDER_DATAGRAM_DISPATCH",
+        "WskGetLocalAddress",
+        offset_of!(WSK_PROVIDER_DATAGRAM_DISPATCH, WskGetLocalAddress),
+    ),
     (
         "WSK_PROVIDER_CONNECTION_DISPATCH",
         "",
@@ -309,6 +365,23 @@ const _: () = {
     assert!(layout("WSK_PROVIDER_LISTEN_DISPATCH", "WskBind") == 0x10);
     assert!(layout("WSK_PROVIDER_LISTEN_DISPATCH", "WskAccept") == 0x18);
     assert!(layout("WSK_PROVIDER_LISTEN_DISPATCH", "WskGetLocalAddress") == 0x28);
+    // mingw-w64 has no wsk.h: these follow Microsoft's documented declarations of
+    // WSK_DATAGRAM_INDICATION (Next, Buffer, ControlInfo, ControlInfoLength, RemoteAddress) and
+    // WSK_PROVIDER_DATAGRAM_DISPATCH (Basic, WskBind, WskSendTo, WskReceiveFrom, WskRelease,
+    // WskGetLocalAddress; WskSendMessages, Windows 10 1703, left out), every pointer 8 bytes and
+    // aligned to 8, so ControlInfoLength (a ULONG) is followed by 4 bytes of padding.
+    assert!(layout("WSK_DATAGRAM_INDICATION", "") == 0x38);
+    assert!(layout("WSK_DATAGRAM_INDICATION", "Buffer") == 0x08);
+    assert!(layout("WSK_DATAGRAM_INDICATION", "ControlInfo") == 0x20);
+    assert!(layout("WSK_DATAGRAM_INDICATION", "ControlInfoLength") == 0x28);
+    assert!(layout("WSK_DATAGRAM_INDICATION", "RemoteAddress") == 0x30);
+    assert!(layout("WSK_PROVIDER_DATAGRAM_DISPATCH", "") == 0x38);
+    assert!(layout("WSK_PROVIDER_DATAGRAM_DISPATCH", "WskCloseSocket") == 0x08);
+    assert!(layout("WSK_PROVIDER_DATAGRAM_DISPATCH", "WskBind") == 0x10);
+    assert!(layout("WSK_PROVIDER_DATAGRAM_DISPATCH", "WskSendTo") == 0x18);
+    assert!(layout("WSK_PROVIDER_DATAGRAM_DISPATCH", "WskReceiveFrom") == 0x20);
+    assert!(layout("WSK_PROVIDER_DATAGRAM_DISPATCH", "WskRelease") == 0x28);
+    assert!(layout("WSK_PROVIDER_DATAGRAM_DISPATCH", "WskGetLocalAddress") == 0x30);
     assert!(layout("WSK_PROVIDER_CONNECTION_DISPATCH", "") == 0x68);
     assert!(layout("WSK_PROVIDER_CONNECTION_DISPATCH", "WskConnect") == 0x18);
     assert!(layout("WSK_PROVIDER_CONNECTION_DISPATCH", "WskGetRemoteAddress") == 0x28);

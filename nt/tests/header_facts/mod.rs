@@ -31,7 +31,9 @@ pub const WINSOCK_CONSTANTS: &[(&str, u64)] = &[
     ("AF_INET", nt::AF_INET as u64),
     ("AF_INET6", nt::AF_INET6 as u64),
     ("SOCK_STREAM", nt::SOCK_STREAM as u64),
+    ("SOCK_DGRAM", nt::SOCK_DGRAM as u64),
     ("IPPROTO_TCP", nt::IPPROTO_TCP as u64),
+    ("IPPROTO_UDP", nt::IPPROTO_UDP as u64),
     ("IPPROTO_IPV6", nt::IPPROTO_IPV6 as u64),
     ("IPV6_V6ONLY", nt::IPV6_V6ONLY as u64),
     ("SOL_SOCKET", nt::SOL_SOCKET as u64),
@@ -41,6 +43,9 @@ pub const WINSOCK_CONSTANTS: &[(&str, u64)] = &[
     ("(ULONG)SO_EXCLUSIVEADDRUSE", nt::SO_EXCLUSIVEADDRUSE as u64),
     ("TCP_NODELAY", nt::TCP_NODELAY as u64),
     ("NS_ALL", nt::NS_ALL as u64),
+    // mswsock.h: the ControlFlags of WskReceiveFrom.
+    ("MSG_TRUNC", nt::MSG_TRUNC as u64),
+    ("MSG_CTRUNC", nt::MSG_CTRUNC as u64),
     // wsk.h's definition, with its IOC_WSK spelled out (mingw-w64 has no wsk.h).
     (
         "_WSAIOR(IOC_WS2|0x07000000,0x3)",
@@ -184,7 +189,7 @@ pub fn winsock() -> Table {
         recorded: include_str!("winsock.txt"),
         crate_side: "the SOCKADDR and ADDRINFOEXW rows of nt::WSK_LAYOUT and nt's winsock constants",
         source: Source::Headers {
-            prelude: "#include <winsock2.h>\n#include <ws2ipdef.h>\n#include <ws2tcpip.h>\n#include <stddef.h>\n",
+            prelude: "#include <winsock2.h>\n#include <ws2ipdef.h>\n#include <ws2tcpip.h>\n#include <mswsock.h>\n#include <stddef.h>\n",
             args: &[],
             package: "mingw-w64-common",
         },

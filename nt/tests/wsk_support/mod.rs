@@ -4,6 +4,8 @@
 //! the dispatch table the socket's `Dispatch` points to. Shared by the `wsk_*` tests.
 #![allow(dead_code)]
 
+pub mod datagram;
+
 use core::ptr;
 use nt::*;
 use std::cell::UnsafeCell;

@@ -30,10 +30,11 @@ pub(super) fn client(client: PWSK_CLIENT, function: &str) -> Result<Arc<Registra
     }
 }
 
-/// `WskSocket`: creates a basic, listening, connection-oriented or stream TCP socket. Completes with
-/// the new `PWSK_SOCKET` in `IoStatus.Information`: inline, later (schedule) or when the test's
-/// script releases it (the socket exists from the call on, see `decided.rs`). Datagram sockets are not emulated
-/// (STATUS_NOT_SUPPORTED).
+/// `WskSocket`: creates a basic, listening, connection-oriented or stream TCP socket, or a datagram
+/// UDP socket (`SOCK_DGRAM`, `IPPROTO_UDP`). Completes with the new `PWSK_SOCKET` in
+/// `IoStatus.Information`: inline, later (schedule) or when the test's script releases it (the
+/// socket exists from the call on, see `decided.rs`). Any other type or protocol for the category
+/// is STATUS_NOT_SUPPORTED.
 ///
 /// # Safety
 /// `Client` comes from `WskCaptureProviderNPI`; `Irp` is a live IRP the caller hands over.
@@ -65,9 +66,16 @@ pub(crate) unsafe extern "system" fn WskSocket(
             WSK_FLAG_LISTEN_SOCKET => Category::Listen,
             WSK_FLAG_CONNECTION_SOCKET => Category::Connection,
             WSK_FLAG_STREAM_SOCKET => Category::Stream,
+            // Wine 8.0's WskSocket creates listening and connection-oriented sockets only.
+            WSK_FLAG_DATAGRAM_SOCKET if super::wine8::on() => return Err(STATUS_NOT_IMPLEMENTED),
+            WSK_FLAG_DATAGRAM_SOCKET => Category::Datagram,
             _ => return Err(STATUS_NOT_SUPPORTED),
         };
-        if category != Category::Basic && (SocketType != SOCK_STREAM || Protocol != IPPROTO_TCP) {
+        let (socket_type, protocol) = match category {
+            Category::Datagram => (SOCK_DGRAM, IPPROTO_UDP),
+            _ => (SOCK_STREAM, IPPROTO_TCP),
+        };
+        if category != Category::Basic && (SocketType != socket_type || Protocol != protocol) {
             return Err(STATUS_NOT_SUPPORTED);
         }
         Ok(socket::create(&registration, category, AddressFamily).1)

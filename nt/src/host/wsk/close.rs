@@ -15,11 +15,12 @@ use super::{later, schedule};
 use crate::types::*;
 use crate::wsk::*;
 
-const ALL: [Category; 4] = [
+const ALL: [Category; 5] = [
     Category::Basic,
     Category::Listen,
     Category::Connection,
     Category::Stream,
+    Category::Datagram,
 ];
 
 /// `WskCloseSocket`. Completes with STATUS_SUCCESS, inline or later as the schedule decides.
@@ -56,6 +57,9 @@ pub(crate) unsafe extern "system" fn WskCloseSocket(Socket: PWSK_SOCKET, Irp: PI
                 }
                 if let Some(mut listener) = st.listener.take() {
                     listener.close();
+                }
+                if let Some(mut port) = st.port.take() {
+                    port.close();
                 }
                 st.connector = None;
             }

@@ -2,7 +2,9 @@
 //! `WskDeregister` bound, a hook to hold a call "in progress", the harsh order for cancellations, and
 //! the completion schedule.
 
-pub use super::memory::{Acknowledgement, Completion, DEFAULT_WINDOW, HeldOp, MemoryNetwork, Peer, PeerListener};
+pub use super::memory::{
+    Acknowledgement, Completion, DEFAULT_WINDOW, HeldOp, MemoryNetwork, Peer, PeerListener, UdpPeer,
+};
 pub use super::transport::{HostOption, OpKind};
 
 use super::gate::CallGate;
@@ -13,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Makes the provider behave like Wine 8.0's netio.sys (stub WskDisconnect, WskControlSocket and
-/// address queries that never complete their IRP; no AF_INET6 bind) for the rest of the session.
+/// address queries that never complete their IRP; no AF_INET6 bind; no datagram sockets) for the
+/// rest of the session.
 pub fn set_wine8_netio(on: bool) {
     super::wine8::set(on);
 }

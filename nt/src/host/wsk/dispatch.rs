@@ -2,6 +2,7 @@
 
 use super::close::{WskCloseSocket, WskControlSocket};
 use super::connection::*;
+use super::datagram::{WskReceiveFrom, WskReleaseDatagrams, WskSendTo};
 use super::disconnect::WskDisconnect;
 use super::listen::{WskAccept, WskBind, WskGetLocalAddress, WskInspectComplete, WskListen};
 use crate::wsk::*;
@@ -49,4 +50,13 @@ pub(crate) static STREAM_DISPATCH: WSK_PROVIDER_STREAM_DISPATCH = WSK_PROVIDER_S
     WskConnectEx: Some(WskConnectEx),
     WskSendEx: Some(WskSendEx),
     WskReceiveEx: Some(WskReceiveEx),
+};
+
+pub(crate) static DATAGRAM_DISPATCH: WSK_PROVIDER_DATAGRAM_DISPATCH = WSK_PROVIDER_DATAGRAM_DISPATCH {
+    Basic: BASIC_DISPATCH,
+    WskBind: Some(WskBind),
+    WskSendTo: Some(WskSendTo),
+    WskReceiveFrom: Some(WskReceiveFrom),
+    WskRelease: Some(WskReleaseDatagrams),
+    WskGetLocalAddress: Some(WskGetLocalAddress),
 };

@@ -11,8 +11,9 @@ use crate::emu::{Rule, violation};
 use crate::types::*;
 use crate::wsk::*;
 
-/// `WskBind` for listening, connection-oriented and stream sockets. A listening socket is bound and
-/// starts listening (honouring `IPV6_V6ONLY` and `SO_EXCLUSIVEADDRUSE`); the others record their local address for the
+/// `WskBind` for listening, connection-oriented, stream and datagram sockets. A listening socket is
+/// bound and starts listening (honouring `IPV6_V6ONLY` and `SO_EXCLUSIVEADDRUSE`); a datagram socket
+/// binds its port (honouring `IPV6_V6ONLY`); the others record their local address for the
 /// following `WskConnect` or (stream sockets) `WskListen`. Done at the call; completes inline, later
 /// (schedule) or when the in-memory transport's script releases it (see `decided.rs`).
 ///
@@ -24,7 +25,12 @@ pub(crate) unsafe extern "system" fn WskBind(
     _Flags: ULONG,
     Irp: PIRP,
 ) -> NTSTATUS {
-    let categories = [Category::Listen, Category::Connection, Category::Stream];
+    let categories = [
+        Category::Listen,
+        Category::Connection,
+        Category::Stream,
+        Category::Datagram,
+    ];
     // SAFETY: forwarded from the caller's contract.
     unsafe {
         with_socket(Socket, Irp, "WskBind", &categories, |core, irp| {
@@ -54,6 +60,17 @@ pub(crate) unsafe extern "system" fn WskBind(
                         Ok(listener) => {
                             st.bound = Some(listener.local_addr());
                             st.listener = Some(listener);
+                        }
+                        Err(status) => return (status, 0),
+                    }
+                } else if core.category == Category::Datagram {
+                    let Some(transport) = core.registration.transport() else {
+                        return (STATUS_DEVICE_NOT_READY, 0);
+                    };
+                    match transport.bind_datagram(local, st.v6only, core.me.clone()) {
+                        Ok(port) => {
+                            st.bound = Some(port.local_addr());
+                            st.port = Some(port);
                         }
                         Err(status) => return (status, 0),
                     }
@@ -181,7 +198,12 @@ pub(crate) unsafe extern "system" fn WskGetLocalAddress(
     if let Some(status) = super::wine8::stub("WskGetLocalAddress") {
         return status;
     }
-    let categories = [Category::Listen, Category::Connection, Category::Stream];
+    let categories = [
+        Category::Listen,
+        Category::Connection,
+        Category::Stream,
+        Category::Datagram,
+    ];
     // SAFETY: forwarded from the caller's contract.
     unsafe {
         with_socket(Socket, Irp, "WskGetLocalAddress", &categories, |core, irp| {

@@ -86,4 +86,38 @@ impl Buf {
         }
         None
     }
+
+    /// A copy of the whole buffer (a datagram to send).
+    ///
+    /// # Safety
+    /// As for [`segment`](Self::segment).
+    pub(crate) unsafe fn gather(&self) -> Vec<u8> {
+        let mut data = Vec::with_capacity(self.len());
+        // SAFETY: forwarded from the caller's contract.
+        while let Some((ptr, len)) = unsafe { self.segment(data.len()) } {
+            // SAFETY: the segment lies inside the client's locked buffer.
+            data.extend_from_slice(unsafe { core::slice::from_raw_parts(ptr, len) });
+        }
+        data
+    }
+
+    /// Copies `data` to the start of the buffer (at most its length); returns the bytes copied.
+    ///
+    /// # Safety
+    /// As for [`segment`](Self::segment), and the client does not touch the buffer while its IRP
+    /// pends.
+    pub(crate) unsafe fn scatter(&self, data: &[u8]) -> usize {
+        let mut done = 0;
+        while done < data.len() {
+            // SAFETY: forwarded from the caller's contract.
+            let Some((ptr, len)) = (unsafe { self.segment(done) }) else {
+                break;
+            };
+            let n = len.min(data.len() - done);
+            // SAFETY: `ptr..ptr+n` lies inside the client's locked buffer; `data` is ours.
+            unsafe { core::ptr::copy_nonoverlapping(data.as_ptr().add(done), ptr, n) };
+            done += n;
+        }
+        done
+    }
 }

@@ -9,7 +9,7 @@
 //! in progress, sockets or captures left at `WskDeregister`) are reported through `nt::emu`.
 //!
 //! Map: [`registration`] (the four exports), [`client`] (`WskSocket`, `WskSocketConnect`),
-//! [`resolve`] (name resolution), [`listen`], [`connection`], [`disconnect`], [`close`] (socket functions), [`call`] (their common
+//! [`resolve`] (name resolution), [`listen`], [`connection`], [`datagram`], [`disconnect`], [`close`] (socket functions), [`call`] (their common
 //! prologue), [`submit`] and [`pump`] (queuing and progress of pending operations), [`send`] (when
 //! a send completes: WSK's send model), [`irp`] (IRP
 //! ownership and cancellation), [`socket`] (socket state), [`table`] (the socket table and the
@@ -24,6 +24,7 @@ mod client;
 mod close;
 mod connection;
 pub mod control;
+mod datagram;
 mod decided;
 mod deferred;
 mod disconnect;

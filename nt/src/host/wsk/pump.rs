@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 /// What one pending operation needs next.
-enum Step {
+pub(crate) enum Step {
     Complete(NTSTATUS, usize),
     Wait,
 }
@@ -50,6 +50,11 @@ impl SocketCore {
     /// Completes `out` (no lock held) and destroys a `WskSocketConnect` socket that failed.
     pub(crate) fn settle(self: &Arc<Self>, out: Completions) {
         irp::complete_all(out);
+        if self.category == Category::Datagram
+            && let Some(transport) = self.registration.transport()
+        {
+            transport.wake_datagram_receivers();
+        }
         if self.discard.swap(false, Ordering::AcqRel) {
             socket::retire(self);
         }
@@ -88,6 +93,10 @@ impl SocketCore {
 
     /// Moves every queue forward; appends finished IRPs to `out`.
     pub(crate) fn pump(self: &Arc<Self>, st: &mut SocketState, out: &mut Completions) {
+        if self.category == Category::Datagram {
+            super::datagram::pump(self, st, out);
+            return;
+        }
         let failed = st.failure.is_some();
         self.pump_connect(st, out);
         self.pump_accepts(st, out);
@@ -273,7 +282,7 @@ impl SocketCore {
 /// IRP being cancelled is left for its cancel routine; one that must wait is re-armed, or completed
 /// with STATUS_CANCELLED if a cancel came meanwhile (then its operation is returned, for
 /// [`SocketState::reset_after_cancel`]).
-fn drive(
+pub(crate) fn drive(
     core: &Arc<SocketCore>,
     queue: &mut VecDeque<Pending>,
     out: &mut Completions,

@@ -148,6 +148,17 @@ pub(crate) fn complete_at_dispatch() -> bool {
     }
 }
 
+/// Whether a truncated datagram completes with STATUS_BUFFER_OVERFLOW (`realistic`, `inline`) or
+/// with STATUS_SUCCESS and only `MSG_TRUNC` to tell (`pending`; `random` by its seeded choice).
+/// Invented: Microsoft documents only the flag (see `datagram.rs`), so a client must take both.
+pub(crate) fn truncation_overflows() -> bool {
+    match current() {
+        Schedule::Realistic | Schedule::Inline => true,
+        Schedule::Pending => false,
+        Schedule::Random(_) => !defer(),
+    }
+}
+
 /// The choice of `random:seed` for the operation of rank `rank`: true defers.
 fn draw(seed: u64, rank: u64) -> bool {
     mix(seed ^ rank.wrapping_mul(0x9E37_79B9_7F4A_7C15)) & 1 == 1

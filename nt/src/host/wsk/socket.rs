@@ -9,7 +9,7 @@ use super::gate::CallGate;
 use super::irp::{Completions, Done, ProviderIrp};
 use super::mdl::Buf;
 use super::registration::Registration;
-use super::transport::{Connector, Listener, OpKind, Wire};
+use super::transport::{Connector, Listener, OpKind, Port, Wire};
 use crate::types::*;
 use crate::wsk::*;
 use std::backtrace::Backtrace;
@@ -31,6 +31,8 @@ pub(crate) enum Category {
     Connection,
     /// `WSK_FLAG_STREAM_SOCKET`: becomes a listener (`WskListen`) or a connection (`WskConnect`).
     Stream,
+    /// `WSK_FLAG_DATAGRAM_SOCKET` (UDP): `WskBind`, then `WskSendTo` / `WskReceiveFrom`.
+    Datagram,
 }
 
 /// The categories whose table has the connection functions.
@@ -45,6 +47,7 @@ impl fmt::Display for Category {
             Category::Listen => "listening",
             Category::Connection => "connection-oriented",
             Category::Stream => "stream",
+            Category::Datagram => "datagram",
         })
     }
 }
@@ -80,6 +83,18 @@ pub(crate) enum Op {
         buf: Option<Buf>,
         done: usize,
     },
+    /// `WskSendTo`: one datagram to `to`.
+    SendTo {
+        buf: Buf,
+        to: SocketAddr,
+    },
+    /// `WskReceiveFrom`, with its optional outputs, written at completion.
+    ReceiveFrom {
+        buf: Buf,
+        from_out: OutAddr,
+        control_length: OutUlong,
+        control_flags: OutUlong,
+    },
     /// An operation already carried out whose completion a test holds (socket creation, bind,
     /// control, address query, close: see `decided.rs`).
     Decided(Decided),
@@ -105,6 +120,8 @@ impl Op {
             Op::Send { .. } => OpKind::Send,
             Op::Receive { .. } => OpKind::Receive,
             Op::Disconnect { .. } => OpKind::Disconnect,
+            Op::SendTo { .. } => OpKind::SendTo,
+            Op::ReceiveFrom { .. } => OpKind::ReceiveFrom,
             Op::Decided(decided) => decided.kind,
         }
     }
@@ -115,6 +132,8 @@ impl Op {
         match self {
             Op::Send { done, .. } | Op::Receive { done, .. } | Op::Disconnect { done, .. } => *done,
             Op::Accept { .. } | Op::Connect { .. } | Op::Decided(_) => 0,
+            // A datagram moves whole or not at all.
+            Op::SendTo { .. } | Op::ReceiveFrom { .. } => 0,
         }
     }
 }
@@ -134,6 +153,8 @@ pub(crate) struct SocketState {
     pub listener: Option<Box<dyn Listener>>,
     pub connector: Option<Box<dyn Connector>>,
     pub wire: Option<Box<dyn Wire>>,
+    /// A datagram socket's bound port.
+    pub port: Option<Box<dyn Port>>,
     pub accepts: VecDeque<Pending>,
     pub connects: VecDeque<Pending>,
     pub receives: VecDeque<Pending>,
@@ -302,6 +323,27 @@ pub(crate) struct OutAddr(pub PSOCKADDR);
 // SAFETY: the client keeps the buffer valid, and does not touch it, until the IRP completes; the
 // provider writes it exactly once, on whichever thread completes the IRP.
 unsafe impl Send for OutAddr {}
+
+/// A `ULONG` of the client that the provider writes when an operation completes (`WskReceiveFrom`'s
+/// optional `ControlLength` and `ControlFlags`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OutUlong(pub *mut ULONG);
+
+// SAFETY: as for `OutAddr`.
+unsafe impl Send for OutUlong {}
+
+impl OutUlong {
+    /// Writes `value` unless the pointer is NULL.
+    ///
+    /// # Safety
+    /// The pointer is NULL or valid for a write until the operation's IRP completes.
+    pub(crate) unsafe fn write(self, value: ULONG) {
+        if !self.0.is_null() {
+            // SAFETY: forwarded from the caller's contract; unaligned, as for addresses.
+            unsafe { self.0.write_unaligned(value) };
+        }
+    }
+}
 
 /// Operations queued when a socket is torn down without a close (deregister): for the report.
 pub(crate) fn describe_pending(st: &SocketState) -> String {

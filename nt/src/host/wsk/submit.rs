@@ -58,7 +58,7 @@ impl SocketCore {
                     let queue = match kind {
                         OpKind::Accept => &mut st.accepts,
                         OpKind::Connect => &mut st.connects,
-                        OpKind::Receive => &mut st.receives,
+                        OpKind::Receive | OpKind::ReceiveFrom => &mut st.receives,
                         // Decided operations never come here (`decided.rs`).
                         _ => &mut st.sends,
                     };
@@ -156,8 +156,8 @@ impl SocketState {
         match pending.op.kind() {
             OpKind::Accept => self.accepts.push_back(pending),
             OpKind::Connect => self.connects.push_back(pending),
-            OpKind::Receive => self.receives.push_back(pending),
-            OpKind::Send | OpKind::Disconnect => self.sends.push_back(pending),
+            OpKind::Receive | OpKind::ReceiveFrom => self.receives.push_back(pending),
+            OpKind::Send | OpKind::Disconnect | OpKind::SendTo => self.sends.push_back(pending),
             // Never requeued: a decided operation completes when released (`complete_decided`).
             OpKind::Close | OpKind::Socket | OpKind::Bind | OpKind::Control | OpKind::GetAddress => {}
         }

@@ -6,7 +6,7 @@
 //! A closed socket's header stays allocated in a bounded quarantine (like Driver Verifier's special
 //! pool), so a stale call is reported instead of reading freed memory.
 
-use super::dispatch::{BASIC_DISPATCH, CONNECTION_DISPATCH, LISTEN_DISPATCH, STREAM_DISPATCH};
+use super::dispatch::{BASIC_DISPATCH, CONNECTION_DISPATCH, DATAGRAM_DISPATCH, LISTEN_DISPATCH, STREAM_DISPATCH};
 use super::registration::Registration;
 use super::socket::{Category, SocketCore, SocketState};
 use crate::emu::{Rule, violation};
@@ -78,6 +78,7 @@ pub(crate) fn create(
         Category::Listen => &LISTEN_DISPATCH as *const WSK_PROVIDER_LISTEN_DISPATCH as *const _,
         Category::Connection => &CONNECTION_DISPATCH as *const WSK_PROVIDER_CONNECTION_DISPATCH as *const _,
         Category::Stream => &STREAM_DISPATCH as *const WSK_PROVIDER_STREAM_DISPATCH as *const _,
+        Category::Datagram => &DATAGRAM_DISPATCH as *const WSK_PROVIDER_DATAGRAM_DISPATCH as *const _,
     };
     let socket: PWSK_SOCKET = Box::into_raw(Box::new(WSK_SOCKET { Dispatch: dispatch }));
     let core = Arc::new_cyclic(|me| SocketCore {

@@ -63,6 +63,32 @@ pub(crate) trait Wire: Send {
     fn ideal_send_backlog(&self) -> Result<usize, NTSTATUS>;
 }
 
+/// What a non-blocking datagram receive produced.
+pub(crate) enum DatagramOutcome {
+    /// One datagram: `copied` bytes of its `length` went into the buffer (`copied < length`: it was
+    /// truncated, the rest is lost), sent from `from`.
+    Received {
+        copied: usize,
+        length: usize,
+        from: SocketAddr,
+    },
+    WouldBlock,
+    Failed(NTSTATUS),
+}
+
+/// A bound datagram (UDP) port. Every call is non-blocking; when one returns `WouldBlock`, the
+/// transport later pumps the socket that bound it.
+pub(crate) trait Port: Send {
+    /// Sends one datagram of `data` to `to`.
+    fn send_to(&mut self, data: &[u8], to: SocketAddr) -> WriteOutcome;
+    /// Takes the next datagram that arrived, copying what fits into `buf`.
+    fn receive_from(&mut self, buf: &mut [u8]) -> DatagramOutcome;
+    /// The bound address, with the port the transport chose for port 0.
+    fn local_addr(&self) -> SocketAddr;
+    /// Unbinds the port; datagrams that arrived and were not received are lost.
+    fn close(&mut self);
+}
+
 /// What a non-blocking accept produced.
 pub(crate) enum AcceptOutcome {
     Accepted(Box<dyn Wire>),
@@ -126,6 +152,10 @@ pub enum OpKind {
     Control,
     /// `WskGetLocalAddress` and `WskGetRemoteAddress`.
     GetAddress,
+    /// `WskSendTo`.
+    SendTo,
+    /// `WskReceiveFrom`.
+    ReceiveFrom,
 }
 
 /// How the transport wants the next operation of a kind handled.
@@ -160,6 +190,14 @@ pub(crate) trait Transport: Send + Sync {
         remote: SocketAddr,
         owner: Weak<SocketCore>,
     ) -> Result<Box<dyn Connector>, NTSTATUS>;
+    /// Binds a datagram port at `addr` (port 0: the transport picks one) for the datagram socket
+    /// `owner`; an AF_INET6 port with `v6only` false receives IPv4 datagrams too.
+    fn bind_datagram(&self, addr: SocketAddr, v6only: bool, owner: Weak<SocketCore>)
+    -> Result<Box<dyn Port>, NTSTATUS>;
+    /// After a pump of a datagram socket, with no socket lock held: wakes the datagram sockets that
+    /// the pump's sends delivered to (a transport that delivers between the driver's own sockets
+    /// cannot pump the receiver under the sender's lock).
+    fn wake_datagram_receivers(&self) {}
     fn policy(&self, kind: OpKind, owner: &Weak<SocketCore>) -> Policy;
     /// For operations that complete at once whatever the network does (an abortive disconnect):
     /// if the next scripted completion of `kind` is `Unfinished`, takes it and returns its status.

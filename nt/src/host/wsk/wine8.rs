@@ -6,6 +6,8 @@
 //!   `WskGetRemoteAddress` are stubs: they return STATUS_NOT_IMPLEMENTED and never complete, nor
 //!   touch, the IRP. That breaks the IRP contract (a non-pending return means the IRP was completed).
 //! * An AF_INET6 bind fails (Wine passes a 16-byte address length to the host's bind).
+//! * `WskSocket` creates listening and connection-oriented sockets only: a datagram socket fails
+//!   with STATUS_NOT_IMPLEMENTED (the IRP is completed with it), so Wine 8 has no UDP.
 //! * `WskGetAddressInfo` is implemented (`GetAddrInfoExW` on a thread pool: it pends) but arms no
 //!   cancel routine: `IoCancelIrp` cannot end it, and a dropped resolution's list still arrives. (It
 //!   also passes the node name's buffer on as a NUL-terminated string, which the emulation does not

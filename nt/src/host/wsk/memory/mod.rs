@@ -10,13 +10,17 @@
 //! * what the remote hosts do, through [`Peer`]s: connect to the driver's listeners
 //!   ([`MemoryNetwork::connect`]), accept the driver's connects ([`MemoryNetwork::listen`]), send data,
 //!   read (which opens the window and acknowledges the bytes read: a driver's send completes when
-//!   the peer has read all of it), FIN, RST, and force-close the driver's socket.
+//!   the peer has read all of it), FIN, RST, and force-close the driver's socket;
+//! * what remote UDP hosts do, through [`UdpPeer`]s ([`MemoryNetwork::bind_udp`]): send datagrams to
+//!   the driver's datagram sockets and receive theirs.
 //!
 //! Every completion a test action causes happens on the test's thread at DISPATCH_LEVEL, before the
 //! action returns.
 
+mod datagram;
 mod pipe;
 
+pub use datagram::UdpPeer;
 pub use pipe::Peer;
 
 use super::socket::SocketCore;
@@ -89,6 +93,10 @@ struct NetState {
     next_port: u16,
     window: usize,
     acknowledgement: Acknowledgement,
+    /// Bound datagram addresses, the driver's and the peers' (see `datagram.rs`).
+    udp: BTreeMap<SocketAddr, datagram::UdpEntry>,
+    /// Driver datagram sockets that the driver's own sends delivered to, to pump after the sender's.
+    wake: Vec<Weak<SocketCore>>,
     ideal_send_backlog: Option<usize>,
 }
 
@@ -194,6 +202,21 @@ impl Transport for MemNet {
             None => Err(STATUS_CONNECTION_REFUSED),
         };
         Ok(Box::new(MemConnector { outcome: Some(outcome) }))
+    }
+
+    fn bind_datagram(
+        &self,
+        addr: SocketAddr,
+        v6only: bool,
+        owner: Weak<SocketCore>,
+    ) -> Result<Box<dyn Port>, NTSTATUS> {
+        let addr = self.bind_udp(addr, v6only, owner)?;
+        let net = self.me.upgrade().ok_or(STATUS_DEVICE_NOT_READY)?;
+        Ok(Box::new(datagram::MemPort { net, addr }))
+    }
+
+    fn wake_datagram_receivers(&self) {
+        self.wake_receivers();
     }
 
     fn take_unfinished(&self, kind: OpKind) -> Option<NTSTATUS> {
@@ -326,6 +349,8 @@ impl MemoryNetwork {
                 next_port: 49151,
                 window: DEFAULT_WINDOW,
                 acknowledgement: Acknowledgement::OnRead,
+                udp: BTreeMap::new(),
+                wake: Vec::new(),
                 ideal_send_backlog: None,
             }),
         });
@@ -378,6 +403,13 @@ impl MemoryNetwork {
             crate::emu::at_dispatch(|| core.pump_and_complete());
         }
         Ok(Peer::new(pipe))
+    }
+
+    /// A remote host binds a UDP socket at `addr` (port 0: an ephemeral port), to exchange datagrams
+    /// with the driver's datagram sockets. STATUS_ADDRESS_ALREADY_ASSOCIATED if the address is bound.
+    pub fn bind_udp(&self, addr: SocketAddr) -> Result<UdpPeer, NTSTATUS> {
+        let addr = self.net.bind_udp(addr, false, Weak::new())?;
+        Ok(UdpPeer::new(self.net.clone(), addr))
     }
 
     /// A remote host listens on `addr` for the driver's `WskConnect` / `WskSocketConnect`.

@@ -1,10 +1,12 @@
 //! Transport one: real host TCP sockets driven by one event-loop thread ([`event_loop`]), so real
-//! clients (std `TcpStream`, `nc`) talk to the driver and see FIN and RST on the wire.
+//! clients (std `TcpStream`, `nc`) talk to the driver and see FIN and RST on the wire; and real host
+//! UDP sockets for the datagram sockets ([`udp`]), on the same loop.
 
 mod ack;
 mod event_loop;
 mod isb;
 mod stream;
+mod udp;
 
 use super::socket::SocketCore;
 use super::transport::*;
@@ -71,6 +73,21 @@ impl Transport for TcpTransport {
             event_loop.shared.clone(),
             local,
             remote,
+            owner,
+        )?))
+    }
+
+    fn bind_datagram(
+        &self,
+        addr: SocketAddr,
+        v6only: bool,
+        owner: Weak<SocketCore>,
+    ) -> Result<Box<dyn Port>, NTSTATUS> {
+        let event_loop = self.event_loop()?;
+        Ok(Box::new(udp::UdpPort::bind(
+            event_loop.shared.clone(),
+            addr,
+            v6only,
             owner,
         )?))
     }
