@@ -169,8 +169,10 @@ impl Registration {
     ///
     /// The request lives in nonpaged pool until the IRP completes; dropping the pending future
     /// cancels the IRP, and a list that arrives anyway is freed by the registration's deferred
-    /// closer. Poll and drop it at PASSIVE_LEVEL: `WskGetAddressInfo` and `WskFreeAddressInfo`
-    /// require it.
+    /// closer. Poll it at PASSIVE_LEVEL, which `WskGetAddressInfo` and `WskFreeAddressInfo` require:
+    /// a poll above it fails with [`WskError::is_invalid_state`] and gives the resolution up (as a
+    /// drop does). It may be dropped at IRQL <= DISPATCH_LEVEL: above PASSIVE_LEVEL an unread list
+    /// is left to the deferred closer's work item.
     pub fn resolve<'a>(&'a self, host: &str, port: u16) -> Resolve<'a> {
         let mut creating = Creating::new(Kind::Resolving, SEND);
         let early = encode_len(host).and_then(|_| {
@@ -300,6 +302,17 @@ impl Future for Resolve<'_> {
         if let Some(error) = this.early.take() {
             this.finished = true;
             return Poll::Ready(Err(error));
+        }
+        if KeGetCurrentIrql() > PASSIVE_LEVEL {
+            // Neither `WskGetAddressInfo` nor `WskFreeAddressInfo` may be called here, nor the list
+            // (which may be paged) read: give the resolution up. Dropping the context cancels a
+            // pending IRP and hands a list already there, or arriving later, to the deferred closer.
+            this.finished = true;
+            drop(core::mem::replace(
+                &mut this.creating,
+                Creating::new(Kind::Resolving, SEND),
+            ));
+            return Poll::Ready(Err(WskError::INVALID_STATE));
         }
         let registration = this.registration.inner();
         registration.drain_orphans();
