@@ -54,6 +54,26 @@ struct State {
     freed: HashSet<usize>,
     /// See [`set_past_cancel`].
     past_cancel: bool,
+    /// See [`set_defect`].
+    defect: Option<ListDefect>,
+}
+
+/// A defect the first entry of each returned list carries (a test control: what a client must
+/// check in a provider's list rather than trust).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListDefect {
+    /// `ai_addrlen` is 8: the family, the port and four more bytes, shorter than any IP socket
+    /// address (the bytes after them are not part of the entry's address).
+    ShortAddrlen,
+    /// `ai_addr` is NULL.
+    NullAddr,
+    /// The address (and `ai_family`) is of a family that is neither `AF_INET` nor `AF_INET6`.
+    UnknownFamily,
+}
+
+/// Sets the defect of the lists returned from now on (`None`: well-formed lists).
+pub(crate) fn set_defect(defect: Option<ListDefect>) {
+    with_state(|st| st.defect = defect);
 }
 
 /// While on, a pending resolution has no cancel routine: `IoCancelIrp` returns FALSE and the
@@ -256,6 +276,7 @@ fn allocate(addrs: &[SocketAddr], socktype: i32, protocol: i32) -> Option<*mut A
         return None;
     }
     let entries = block.cast::<ADDRINFOEXW>();
+    let defect = with_state(|st| st.defect);
     for (i, addr) in addrs.iter().enumerate() {
         // SAFETY: the block holds `addrs.len()` entries, then as many address slots; the pool
         // aligns blocks for any of these types (entries first, slots at a multiple of 8 after them).
@@ -276,6 +297,20 @@ fn allocate(addrs: &[SocketAddr], socktype: i32, protocol: i32) -> Option<*mut A
                 ai_next: next,
                 ..ADDRINFOEXW::zeroed()
             });
+            if i == 0 {
+                let first = &mut *entries;
+                match defect {
+                    None => {}
+                    Some(ListDefect::ShortAddrlen) => first.ai_addrlen = 8,
+                    Some(ListDefect::NullAddr) => first.ai_addr = core::ptr::null_mut(),
+                    Some(ListDefect::UnknownFamily) => {
+                        // AF_NETBIOS: a family a name service may return, unknown to IP clients.
+                        const AF_NETBIOS: u16 = 17;
+                        first.ai_family = i32::from(AF_NETBIOS);
+                        (*sa).sa_family = AF_NETBIOS;
+                    }
+                }
+            }
         }
     }
     with_state(|st| {
