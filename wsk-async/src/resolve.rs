@@ -265,24 +265,33 @@ unsafe fn write_request(req: *mut Request, host: &str, port: u16) {
     }
 }
 
-/// Copies the addresses of `list` out (at most [`MAX_RESOLVED`]; entries of another family are
-/// skipped).
+/// Copies the addresses of `list` out (at most [`MAX_RESOLVED`]). An entry is skipped unless its
+/// `ai_addr` is non-null and its `ai_addrlen` covers the whole socket address of the family it
+/// names (`SOCKADDR_IN` / `SOCKADDR_IN6`; other families are skipped): the provider's length is not
+/// trusted to be enough, nor the bytes beyond it to be the address.
 ///
 /// # Safety
-/// `list` is a live list from the provider.
+/// `list` is a live list from the provider, read at PASSIVE_LEVEL (it may be paged).
 unsafe fn copy_out(list: PADDRINFOEXW) -> ResolvedAddrs {
     let mut out = ResolvedAddrs::new();
     let mut entry = list;
     while !entry.is_null() && out.len() < MAX_RESOLVED {
-        // SAFETY: a live entry of the provider's list, whose `ai_addr` holds `ai_addrlen` bytes.
+        // SAFETY: a live entry of the provider's list, whose `ai_addr` holds `ai_addrlen` bytes;
+        // the family is read only if those cover it, the rest only if they cover its address.
         unsafe {
             let e = entry.read();
-            if !e.ai_addr.is_null() {
-                let mut storage = SOCKADDR_STORAGE::default();
-                let len = e.ai_addrlen.min(size_of::<SOCKADDR_STORAGE>());
-                ptr::copy_nonoverlapping(e.ai_addr.cast::<u8>(), ptr::addr_of_mut!(storage).cast::<u8>(), len);
-                if let Some(addr) = addr::from_storage(&storage) {
-                    out.push(addr);
+            if !e.ai_addr.is_null() && e.ai_addrlen >= size_of::<ADDRESS_FAMILY>() {
+                let needed = match ptr::addr_of!((*e.ai_addr).sa_family).read_unaligned() {
+                    AF_INET => size_of::<SOCKADDR_IN>(),
+                    AF_INET6 => size_of::<SOCKADDR_IN6>(),
+                    _ => usize::MAX,
+                };
+                if e.ai_addrlen >= needed {
+                    let mut storage = SOCKADDR_STORAGE::default();
+                    ptr::copy_nonoverlapping(e.ai_addr.cast::<u8>(), ptr::addr_of_mut!(storage).cast::<u8>(), needed);
+                    if let Some(addr) = addr::from_storage(&storage) {
+                        out.push(addr);
+                    }
                 }
             }
             entry = e.ai_next;

@@ -297,3 +297,30 @@ fn a_resolution_polled_at_dispatch_fails_without_calling_the_provider_at_dispatc
     ready(registration.deregister());
     assert_eq!(violations(), Vec::<String>::new());
 }
+
+/// An entry the provider got wrong is skipped, never read beyond what it holds nor taken for an
+/// address: an `ai_addrlen` too short for its family's socket address, a NULL `ai_addr`, a family
+/// that is not IP. The rest of the list is still used, and the list is still freed.
+#[test]
+fn malformed_entries_of_the_providers_list_are_skipped() {
+    use nt::emu::wsk::ListDefect;
+    for defect in [
+        ListDefect::ShortAddrlen,
+        ListDefect::NullAddr,
+        ListDefect::UnknownFamily,
+    ] {
+        let _session = nt::emu::session();
+        nt::emu::wsk::set_resolution_list_defect(Some(defect));
+        let _net = MemoryNetwork::install();
+        let driver = TestDriver::new();
+        let registration = register(&driver);
+        // `localhost`: [::1] (the defective first entry), then 127.0.0.1.
+        let addrs = ready(registration.resolve("localhost", 7)).unwrap();
+        assert_eq!(
+            addrs.iter().collect::<Vec<_>>(),
+            vec!["127.0.0.1:7".parse::<SocketAddr>().unwrap()],
+            "{defect:?}"
+        );
+        ready(registration.deregister());
+    }
+}
