@@ -194,9 +194,11 @@ impl Future for SendTo<'_> {
         }
         let iosb = ready!(this.slot.poll_complete(op, cx));
         this.slot.release(op);
+        // The provider's count is not trusted beyond the datagram: a caller slices with it.
+        let length = this.buf.as_ref().map_or(0, |slice| slice.end() - slice.begin());
         give_back!(
             this.buf.take().map(Slice::into_inner),
-            WskError::check(iosb.Status).map(|()| iosb.Information)
+            WskError::check(iosb.Status).map(|()| iosb.Information.min(length))
         )
     }
 }

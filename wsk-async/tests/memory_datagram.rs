@@ -331,3 +331,31 @@ fn bind_datagram_on_a_provider_without_datagram_sockets_is_unsupported() {
     ready(registration.deregister());
     drop(net);
 }
+
+/// A provider that reports more bytes sent than the datagram had (a "negative" ULONG_PTR, or just
+/// too many): the count returned is at most the datagram's length, so a caller that slices with it
+/// cannot panic.
+#[test]
+fn a_send_count_beyond_the_datagram_is_not_trusted() {
+    let _session = nt::emu::session();
+    let s = setup();
+    let wakes = Wakes::new();
+    for information in [usize::MAX, 6] {
+        s.net.script(OpKind::SendTo, Completion::Hold);
+        let mut buf = s.pool.take().unwrap();
+        buf.extend_from_slice(b"12345");
+        let mut send = pin!(s.socket.send_to(buf, s.peer.local_addr()));
+        assert!(wakes.poll(send.as_mut()).is_pending());
+        nt::emu::wsk::settle();
+        let held = s.net.held();
+        assert_eq!(held.len(), 1);
+        assert!(
+            s.net
+                .complete_with_information(held[0], nt::STATUS_SUCCESS, information)
+        );
+        let (sent, buf) = wakes.ready(send.as_mut());
+        assert_eq!(sent.unwrap(), 5, "Information {information:#x}");
+        drop(buf);
+    }
+    s.finish();
+}
