@@ -57,8 +57,6 @@ pub(crate) const BLOCK_SIZE: usize = REQUEST_OFFSET + size_of::<Request>();
 
 const _: () = assert!(align_of::<Request>() <= crate::pool_mem::POOL_ALIGNMENT);
 
-/// The request of a resolving context, from a pointer with the block's provenance
-/// ([`Op::ctx_ptr`](crate::op::Op::ctx_ptr)).
 /// Whether the provider left a list in a resolving context's request.
 ///
 /// # Safety
@@ -68,8 +66,15 @@ pub(crate) unsafe fn has_list(ctx: *const SocketCtx) -> bool {
     unsafe { !ptr::addr_of!((*request(ctx)).list).read().is_null() }
 }
 
-fn request(ctx: *const SocketCtx) -> *mut Request {
-    // SAFETY: a resolving context's block is BLOCK_SIZE bytes; the offset stays inside it.
+/// The request of a resolving context, from a pointer with the block's provenance
+/// ([`Op::ctx_ptr`](crate::op::Op::ctx_ptr)).
+///
+/// # Safety
+/// `ctx` points to a live [`Kind::Resolving`] context's block (`BLOCK_SIZE` bytes): another kind's
+/// block ends before the request.
+unsafe fn request(ctx: *const SocketCtx) -> *mut Request {
+    // SAFETY: a resolving context's block is BLOCK_SIZE bytes (caller's contract); the request is
+    // at REQUEST_OFFSET inside it.
     unsafe { ctx.cast::<u8>().cast_mut().add(REQUEST_OFFSET).cast() }
 }
 
@@ -83,10 +88,11 @@ pub(crate) unsafe fn take_list(ctx: *const SocketCtx) -> PADDRINFOEXW {
     unsafe { ptr::replace(ptr::addr_of_mut!((*request(ctx)).list), ptr::null_mut()) }
 }
 
-/// `WskFreeAddressInfo(list)`: PASSIVE_LEVEL, as documented.
+/// `WskFreeAddressInfo(list)`.
 ///
 /// # Safety
-/// `list` came from this registration's provider and is freed once, here.
+/// `list` came from this registration's provider and is freed once, here, at PASSIVE_LEVEL (as
+/// documented; `Op::dispose_unread` and `RegInner::drain_orphans` leave a list alone above it).
 pub(crate) unsafe fn free_list(registration: &RegInner, list: PADDRINFOEXW) {
     if let Some(free) = registration.dispatch().WskFreeAddressInfo {
         // SAFETY: caller's contract.
@@ -178,7 +184,8 @@ impl Registration {
         let early = encode_len(host).and_then(|_| {
             let (ctx, _) = creating.ensure(self.inner())?;
             let ctx = ctx.slot(SEND).ctx_ptr();
-            // SAFETY: a fresh resolving context, nothing submitted: the request is ours to write.
+            // SAFETY: a fresh resolving context (its block's pointer), nothing submitted: the
+            // request is ours to write.
             unsafe { write_request(request(ctx), host, port) };
             Ok(())
         });
@@ -331,10 +338,10 @@ impl Future for Resolve<'_> {
             ready!(slot.poll_acquire(op, cx))?;
             let get = registration.dispatch().WskGetAddressInfo;
             let client = registration.provider().Client;
-            let req = request(op.ctx_ptr());
-            // SAFETY: the slot is ours; the request lives in the context's block until it is freed,
-            // after the completion; raw places only (the provider writes `list`).
+            // SAFETY: the slot is ours; the request lives in the resolving context's block until
+            // it is freed, after the completion; raw places only (the provider writes `list`).
             unsafe {
+                let req = request(op.ctx_ptr());
                 ptr::addr_of_mut!((*req).list).write(ptr::null_mut());
                 op.set_produces_address_info(true);
                 let node = ptr::addr_of_mut!((*req).node);
@@ -368,12 +375,13 @@ impl Future for Resolve<'_> {
         slot.release(op);
         this.finished = true;
         let result = match WskError::check(iosb.Status) {
-            // SAFETY: a successful call's live list.
+            // SAFETY: a successful call's live list, at PASSIVE_LEVEL (checked above).
             Ok(()) => Ok(unsafe { copy_out(list) }),
             Err(error) => Err(error),
         };
         if !list.is_null() {
-            // SAFETY: the provider's list, read above and freed once, here (PASSIVE_LEVEL: a poll).
+            // SAFETY: the provider's list, read above and freed once, here (PASSIVE_LEVEL: checked
+            // above).
             unsafe { free_list(registration, list) };
         }
         // The context is no longer needed: free it now rather than with the future.
