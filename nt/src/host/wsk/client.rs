@@ -208,7 +208,7 @@ pub(crate) unsafe extern "system" fn WskControlClient(
 ///
 /// # Safety
 /// `Irp` is NULL or a live IRP the caller hands over; the strings and `Hints` (an `ADDRINFOEXW`)
-/// are null or valid; `Result` is valid for a write until the IRP completes.
+/// are null or valid, and `Result` valid for a write, until the IRP completes.
 pub(crate) unsafe extern "system" fn WskGetAddressInfo(
     Client: PWSK_CLIENT,
     NodeName: *mut UNICODE_STRING,
