@@ -359,3 +359,28 @@ fn a_send_count_beyond_the_datagram_is_not_trusted() {
     }
     s.finish();
 }
+
+/// `WskSendTo` requires a remote address of the socket's family: on an IPv4 socket an IPv6
+/// destination fails with STATUS_INVALID_PARAMETER before anything reaches the provider, and an
+/// IPv4-mapped one is sent to as the IPv4 address it stands for.
+#[test]
+fn a_send_to_an_address_of_another_family_fails_without_calling_the_provider() {
+    let _session = nt::emu::session();
+    nt::emu::expect_violations();
+    let s = setup();
+    let (sent, buf) = ready(s.socket.send_to(s.pool.take().unwrap(), "[::1]:9".parse().unwrap()));
+    assert_eq!(sent.unwrap_err().status(), nt::STATUS_INVALID_PARAMETER);
+    let mut buf = buf;
+    buf.extend_from_slice(b"v4");
+    let mapped = SocketAddr::new(Ipv4Addr::LOCALHOST.to_ipv6_mapped().into(), s.peer.local_addr().port());
+    let (sent, buf) = ready(s.socket.send_to(buf, mapped));
+    assert_eq!(sent.unwrap(), 2);
+    assert_eq!(s.peer.receive_from().map(|(d, _)| d), Some(b"v4".to_vec()));
+    drop(buf);
+    s.finish();
+    let violations: Vec<String> = nt::emu::take_violations()
+        .iter()
+        .map(|v| v.message().to_owned())
+        .collect();
+    assert_eq!(violations, Vec::<String>::new());
+}
