@@ -546,3 +546,33 @@ fn a_provider_like_wine8_refuses_datagram_sockets() {
     assert!(socket.is_null());
     client.deregister();
 }
+
+/// The in-memory network refuses a binding that overlaps a bound one of the same port (invented,
+/// as a host stack without SO_REUSEADDR): a wildcard and an address it covers, in either order, and
+/// a dual-stack IPv6 wildcard and an IPv4 address; other families or ports are free.
+#[test]
+fn an_overlapping_datagram_binding_is_refused() {
+    let _session = emu::session();
+    let net = MemoryNetwork::install();
+    let wildcard = net.bind_udp("0.0.0.0:0".parse().unwrap()).unwrap();
+    let port = wildcard.local_addr().port();
+    let at = |ip: &str| SocketAddr::new(ip.parse().unwrap(), port);
+    assert_eq!(
+        net.bind_udp(at("127.0.0.1")).err(),
+        Some(STATUS_ADDRESS_ALREADY_ASSOCIATED)
+    );
+    assert_eq!(
+        net.bind_udp(at("0.0.0.0")).err(),
+        Some(STATUS_ADDRESS_ALREADY_ASSOCIATED)
+    );
+    // A peer's IPv6 wildcard is dual-stack: it would take IPv4 datagrams too.
+    assert_eq!(net.bind_udp(at("::")).err(), Some(STATUS_ADDRESS_ALREADY_ASSOCIATED));
+    let v6 = net.bind_udp(at("::1")).expect("another family");
+    drop(wildcard);
+    let specific = net.bind_udp(at("127.0.0.1")).expect("free again");
+    assert_eq!(
+        net.bind_udp(at("0.0.0.0")).err(),
+        Some(STATUS_ADDRESS_ALREADY_ASSOCIATED)
+    );
+    drop((specific, v6));
+}
