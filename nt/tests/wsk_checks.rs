@@ -397,3 +397,22 @@ fn a_null_irp_to_a_socket_function_is_reported() {
     assert_eq!(close(listener), STATUS_SUCCESS);
     client.deregister();
 }
+
+/// Negative test of the family check of `WskSocketConnect` ([`Rule::InvalidParameter`]): its local
+/// and remote addresses must both be of the family of the socket it creates; the call then fails
+/// with STATUS_INVALID_PARAMETER (recording mode) instead of connecting.
+#[test]
+fn wsk_socket_connect_with_addresses_of_two_families_is_reported() {
+    let _session = emu::session();
+    let net = MemoryNetwork::install();
+    let _listener = net.listen("[::1]:4711".parse().unwrap());
+    let client = Client::register();
+    emu::expect_violations();
+    let local = Addr::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    let remote = Addr::new("[::1]:4711".parse().unwrap());
+    let op = IrpOp::new();
+    assert_eq!(client.socket_connect(&local, &remote, &op), STATUS_INVALID_PARAMETER);
+    assert_eq!(op.wait(), (STATUS_INVALID_PARAMETER, 0));
+    take_one(Rule::InvalidParameter);
+    client.deregister();
+}

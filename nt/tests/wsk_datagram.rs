@@ -246,6 +246,38 @@ fn held_datagram_operations_complete_when_the_test_releases_them() {
     client.deregister();
 }
 
+/// `WskSendTo` reads `RemoteAddress` again when it sends the datagram (invented, the harsher
+/// reading): a client must keep it unchanged until the IRP completes, and a held send that the
+/// client readdressed meanwhile goes to the new address.
+#[test]
+fn a_send_to_reads_its_remote_address_when_it_sends() {
+    let _session = emu::session();
+    let (net, client, socket, _local, peer) = setup();
+    let other = net.bind_udp(V4).expect("second peer");
+    net.script(OpKind::SendTo, Completion::Hold);
+    let data = PoolBuf::with(b"moved");
+    let to = Addr::new(peer.local_addr());
+    let op = IrpOp::new();
+    assert_eq!(send_to(socket, &data, 5, &to, &op), STATUS_PENDING);
+    let moved = Addr::new(other.local_addr());
+    // SAFETY: both are whole SOCKADDR_STORAGEs; written through the pointer the provider holds.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            moved.ptr().cast::<u8>(),
+            to.ptr().cast::<u8>(),
+            size_of::<SOCKADDR_STORAGE>(),
+        )
+    };
+    for held in net.held() {
+        assert!(net.release(held));
+    }
+    assert_eq!(op.wait(), (STATUS_SUCCESS, 5));
+    assert_eq!(other.receive_from().map(|(d, _)| d), Some(b"moved".to_vec()));
+    assert_eq!(peer.receive_from(), None);
+    assert_eq!(close(socket), STATUS_SUCCESS);
+    client.deregister();
+}
+
 #[test]
 fn a_datagram_socket_needs_sock_dgram_and_ipproto_udp() {
     let _session = emu::session();
@@ -513,4 +545,34 @@ fn a_provider_like_wine8_refuses_datagram_sockets() {
     assert_eq!(status, STATUS_NOT_IMPLEMENTED);
     assert!(socket.is_null());
     client.deregister();
+}
+
+/// The in-memory network refuses a binding that overlaps a bound one of the same port (invented,
+/// as a host stack without SO_REUSEADDR): a wildcard and an address it covers, in either order, and
+/// a dual-stack IPv6 wildcard and an IPv4 address; other families or ports are free.
+#[test]
+fn an_overlapping_datagram_binding_is_refused() {
+    let _session = emu::session();
+    let net = MemoryNetwork::install();
+    let wildcard = net.bind_udp("0.0.0.0:0".parse().unwrap()).unwrap();
+    let port = wildcard.local_addr().port();
+    let at = |ip: &str| SocketAddr::new(ip.parse().unwrap(), port);
+    assert_eq!(
+        net.bind_udp(at("127.0.0.1")).err(),
+        Some(STATUS_ADDRESS_ALREADY_ASSOCIATED)
+    );
+    assert_eq!(
+        net.bind_udp(at("0.0.0.0")).err(),
+        Some(STATUS_ADDRESS_ALREADY_ASSOCIATED)
+    );
+    // A peer's IPv6 wildcard is dual-stack: it would take IPv4 datagrams too.
+    assert_eq!(net.bind_udp(at("::")).err(), Some(STATUS_ADDRESS_ALREADY_ASSOCIATED));
+    let v6 = net.bind_udp(at("::1")).expect("another family");
+    drop(wildcard);
+    let specific = net.bind_udp(at("127.0.0.1")).expect("free again");
+    assert_eq!(
+        net.bind_udp(at("0.0.0.0")).err(),
+        Some(STATUS_ADDRESS_ALREADY_ASSOCIATED)
+    );
+    drop((specific, v6));
 }

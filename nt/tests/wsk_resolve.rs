@@ -39,24 +39,42 @@ impl Text {
     }
 }
 
-/// `WskGetAddressInfo(node, service)` with TCP hints; returns what the call returned and where the
-/// list goes (valid until the IRP completed, which the caller waits for).
-fn get(client: &Client, node: &mut Text, service: &mut Text, result: &mut PADDRINFOEXW, op: &IrpOp) -> NTSTATUS {
+/// What a resolution lends the provider until its IRP completes: the strings and the TCP hints
+/// (the provider may read them until then: see `nt/src/host/wsk/resolve.rs`).
+struct Request {
+    node: Box<Text>,
+    service: Box<Text>,
+    hints: Box<ADDRINFOEXW>,
+}
+
+impl Request {
+    fn new(node: &str, service: &str) -> Request {
+        let mut hints = Box::new(ADDRINFOEXW::zeroed());
+        hints.ai_socktype = i32::from(SOCK_STREAM);
+        hints.ai_protocol = IPPROTO_TCP as i32;
+        Request {
+            node: Text::new(node),
+            service: Text::new(service),
+            hints,
+        }
+    }
+}
+
+/// `WskGetAddressInfo` of `request`; returns what the call returned and where the list goes (valid
+/// until the IRP completed, which the caller waits for).
+fn get(client: &Client, request: &mut Request, result: &mut PADDRINFOEXW, op: &IrpOp) -> NTSTATUS {
     let f = unsafe { &*client.npi.Dispatch }
         .WskGetAddressInfo
         .expect("WskGetAddressInfo");
-    let mut hints = ADDRINFOEXW::zeroed();
-    hints.ai_socktype = i32::from(SOCK_STREAM);
-    hints.ai_protocol = IPPROTO_TCP as i32;
     // SAFETY: live strings, hints and result cell; a fresh IRP with the test's completion routine.
     unsafe {
         f(
             client.npi.Client,
-            node.ptr(),
-            service.ptr(),
+            request.node.ptr(),
+            request.service.ptr(),
             NS_ALL,
             ptr::null_mut(),
-            (&raw mut hints).cast(),
+            (&raw mut *request.hints).cast(),
             (result as *mut PADDRINFOEXW).cast(),
             ptr::null_mut(),
             ptr::null_mut(),
@@ -97,10 +115,10 @@ fn addresses(list: PADDRINFOEXW) -> Vec<SocketAddr> {
 
 /// Resolves `node` with service `service`: the final status and the list (null on failure).
 fn resolve(client: &Client, node: &str, service: &str) -> (NTSTATUS, PADDRINFOEXW) {
-    let (mut node, mut service) = (Text::new(node), Text::new(service));
+    let mut request = Request::new(node, service);
     let mut list: PADDRINFOEXW = ptr::null_mut();
     let op = IrpOp::new();
-    let returned = get(client, &mut node, &mut service, &mut list, &op);
+    let returned = get(client, &mut request, &mut list, &op);
     let (status, information) = op.wait();
     assert!(
         returned == status || returned == STATUS_PENDING,
@@ -146,10 +164,10 @@ fn under_the_realistic_schedule_a_resolution_pends_and_can_be_cancelled() {
     set_schedule(Schedule::Realistic);
     let _net = MemoryNetwork::install();
     let client = Client::register();
-    let (mut node, mut service) = (Text::new("127.0.0.1"), Text::new("1"));
+    let mut request = Request::new("127.0.0.1", "1");
     let mut list: PADDRINFOEXW = ptr::null_mut();
     let op = IrpOp::new();
-    assert_eq!(get(&client, &mut node, &mut service, &mut list, &op), STATUS_PENDING);
+    assert_eq!(get(&client, &mut request, &mut list, &op), STATUS_PENDING);
     assert!(op.cancel(), "a cancel routine is armed");
     assert_eq!(op.wait().0, STATUS_CANCELLED);
     assert!(list.is_null());
@@ -243,17 +261,56 @@ fn a_resolution_above_passive_level_is_reported() {
     let _session = emu::session();
     let _net = MemoryNetwork::install();
     let client = Client::register();
-    let (mut node, mut service) = (Text::new("localhost"), Text::new("1"));
+    let mut request = Request::new("localhost", "1");
     let mut list: PADDRINFOEXW = ptr::null_mut();
     let op = IrpOp::new();
     emu::expect_violations();
     // Harmless outcome: the IRP completes with STATUS_INVALID_DEVICE_STATE, no list.
-    let status = emu::at_dispatch(|| get(&client, &mut node, &mut service, &mut list, &op));
+    let status = emu::at_dispatch(|| get(&client, &mut request, &mut list, &op));
     assert_eq!(status, STATUS_INVALID_DEVICE_STATE);
     assert_eq!(op.wait().0, STATUS_INVALID_DEVICE_STATE);
     let taken = emu::take_violations();
     assert_eq!(taken.len(), 1, "{taken:#?}");
     assert_eq!(taken[0].rule, Rule::IrqlTooHigh);
     assert!(list.is_null());
+    client.deregister();
+}
+
+/// The provider reads the strings and the hints when it resolves, not in the call (invented, the
+/// harsher reading: Wine's netio hands them to a thread pool, Windows documents nothing), so a
+/// client must keep them unchanged and alive until the IRP completes: what it changed after the
+/// call is what gets resolved. Pinned to `pending`, where the resolution surely comes after the
+/// call.
+#[test]
+fn the_strings_and_hints_are_read_when_the_resolution_completes() {
+    let _session = emu::session();
+    set_schedule(Schedule::Pending);
+    let _net = MemoryNetwork::install();
+    let client = Client::register();
+    let mut request = Request::new("127.0.0.1", "1");
+    let mut list: PADDRINFOEXW = ptr::null_mut();
+    let op = IrpOp::new();
+    assert_eq!(get(&client, &mut request, &mut list, &op), STATUS_PENDING);
+    // Through the pointers the provider holds (a write through the owners would retire them).
+    // SAFETY: the buffers live in `request`, with the lengths the strings give.
+    unsafe {
+        request.node.string.Buffer.add(8).write(u16::from(b'2'));
+        request.service.string.Buffer.write(u16::from(b'7'));
+    }
+    nt::emu::wsk::settle();
+    assert_eq!(op.wait().0, STATUS_SUCCESS);
+    assert_eq!(addresses(list), vec!["127.0.0.2:7".parse::<SocketAddr>().unwrap()]);
+    free(&client, list);
+    // The hints too: only IPv4 is asked for after the call.
+    let mut request = Request::new("localhost", "1");
+    let mut list: PADDRINFOEXW = ptr::null_mut();
+    let op = IrpOp::new();
+    assert_eq!(get(&client, &mut request, &mut list, &op), STATUS_PENDING);
+    // SAFETY: the hints live in `request`; written as the provider reads them, through a raw place.
+    unsafe { (&raw mut request.hints.ai_family).write(i32::from(AF_INET)) };
+    nt::emu::wsk::settle();
+    assert_eq!(op.wait().0, STATUS_SUCCESS);
+    assert_eq!(addresses(list), vec!["127.0.0.1:1".parse::<SocketAddr>().unwrap()]);
+    free(&client, list);
     client.deregister();
 }

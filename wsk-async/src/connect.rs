@@ -39,7 +39,8 @@ impl Registration {
 
     /// Connects to `remote` from `local` (`WskSocketConnect` with that local address instead of the
     /// wildcard of the remote's family): a chosen source address, port or both (port 0 lets the
-    /// transport pick one). Both addresses must be of the same family. A local address already in use
+    /// transport pick one). Both addresses must be of the same family (otherwise it fails with
+    /// STATUS_INVALID_PARAMETER without calling the provider). A local address already in use
     /// fails with an error for which [`WskError::is_address_in_use`] is true; otherwise as
     /// [`connect`](Self::connect), including what dropping the future does.
     pub fn connect_from(&self, local: SocketAddr, remote: SocketAddr) -> Connect<'_> {
@@ -57,6 +58,13 @@ impl Future for Connect<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Connection>> {
         let this = self.get_mut();
+        // WskSocketConnect requires both addresses of the family of the socket it creates.
+        if this
+            .local
+            .is_some_and(|local| addr::family(&local) != addr::family(&this.remote))
+        {
+            return Poll::Ready(Err(WskError::from_status(STATUS_INVALID_PARAMETER)));
+        }
         let registration = this.registration.inner();
         registration.drain_orphans();
         let (ctx, slot) = this.creating.ensure(registration)?;

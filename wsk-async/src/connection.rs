@@ -411,9 +411,11 @@ impl Future for Send<'_> {
         let op = ctx.slot(this.stream().index());
         let iosb = ready!(this.slot.poll_complete(op, cx));
         this.slot.release(op);
+        // The provider's count is not trusted beyond the send: a caller slices with it.
+        let length = this.buf.as_ref().map_or(0, |slice| slice.end() - slice.begin());
         give_back!(
             this.buf.take().map(Slice::into_inner),
-            WskError::check(iosb.Status).map(|()| iosb.Information)
+            WskError::check(iosb.Status).map(|()| iosb.Information.min(length))
         )
     }
 }

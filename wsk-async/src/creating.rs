@@ -71,7 +71,8 @@ impl Drop for Creating {
             && previous & crate::op_state::KERNEL == 0
         {
             // The kernel is done and the slot is orphaned: nobody else can own it.
-            // SAFETY: exclusive ownership, PASSIVE_LEVEL (a drop, not a completion routine).
+            // SAFETY: exclusive ownership, IRQL <= DISPATCH_LEVEL (a drop, not a completion
+            // routine; above PASSIVE_LEVEL an unread address list goes to the deferred closer).
             unsafe { op.dispose_unread() };
         }
         // SAFETY: the orphan pass skips our already-orphaned slot.

@@ -98,7 +98,9 @@ impl DatagramSocket {
     /// Sends the bytes of `buf` (a [`Buffer`] or a [`Slice`] of one) as one datagram to `remote`
     /// (`WskSendTo`), returning the number of bytes sent and the buffer. WSK completes it once the
     /// datagram is sent, not when anyone received it. On an IPv6 socket an IPv4 `remote` is sent to
-    /// as IPv4-mapped (`::ffff:a.b.c.d`), which a dual-stack socket (bound to `[::]`) reaches.
+    /// as IPv4-mapped (`::ffff:a.b.c.d`), which a dual-stack socket (bound to `[::]`) reaches; on an
+    /// IPv4 socket an IPv4-mapped `remote` is sent to as the IPv4 address, and any other IPv6
+    /// `remote` fails with STATUS_INVALID_PARAMETER without a call to WSK.
     pub fn send_to(&self, buf: impl Into<Slice>, remote: SocketAddr) -> SendTo<'_> {
         SendTo {
             socket: self,
@@ -142,13 +144,19 @@ pub struct SendTo<'a> {
     slot: SlotUse,
 }
 
-/// `remote` in the socket's family: an IPv4 address becomes IPv4-mapped for an IPv6 socket.
-fn in_family(remote: SocketAddr, local: Option<SocketAddr>) -> SocketAddr {
+/// `remote` in the socket's family, which `WskSendTo` requires: an IPv4 address becomes
+/// IPv4-mapped for an IPv6 socket, an IPv4-mapped one becomes IPv4 for an IPv4 socket; any other
+/// IPv6 address has no IPv4 form (`None`). A socket whose family is unknown gets `remote` as is.
+fn in_family(remote: SocketAddr, local: Option<SocketAddr>) -> Option<SocketAddr> {
     match (remote, local) {
         (SocketAddr::V4(v4), Some(SocketAddr::V6(_))) => {
-            SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+            Some(SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port()))
         }
-        _ => remote,
+        (SocketAddr::V6(v6), Some(SocketAddr::V4(_))) => v6
+            .ip()
+            .to_ipv4_mapped()
+            .map(|v4| SocketAddr::new(IpAddr::V4(v4), v6.port())),
+        _ => Some(remote),
     }
 }
 
@@ -169,9 +177,15 @@ impl Future for SendTo<'_> {
                 this.slot.release(op);
                 return give_back!(this.buf.take().map(Slice::into_inner), Err(WskError::INVALID_STATE));
             };
+            let Some(remote) = in_family(this.remote, this.socket.local) else {
+                this.slot.release(op);
+                return give_back!(
+                    this.buf.take().map(Slice::into_inner),
+                    Err(WskError::from_status(STATUS_INVALID_PARAMETER))
+                );
+            };
             let socket = ctx.socket();
             let send_to = ctx.datagram_dispatch().WskSendTo;
-            let remote = in_family(this.remote, this.socket.local);
             // SAFETY: the send slot is ours (acquired), and with it its `OpIo` and the `local` field
             // of the addresses (see `Addresses`), written through a raw field pointer; the MDL and
             // buffer stay alive until the completion (in this future, or kept by the slot if it is
@@ -194,9 +208,11 @@ impl Future for SendTo<'_> {
         }
         let iosb = ready!(this.slot.poll_complete(op, cx));
         this.slot.release(op);
+        // The provider's count is not trusted beyond the datagram: a caller slices with it.
+        let length = this.buf.as_ref().map_or(0, |slice| slice.end() - slice.begin());
         give_back!(
             this.buf.take().map(Slice::into_inner),
-            WskError::check(iosb.Status).map(|()| iosb.Information)
+            WskError::check(iosb.Status).map(|()| iosb.Information.min(length))
         )
     }
 }

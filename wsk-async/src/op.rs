@@ -202,7 +202,8 @@ impl Op {
     ///
     /// # Safety
     /// The caller owns the slot's result exclusively after the completion, at PASSIVE_LEVEL
-    /// (`WskFreeAddressInfo`), and is not a completion routine.
+    /// (`WskFreeAddressInfo`), and is not a completion routine. Above PASSIVE_LEVEL,
+    /// [`dispose_unread`](Self::dispose_unread) hands the list to the deferred closer instead.
     unsafe fn free_unread_address_info(&self) {
         // SAFETY: forwarded from the caller's contract.
         unsafe {
@@ -384,8 +385,30 @@ impl Op {
         }
     }
 
+    /// Hands an unread address list to the registration's deferred closer, which frees it at
+    /// PASSIVE_LEVEL: `WskFreeAddressInfo` may not be called above it, nor the list (which the
+    /// provider may have allocated from paged pool) be read. The slot becomes a kept slot, as if
+    /// its completion routine had kept it (`complete_op`): `KERNEL`-owned again, its result unread,
+    /// with a reference of its own on the context, which moves to the orphan list; the closer's
+    /// [`close_kept_socket`](Self::close_kept_socket) frees the list and makes transition 3.
+    ///
+    /// # Safety
+    /// The caller owns the slot exclusively with `KERNEL` clear and `COMPLETE` set, the unread list
+    /// in its context's request, and keeps the context alive (a handle reference) until it returns.
+    unsafe fn defer_address_info(&self) {
+        // Transition 2 without a call: clears COMPLETE and sets KERNEL, so that nobody but the
+        // closer touches the slot (a future claiming it attaches and is woken by the closer).
+        self.state.submit();
+        self.ctx().acquire();
+        // SAFETY: a kept slot with an unread result, exclusively ours, whose new reference goes to
+        // the list; the context (and its registration) stays alive through the caller's reference.
+        unsafe { RegInner::push_orphan(self.ctx().registration_ptr(), self) };
+    }
+
     /// Disposes of an unread result: closes an unread socket with this slot's IRP (returns true: the
-    /// slot is then busy until that close completes) and returns a leftover buffer to its pool.
+    /// slot is then busy until that close completes), hands an unread address list that may not be
+    /// freed at the current IRQL to the deferred closer (returns true as well: the slot is busy until
+    /// the closer freed it) and returns a leftover buffer to its pool.
     ///
     /// # Safety
     /// The caller owns the slot exclusively with `KERNEL` clear, at IRQL <= DISPATCH_LEVEL, and is
@@ -393,6 +416,10 @@ impl Op {
     pub(crate) unsafe fn dispose_unread(&self) -> bool {
         // SAFETY: forwarded from the caller's contract.
         unsafe {
+            if self.state.load() & COMPLETE != 0 && self.address_info_unread() && KeGetCurrentIrql() > PASSIVE_LEVEL {
+                self.defer_address_info();
+                return true;
+            }
             let socket = self.unread_socket();
             self.set_produces_socket(false);
             if self.state.load() & COMPLETE != 0 {

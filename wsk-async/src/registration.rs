@@ -184,8 +184,9 @@ impl RegInner {
     }
 
     /// Pushes a slot its completion routine kept because it holds a socket nobody will read (from
-    /// that routine, any CPU, IRQL <= DISPATCH_LEVEL), wakes the waiter and queues the drain work
-    /// item. The slot's kernel reference on its context moves to the list.
+    /// that routine, any CPU, IRQL <= DISPATCH_LEVEL), or a resolution's unread list that
+    /// `Op::dispose_unread` could not free above PASSIVE_LEVEL, wakes the waiter and queues the
+    /// drain work item. The slot's kernel reference on its context moves to the list.
     ///
     /// Once the CAS publishes the node, a drainer may close the socket, free the context (and with it
     /// the context's reference on this state) and finish deregistering: so a memory reference is
@@ -271,8 +272,14 @@ impl RegInner {
         };
     }
 
-    /// Closes the sockets of every orphaned slot (PASSIVE_LEVEL; never from a completion routine).
+    /// Closes the sockets of every orphaned slot and frees the late lists of dropped resolutions
+    /// (never from a completion routine). Above PASSIVE_LEVEL it does nothing: `WskFreeAddressInfo`
+    /// requires PASSIVE_LEVEL, and a non-empty list always has the drain work item queued (every push
+    /// queues it, and its routine clears `drain_queued` before it drains), which does it there.
     pub(crate) fn drain_orphans(&self) {
+        if KeGetCurrentIrql() > PASSIVE_LEVEL {
+            return;
+        }
         let mut node = self.orphans.swap(ptr::null_mut(), Ordering::AcqRel).cast_const();
         while let Some(op) = NonNull::new(node.cast_mut()) {
             // SAFETY: the list's reference keeps the slot's context alive; the slot was kept by its

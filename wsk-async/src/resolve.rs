@@ -57,8 +57,6 @@ pub(crate) const BLOCK_SIZE: usize = REQUEST_OFFSET + size_of::<Request>();
 
 const _: () = assert!(align_of::<Request>() <= crate::pool_mem::POOL_ALIGNMENT);
 
-/// The request of a resolving context, from a pointer with the block's provenance
-/// ([`Op::ctx_ptr`](crate::op::Op::ctx_ptr)).
 /// Whether the provider left a list in a resolving context's request.
 ///
 /// # Safety
@@ -68,8 +66,15 @@ pub(crate) unsafe fn has_list(ctx: *const SocketCtx) -> bool {
     unsafe { !ptr::addr_of!((*request(ctx)).list).read().is_null() }
 }
 
-fn request(ctx: *const SocketCtx) -> *mut Request {
-    // SAFETY: a resolving context's block is BLOCK_SIZE bytes; the offset stays inside it.
+/// The request of a resolving context, from a pointer with the block's provenance
+/// ([`Op::ctx_ptr`](crate::op::Op::ctx_ptr)).
+///
+/// # Safety
+/// `ctx` points to a live [`Kind::Resolving`] context's block (`BLOCK_SIZE` bytes): another kind's
+/// block ends before the request.
+unsafe fn request(ctx: *const SocketCtx) -> *mut Request {
+    // SAFETY: a resolving context's block is BLOCK_SIZE bytes (caller's contract); the request is
+    // at REQUEST_OFFSET inside it.
     unsafe { ctx.cast::<u8>().cast_mut().add(REQUEST_OFFSET).cast() }
 }
 
@@ -83,10 +88,11 @@ pub(crate) unsafe fn take_list(ctx: *const SocketCtx) -> PADDRINFOEXW {
     unsafe { ptr::replace(ptr::addr_of_mut!((*request(ctx)).list), ptr::null_mut()) }
 }
 
-/// `WskFreeAddressInfo(list)`: PASSIVE_LEVEL, as documented.
+/// `WskFreeAddressInfo(list)`.
 ///
 /// # Safety
-/// `list` came from this registration's provider and is freed once, here.
+/// `list` came from this registration's provider and is freed once, here, at PASSIVE_LEVEL (as
+/// documented; `Op::dispose_unread` and `RegInner::drain_orphans` leave a list alone above it).
 pub(crate) unsafe fn free_list(registration: &RegInner, list: PADDRINFOEXW) {
     if let Some(free) = registration.dispatch().WskFreeAddressInfo {
         // SAFETY: caller's contract.
@@ -169,14 +175,17 @@ impl Registration {
     ///
     /// The request lives in nonpaged pool until the IRP completes; dropping the pending future
     /// cancels the IRP, and a list that arrives anyway is freed by the registration's deferred
-    /// closer. Poll and drop it at PASSIVE_LEVEL: `WskGetAddressInfo` and `WskFreeAddressInfo`
-    /// require it.
+    /// closer. Poll it at PASSIVE_LEVEL, which `WskGetAddressInfo` and `WskFreeAddressInfo` require:
+    /// a poll above it fails with [`WskError::is_invalid_state`] and gives the resolution up (as a
+    /// drop does). It may be dropped at IRQL <= DISPATCH_LEVEL: above PASSIVE_LEVEL an unread list
+    /// is left to the deferred closer's work item.
     pub fn resolve<'a>(&'a self, host: &str, port: u16) -> Resolve<'a> {
         let mut creating = Creating::new(Kind::Resolving, SEND);
         let early = encode_len(host).and_then(|_| {
             let (ctx, _) = creating.ensure(self.inner())?;
             let ctx = ctx.slot(SEND).ctx_ptr();
-            // SAFETY: a fresh resolving context, nothing submitted: the request is ours to write.
+            // SAFETY: a fresh resolving context (its block's pointer), nothing submitted: the
+            // request is ours to write.
             unsafe { write_request(request(ctx), host, port) };
             Ok(())
         });
@@ -263,24 +272,33 @@ unsafe fn write_request(req: *mut Request, host: &str, port: u16) {
     }
 }
 
-/// Copies the addresses of `list` out (at most [`MAX_RESOLVED`]; entries of another family are
-/// skipped).
+/// Copies the addresses of `list` out (at most [`MAX_RESOLVED`]). An entry is skipped unless its
+/// `ai_addr` is non-null and its `ai_addrlen` covers the whole socket address of the family it
+/// names (`SOCKADDR_IN` / `SOCKADDR_IN6`; other families are skipped): the provider's length is not
+/// trusted to be enough, nor the bytes beyond it to be the address.
 ///
 /// # Safety
-/// `list` is a live list from the provider.
+/// `list` is a live list from the provider, read at PASSIVE_LEVEL (it may be paged).
 unsafe fn copy_out(list: PADDRINFOEXW) -> ResolvedAddrs {
     let mut out = ResolvedAddrs::new();
     let mut entry = list;
     while !entry.is_null() && out.len() < MAX_RESOLVED {
-        // SAFETY: a live entry of the provider's list, whose `ai_addr` holds `ai_addrlen` bytes.
+        // SAFETY: a live entry of the provider's list, whose `ai_addr` holds `ai_addrlen` bytes;
+        // the family is read only if those cover it, the rest only if they cover its address.
         unsafe {
             let e = entry.read();
-            if !e.ai_addr.is_null() {
-                let mut storage = SOCKADDR_STORAGE::default();
-                let len = e.ai_addrlen.min(size_of::<SOCKADDR_STORAGE>());
-                ptr::copy_nonoverlapping(e.ai_addr.cast::<u8>(), ptr::addr_of_mut!(storage).cast::<u8>(), len);
-                if let Some(addr) = addr::from_storage(&storage) {
-                    out.push(addr);
+            if !e.ai_addr.is_null() && e.ai_addrlen >= size_of::<ADDRESS_FAMILY>() {
+                let needed = match ptr::addr_of!((*e.ai_addr).sa_family).read_unaligned() {
+                    AF_INET => size_of::<SOCKADDR_IN>(),
+                    AF_INET6 => size_of::<SOCKADDR_IN6>(),
+                    _ => usize::MAX,
+                };
+                if e.ai_addrlen >= needed {
+                    let mut storage = SOCKADDR_STORAGE::default();
+                    ptr::copy_nonoverlapping(e.ai_addr.cast::<u8>(), ptr::addr_of_mut!(storage).cast::<u8>(), needed);
+                    if let Some(addr) = addr::from_storage(&storage) {
+                        out.push(addr);
+                    }
                 }
             }
             entry = e.ai_next;
@@ -301,6 +319,17 @@ impl Future for Resolve<'_> {
             this.finished = true;
             return Poll::Ready(Err(error));
         }
+        if KeGetCurrentIrql() > PASSIVE_LEVEL {
+            // Neither `WskGetAddressInfo` nor `WskFreeAddressInfo` may be called here, nor the list
+            // (which may be paged) read: give the resolution up. Dropping the context cancels a
+            // pending IRP and hands a list already there, or arriving later, to the deferred closer.
+            this.finished = true;
+            drop(core::mem::replace(
+                &mut this.creating,
+                Creating::new(Kind::Resolving, SEND),
+            ));
+            return Poll::Ready(Err(WskError::INVALID_STATE));
+        }
         let registration = this.registration.inner();
         registration.drain_orphans();
         let (ctx, slot) = this.creating.ensure(registration)?;
@@ -309,10 +338,10 @@ impl Future for Resolve<'_> {
             ready!(slot.poll_acquire(op, cx))?;
             let get = registration.dispatch().WskGetAddressInfo;
             let client = registration.provider().Client;
-            let req = request(op.ctx_ptr());
-            // SAFETY: the slot is ours; the request lives in the context's block until it is freed,
-            // after the completion; raw places only (the provider writes `list`).
+            // SAFETY: the slot is ours; the request lives in the resolving context's block until
+            // it is freed, after the completion; raw places only (the provider writes `list`).
             unsafe {
+                let req = request(op.ctx_ptr());
                 ptr::addr_of_mut!((*req).list).write(ptr::null_mut());
                 op.set_produces_address_info(true);
                 let node = ptr::addr_of_mut!((*req).node);
@@ -346,12 +375,13 @@ impl Future for Resolve<'_> {
         slot.release(op);
         this.finished = true;
         let result = match WskError::check(iosb.Status) {
-            // SAFETY: a successful call's live list.
+            // SAFETY: a successful call's live list, at PASSIVE_LEVEL (checked above).
             Ok(()) => Ok(unsafe { copy_out(list) }),
             Err(error) => Err(error),
         };
         if !list.is_null() {
-            // SAFETY: the provider's list, read above and freed once, here (PASSIVE_LEVEL: a poll).
+            // SAFETY: the provider's list, read above and freed once, here (PASSIVE_LEVEL: checked
+            // above).
             unsafe { free_list(registration, list) };
         }
         // The context is no longer needed: free it now rather than with the future.

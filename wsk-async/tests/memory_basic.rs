@@ -167,6 +167,31 @@ fn connect_from_uses_the_chosen_local_address() {
     ready(registration.deregister());
 }
 
+/// `connect_from` with a local and a remote address of two families fails with
+/// STATUS_INVALID_PARAMETER before anything reaches the provider (`WskSocketConnect` requires both
+/// of the family of the socket it creates; the emulation reports a call that breaks that).
+#[test]
+fn connect_from_with_addresses_of_two_families_fails_without_calling_the_provider() {
+    let _session = nt::emu::session();
+    nt::emu::expect_violations();
+    let net = MemoryNetwork::install();
+    let driver = TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, Duration::from_secs(1)).unwrap();
+    let remote: std::net::SocketAddr = "[::1]:80".parse().unwrap();
+    let _peer_listener = net.listen(remote);
+    for local in ["127.0.0.1:0", "10.0.0.9:4321"] {
+        let error = ready(registration.connect_from(local.parse().unwrap(), remote)).unwrap_err();
+        assert_eq!(error.status(), nt::STATUS_INVALID_PARAMETER, "{local}");
+    }
+    assert_eq!(registration.live_sockets(), 0);
+    ready(registration.deregister());
+    let violations: Vec<String> = nt::emu::take_violations()
+        .iter()
+        .map(|v| v.message().to_owned())
+        .collect();
+    assert_eq!(violations, Vec::<String>::new());
+}
+
 #[test]
 fn concurrent_same_kind_operation_is_refused() {
     let _session = nt::emu::session();

@@ -331,3 +331,56 @@ fn bind_datagram_on_a_provider_without_datagram_sockets_is_unsupported() {
     ready(registration.deregister());
     drop(net);
 }
+
+/// A provider that reports more bytes sent than the datagram had (a "negative" ULONG_PTR, or just
+/// too many): the count returned is at most the datagram's length, so a caller that slices with it
+/// cannot panic.
+#[test]
+fn a_send_count_beyond_the_datagram_is_not_trusted() {
+    let _session = nt::emu::session();
+    let s = setup();
+    let wakes = Wakes::new();
+    for information in [usize::MAX, 6] {
+        s.net.script(OpKind::SendTo, Completion::Hold);
+        let mut buf = s.pool.take().unwrap();
+        buf.extend_from_slice(b"12345");
+        let mut send = pin!(s.socket.send_to(buf, s.peer.local_addr()));
+        assert!(wakes.poll(send.as_mut()).is_pending());
+        nt::emu::wsk::settle();
+        let held = s.net.held();
+        assert_eq!(held.len(), 1);
+        assert!(
+            s.net
+                .complete_with_information(held[0], nt::STATUS_SUCCESS, information)
+        );
+        let (sent, buf) = wakes.ready(send.as_mut());
+        assert_eq!(sent.unwrap(), 5, "Information {information:#x}");
+        drop(buf);
+    }
+    s.finish();
+}
+
+/// `WskSendTo` requires a remote address of the socket's family: on an IPv4 socket an IPv6
+/// destination fails with STATUS_INVALID_PARAMETER before anything reaches the provider, and an
+/// IPv4-mapped one is sent to as the IPv4 address it stands for.
+#[test]
+fn a_send_to_an_address_of_another_family_fails_without_calling_the_provider() {
+    let _session = nt::emu::session();
+    nt::emu::expect_violations();
+    let s = setup();
+    let (sent, buf) = ready(s.socket.send_to(s.pool.take().unwrap(), "[::1]:9".parse().unwrap()));
+    assert_eq!(sent.unwrap_err().status(), nt::STATUS_INVALID_PARAMETER);
+    let mut buf = buf;
+    buf.extend_from_slice(b"v4");
+    let mapped = SocketAddr::new(Ipv4Addr::LOCALHOST.to_ipv6_mapped().into(), s.peer.local_addr().port());
+    let (sent, buf) = ready(s.socket.send_to(buf, mapped));
+    assert_eq!(sent.unwrap(), 2);
+    assert_eq!(s.peer.receive_from().map(|(d, _)| d), Some(b"v4".to_vec()));
+    drop(buf);
+    s.finish();
+    let violations: Vec<String> = nt::emu::take_violations()
+        .iter()
+        .map(|v| v.message().to_owned())
+        .collect();
+    assert_eq!(violations, Vec::<String>::new());
+}

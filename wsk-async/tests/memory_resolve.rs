@@ -195,3 +195,132 @@ fn under_wine8_netio_a_dropped_resolution_still_frees_its_list() {
     assert!(common::wait_until(common::BOUND, || registration.live_sockets() == 0));
     ready(registration.deregister());
 }
+
+/// The violations a test run in recording mode saw (none expected).
+fn violations() -> Vec<String> {
+    nt::emu::take_violations()
+        .iter()
+        .map(|v| v.message().to_owned())
+        .collect()
+}
+
+/// A completed, unread resolution dropped at DISPATCH_LEVEL (a drop under a spin lock): the drop may
+/// not call `WskFreeAddressInfo` (PASSIVE_LEVEL only, and the list may be paged), so it hands the
+/// list to the registration's deferred closer, whose work item frees it at PASSIVE_LEVEL.
+#[test]
+fn a_completed_unread_resolution_dropped_at_dispatch_frees_its_list_at_passive() {
+    let _session = nt::emu::session();
+    nt::emu::expect_violations();
+    // The IRP must pend, so that the drop comes after its completion and before the read.
+    nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Pending);
+    let _net = MemoryNetwork::install();
+    let driver = TestDriver::new();
+    let registration = register(&driver);
+    let mut future = Box::pin(registration.resolve("localhost", 1));
+    let wakes = Wakes::new();
+    assert!(wakes.poll(future.as_mut()).is_pending());
+    nt::emu::wsk::settle();
+    assert_eq!(wakes.count(), 1, "the completion woke the future");
+    nt::emu::at_dispatch(|| drop(future));
+    assert!(common::wait_until(common::BOUND, || registration.live_sockets() == 0));
+    ready(registration.deregister());
+    assert_eq!(violations(), Vec::<String>::new());
+}
+
+/// A list that arrived after its resolution was dropped waits in the orphan list; a poll that
+/// drains that list at DISPATCH_LEVEL (here a `bind_datagram`'s) must leave it to the work item,
+/// which frees it at PASSIVE_LEVEL.
+#[test]
+fn a_drain_at_dispatch_leaves_a_late_list_to_the_work_item() {
+    let _session = nt::emu::session();
+    nt::emu::expect_violations();
+    // The IRP must still pend when the future is dropped.
+    nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Pending);
+    nt::emu::wsk::set_resolution_past_cancel(true);
+    let _net = MemoryNetwork::install();
+    let driver = TestDriver::new();
+    let registration = register(&driver);
+    let held = nt::emu::work_items::hold();
+    {
+        let mut future = pin!(registration.resolve("localhost", 1));
+        assert!(Wakes::new().poll(future.as_mut()).is_pending());
+    }
+    nt::emu::wsk::settle();
+    assert_eq!(
+        registration.live_sockets(),
+        1,
+        "the late list waits for the deferred closer"
+    );
+    nt::emu::at_dispatch(|| {
+        let mut bind = Box::pin(registration.bind_datagram("127.0.0.1:0".parse().unwrap()));
+        let _ = Wakes::new().poll(bind.as_mut());
+        drop(bind);
+    });
+    drop(held);
+    assert!(common::wait_until(common::BOUND, || registration.live_sockets() == 0));
+    ready(registration.deregister());
+    assert_eq!(violations(), Vec::<String>::new());
+}
+
+/// `WskGetAddressInfo` requires PASSIVE_LEVEL: a resolution polled above it fails without calling
+/// the provider, and one polled above it after its IRP was submitted fails too, without reading
+/// the list there (the deferred closer frees it at PASSIVE_LEVEL).
+#[test]
+fn a_resolution_polled_at_dispatch_fails_without_calling_the_provider_at_dispatch() {
+    let _session = nt::emu::session();
+    nt::emu::expect_violations();
+    let _net = MemoryNetwork::install();
+    let driver = TestDriver::new();
+    let registration = register(&driver);
+    let mut future = Box::pin(registration.resolve("localhost", 1));
+    let polled = nt::emu::at_dispatch(|| Wakes::new().poll(future.as_mut()));
+    match polled {
+        Poll::Ready(Err(e)) => assert!(e.is_invalid_state(), "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+    drop(future);
+    assert_eq!(registration.live_sockets(), 0);
+    // Submitted at PASSIVE_LEVEL, completed, then polled at DISPATCH_LEVEL.
+    let mut future = Box::pin(registration.resolve("localhost", 1));
+    let wakes = Wakes::new();
+    if wakes.poll(future.as_mut()).is_pending() {
+        nt::emu::wsk::settle();
+        assert_eq!(wakes.count(), 1, "the completion woke the future");
+        let polled = nt::emu::at_dispatch(|| wakes.poll(future.as_mut()));
+        match polled {
+            Poll::Ready(Err(e)) => assert!(e.is_invalid_state(), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(future);
+    assert!(common::wait_until(common::BOUND, || registration.live_sockets() == 0));
+    ready(registration.deregister());
+    assert_eq!(violations(), Vec::<String>::new());
+}
+
+/// An entry the provider got wrong is skipped, never read beyond what it holds nor taken for an
+/// address: an `ai_addrlen` too short for its family's socket address, a NULL `ai_addr`, a family
+/// that is not IP. The rest of the list is still used, and the list is still freed.
+#[test]
+fn malformed_entries_of_the_providers_list_are_skipped() {
+    use nt::emu::wsk::ListDefect;
+    for defect in [
+        ListDefect::ShortAddrlen,
+        ListDefect::NullAddr,
+        ListDefect::UnknownFamily,
+    ] {
+        let _session = nt::emu::session();
+        nt::emu::wsk::set_resolution_list_defect(Some(defect));
+        let _net = MemoryNetwork::install();
+        let driver = TestDriver::new();
+        let registration = register(&driver);
+        // `localhost`: [::1] (the defective first entry), then 127.0.0.1.
+        let addrs = ready(registration.resolve("localhost", 7)).unwrap();
+        assert_eq!(
+            addrs.iter().collect::<Vec<_>>(),
+            vec!["127.0.0.1:7".parse::<SocketAddr>().unwrap()],
+            "{defect:?}"
+        );
+        ready(registration.deregister());
+    }
+}

@@ -393,3 +393,29 @@ fn ideal_send_backlog_counts_against_the_sends_in_flight() {
     }
     s.finish();
 }
+
+/// A provider that reports more bytes sent than the send had (a "negative" ULONG_PTR, or just too
+/// many): the count returned is at most the send's length, so a caller that slices with it cannot
+/// panic.
+#[test]
+fn a_send_count_beyond_the_send_is_not_trusted() {
+    let _session = nt::emu::session();
+    let s = setup();
+    let wakes = Wakes::new();
+    for information in [usize::MAX, 6] {
+        hold_sends(&s, 1);
+        let mut send = pin!(s.conn.send(filled(&s, b"12345")));
+        assert!(wakes.poll(send.as_mut()).is_pending());
+        nt::emu::wsk::settle();
+        let held = held_sends(&s);
+        assert_eq!(held.len(), 1);
+        assert!(
+            s.net
+                .complete_with_information(held[0], nt::STATUS_SUCCESS, information)
+        );
+        let (sent, buf) = wakes.ready(send.as_mut());
+        assert_eq!(sent.unwrap(), 5, "Information {information:#x}");
+        drop(buf);
+    }
+    s.finish();
+}

@@ -148,6 +148,16 @@ pub(crate) unsafe extern "system" fn WskSocketConnect(
         }
         // SAFETY: forwarded from the caller's contract.
         let (local, remote) = unsafe { (super::addr::read(LocalAddress)?, super::addr::read(RemoteAddress)?) };
+        // Both must be of the family of the socket being created (WskSocketConnect's
+        // documentation), which is the local address's here.
+        if super::addr::family(&local) != super::addr::family(&remote) {
+            violation(
+                Rule::InvalidParameter,
+                &format_args!("WskSocketConnect from {local} to {remote}, an address of another family"),
+                None,
+            );
+            return Err(STATUS_INVALID_PARAMETER);
+        }
         Ok((registration, local, remote))
     });
     let (registration, local, remote) = match prepared {
@@ -198,7 +208,7 @@ pub(crate) unsafe extern "system" fn WskControlClient(
 ///
 /// # Safety
 /// `Irp` is NULL or a live IRP the caller hands over; the strings and `Hints` (an `ADDRINFOEXW`)
-/// are null or valid; `Result` is valid for a write until the IRP completes.
+/// are null or valid, and `Result` valid for a write, until the IRP completes.
 pub(crate) unsafe extern "system" fn WskGetAddressInfo(
     Client: PWSK_CLIENT,
     NodeName: *mut UNICODE_STRING,

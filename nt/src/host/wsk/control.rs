@@ -126,6 +126,14 @@ pub fn set_resolution_past_cancel(on: bool) {
     super::resolve::set_past_cancel(on);
 }
 
+pub use super::resolve::ListDefect;
+
+/// For the rest of the session (or until `None`), the first entry of every list `WskGetAddressInfo`
+/// returns carries `defect`: what a client must not trust in a provider's list.
+pub fn set_resolution_list_defect(defect: Option<ListDefect>) {
+    super::resolve::set_defect(defect);
+}
+
 pub use super::schedule::{ENV as SCHEDULE_ENV, Schedule};
 
 /// Sets the completion schedule for the rest of the session (a new session starts with the one

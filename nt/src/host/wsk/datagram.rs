@@ -32,12 +32,15 @@
 //!   completes, and is no longer cancellable).
 //! * a datagram to an address where nothing is bound is dropped silently and its send succeeds;
 //!   an ICMP port-unreachable is never reported to a later call.
+//! * `WskSendTo`'s `RemoteAddress` is checked in the call and read again when the datagram is
+//!   sent, which may be after the call returned: a client must keep it valid and unchanged until
+//!   the IRP completes (Windows documents nothing; this catches one that reuses or frees it early).
 
 use super::call::{finish, with_socket};
 use super::connection::read_buf;
 use super::irp::Completions;
 use super::pump::{Step, drive};
-use super::socket::{Category, Op, OutAddr, OutUlong, SocketCore, SocketState};
+use super::socket::{Category, InAddr, Op, OutAddr, OutUlong, SocketCore, SocketState};
 use super::transport::{DatagramOutcome, WriteOutcome};
 use crate::emu::{Rule, violation};
 use crate::types::*;
@@ -116,7 +119,13 @@ pub(crate) unsafe extern "system" fn WskSendTo(
             if core.lock().port.is_none() {
                 return finish(irp, STATUS_INVALID_DEVICE_STATE, 0);
             }
-            core.submit(irp, Op::SendTo { buf, to })
+            core.submit(
+                irp,
+                Op::SendTo {
+                    buf,
+                    to: InAddr(RemoteAddress),
+                },
+            )
         })
     }
 }
@@ -224,9 +233,16 @@ pub(super) fn pump(core: &Arc<SocketCore>, st: &mut SocketState, out: &mut Compl
         let Some(port) = port.as_mut() else {
             return Step::Complete(STATUS_INVALID_DEVICE_STATE, 0);
         };
+        // SAFETY: the client keeps `RemoteAddress` valid until the IRP completes (WSK contract;
+        // checked non-null and of the socket's family in the call).
+        let to = match unsafe { super::addr::read(to.0) } {
+            Ok(to) if super::addr::family(&to) == core.family => to,
+            Ok(_) => return Step::Complete(STATUS_INVALID_PARAMETER, 0),
+            Err(status) => return Step::Complete(status, 0),
+        };
         // SAFETY: validated when queued; the MDLs stay live until the IRP completes.
         let data = unsafe { buf.gather() };
-        match port.send_to(&data, *to) {
+        match port.send_to(&data, to) {
             WriteOutcome::Wrote(n) => Step::Complete(STATUS_SUCCESS, n),
             WriteOutcome::WouldBlock => Step::Wait,
             WriteOutcome::Failed(status) => Step::Complete(status, 0),

@@ -12,6 +12,11 @@
 //! ([`super::later`]); `inline` completes in the call; `random` draws. A cancelled resolution
 //! completes with STATUS_CANCELLED and no list.
 //!
+//! Invented: the node and service names and the hints are read when the resolution is made, not in
+//! the call (Wine's netio hands them to a thread pool; Windows documents nothing), so a client must
+//! keep them valid and unchanged until the IRP completes; one that freed them earlier is caught (a
+//! use after free under Miri, garbage otherwise).
+//!
 //! The checks: the list is one block of emulated nonpaged pool (tag [`TAG`]), so a list never freed
 //! is a leak in the session's report; `WskFreeAddressInfo` of a list already freed is a
 //! [`Rule::DoubleFree`], of any other pointer a [`Rule::UnknownObject`].
@@ -31,18 +36,19 @@ pub const TAG: ULONG = u32::from_le_bytes(*b"WskA");
 /// A resolution pending on its IRP.
 struct Resolution {
     irp: ProviderIrp,
+    /// What was asked (the client's memory, read when the resolution is made).
+    node: *const UNICODE_STRING,
+    service: *const UNICODE_STRING,
+    hints: *const ADDRINFOEXW,
     /// Where the list goes (`PADDRINFOEXW *Result`; the client keeps it alive until the IRP
     /// completes).
     result: *mut PVOID,
-    /// The decided answer: the addresses, or the failure status.
-    answer: Result<Vec<SocketAddr>, NTSTATUS>,
-    socktype: i32,
-    protocol: i32,
     /// A cancel routine is armed (not under [`set_past_cancel`]).
     cancellable: bool,
 }
 
-// SAFETY: `irp` and `result` belong to the provider until the IRP completes; as for `ProviderIrp`.
+// SAFETY: `irp`, the request's pointers and `result` belong to the provider until the IRP
+// completes; as for `ProviderIrp`.
 unsafe impl Send for Resolution {}
 
 #[derive(Default)]
@@ -54,6 +60,26 @@ struct State {
     freed: HashSet<usize>,
     /// See [`set_past_cancel`].
     past_cancel: bool,
+    /// See [`set_defect`].
+    defect: Option<ListDefect>,
+}
+
+/// A defect the first entry of each returned list carries (a test control: what a client must
+/// check in a provider's list rather than trust).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListDefect {
+    /// `ai_addrlen` is 8: the family, the port and four more bytes, shorter than any IP socket
+    /// address (the bytes after them are not part of the entry's address).
+    ShortAddrlen,
+    /// `ai_addr` is NULL.
+    NullAddr,
+    /// The address (and `ai_family`) is of a family that is neither `AF_INET` nor `AF_INET6`.
+    UnknownFamily,
+}
+
+/// Sets the defect of the lists returned from now on (`None`: well-formed lists).
+pub(crate) fn set_defect(defect: Option<ListDefect>) {
+    with_state(|st| st.defect = defect);
 }
 
 /// While on, a pending resolution has no cancel routine: `IoCancelIrp` returns FALSE and the
@@ -113,8 +139,8 @@ unsafe fn text(s: *const UNICODE_STRING) -> Option<Option<String>> {
 /// `WskGetAddressInfo`. See the module documentation.
 ///
 /// # Safety
-/// `Irp` is NULL or a live IRP the caller hands over; the strings and hints are null or valid;
-/// `Result` is valid for a write until the IRP completes.
+/// `Irp` is NULL or a live IRP the caller hands over; the strings and hints are null or valid, and
+/// `Result` valid for a write, until the IRP completes.
 pub(crate) unsafe fn get_address_info(
     Client: PWSK_CLIENT,
     NodeName: *mut UNICODE_STRING,
@@ -135,48 +161,17 @@ pub(crate) unsafe fn get_address_info(
     if let Err(status) = super::client::client(Client, "WskGetAddressInfo") {
         return finish_now(irp, status);
     }
-    // SAFETY: forwarded from the caller's contract.
-    let (node, service, hints) = unsafe { (text(NodeName), text(ServiceName), Hints.as_ref()) };
-    let (socktype, protocol, family) = hints.map_or((0, 0, 0), |h| (h.ai_socktype, h.ai_protocol, h.ai_family));
-    let answer = match (node, service) {
-        (_, Some(None)) | (Some(None), _) | (None, None) => Err(STATUS_INVALID_PARAMETER),
-        // Invented: without a node name Windows returns the local or wildcard addresses; this
-        // provider knows none, and fails.
-        (None, Some(Some(_))) => Err(STATUS_NOT_FOUND),
-        // Invented: a service that is not a decimal port (a name from the services database) is
-        // unknown here.
-        (Some(Some(node)), service) => match service.flatten().map(|s| s.parse::<u16>()) {
-            None => lookup(&node, 0),
-            Some(Ok(port)) => lookup(&node, port),
-            Some(Err(_)) => Err(STATUS_NOT_FOUND),
-        },
-    };
-    let answer = answer.and_then(|addrs| {
-        let kept: Vec<SocketAddr> = addrs
-            .into_iter()
-            .filter(|a| match family {
-                0 => true,
-                f if f == i32::from(AF_INET) => a.is_ipv4(),
-                f if f == i32::from(AF_INET6) => a.is_ipv6(),
-                _ => false,
-            })
-            .collect();
-        if kept.is_empty() {
-            Err(STATUS_NOT_FOUND)
-        } else {
-            Ok(kept)
-        }
-    });
     let resolution = Resolution {
         irp,
+        node: NodeName,
+        service: ServiceName,
+        hints: Hints,
         result: Result,
-        answer,
-        socktype,
-        protocol,
         cancellable: true,
     };
     if !defer() {
-        let (status, done) = conclude(resolution);
+        // SAFETY: forwarded from the caller's contract.
+        let (status, done) = unsafe { conclude(resolution) };
         irp::complete_all(Completions::one(done));
         return status;
     }
@@ -210,6 +205,51 @@ pub(crate) unsafe fn get_address_info(
     STATUS_PENDING
 }
 
+/// The answer to a request: the addresses (or the failure status), the socket type and protocol
+/// of the hints.
+///
+/// # Safety
+/// The strings and hints are null or valid (`get_address_info`'s contract, until the IRP completes).
+unsafe fn answer(
+    NodeName: *const UNICODE_STRING,
+    ServiceName: *const UNICODE_STRING,
+    Hints: *const ADDRINFOEXW,
+) -> (Result<Vec<SocketAddr>, NTSTATUS>, i32, i32) {
+    // SAFETY: forwarded from the caller's contract.
+    let (node, service, hints) = unsafe { (text(NodeName), text(ServiceName), Hints.as_ref()) };
+    let (socktype, protocol, family) = hints.map_or((0, 0, 0), |h| (h.ai_socktype, h.ai_protocol, h.ai_family));
+    let answer = match (node, service) {
+        (_, Some(None)) | (Some(None), _) | (None, None) => Err(STATUS_INVALID_PARAMETER),
+        // Invented: without a node name Windows returns the local or wildcard addresses; this
+        // provider knows none, and fails.
+        (None, Some(Some(_))) => Err(STATUS_NOT_FOUND),
+        // Invented: a service that is not a decimal port (a name from the services database) is
+        // unknown here.
+        (Some(Some(node)), service) => match service.flatten().map(|s| s.parse::<u16>()) {
+            None => lookup(&node, 0),
+            Some(Ok(port)) => lookup(&node, port),
+            Some(Err(_)) => Err(STATUS_NOT_FOUND),
+        },
+    };
+    let answer = answer.and_then(|addrs| {
+        let kept: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|a| match family {
+                0 => true,
+                f if f == i32::from(AF_INET) => a.is_ipv4(),
+                f if f == i32::from(AF_INET6) => a.is_ipv6(),
+                _ => false,
+            })
+            .collect();
+        if kept.is_empty() {
+            Err(STATUS_NOT_FOUND)
+        } else {
+            Ok(kept)
+        }
+    });
+    (answer, socktype, protocol)
+}
+
 /// Whether a resolution pends (`realistic` and `pending`: as Windows does), completes in the call
 /// (`inline`) or as drawn (`random`).
 fn defer() -> bool {
@@ -227,11 +267,17 @@ fn finish_now(irp: ProviderIrp, status: NTSTATUS) -> NTSTATUS {
     status
 }
 
-/// Writes the list of a successful resolution to `*Result`; returns the completion.
-fn conclude(resolution: Resolution) -> (NTSTATUS, Done) {
-    let status = match resolution.answer {
+/// Makes the resolution (reading the request now) and writes the list of a successful one to
+/// `*Result`; returns the completion.
+///
+/// # Safety
+/// The resolution's IRP has not completed (so the client keeps its request and result cell valid).
+unsafe fn conclude(resolution: Resolution) -> (NTSTATUS, Done) {
+    // SAFETY: the request is valid until the IRP completes (caller's contract).
+    let (answer, socktype, protocol) = unsafe { answer(resolution.node, resolution.service, resolution.hints) };
+    let status = match answer {
         Err(status) => status,
-        Ok(addrs) => match allocate(&addrs, resolution.socktype, resolution.protocol) {
+        Ok(addrs) => match allocate(&addrs, socktype, protocol) {
             None => STATUS_INSUFFICIENT_RESOURCES,
             Some(list) => {
                 // SAFETY: `Result` is valid for a write until the IRP completes (caller's contract
@@ -256,6 +302,7 @@ fn allocate(addrs: &[SocketAddr], socktype: i32, protocol: i32) -> Option<*mut A
         return None;
     }
     let entries = block.cast::<ADDRINFOEXW>();
+    let defect = with_state(|st| st.defect);
     for (i, addr) in addrs.iter().enumerate() {
         // SAFETY: the block holds `addrs.len()` entries, then as many address slots; the pool
         // aligns blocks for any of these types (entries first, slots at a multiple of 8 after them).
@@ -276,6 +323,20 @@ fn allocate(addrs: &[SocketAddr], socktype: i32, protocol: i32) -> Option<*mut A
                 ai_next: next,
                 ..ADDRINFOEXW::zeroed()
             });
+            if i == 0 {
+                let first = &mut *entries;
+                match defect {
+                    None => {}
+                    Some(ListDefect::ShortAddrlen) => first.ai_addrlen = 8,
+                    Some(ListDefect::NullAddr) => first.ai_addr = core::ptr::null_mut(),
+                    Some(ListDefect::UnknownFamily) => {
+                        // AF_NETBIOS: a family a name service may return, unknown to IP clients.
+                        const AF_NETBIOS: u16 = 17;
+                        first.ai_family = i32::from(AF_NETBIOS);
+                        (*sa).sa_family = AF_NETBIOS;
+                    }
+                }
+            }
         }
     }
     with_state(|st| {
@@ -316,7 +377,8 @@ pub(crate) fn deliver() -> usize {
     let count = claimed.len();
     for resolution in claimed {
         crate::emu::at_dispatch(|| {
-            let (_, done) = conclude(resolution);
+            // SAFETY: claimed, not completed: the client's request and result cell are valid.
+            let (_, done) = unsafe { conclude(resolution) };
             irp::complete_all(Completions::one(done));
         });
     }

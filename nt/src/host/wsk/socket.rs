@@ -83,10 +83,10 @@ pub(crate) enum Op {
         buf: Option<Buf>,
         done: usize,
     },
-    /// `WskSendTo`: one datagram to `to`.
+    /// `WskSendTo`: one datagram to the address at `to`, read when it is sent (see `datagram.rs`).
     SendTo {
         buf: Buf,
-        to: SocketAddr,
+        to: InAddr,
     },
     /// `WskReceiveFrom`, with its optional outputs, written at completion.
     ReceiveFrom {
@@ -315,6 +315,15 @@ impl SocketCore {
         self.gated.store(true, Ordering::Release);
     }
 }
+
+/// An address of the client that the provider reads when it carries an operation out (`WskSendTo`'s
+/// `RemoteAddress`), not only in the call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InAddr(pub PSOCKADDR);
+
+// SAFETY: the client keeps the address valid and unchanged until the IRP completes; the provider
+// only reads it, on whichever thread carries the operation out.
+unsafe impl Send for InAddr {}
 
 /// An address buffer of the client that the provider fills in when an operation completes.
 #[derive(Clone, Copy, Debug)]

@@ -82,7 +82,12 @@ impl SocketCore {
 
     /// The in-memory transport's test releases a held operation: back to natural progress, or
     /// completed with `status`.
-    pub(crate) fn release_held(self: &Arc<Self>, id: u64, status: Option<NTSTATUS>) -> bool {
+    pub(crate) fn release_held(
+        self: &Arc<Self>,
+        id: u64,
+        status: Option<NTSTATUS>,
+        information: Option<ULONG_PTR>,
+    ) -> bool {
         let mut out = Completions::new();
         let found;
         {
@@ -101,7 +106,11 @@ impl SocketCore {
                 match status {
                     Some(status) => {
                         if past_cancel.is_some() || super::irp::claim(pending.irp) {
-                            out.push(Done::new(pending.irp, status, pending.op.progress()));
+                            out.push(Done::new(
+                                pending.irp,
+                                status,
+                                information.unwrap_or(pending.op.progress()),
+                            ));
                         } else {
                             st.held.push((id, pending));
                         }

@@ -30,6 +30,12 @@ pub(super) struct UdpEntry {
 
 impl MemNet {
     /// Binds `addr` (port 0: an ephemeral port); STATUS_ADDRESS_ALREADY_ASSOCIATED if it is taken.
+    ///
+    /// Invented: "taken" includes an overlapping binding of the same port (a wildcard and an address
+    /// of its family, an IPv6 wildcard without IPV6_V6ONLY and any IPv4 address), as a host stack
+    /// refuses without `SO_REUSEADDR`; Windows may let a specific address be bound beside a
+    /// wildcard, which the harsher choice refuses. Without it a datagram to such a port went to
+    /// whichever binding came first in the table.
     pub(super) fn bind_udp(
         &self,
         addr: SocketAddr,
@@ -43,7 +49,11 @@ impl MemNet {
             addr.port()
         };
         let addr = SocketAddr::new(addr.ip(), port);
-        if st.udp.contains_key(&addr) {
+        if st
+            .udp
+            .iter()
+            .any(|(bound, entry)| overlaps((addr, v6only), (*bound, entry.v6only)))
+        {
             return Err(STATUS_ADDRESS_ALREADY_ASSOCIATED);
         }
         st.udp.insert(
@@ -100,6 +110,20 @@ impl MemNet {
             }
         }
     }
+}
+
+/// Whether two bindings (address, IPV6_V6ONLY) claim a datagram to some common address: the same
+/// port and the same address, or a wildcard and an address of its family, or an IPv6 wildcard
+/// without IPV6_V6ONLY and an IPv4 address.
+fn overlaps((a, a_v6only): (SocketAddr, bool), (b, b_v6only): (SocketAddr, bool)) -> bool {
+    let dual_stack_covers = |(w, w_v6only): (SocketAddr, bool), other: SocketAddr| {
+        w.is_ipv6() && w.ip().is_unspecified() && !w_v6only && other.is_ipv4()
+    };
+    a.port() == b.port()
+        && (a.ip() == b.ip()
+            || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified()))
+            || dual_stack_covers((a, a_v6only), b)
+            || dual_stack_covers((b, b_v6only), a))
 }
 
 /// `addr`, with an IPv4-mapped IPv6 address turned back into IPv4.

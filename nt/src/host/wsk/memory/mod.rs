@@ -444,15 +444,23 @@ impl MemoryNetwork {
     /// Lets a held operation proceed naturally (it completes now if the network allows). False if it
     /// is no longer held (cancelled or closed meanwhile).
     pub fn release(&self, op: HeldOp) -> bool {
-        self.finish(op, None)
+        self.finish(op, None, None)
     }
 
     /// Completes a held operation now with `status` (0 bytes). False if it is no longer held.
     pub fn complete(&self, op: HeldOp, status: NTSTATUS) -> bool {
-        self.finish(op, Some(status))
+        self.finish(op, Some(status), None)
     }
 
-    fn finish(&self, op: HeldOp, status: Option<NTSTATUS>) -> bool {
+    /// Completes a held operation now with `status` and `IoStatus.Information` = `information`,
+    /// whatever the operation moved: a provider's result a client must not trust (more bytes than
+    /// it was given, a "negative" count). Outputs other than the IRP's status block (a receive's
+    /// data and sender address) are left as they were. False if it is no longer held.
+    pub fn complete_with_information(&self, op: HeldOp, status: NTSTATUS, information: ULONG_PTR) -> bool {
+        self.finish(op, Some(status), Some(information))
+    }
+
+    fn finish(&self, op: HeldOp, status: Option<NTSTATUS>, information: Option<ULONG_PTR>) -> bool {
         let owner = self
             .net
             .lock()
@@ -460,7 +468,7 @@ impl MemoryNetwork {
             .remove(&op.id)
             .and_then(|(_, owner)| owner.upgrade());
         match owner {
-            Some(core) => crate::emu::at_dispatch(|| core.release_held(op.id, status)),
+            Some(core) => crate::emu::at_dispatch(|| core.release_held(op.id, status, information)),
             None => false,
         }
     }
