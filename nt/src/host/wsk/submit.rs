@@ -81,7 +81,8 @@ impl SocketCore {
     }
 
     /// The in-memory transport's test releases a held operation: back to natural progress, or
-    /// completed with `status`.
+    /// completed with `status`; with `information`, that count is reported instead of the
+    /// operation's (back to natural progress: only if it completes in this release).
     pub(crate) fn release_held(
         self: &Arc<Self>,
         id: u64,
@@ -116,6 +117,7 @@ impl SocketCore {
                         }
                     }
                     None => {
+                        let irp = pending.irp;
                         if let Some(routine) = past_cancel {
                             // Back to natural progress: re-arm without looking at `Cancel` (a cancel
                             // requested meanwhile was refused); if the operation must wait again,
@@ -126,6 +128,13 @@ impl SocketCore {
                         st.requeue(pending);
                         if !st.closed {
                             self.pump(&mut st, &mut out);
+                        }
+                        // A test's count replaces the one the operation reported, if it completed.
+                        if let Some(information) = information
+                            && let Some(mut done) = out.take(irp)
+                        {
+                            done.information = information;
+                            out.push(done);
                         }
                     }
                 }

@@ -460,6 +460,14 @@ impl MemoryNetwork {
         self.finish(op, Some(status), Some(information))
     }
 
+    /// Lets a held operation proceed naturally, as [`release`](Self::release), and if it completes
+    /// now (a receive with a datagram waiting), reports `information` in `IoStatus.Information`
+    /// instead of the bytes it moved: its outputs (data, sender address, flags) are real, only the
+    /// count is the provider's lie. False if it is no longer held.
+    pub fn release_with_information(&self, op: HeldOp, information: ULONG_PTR) -> bool {
+        self.finish(op, None, Some(information))
+    }
+
     fn finish(&self, op: HeldOp, status: Option<NTSTATUS>, information: Option<ULONG_PTR>) -> bool {
         let owner = self
             .net
