@@ -79,7 +79,8 @@ pub struct ReceivedFrom {
     pub from: SocketAddr,
     /// The datagram was longer than the buffer: `len` is the buffer's capacity and the rest of the
     /// datagram is lost. WSK says so with `MSG_TRUNC` in `ControlFlags`; some providers may instead
-    /// (or also) complete with STATUS_BUFFER_OVERFLOW, which is taken the same way.
+    /// (or also) complete with STATUS_BUFFER_OVERFLOW, which is taken the same way, as is a provider's
+    /// `IoStatus.Information` beyond the buffer (`len` is then clamped to the capacity).
     pub truncated: bool,
 }
 
@@ -289,13 +290,16 @@ impl Future for ReceiveFrom<'_> {
         // it with STATUS_BUFFER_OVERFLOW (a warning, not NT_SUCCESS) and the bytes it copied.
         let overflow = iosb.Status == STATUS_BUFFER_OVERFLOW;
         let status = if overflow { STATUS_SUCCESS } else { iosb.Status };
+        // A count beyond the buffer is truncation or a provider's defect: either way the buffer holds
+        // no more than its capacity, and the datagram's rest is not there.
+        let beyond = iosb.Information > buf.capacity();
         let result = WskError::check(status).and_then(|()| {
             let len = iosb.Information.min(buf.capacity());
             let from = from.ok_or(WskError::from_status(STATUS_INVALID_ADDRESS))?;
             Ok(ReceivedFrom {
                 len,
                 from,
-                truncated: overflow || flags & MSG_TRUNC != 0,
+                truncated: overflow || beyond || flags & MSG_TRUNC != 0,
             })
         });
         buf.set_received(result.as_ref().map_or(0, |r| r.len));

@@ -384,3 +384,33 @@ fn a_send_to_an_address_of_another_family_fails_without_calling_the_provider() {
         .collect();
     assert_eq!(violations, Vec::<String>::new());
 }
+
+/// A provider that reports more bytes received than the buffer holds, with neither MSG_TRUNC nor
+/// STATUS_BUFFER_OVERFLOW: the length is clamped to the buffer and the datagram reported truncated
+/// (a count beyond the buffer is truncation or a defect; either way the rest is not there).
+#[test]
+fn a_receive_count_beyond_the_buffer_is_clamped_and_reported_truncated() {
+    let _session = nt::emu::session();
+    let s = setup();
+    let wakes = Wakes::new();
+    for information in [65, usize::MAX] {
+        s.net.script(OpKind::ReceiveFrom, Completion::Hold);
+        let mut receive = pin!(s.socket.receive_from(s.pool.take().unwrap()));
+        assert!(wakes.poll(receive.as_mut()).is_pending());
+        nt::emu::wsk::settle();
+        s.peer.send_to(b"hello", s.local());
+        let held = s.net.held();
+        assert_eq!(held.len(), 1);
+        assert!(s.net.release_with_information(held[0], information));
+        let (received, buf) = wakes.ready(receive.as_mut());
+        let received = received.unwrap();
+        assert_eq!(
+            (received.len, received.from, received.truncated),
+            (64, s.peer.local_addr(), true),
+            "Information {information:#x}"
+        );
+        assert_eq!(buf.len(), 64);
+        drop(buf);
+    }
+    s.finish();
+}
