@@ -168,8 +168,12 @@ impl Registration {
     /// (`SOCK_STREAM`, `IPPROTO_TCP`) and any family, with the numeric service `port`: the addresses
     /// in the provider's order, at most [`MAX_RESOLVED`] of them (the rest are dropped).
     ///
-    /// Fails with the provider's status (e.g. `STATUS_NOT_FOUND` on Windows 8 and later for a name
-    /// that does not resolve), `STATUS_INVALID_PARAMETER` for an empty host or one containing NUL,
+    /// On success the [`ResolvedAddrs`] holds at least one address. Fails with the provider's status
+    /// (e.g. `STATUS_NOT_FOUND` on Windows 8 and later, and in the emulation, for a name that does
+    /// not resolve); with `STATUS_NOT_FOUND` too when the provider succeeds with no usable address
+    /// (an empty list, or one whose every entry is skipped as malformed or not IP), the status an
+    /// unknown name gets, so `first()` of a success is always `Some`;
+    /// `STATUS_INVALID_PARAMETER` for an empty host or one containing NUL,
     /// `STATUS_NAME_TOO_LONG` beyond [`MAX_HOST_NAME`] UTF-16 units (those two without calling the
     /// provider), `STATUS_INSUFFICIENT_RESOURCES` without pool.
     ///
@@ -376,7 +380,11 @@ impl Future for Resolve<'_> {
         this.finished = true;
         let result = match WskError::check(iosb.Status) {
             // SAFETY: a successful call's live list, at PASSIVE_LEVEL (checked above).
-            Ok(()) => Ok(unsafe { copy_out(list) }),
+            Ok(()) => match unsafe { copy_out(list) } {
+                // No usable address (an empty list, or every entry skipped): as an unknown name.
+                addrs if addrs.is_empty() => Err(WskError::from_status(STATUS_NOT_FOUND)),
+                addrs => Ok(addrs),
+            },
             Err(error) => Err(error),
         };
         if !list.is_null() {

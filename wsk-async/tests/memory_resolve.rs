@@ -324,3 +324,25 @@ fn malformed_entries_of_the_providers_list_are_skipped() {
         ready(registration.deregister());
     }
 }
+
+/// A list whose every entry is skipped (here the one entry of a numeric address, made defective) is
+/// a failure with STATUS_NOT_FOUND, never an empty success a caller could take `first()` of; the
+/// list is still freed.
+#[test]
+fn a_list_with_no_usable_entry_fails_with_not_found() {
+    use nt::emu::wsk::ListDefect;
+    for defect in [
+        ListDefect::ShortAddrlen,
+        ListDefect::NullAddr,
+        ListDefect::UnknownFamily,
+    ] {
+        let _session = nt::emu::session();
+        nt::emu::wsk::set_resolution_list_defect(Some(defect));
+        let _net = MemoryNetwork::install();
+        let driver = TestDriver::new();
+        let registration = register(&driver);
+        let error = ready(registration.resolve("127.0.0.1", 7)).unwrap_err();
+        assert_eq!(error.status(), nt::STATUS_NOT_FOUND, "{defect:?}");
+        ready(registration.deregister());
+    }
+}
