@@ -75,6 +75,11 @@ pub enum ListDefect {
     NullAddr,
     /// The address (and `ai_family`) is of a family that is neither `AF_INET` nor `AF_INET6`.
     UnknownFamily,
+    /// Every entry is of such a family (as [`UnknownFamily`](Self::UnknownFamily)), and the last
+    /// entry's `ai_next` points back to the first: a cyclic list in which a client finds no address,
+    /// so that only a bound on its walk ends the walk. (The list is still one pool block, freed
+    /// whole by `WskFreeAddressInfo`.)
+    Cycle,
 }
 
 /// Sets the defect of the lists returned from now on (`None`: well-formed lists).
@@ -311,6 +316,8 @@ fn allocate(addrs: &[SocketAddr], socktype: i32, protocol: i32) -> Option<*mut A
             super::addr::write(sa, *addr);
             let next = if i + 1 < addrs.len() {
                 entries.add(i + 1)
+            } else if defect == Some(ListDefect::Cycle) {
+                entries
             } else {
                 core::ptr::null_mut()
             };
@@ -323,18 +330,16 @@ fn allocate(addrs: &[SocketAddr], socktype: i32, protocol: i32) -> Option<*mut A
                 ai_next: next,
                 ..ADDRINFOEXW::zeroed()
             });
+            if defect == Some(ListDefect::Cycle) {
+                unknown_family(&mut *entries.add(i), sa);
+            }
             if i == 0 {
                 let first = &mut *entries;
                 match defect {
-                    None => {}
+                    None | Some(ListDefect::Cycle) => {}
                     Some(ListDefect::ShortAddrlen) => first.ai_addrlen = 8,
                     Some(ListDefect::NullAddr) => first.ai_addr = core::ptr::null_mut(),
-                    Some(ListDefect::UnknownFamily) => {
-                        // AF_NETBIOS: a family a name service may return, unknown to IP clients.
-                        const AF_NETBIOS: u16 = 17;
-                        first.ai_family = i32::from(AF_NETBIOS);
-                        (*sa).sa_family = AF_NETBIOS;
-                    }
+                    Some(ListDefect::UnknownFamily) => unknown_family(first, sa),
                 }
             }
         }
@@ -344,6 +349,18 @@ fn allocate(addrs: &[SocketAddr], socktype: i32, protocol: i32) -> Option<*mut A
         st.live.insert(entries.addr());
     });
     Some(entries)
+}
+
+/// Makes `entry`, whose address is at `sa`, of a family unknown to IP clients: AF_NETBIOS, one a
+/// name service may return.
+///
+/// # Safety
+/// `sa` points to the entry's address slot (`SOCKADDR_IN6`-sized).
+unsafe fn unknown_family(entry: &mut ADDRINFOEXW, sa: *mut SOCKADDR) {
+    const AF_NETBIOS: u16 = 17;
+    entry.ai_family = i32::from(AF_NETBIOS);
+    // SAFETY: caller's contract.
+    unsafe { (*sa).sa_family = AF_NETBIOS };
 }
 
 /// The cancel routine of a pending resolution: completes it with STATUS_CANCELLED, no list.
