@@ -136,4 +136,4 @@ pub use listener::{Accept, Incoming, Listen, Listener};
 pub use option::SetOption;
 pub use pool_mem::{TAG_BUFFER, TAG_REGISTRATION, TAG_SOCKET};
 pub use registration::{Deregister, REGISTER_TIMEOUT, Registration};
-pub use resolve::{MAX_HOST_NAME, MAX_RESOLVED, Resolve, ResolvedAddrs};
+pub use resolve::{MAX_HOST_NAME, MAX_LIST_ENTRIES, MAX_RESOLVED, Resolve, ResolvedAddrs};

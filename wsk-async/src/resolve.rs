@@ -34,6 +34,11 @@ pub const MAX_HOST_NAME: usize = 255;
 /// How many addresses a [`ResolvedAddrs`] holds.
 pub const MAX_RESOLVED: usize = 8;
 
+/// How many entries of the provider's list [`Registration::resolve`] examines at most: the walk
+/// stops there even if `ai_next` goes on, so a broken provider's cyclic list cannot keep it
+/// spinning at PASSIVE_LEVEL. A real list is far shorter (a name has a handful of addresses).
+pub const MAX_LIST_ENTRIES: usize = 64;
+
 /// The decimal digits of a `u16`.
 const PORT_DIGITS: usize = 5;
 
@@ -166,7 +171,8 @@ pub struct Resolve<'a> {
 impl Registration {
     /// Resolves `host` (a name or a numeric IPv4/IPv6 address) with `WskGetAddressInfo`, for TCP
     /// (`SOCK_STREAM`, `IPPROTO_TCP`) and any family, with the numeric service `port`: the addresses
-    /// in the provider's order, at most [`MAX_RESOLVED`] of them (the rest are dropped).
+    /// in the provider's order, at most [`MAX_RESOLVED`] of them (the rest are dropped), from at most
+    /// the first [`MAX_LIST_ENTRIES`] entries of the provider's list.
     ///
     /// On success the [`ResolvedAddrs`] holds at least one address. Fails with the provider's status
     /// (e.g. `STATUS_NOT_FOUND` on Windows 8 and later, and in the emulation, for a name that does
@@ -279,14 +285,17 @@ unsafe fn write_request(req: *mut Request, host: &str, port: u16) {
 /// Copies the addresses of `list` out (at most [`MAX_RESOLVED`]). An entry is skipped unless its
 /// `ai_addr` is non-null and its `ai_addrlen` covers the whole socket address of the family it
 /// names (`SOCKADDR_IN` / `SOCKADDR_IN6`; other families are skipped): the provider's length is not
-/// trusted to be enough, nor the bytes beyond it to be the address.
+/// trusted to be enough, nor the bytes beyond it to be the address. At most [`MAX_LIST_ENTRIES`]
+/// entries are examined, whatever `ai_next` says.
 ///
 /// # Safety
 /// `list` is a live list from the provider, read at PASSIVE_LEVEL (it may be paged).
 unsafe fn copy_out(list: PADDRINFOEXW) -> ResolvedAddrs {
     let mut out = ResolvedAddrs::new();
     let mut entry = list;
-    while !entry.is_null() && out.len() < MAX_RESOLVED {
+    let mut examined = 0;
+    while !entry.is_null() && out.len() < MAX_RESOLVED && examined < MAX_LIST_ENTRIES {
+        examined += 1;
         // SAFETY: a live entry of the provider's list, whose `ai_addr` holds `ai_addrlen` bytes;
         // the family is read only if those cover it, the rest only if they cover its address.
         unsafe {

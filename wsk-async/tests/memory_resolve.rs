@@ -346,3 +346,26 @@ fn a_list_with_no_usable_entry_fails_with_not_found() {
         ready(registration.deregister());
     }
 }
+
+/// A broken provider's cyclic list in which no entry is usable: the walk stops after
+/// `wsk_async::MAX_LIST_ENTRIES` entries and the resolution fails with STATUS_NOT_FOUND, rather
+/// than spinning for ever at PASSIVE_LEVEL; the list is still freed. The resolution runs on another
+/// thread so that a walk that does not end fails the test after a bound instead of hanging it.
+#[test]
+fn a_cyclic_list_is_walked_a_bounded_number_of_entries() {
+    let _session = nt::emu::session();
+    nt::emu::wsk::set_resolution_list_defect(Some(nt::emu::wsk::ListDefect::Cycle));
+    let _net = MemoryNetwork::install();
+    let driver = TestDriver::new();
+    let registration = register(&driver);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let resolver = std::thread::spawn(move || {
+        let result = ready(registration.resolve("localhost", 7)).map(|addrs| addrs.len());
+        let _ = tx.send(result);
+        registration
+    });
+    let result = rx.recv_timeout(common::BOUND).expect("the walk of a cyclic list ends");
+    assert_eq!(result.unwrap_err().status(), nt::STATUS_NOT_FOUND);
+    let registration = resolver.join().unwrap();
+    ready(registration.deregister());
+}
