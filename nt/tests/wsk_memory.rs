@@ -639,3 +639,59 @@ fn stream_sockets_listen_accept_and_connect() {
     assert_eq!(close(connector), STATUS_SUCCESS);
     client.deregister();
 }
+
+/// `WskBind` of a listening socket at `addr` (IPV6_V6ONLY as given for IPv6): the final status, and
+/// the socket (close it).
+fn try_listen(client: &Client, addr: SocketAddr, v6only: bool) -> (NTSTATUS, PWSK_SOCKET) {
+    let family = if addr.is_ipv4() { AF_INET } else { AF_INET6 };
+    let socket = client.socket(family, WSK_FLAG_LISTEN_SOCKET);
+    if addr.is_ipv6() {
+        set_v6only(socket, v6only);
+    }
+    let local = Addr::new(addr);
+    let f = listen(socket).WskBind.expect("WskBind");
+    // SAFETY: valid socket and address; the IRP is fresh and `call` waits for it.
+    let (_, status, _) = call(|irp| unsafe { f(socket, local.ptr(), 0, irp) });
+    (status, socket)
+}
+
+/// The in-memory network refuses a listening binding that overlaps a listening one of the same
+/// port (invented where Windows would allow it: see `MemNet::listen`): a wildcard and an address it
+/// covers, in either order, and a dual-stack IPv6 wildcard and any IPv4 address; other families or
+/// an IPV6_V6ONLY wildcard are free. Without it a connection went to whichever came first.
+#[test]
+fn an_overlapping_listening_binding_is_refused() {
+    let _session = emu::session();
+    let _net = MemoryNetwork::install();
+    let client = Client::register();
+    let (status, wildcard) = try_listen(&client, "0.0.0.0:0".parse().unwrap(), true);
+    assert_eq!(status, STATUS_SUCCESS);
+    let port = local_address(wildcard).port();
+    let at = |ip: &str| SocketAddr::new(ip.parse().unwrap(), port);
+    let mut open = vec![wildcard];
+    let mut expect = |addr: SocketAddr, v6only: bool, want: NTSTATUS| {
+        let (status, socket) = try_listen(&client, addr, v6only);
+        assert_eq!(status, want, "{addr} (v6only {v6only})");
+        if status == STATUS_SUCCESS {
+            open.push(socket);
+        } else {
+            assert_eq!(close(socket), STATUS_SUCCESS);
+        }
+    };
+    expect(at("127.0.0.1"), true, STATUS_ADDRESS_ALREADY_ASSOCIATED);
+    expect(at("0.0.0.0"), true, STATUS_ADDRESS_ALREADY_ASSOCIATED);
+    expect(at("::"), false, STATUS_ADDRESS_ALREADY_ASSOCIATED);
+    expect(at("::"), true, STATUS_SUCCESS);
+    expect(at("::1"), true, STATUS_ADDRESS_ALREADY_ASSOCIATED);
+    for socket in open.drain(..) {
+        assert_eq!(close(socket), STATUS_SUCCESS);
+    }
+    // A specific address first: the wildcard that would cover it is refused.
+    let (status, specific) = try_listen(&client, at("127.0.0.1"), true);
+    assert_eq!(status, STATUS_SUCCESS);
+    let (status, dual) = try_listen(&client, at("::"), false);
+    assert_eq!(status, STATUS_ADDRESS_ALREADY_ASSOCIATED);
+    assert_eq!(close(dual), STATUS_SUCCESS);
+    assert_eq!(close(specific), STATUS_SUCCESS);
+    client.deregister();
+}

@@ -112,10 +112,11 @@ impl MemNet {
     }
 }
 
-/// Whether two bindings (address, IPV6_V6ONLY) claim a datagram to some common address: the same
+/// Whether two bindings (address, IPV6_V6ONLY) claim a datagram (or, for listeners, a connection)
+/// to some common address: the same
 /// port and the same address, or a wildcard and an address of its family, or an IPv6 wildcard
 /// without IPV6_V6ONLY and an IPv4 address.
-fn overlaps((a, a_v6only): (SocketAddr, bool), (b, b_v6only): (SocketAddr, bool)) -> bool {
+pub(super) fn overlaps((a, a_v6only): (SocketAddr, bool), (b, b_v6only): (SocketAddr, bool)) -> bool {
     let dual_stack_covers = |(w, w_v6only): (SocketAddr, bool), other: SocketAddr| {
         w.is_ipv6() && w.ip().is_unspecified() && !w_v6only && other.is_ipv4()
     };

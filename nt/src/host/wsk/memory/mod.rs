@@ -164,8 +164,18 @@ impl Transport for MemNet {
             addr.port()
         };
         let addr = SocketAddr::new(addr.ip(), port);
-        if st.listeners.contains_key(&addr) {
-            // As the TCP transport (see its `AddrInUse` mapping).
+        // Refused as the TCP transport refuses (see its `AddrInUse` mapping): the same address, and
+        // any binding that overlaps a listening one of the same port (a wildcard and an address of
+        // its family, a dual-stack IPv6 wildcard and an IPv4 address). Windows refuses the overlap
+        // when either socket set SO_EXCLUSIVEADDRUSE, and a second wildcard always; Invented: the
+        // refusal also where Windows lets a specific address be bound beside a wildcard (neither
+        // exclusive; see Microsoft's "Using SO_EXCLUSIVEADDRUSE" table): without it a connection
+        // went to whichever listener came first in `listener_for`'s walk.
+        if st
+            .listeners
+            .iter()
+            .any(|(bound, entry)| datagram::overlaps((addr, v6only), (*bound, entry.v6only)))
+        {
             return Err(STATUS_ADDRESS_ALREADY_ASSOCIATED);
         }
         st.listeners.insert(
