@@ -94,6 +94,9 @@ pub enum Rule {
     WorkItemFreedWhileQueued,
     /// A `WSK_BUF` whose `Offset + Length` runs past the end of its MDL chain.
     WskBufBeyondMdl,
+    /// The `WSK_BUF` of a pending send or receive changed, or was freed, before its IRP completed:
+    /// the provider may read it again until then (see `nt/src/host/wsk/mdl.rs`).
+    WskBufChangedWhilePending,
     /// `WskAccept` on a listening socket that already has an accept pending.
     AcceptAlreadyPending,
     /// Any other rule, named by the emulated subsystem that reports it.
@@ -138,6 +141,9 @@ impl Rule {
             Rule::WorkItemAlreadyQueued | Rule::WorkItemFreedWhileQueued => "DRIVER_VERIFIER_DETECTED_VIOLATION (0xC4)",
             Rule::WskBufBeyondMdl => {
                 "a page fault in the WSK provider (not documented; Wine's netio test, run on Windows, notes a blue screen)"
+            }
+            Rule::WskBufChangedWhilePending => {
+                "none at once: the provider moves data through a stale or freed WSK_BUF (memory corruption, or a page fault in the WSK provider)"
             }
             Rule::AcceptAlreadyPending => {
                 "none: Windows hangs (not documented; Wine's netio test, run on Windows, notes the hang)"
@@ -187,6 +193,7 @@ impl fmt::Display for Rule {
             Rule::WorkItemAlreadyQueued => "work item queued while still queued",
             Rule::WorkItemFreedWhileQueued => "work item freed while queued",
             Rule::WskBufBeyondMdl => "WSK_BUF extends past its MDL chain",
+            Rule::WskBufChangedWhilePending => "WSK_BUF changed or freed while its operation pends",
             Rule::AcceptAlreadyPending => "a second WskAccept pending on one listening socket",
             Rule::Other(text) => text,
         };

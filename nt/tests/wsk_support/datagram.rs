@@ -61,10 +61,11 @@ pub fn udp_socket(client: &Client, addr: SocketAddr, v6only: bool) -> (PWSK_SOCK
 
 /// `WskSendTo` of `buf[..len]` to `to` on `op`; returns what the call returned.
 pub fn send_to(socket: PWSK_SOCKET, buf: &PoolBuf, len: usize, to: &Addr, op: &IrpOp) -> NTSTATUS {
-    let mut wsk = buf.wsk(0, len);
+    let wsk = op.lend(buf.wsk(0, len));
     let f = dgram(socket).WskSendTo.expect("WskSendTo");
-    // SAFETY: valid socket; the buffer, address and IRP outlive the operation.
-    unsafe { f(socket, &mut wsk, 0, to.ptr(), 0, ptr::null_mut(), op.start()) }
+    // SAFETY: valid socket; the buffer, its WSK_BUF (kept by `op`), address and IRP outlive the
+    // operation.
+    unsafe { f(socket, wsk, 0, to.ptr(), 0, ptr::null_mut(), op.start()) }
 }
 
 /// `WskSendTo` waited for: (returned, final status, bytes sent).
@@ -109,13 +110,14 @@ impl ReceiveOut {
 /// `WskReceiveFrom` into `buf[..len]` on `op`, with every optional output; returns what the call
 /// returned.
 pub fn receive_from(socket: PWSK_SOCKET, buf: &PoolBuf, len: usize, out: &ReceiveOut, op: &IrpOp) -> NTSTATUS {
-    let mut wsk = buf.wsk(0, len);
+    let wsk = op.lend(buf.wsk(0, len));
     let f = dgram(socket).WskReceiveFrom.expect("WskReceiveFrom");
-    // SAFETY: valid socket; the buffer, the outputs and the IRP outlive the operation.
+    // SAFETY: valid socket; the buffer, its WSK_BUF (kept by `op`), the outputs and the IRP outlive
+    // the operation.
     unsafe {
         f(
             socket,
-            &mut wsk,
+            wsk,
             0,
             out.from.ptr(),
             out.control_length.get(),

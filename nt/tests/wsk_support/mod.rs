@@ -145,6 +145,9 @@ struct Event {
     irql: AtomicU8,
     /// `Irp->PendingReturned` as the completion routine saw it (0/1; `u8::MAX` before it ran).
     pending_returned: AtomicU8,
+    /// The `WSK_BUF` of the operation in flight ([`IrpOp::lend`]): the provider may read it until
+    /// the IRP completes.
+    wsk_buf: UnsafeCell<WSK_BUF>,
 }
 
 /// One driver-allocated IRP, reused for successive operations.
@@ -181,6 +184,11 @@ impl IrpOp {
             event: UnsafeCell::new(unsafe { core::mem::zeroed() }),
             irql: AtomicU8::new(u8::MAX),
             pending_returned: AtomicU8::new(u8::MAX),
+            wsk_buf: UnsafeCell::new(WSK_BUF {
+                Mdl: ptr::null_mut(),
+                Offset: 0,
+                Length: 0,
+            }),
         });
         // SAFETY: fresh event.
         unsafe { KeInitializeEvent(event.event.get(), NotificationEvent, FALSE) };
@@ -203,6 +211,21 @@ impl IrpOp {
 
     pub fn irp(&self) -> PIRP {
         self.irp
+    }
+
+    /// Keeps `buf` with the IRP, for the next operation on it, and returns where: a `WSK_BUF` must
+    /// stay valid and unchanged until the IRP completes (the provider may read it until then).
+    pub fn lend(&self, buf: WSK_BUF) -> PWSK_BUF {
+        let at = self.event.wsk_buf.get();
+        // SAFETY: no operation on this IRP is in flight (the previous one completed), so nothing
+        // reads the cell meanwhile.
+        unsafe { at.write(buf) };
+        at
+    }
+
+    /// Where [`lend`](Self::lend) keeps the `WSK_BUF` (for a test that changes it while it is lent).
+    pub fn lend_in_flight(&self) -> PWSK_BUF {
+        self.event.wsk_buf.get()
     }
 
     /// Whether the completion routine has run.
@@ -518,26 +541,25 @@ pub fn accept(listener: PWSK_SOCKET, remote: &Addr, op: &IrpOp) -> NTSTATUS {
 
 /// `WskReceive` of `buf[offset..offset+len]` on `op`.
 pub fn receive(socket: PWSK_SOCKET, buf: &PoolBuf, offset: usize, len: usize, flags: ULONG, op: &IrpOp) -> NTSTATUS {
-    let mut wsk = buf.wsk(offset, len);
+    let wsk = op.lend(buf.wsk(offset, len));
     let f = conn(socket).WskReceive.expect("WskReceive");
-    // SAFETY: valid socket; the buffer and IRP outlive the operation (the WSK_BUF itself is copied).
-    unsafe { f(socket, &mut wsk, flags, op.start()) }
+    // SAFETY: valid socket; the buffer, its WSK_BUF (kept by `op`) and the IRP outlive the operation.
+    unsafe { f(socket, wsk, flags, op.start()) }
 }
 
 /// `WskSend` of `buf[offset..offset+len]` on `op`.
 pub fn send(socket: PWSK_SOCKET, buf: &PoolBuf, offset: usize, len: usize, op: &IrpOp) -> NTSTATUS {
-    let mut wsk = buf.wsk(offset, len);
+    let wsk = op.lend(buf.wsk(offset, len));
     let f = conn(socket).WskSend.expect("WskSend");
-    // SAFETY: valid socket; the buffer and IRP outlive the operation.
-    unsafe { f(socket, &mut wsk, 0, op.start()) }
+    // SAFETY: valid socket; the buffer, its WSK_BUF (kept by `op`) and the IRP outlive the operation.
+    unsafe { f(socket, wsk, 0, op.start()) }
 }
 
 /// Graceful `WskDisconnect`, with an optional final buffer.
 pub fn disconnect(socket: PWSK_SOCKET, last: Option<&PoolBuf>, op: &IrpOp) -> NTSTATUS {
-    let mut wsk = last.map(|b| b.wsk(0, b.bytes().len()));
-    let buffer = wsk.as_mut().map_or(ptr::null_mut(), |w| w as PWSK_BUF);
+    let buffer = last.map_or(ptr::null_mut(), |b| op.lend(b.wsk(0, b.bytes().len())));
     let f = conn(socket).WskDisconnect.expect("WskDisconnect");
-    // SAFETY: valid socket; the buffer and IRP outlive the operation.
+    // SAFETY: valid socket; the buffer, its WSK_BUF (kept by `op`) and the IRP outlive the operation.
     unsafe { f(socket, buffer, 0, op.start()) }
 }
 

@@ -64,7 +64,7 @@ pub(crate) unsafe fn read_buf(buffer: PWSK_BUF) -> Result<Buf, NTSTATUS> {
         return Err(STATUS_INVALID_PARAMETER);
     }
     // SAFETY: forwarded from the caller's contract.
-    let buf = Buf(unsafe { buffer.read() });
+    let buf = Buf(unsafe { buffer.read() }, buffer);
     // SAFETY: forwarded from the caller's contract.
     unsafe { buf.validate()? };
     Ok(buf)

@@ -32,6 +32,7 @@
 //!   completes, and is no longer cancellable).
 //! * a datagram to an address where nothing is bound is dropped silently and its send succeeds;
 //!   an ICMP port-unreachable is never reported to a later call.
+//! * both read their `WSK_BUF` again when they move the datagram (see `mdl.rs`).
 //! * `WskSendTo`'s `RemoteAddress` is checked in the call and read again when the datagram is
 //!   sent, which may be after the call returned: a client must keep it valid and unchanged until
 //!   the IRP completes (Windows documents nothing; this catches one that reuses or frees it early).
@@ -199,6 +200,10 @@ pub(super) fn pump(core: &Arc<SocketCore>, st: &mut SocketState, out: &mut Compl
         else {
             return Step::Complete(STATUS_INVALID_DEVICE_REQUEST, 0);
         };
+        // SAFETY: the client keeps its WSK_BUF valid until the IRP completes (see `mdl.rs`).
+        if let Err(status) = unsafe { buf.reread("WskReceiveFrom") } {
+            return Step::Complete(status, 0);
+        }
         let Some(port) = port.as_mut() else {
             return Step::Complete(STATUS_INVALID_DEVICE_STATE, 0);
         };
@@ -230,6 +235,10 @@ pub(super) fn pump(core: &Arc<SocketCore>, st: &mut SocketState, out: &mut Compl
         let Op::SendTo { buf, to } = op else {
             return Step::Complete(STATUS_INVALID_DEVICE_REQUEST, 0);
         };
+        // SAFETY: as for the receive's.
+        if let Err(status) = unsafe { buf.reread("WskSendTo") } {
+            return Step::Complete(status, 0);
+        }
         let Some(port) = port.as_mut() else {
             return Step::Complete(STATUS_INVALID_DEVICE_STATE, 0);
         };

@@ -1,21 +1,58 @@
 //! Access to the client's data through a `WSK_BUF`: `Length` bytes starting `Offset` bytes into the
 //! buffer an MDL chain describes, read and written through each MDL's system address
 //! (`MappedSystemVa`, set by `MmBuildMdlForNonPagedPool`), as the provider does in the kernel.
+//!
+//! The `WSK_BUF` itself is read in the call and read again ([`Buf::reread`]) each time a pending
+//! operation moves data and when its IRP completes: a client must keep the structure valid and
+//! unchanged until then, not only the MDLs and memory it describes. Invented, the harsher reading
+//! (the WskSend / WskReceive pages say only that the IRP completes the operation; a provider that
+//! queues the request may keep the caller's pointer): a client that keeps its `WSK_BUF` on a stack
+//! it leaves while the IRP pends, or reuses it, is a [`Rule::WskBufChangedWhilePending`], or a use
+//! after free (under Miri, or [`Rule::UseAfterFree`] for a `WSK_BUF` in freed pool).
 
 use crate::MmGetSystemAddressForNonPagedMdl;
 use crate::emu::{Rule, violation};
 use crate::types::*;
-use crate::wsk::WSK_BUF;
+use crate::wsk::{PWSK_BUF, WSK_BUF};
 
-/// A copy of the caller's `WSK_BUF` (the structure itself need not outlive the call).
+/// A copy of the caller's `WSK_BUF`, and where the caller keeps it (read again: see the module
+/// documentation).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Buf(pub WSK_BUF);
+pub(crate) struct Buf(pub WSK_BUF, pub PWSK_BUF);
 
-// SAFETY: the MDL chain and the memory it describes belong to the pending IRP's operation; the
-// client must not touch them until the IRP completes, so the provider may use them from any thread.
+// SAFETY: the `WSK_BUF`, the MDL chain and the memory it describes belong to the pending IRP's
+// operation; the client must not touch them until the IRP completes, so the provider may use them
+// from any thread.
 unsafe impl Send for Buf {}
 
 impl Buf {
+    /// Reads the caller's `WSK_BUF` again (a pending operation about to move data, or to complete):
+    /// it must still be the one the call read. Otherwise a [`Rule::WskBufChangedWhilePending`] (or a
+    /// [`Rule::UseAfterFree`] if it lies in freed pool), and in recording mode the operation
+    /// completes with STATUS_INVALID_PARAMETER, moving nothing more.
+    ///
+    /// # Safety
+    /// The caller's `WSK_BUF` is readable: the client's contract until the IRP completes (a client
+    /// that freed it makes this a use after free, which is what Miri then reports).
+    pub(crate) unsafe fn reread(&self, function: &str) -> Result<(), NTSTATUS> {
+        // SAFETY: caller's contract; the caller's pointer was read in the call, so it is aligned.
+        let now = unsafe { self.1.read() };
+        if now.Mdl == self.0.Mdl && now.Offset == self.0.Offset && now.Length == self.0.Length {
+            return Ok(());
+        }
+        if !crate::host::freed_objects::storage_is_freed(self.1.addr(), function, "WSK_BUF") {
+            violation(
+                Rule::WskBufChangedWhilePending,
+                &format_args!(
+                    "{function}'s WSK_BUF at {:p} was {{ Mdl {:p}, Offset {}, Length {} }} in the call and is {{ Mdl {:p}, Offset {}, Length {} }} while the IRP pends",
+                    self.1, self.0.Mdl, self.0.Offset, self.0.Length, now.Mdl, now.Offset, now.Length
+                ),
+                None,
+            );
+        }
+        Err(STATUS_INVALID_PARAMETER)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.0.Length
     }

@@ -224,6 +224,10 @@ impl SocketCore {
             let Op::Receive { buf, done, waitall } = op else {
                 return Step::Complete(STATUS_INVALID_DEVICE_REQUEST, 0);
             };
+            // SAFETY: the client keeps its WSK_BUF valid until the IRP completes (see `mdl.rs`).
+            if let Err(status) = unsafe { buf.reread("WskReceive") } {
+                return Step::Complete(status, *done);
+            }
             if let Some(status) = *failure {
                 return Step::Complete(status, *done);
             }

@@ -107,6 +107,15 @@ impl SocketCore {
 
 /// Hands one send, or the graceful disconnect, to `wire`.
 fn step(wire: &mut dyn Wire, op: &mut Op, failure: &mut Option<NTSTATUS>, fin_sent: &mut bool) -> Step {
+    // SAFETY: the client keeps its WSK_BUF valid until the IRP completes (see `mdl.rs`).
+    let reread = match op {
+        Op::Send { buf, .. } => unsafe { buf.reread("WskSend") },
+        Op::Disconnect { buf: Some(buf), .. } => unsafe { buf.reread("WskDisconnect") },
+        _ => Ok(()),
+    };
+    if let Err(status) = reread {
+        return Step::Complete(status, op.progress());
+    }
     match op {
         Op::Send { buf, done, nodelay } => match write_all(wire, buf, done, *nodelay) {
             Ok(true) => Step::Handed(wire.handed()),
@@ -169,12 +178,15 @@ fn complete_acknowledged(st: &mut SocketState, out: &mut Completions) {
         if end > acknowledged || !claim(irp) {
             return;
         }
-        let information = match op {
-            Op::Send { done, .. } => *done,
-            _ => 0,
+        // Read once more as the IRP completes (see `mdl.rs`).
+        // SAFETY: the client keeps its WSK_BUF valid until the IRP completes.
+        let (information, reread) = match op {
+            Op::Send { done, buf, .. } => (*done, unsafe { buf.reread("WskSend") }),
+            Op::Disconnect { buf: Some(buf), .. } => (0, unsafe { buf.reread("WskDisconnect") }),
+            _ => (0, Ok(())),
         };
         st.acks.pop_front();
-        out.push(Done::new(irp, STATUS_SUCCESS, information));
+        out.push(Done::new(irp, reread.err().unwrap_or(STATUS_SUCCESS), information));
     }
 }
 
