@@ -537,7 +537,7 @@ fn a_wsk_buf_in_pool_freed_while_its_receive_pends_is_a_use_after_free() {
 
 /// What Miri sees of a client that frees its `WSK_BUF` (on the host heap, which the emulation
 /// cannot check) while the receive pends: the provider's late read is a use after free. Ignored:
-/// it is undefined behaviour by design; run it under Miri to see the report
+/// it is undefined behaviour by design. `.ci/run` runs it under Miri and requires the report
 /// (`cargo +nightly miri test -p wdm-async-nt --test wsk_checks -- --ignored a_wsk_buf_freed`).
 #[test]
 #[ignore = "undefined behaviour on purpose: run under Miri to see its use-after-free report"]
