@@ -115,7 +115,7 @@ boot_prefix() {
     # for them, while the first process of a session initialises), so they write to $log.
     echo "echo wine-tier-ready" >&9
     local deadline=$((SECONDS + bound))
-    until grep -q '>wine-tier-ready' "$log"; do
+    until grep -qs '>wine-tier-ready' "$log"; do
         [ $SECONDS -lt $deadline ] || fail "the prefix did not start within ${bound}s"
         sleep 0.2
     done

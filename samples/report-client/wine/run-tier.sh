@@ -11,7 +11,9 @@
 #      after 3 and the driver reconnects; 2 more reports go on growing. Then `sc stop report`, and the
 #      server must see the driver close the connection;
 #   5. checks the driver's DbgPrintEx lines (its "report: unloaded; " line, two "report: connected
-#      to 127.0.0.1:40007") and that no "unimplemented function", page fault or error 1053 appears.
+#      to 127.0.0.1:40007"), that Wine's stub WskSocketConnect was reached at most once (the
+#      registration remembers the fallback), and that no "unimplemented function", page fault or
+#      error 1053 appears.
 #
 # The driver's compiled-in defaults (src/config.rs) name localhost:40007, reporting every second:
 # Wine resolves localhost through the host, which may answer ::1 first; Wine 8 cannot bind an IPv6
@@ -36,7 +38,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --sys) sys="$(realpath "$2")"; shift 2 ;;
         --keep) keep="$2"; shift 2 ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -99,6 +101,9 @@ say "addresses tried: $(drv 'report: connecting to' | sed -E 's/.*connecting to 
 [ "$(drv 'report: unloaded; ' | wc -l)" -eq 1 ] || fail "expected one 'report: unloaded' line"
 [ "$(drv "report: connected to 127.0.0.1:$port" | wc -l)" -ge 2 ] \
     || fail "expected two 'report: connected to 127.0.0.1:$port' lines (the connection and the reconnection)"
+# Wine 8's stub WskSocketConnect is called once: the registration then goes straight to the fallback.
+stub_calls="$(grep -c 'fixme:netio:wsk_socket_connect' "$log" || true)"
+[ "$stub_calls" -le 1 ] || fail "WskSocketConnect called $stub_calls times: the fallback was not remembered"
 check_logs
 summary
 say "ok: the report client's Wine tier passed in $((SECONDS - started)) s"
