@@ -695,3 +695,62 @@ fn an_overlapping_listening_binding_is_refused() {
     assert_eq!(close(specific), STATUS_SUCCESS);
     client.deregister();
 }
+
+/// Wine 8.0's `WskSocketConnect` is a stub: it returns STATUS_NOT_IMPLEMENTED without completing or
+/// even looking at the IRP (a NULL one included), and creates nothing. An outgoing connection then
+/// takes `WskSocket` + `WskBind` + `WskConnect`, which Wine implements.
+#[test]
+fn a_provider_like_wine8_stubs_socket_connect_but_connects_a_bound_connection_socket() {
+    let _session = emu::session();
+    let net = MemoryNetwork::install();
+    emu::wsk::set_wine8_netio(true);
+    let client = Client::register();
+    let target: SocketAddr = (Ipv4Addr::new(10, 0, 0, 1), 80).into();
+    let peer_listener = net.listen(target);
+    let any = Addr::new((Ipv4Addr::UNSPECIFIED, 0).into());
+    let remote = Addr::new(target);
+
+    let op = IrpOp::new();
+    assert_eq!(client.socket_connect(&any, &remote, &op), STATUS_NOT_IMPLEMENTED);
+    emu::wsk::settle();
+    assert!(!op.is_done(), "the stub never completes the IRP");
+    assert!(peer_listener.accept().is_none(), "nothing connected");
+    // The IRP was never taken: a NULL one is not even noticed (no violation is recorded).
+    // SAFETY: captured; the provider's table is static.
+    let f = unsafe { &*client.npi.Dispatch }
+        .WskSocketConnect
+        .expect("WskSocketConnect");
+    // SAFETY: valid client handle; the stub reads nothing.
+    let returned = unsafe {
+        f(
+            client.npi.Client,
+            SOCK_STREAM,
+            IPPROTO_TCP,
+            any.ptr(),
+            remote.ptr(),
+            0,
+            core::ptr::null_mut(),
+            core::ptr::null(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+        )
+    };
+    assert_eq!(returned, STATUS_NOT_IMPLEMENTED);
+
+    // The way Wine connects out: create, bind (WskConnect on an unbound socket fails), connect.
+    let socket = client.socket(AF_INET, WSK_FLAG_CONNECTION_SOCKET);
+    let connect = conn(socket).WskConnect.expect("WskConnect");
+    // SAFETY: valid socket; the address and the IRP outlive the operation.
+    unsafe { connect(socket, remote.ptr(), 0, op.start()) };
+    assert_eq!(op.wait().0, STATUS_INVALID_DEVICE_STATE, "unbound");
+    bind(socket, (Ipv4Addr::UNSPECIFIED, 0).into());
+    // SAFETY: as above.
+    unsafe { connect(socket, remote.ptr(), 0, op.start()) };
+    assert_eq!(op.wait().0, STATUS_SUCCESS);
+    assert!(peer_listener.accept().is_some(), "the peer saw the connection");
+    assert_eq!(close(socket), STATUS_SUCCESS);
+    client.deregister();
+    drop(net);
+}

@@ -97,6 +97,9 @@ pub(crate) struct RegInner {
     drain_queued: AtomicBool,
     /// The work item that finishes a [`Registration`] dropped above PASSIVE_LEVEL (see `Drop`).
     teardown_item: PIO_WORKITEM,
+    /// The provider's `WskSocketConnect` answered STATUS_NOT_IMPLEMENTED (Wine 8's stub): connects go
+    /// straight to `WskSocket` + `WskBind` + `WskConnect` (see `connect.rs`).
+    socket_connect_missing: AtomicBool,
     /// The state's own address with the pool block's provenance: what contexts keep, and what
     /// releases and work items use. A pointer made from a `&RegInner` would carry a shared
     /// reference's permissions, which the provider's writes into `registration` invalidate and
@@ -114,6 +117,16 @@ impl RegInner {
         // SAFETY: captured by `WskCaptureProviderNPI` and valid until `WskReleaseProviderNPI`, which
         // happens only after every socket context is gone.
         unsafe { &*self.provider.Dispatch }
+    }
+
+    /// Whether `WskSocketConnect` turned out to be a stub (see `connect.rs`).
+    pub(crate) fn socket_connect_missing(&self) -> bool {
+        self.socket_connect_missing.load(Ordering::Relaxed)
+    }
+
+    /// Remembers that `WskSocketConnect` is a stub, for every later connect.
+    pub(crate) fn set_socket_connect_missing(&self) {
+        self.socket_connect_missing.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn socket_created(&self) {
@@ -463,6 +476,7 @@ impl Registration {
                 device: device.clone(),
                 drain_item,
                 drain_queued: AtomicBool::new(false),
+                socket_connect_missing: AtomicBool::new(false),
                 teardown_item,
                 this: block,
             });

@@ -42,83 +42,12 @@ while [ $# -gt 0 ]; do
 done
 [ ${#cases[@]} -gt 0 ] || cases=(all)
 
-started=$SECONDS
-say() { printf 'wine-tier: [%3ss] %s\n' "$((SECONDS - started))" "$*"; }
-
-work="$(mktemp -d /tmp/wine-tier.XXXXXX)"
-export WINEPREFIX="$work/prefix"
-export WINEDLLOVERRIDES="mscoree,mshtml="
-export WINEDEBUG="warn+debugstr"
-log="$work/wine.log"       # stderr of the prefix's processes: winedevice.exe, hence DbgPrintEx
-sclog="$work/sc.log"       # what the sc commands print
-keepalive_pid=""
-
-# The processes whose environment names this prefix (grep runs without it, not to find itself).
-prefix_pids() {
-    local p
-    for p in /proc/[0-9]*; do
-        if env -u WINEPREFIX grep -qsxF --null-data "WINEPREFIX=$WINEPREFIX" "$p/environ"; then
-            printf '%s ' "${p#/proc/}"
-        fi
-    done
-}
-
-cleanup() {
-    status=$?
-    if command -v wineserver >/dev/null; then
-        wineserver -k 2>/dev/null || true
-        timeout "$bound" wineserver -w 2>/dev/null || true
-    fi
-    if [ -n "$keepalive_pid" ]; then
-        exec 9>&-
-        kill "$keepalive_pid" 2>/dev/null || true
-        wait "$keepalive_pid" 2>/dev/null || true
-    fi
-    # wineserver -k kills them; wait (bounded) until no process of this prefix is left.
-    local deadline=$((SECONDS + bound))
-    while [ $SECONDS -lt $deadline ] && [ -n "$(prefix_pids)" ]; do
-        sleep 0.2
-    done
-    [ -z "$(prefix_pids)" ] || echo "wine-tier: processes of $WINEPREFIX still running: $(prefix_pids)" >&2
-    if [ -n "$keep" ]; then
-        mkdir -p "$keep"
-        cp "$work"/*.log "$keep"/ 2>/dev/null || true
-    fi
-    rm -rf "$work"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# The lines of the logs that tell what happened (the driver's, Wine's errors, the stubs it hit).
-summary() {
-    echo "--- driver (DbgPrintEx):"
-    grep -h 'debugstr' "$log" "$sclog" 2>/dev/null | sed -E 's/^.*vDbgPrintExWithPrefix [0-9a-f:]+ /  /' || true
-    echo "--- Wine errors and stubs reached (count, line without addresses):"
-    grep -hiE 'err:|unimplemented function|page fault|stub' "$log" "$sclog" 2>/dev/null \
-        | grep -vE 'winediag|systray|rpcss|hid:|MmBuildMdlForNonPagedPool' \
-        | sed -E 's/^[0-9a-f]{4}://; s/0x[0-9a-fA-F]+|[0-9A-F]{8,16}/#/g' | sort | uniq -c | sort -rn | head -20 || true
-}
-fail() {
-    say "FAIL: $*"
-    summary
-    exit 1
-}
-
-# Runs a wine command with a bound; its output goes to the sc log.
-wine_cmd() {
-    echo "+ wine $*" >>"$sclog"
-    timeout "$bound" wine "$@" >>"$sclog" 2>&1
-}
+tier=wine-tier
+# shellcheck source=../../wine/tier-lib.sh
+source "$root/samples/wine/tier-lib.sh"
 
 # 1. Wine.
-if ! command -v wine >/dev/null || ! command -v wineserver >/dev/null; then
-    say "installing wine64 (apt-get)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wine64 >/dev/null
-fi
-command -v ss >/dev/null || fail "ss not found (apt-get install iproute2)"
-say "$(wine --version 2>/dev/null)"
+need_wine
 listening() { ss -ltnH "sport = :$port" 2>/dev/null | grep -q .; }
 listening && fail "port $port is already in use on this machine; the driver listens there"
 
@@ -134,28 +63,9 @@ say "building the client cases (echo-cases)"
 (cd "$root" && cargo build --locked -q -p e2e-tests --bin echo-cases)
 clients="${CARGO_TARGET_DIR:-$root/target}/debug/echo-cases"
 
-# 3. A fresh prefix. The processes of a prefix live while a non-system process does, and
-# winedevice.exe writes to the stderr of the process that started the prefix's services: so after
-# the first boot, a long-lived `wine cmd` (reading a FIFO the script holds open) restarts it with
-# its stderr in $log.
-say "booting a fresh prefix in $WINEPREFIX"
-timeout 120 wineboot -i >"$work/boot.log" 2>&1 || fail "wineboot -i (see boot.log)"
-timeout "$bound" wineserver -w || fail "the prefix did not shut down after its first boot"
-mkfifo "$work/hold"
-wine cmd <"$work/hold" >"$log" 2>&1 &
-keepalive_pid=$!
-exec 9>"$work/hold"
-# Once cmd answers, its process has started the prefix's services (Wine starts them, and waits for
-# them, while the first process of a session initialises), so they write to $log.
-echo "echo wine-tier-ready" >&9
-deadline=$((SECONDS + bound))
-until grep -q '>wine-tier-ready' "$log"; do
-    [ $SECONDS -lt $deadline ] || fail "the prefix did not start within ${bound}s"
-    sleep 0.2
-done
-cp "$sys" "$WINEPREFIX/drive_c/windows/system32/drivers/echo_driver.sys"
-wine_cmd sc create echo type= kernel 'binPath=' 'C:\windows\system32\drivers\echo_driver.sys' \
-    || fail "sc create"
+# 3. A fresh prefix, the driver installed.
+boot_prefix
+install_driver echo "$sys"
 
 # Starts the driver and waits until it listens.
 start_driver() {
@@ -169,26 +79,17 @@ start_driver() {
     say "listening on $port"
 }
 
-# Stops the driver unless a case already did (the unload case runs sc stop itself).
-stop_driver() {
-    if timeout "$bound" wine sc query echo 2>/dev/null | grep -q 'STATE.*STOPPED'; then
-        return
-    fi
-    say "sc stop echo"
-    wine_cmd sc stop echo || fail "sc stop echo"
-}
-
 # 4. The cases, two start/stop cycles.
 start_driver
 say "cases: ${cases[*]}"
 "$clients" --addr "127.0.0.1:$port" --unload-cmd "timeout $bound wine sc stop echo >>'$sclog' 2>&1" "${cases[@]}" \
     | tee "$work/cases.log" | sed 's/^/  /' || fail "client cases (above)"
-stop_driver
+stop_driver echo
 start_driver
 say "second cycle: echo-1mib-abortive"
 "$clients" --addr "127.0.0.1:$port" echo-1mib-abortive | tee -a "$work/cases.log" | sed 's/^/  /' \
     || fail "second cycle"
-stop_driver
+stop_driver echo
 
 # 5. What the driver and Wine said.
 unloads="$(cat "$log" "$sclog" | grep -c 'echo: unloaded; ' || true)"
@@ -196,8 +97,6 @@ unloads="$(cat "$log" "$sclog" | grep -c 'echo: unloaded; ' || true)"
 if cat "$log" "$sclog" | grep 'echo: unloaded; ' | grep -vq 'active 0,'; then
     fail "a connection was still active at unload"
 fi
-! grep -qi 'unimplemented function' "$log" "$sclog" || fail "Wine reached an unimplemented function"
-! grep -qi 'page fault' "$log" "$sclog" || fail "a page fault"
-! grep -q 'service 1053' "$sclog" || fail "a service start or stop timed out (1053)"
+check_logs
 summary
 say "ok: the Wine tier passed in $((SECONDS - started)) s"

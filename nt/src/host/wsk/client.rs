@@ -134,6 +134,10 @@ pub(crate) unsafe extern "system" fn WskSocketConnect(
     _SecurityDescriptor: PSECURITY_DESCRIPTOR,
     Irp: PIRP,
 ) -> NTSTATUS {
+    // Wine 8.0's stub looks at nothing, not even the IRP.
+    if let Some(status) = super::wine8::stub("WskSocketConnect") {
+        return status;
+    }
     if Irp.is_null() {
         super::call::null_irp("WskSocketConnect");
         return STATUS_INVALID_PARAMETER;

@@ -2,9 +2,13 @@
 //! loading the echo driver's `.sys` under Wine 8.0; see the Wine issue of this project), so that a
 //! driver's degraded paths are tested on the host as well:
 //!
-//! * `WskDisconnect` (graceful and abortive), `WskControlSocket`, `WskGetLocalAddress` and
-//!   `WskGetRemoteAddress` are stubs: they return STATUS_NOT_IMPLEMENTED and never complete, nor
-//!   touch, the IRP. That breaks the IRP contract (a non-pending return means the IRP was completed).
+//! * `WskSocketConnect`, `WskDisconnect` (graceful and abortive), `WskControlSocket`,
+//!   `WskGetLocalAddress` and `WskGetRemoteAddress` are stubs: they log a FIXME, return
+//!   STATUS_NOT_IMPLEMENTED and never complete, nor touch, the IRP (not even a NULL one is checked).
+//!   That breaks the IRP contract (a non-pending return means the IRP was completed). An outgoing
+//!   connection takes `WskSocket` (`WSK_FLAG_CONNECTION_SOCKET`), `WskBind`, then `WskConnect`, which
+//!   Wine implements (`ConnectEx` on a thread pool; an unbound socket fails with
+//!   STATUS_INVALID_DEVICE_STATE, as on Windows).
 //! * An AF_INET6 bind fails (Wine passes a 16-byte address length to the host's bind).
 //! * `WskSocket` creates listening and connection-oriented sockets only: a datagram socket fails
 //!   with STATUS_NOT_IMPLEMENTED (the IRP is completed with it), so Wine 8 has no UDP.
@@ -35,7 +39,7 @@ pub(crate) fn on() -> bool {
 pub(crate) fn stub(function: &str) -> Option<NTSTATUS> {
     let stubbed = matches!(
         function,
-        "WskDisconnect" | "WskControlSocket" | "WskGetLocalAddress" | "WskGetRemoteAddress"
+        "WskSocketConnect" | "WskDisconnect" | "WskControlSocket" | "WskGetLocalAddress" | "WskGetRemoteAddress"
     );
     (stubbed && on()).then(|| {
         log::warn!("{function}: stub (the Wine 8.0 netio behaviour)");
