@@ -145,7 +145,7 @@ pub mod emu {
 
     /// Scheduling of work items.
     pub mod work_items {
-        pub use super::super::workitem::{Hold, hold};
+        pub use super::super::workitem::{Hold, WORKER_THREADS, hold};
     }
 
     /// IRP ownership as seen by emulated lower drivers (the WSK provider).
