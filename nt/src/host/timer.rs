@@ -332,6 +332,9 @@ fn expire(state: &mut State, now: u64) {
             });
         }
         if armed.period > 0 {
+            // Invented: the next expiry is one period after this one's tick (missed periods are not
+            // caught up), on the first tick at or after that: a period shorter than a tick fires
+            // once per tick.
             let next = if expired_at + armed.period > now {
                 expired_at + armed.period
             } else {
