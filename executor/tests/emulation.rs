@@ -385,8 +385,10 @@ fn timer_entries_dropped_from_any_place_in_the_list_leave_it_consistent() {
         sleep.as_mut().poll(&mut Context::from_waker(&wakers[i])).is_ready()
     };
     let woken = || counts.iter().map(|c| c.0.load(Ordering::SeqCst)).collect::<Vec<_>>();
-    // `advance` returns once the DPCs of the timers due meanwhile have run.
-    nt::emu::clock::advance(Duration::from_millis(20));
+    // `advance` returns once the DPCs of the timers due meanwhile have run; a KTIMER expires on
+    // the first clock tick at or after its due time, so the clock goes one tick past the deadline
+    // (35.625 ms: short of the 40 ms one).
+    nt::emu::clock::advance(Duration::from_millis(20) + nt::emu::clock::TICK);
     assert_eq!(woken(), [0, 1, 0, 0, 0]);
     assert!(poll(&mut sleeps, 1));
     assert!(!poll(&mut sleeps, 3));

@@ -68,7 +68,8 @@ fn absolute_timeout_expires_on_the_virtual_clock() {
         // SAFETY: the event is kept alive by the Arc.
         unsafe { KeWaitForSingleObject(waiter_event.ptr().cast(), Executive, KernelMode, FALSE, &mut timeout) }
     });
-    emu::clock::advance(Duration::from_secs(1));
+    // A timeout ends on the first clock tick at or after its deadline.
+    emu::clock::advance(Duration::from_secs(1) + emu::clock::TICK);
     assert_eq!(waiter.join().unwrap(), STATUS_TIMEOUT);
 }
 
@@ -233,7 +234,8 @@ fn delay_execution_thread_sleeps_on_the_virtual_clock() {
         unsafe { KeDelayExecutionThread(KernelMode, FALSE, &mut interval) };
         emu::clock::now()
     });
-    emu::clock::advance(Duration::from_millis(500));
+    // The sleep ends on the first clock tick at or after its deadline.
+    emu::clock::advance(Duration::from_millis(500) + emu::clock::TICK);
     assert!(sleeper.join().unwrap() >= deadline);
 }
 

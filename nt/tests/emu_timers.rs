@@ -4,10 +4,11 @@
 mod common;
 
 use common::{BOUND, Event, TAG, take_one};
+use core::ptr;
 use nt::emu::{self, Rule};
 use nt::*;
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ struct Timed {
     runs: AtomicUsize,
     irql: AtomicU8,
     thread: Mutex<Option<String>>,
+    /// The interrupt time when the DPC routine last ran.
+    ran_at: AtomicU64,
     fired: Box<Event>,
 }
 // SAFETY: the timer and DPC are kernel objects the emulation accesses from its DPC thread under its
@@ -31,6 +34,7 @@ unsafe extern "system" fn on_dpc(_dpc: *mut KDPC, context: PVOID, _a1: PVOID, _a
     let timed = unsafe { &*(context as *const Timed) };
     timed.irql.store(KeGetCurrentIrql(), Ordering::SeqCst);
     *timed.thread.lock().unwrap() = std::thread::current().name().map(str::to_string);
+    timed.ran_at.store(emu::clock::now(), Ordering::SeqCst);
     timed.runs.fetch_add(1, Ordering::SeqCst);
     timed.fired.set();
 }
@@ -46,6 +50,7 @@ impl Timed {
             runs: AtomicUsize::new(0),
             irql: AtomicU8::new(0xff),
             thread: Mutex::new(None),
+            ran_at: AtomicU64::new(0),
             fired: Event::new(SynchronizationEvent, false),
         });
         // SAFETY: fresh objects, not armed or queued.
@@ -86,8 +91,21 @@ impl Timed {
 
 const MS: i64 = 10_000;
 
+/// The clock tick in 100 ns units.
+const TICK: u64 = (emu::clock::TICK.as_nanos() / 100) as u64;
+
+/// Advances the paused clock to the next clock tick (if not on one already), so that a test knows
+/// on which tick a timer it sets next will expire.
+fn advance_to_tick() {
+    let past = emu::clock::now() % TICK;
+    if past != 0 {
+        emu::clock::advance(Duration::from_nanos((TICK - past) * 100));
+    }
+    assert_eq!(emu::clock::now() % TICK, 0);
+}
+
 #[test]
-fn one_shot_timer_fires_its_dpc_at_dispatch_on_the_dpc_thread() {
+fn one_shot_timer_fires_its_dpc_at_dispatch_on_a_dpc_cpu() {
     let _session = emu::session();
     emu::clock::pause();
     let timed = Timed::new(NotificationTimer);
@@ -95,11 +113,13 @@ fn one_shot_timer_fires_its_dpc_at_dispatch_on_the_dpc_thread() {
     emu::clock::advance(Duration::from_millis(999));
     assert_eq!(timed.runs(), 0);
     assert!(!timed.signalled());
-    emu::clock::advance(Duration::from_millis(1));
+    // Due in 1 ms: it expires on the next clock tick at or after that, at most one tick later.
+    emu::clock::advance(Duration::from_millis(1) + emu::clock::TICK);
     assert_eq!(timed.runs(), 1);
     assert!(timed.signalled());
     assert_eq!(timed.irql.load(Ordering::SeqCst), DISPATCH_LEVEL);
-    assert_eq!(timed.thread.lock().unwrap().as_deref(), Some("nt-emu-dpc"));
+    let thread = timed.thread.lock().unwrap().clone().unwrap();
+    assert!(thread.starts_with("nt-emu-dpc-"), "{thread}");
     // Expired one-shot timers are no longer armed.
     assert!(!timed.cancel());
     // A notification timer stays signalled for every waiter.
@@ -123,7 +143,7 @@ fn synchronization_timer_satisfies_one_wait() {
     emu::clock::pause();
     let timed = Timed::new(SynchronizationTimer);
     timed.set(-MS, 0);
-    emu::clock::advance(Duration::from_millis(1));
+    emu::clock::advance(Duration::from_millis(1) + emu::clock::TICK);
     let mut zero = LARGE_INTEGER::default();
     // SAFETY: the timer is alive.
     unsafe {
@@ -138,19 +158,262 @@ fn synchronization_timer_satisfies_one_wait() {
     }
 }
 
+/// A periodic timer expires on clock ticks: a period of 40 ms, one period after the tick of its
+/// last expiry, rounded up to a tick, is three ticks (46.875 ms).
 #[test]
-fn periodic_timer_fires_once_per_period_until_cancelled() {
+fn periodic_timer_fires_once_per_period_rounded_to_ticks_until_cancelled() {
+    let _session = emu::session();
+    emu::clock::pause();
+    advance_to_tick();
+    let start = emu::clock::now();
+    let timed = Timed::new(NotificationTimer);
+    timed.set(-40 * MS, 40);
+    // Expiries at 3, 6, 9 and 12 ticks (46.875 ... 187.5 ms).
+    emu::clock::advance(Duration::from_millis(200));
+    assert_eq!(timed.runs(), 4);
+    assert_eq!(timed.ran_at.load(Ordering::SeqCst), start + 12 * TICK);
+    // The next one is at 15 ticks (234.375 ms).
+    emu::clock::advance(Duration::from_millis(34));
+    assert_eq!(timed.runs(), 4);
+    assert!(timed.cancel());
+    emu::clock::advance(Duration::from_millis(100));
+    assert_eq!(timed.runs(), 4);
+}
+
+/// A timer never expires before its due time, and expires on the first clock tick at or after it:
+/// so up to one tick late (Microsoft documents the tick granularity; the phase is the emulation's).
+#[test]
+fn a_timer_never_fires_before_its_due_time_and_fires_on_the_next_tick() {
     let _session = emu::session();
     emu::clock::pause();
     let timed = Timed::new(NotificationTimer);
-    timed.set(-10 * MS, 10);
-    emu::clock::advance(Duration::from_millis(100));
-    assert_eq!(timed.runs(), 10);
-    emu::clock::advance(Duration::from_millis(5));
-    assert_eq!(timed.runs(), 10);
-    assert!(timed.cancel());
-    emu::clock::advance(Duration::from_millis(100));
-    assert_eq!(timed.runs(), 10);
+    for due in [
+        1,
+        MS,
+        TICK as i64 - 1,
+        TICK as i64,
+        TICK as i64 + 1,
+        3 * TICK as i64 + 7,
+    ] {
+        advance_to_tick();
+        let start = emu::clock::now();
+        let runs = timed.runs();
+        timed.set(-due, 0);
+        // Just before the due time: not fired.
+        emu::clock::advance(Duration::from_nanos((due as u64 - 1) * 100));
+        assert_eq!(timed.runs(), runs, "due in {due}");
+        // At the due time: fired only if that is a tick (late by the rounding otherwise).
+        emu::clock::advance(Duration::from_nanos(100));
+        let on_tick = due as u64 % TICK == 0;
+        assert_eq!(timed.runs(), runs + usize::from(on_tick), "due in {due}");
+        // By the next tick: fired, on that tick.
+        emu::clock::advance(emu::clock::TICK);
+        assert_eq!(timed.runs(), runs + 1, "due in {due}");
+        let ticks = (due as u64).div_ceil(TICK);
+        assert_eq!(
+            timed.ran_at.load(Ordering::SeqCst),
+            start + ticks * TICK,
+            "due in {due}"
+        );
+    }
+}
+
+/// A wait timeout ends on a clock tick too: a 1 ms timeout started on a tick is still waiting 1 ms
+/// later (an event set then satisfies it), and ends on the next tick.
+#[test]
+fn a_wait_timeout_ends_on_the_next_tick() {
+    let _session = emu::session();
+    emu::clock::pause();
+    let event = Event::new(SynchronizationEvent, false);
+    // Waits 1 ms on the event while another thread advances the clock by `by`, then sets the event
+    // if `set`. Returns the wait's status and the clock it returned at.
+    let wait_while_advancing = |by: Duration, set: bool| {
+        let ptr = common::SendPtr(event.ptr());
+        let advancer = std::thread::spawn(move || {
+            let limit = std::time::Instant::now() + BOUND;
+            while emu::sync::waiters(ptr.get().cast()) == 0 {
+                assert!(std::time::Instant::now() < limit, "the wait did not start");
+                std::thread::yield_now();
+            }
+            emu::clock::advance(by);
+            if set {
+                // Give a wait that (wrongly) ended at its exact due time the chance to leave: the
+                // wait under test never does, so this costs its whole bound, 100 ms of real time.
+                let give = std::time::Instant::now() + Duration::from_millis(100);
+                while emu::sync::waiters(ptr.get().cast()) != 0 && std::time::Instant::now() < give {
+                    std::thread::yield_now();
+                }
+                // SAFETY: the event outlives this thread (joined below).
+                unsafe { KeSetEvent(ptr.get(), 0, FALSE) };
+            }
+        });
+        let status = event.wait(Some(Duration::from_millis(1)));
+        let ended_at = emu::clock::now();
+        advancer.join().unwrap();
+        (status, ended_at)
+    };
+    advance_to_tick();
+    let (status, _) = wait_while_advancing(Duration::from_millis(1), true);
+    assert_eq!(status, STATUS_SUCCESS, "the wait timed out at its exact due time");
+    advance_to_tick();
+    let start = emu::clock::now();
+    let (status, ended_at) = wait_while_advancing(emu::clock::TICK, false);
+    assert_eq!(status, STATUS_TIMEOUT);
+    assert_eq!(ended_at, start + TICK);
+}
+
+/// Two DPCs run at the same time on the two DPC CPUs: each waits (bounded) until it sees the other
+/// running. One DPC CPU would run them one after the other, and the first would time out.
+#[test]
+fn two_dpcs_run_concurrently_on_two_dpc_cpus() {
+    let _session = emu::session();
+    emu::clock::pause();
+    let pair: Arc<[Meeting; 2]> = Arc::new([Meeting::new(), Meeting::new()]);
+    for (i, meeting) in pair.iter().enumerate() {
+        meeting
+            .other
+            .store(ptr::from_ref(&pair[1 - i]).cast_mut(), Ordering::SeqCst);
+        // SAFETY: fresh objects; the test keeps them alive until the DPCs are flushed.
+        unsafe {
+            KeInitializeTimerEx(meeting.timer.get(), NotificationTimer);
+            KeInitializeDpc(meeting.dpc.get(), Some(meet), ptr::from_ref(meeting) as PVOID);
+            KeSetTimerEx(
+                meeting.timer.get(),
+                LARGE_INTEGER { QuadPart: -MS },
+                0,
+                meeting.dpc.get(),
+            );
+        }
+    }
+    emu::clock::advance(Duration::from_millis(1) + emu::clock::TICK);
+    // SAFETY: PASSIVE_LEVEL.
+    unsafe { KeFlushQueuedDpcs() };
+    let threads: Vec<String> = pair.iter().map(|m| m.thread.lock().unwrap().clone().unwrap()).collect();
+    for meeting in pair.iter() {
+        assert!(meeting.saw_other.load(Ordering::SeqCst), "{threads:?}");
+        assert_eq!(meeting.irql.load(Ordering::SeqCst), DISPATCH_LEVEL);
+    }
+    assert_ne!(threads[0], threads[1]);
+}
+
+/// What [`meet`] records.
+struct Meeting {
+    timer: UnsafeCell<KTIMER>,
+    dpc: UnsafeCell<KDPC>,
+    /// The other `Meeting`.
+    other: std::sync::atomic::AtomicPtr<Meeting>,
+    running: std::sync::atomic::AtomicBool,
+    saw_other: std::sync::atomic::AtomicBool,
+    irql: AtomicU8,
+    thread: Mutex<Option<String>>,
+}
+// SAFETY: as for `Timed`.
+unsafe impl Sync for Meeting {}
+// SAFETY: as for `Timed`.
+unsafe impl Send for Meeting {}
+
+impl Meeting {
+    fn new() -> Meeting {
+        Meeting {
+            // SAFETY: all-zero KTIMER / KDPC are valid bit patterns; both are initialised before use.
+            timer: UnsafeCell::new(unsafe { core::mem::zeroed() }),
+            // SAFETY: as above.
+            dpc: UnsafeCell::new(unsafe { core::mem::zeroed() }),
+            other: Default::default(),
+            running: Default::default(),
+            saw_other: Default::default(),
+            irql: AtomicU8::new(0xff),
+            thread: Mutex::new(None),
+        }
+    }
+}
+
+/// A DPC routine that marks itself running, then spins (bounded, real time: a DPC cannot block)
+/// until the other `Meeting`'s DPC is running too (`running` stays set once set).
+unsafe extern "system" fn meet(_dpc: *mut KDPC, context: PVOID, _a1: PVOID, _a2: PVOID) {
+    // SAFETY: the context is a test's `Meeting`, alive until the DPCs are flushed; so is the other.
+    let (me, other) = unsafe {
+        let me = &*(context as *const Meeting);
+        (me, &*me.other.load(Ordering::SeqCst))
+    };
+    me.irql.store(KeGetCurrentIrql(), Ordering::SeqCst);
+    *me.thread.lock().unwrap() = std::thread::current().name().map(str::to_string);
+    me.running.store(true, Ordering::SeqCst);
+    let limit = std::time::Instant::now() + Duration::from_secs(5);
+    while !other.running.load(Ordering::SeqCst) && std::time::Instant::now() < limit {
+        std::hint::spin_loop();
+    }
+    me.saw_other
+        .store(other.running.load(Ordering::SeqCst), Ordering::SeqCst);
+}
+
+/// With the clock running, a periodic timer's DPC that has not returned when the timer expires again
+/// runs again on the other DPC CPU, concurrently with itself.
+#[test]
+fn a_periodic_dpc_that_has_not_returned_runs_again_concurrently_with_itself() {
+    let _session = emu::session();
+    let overlap = Arc::new(Overlap {
+        timer: UnsafeCell::new(unsafe_zeroed()),
+        dpc: UnsafeCell::new(unsafe_zeroed()),
+        entered: AtomicUsize::new(0),
+        saw_second: std::sync::atomic::AtomicBool::new(false),
+    });
+    // SAFETY: fresh objects, alive until the timer is cancelled and the DPCs flushed.
+    unsafe {
+        KeInitializeTimerEx(overlap.timer.get(), NotificationTimer);
+        KeInitializeDpc(overlap.dpc.get(), Some(overlapping), Arc::as_ptr(&overlap) as PVOID);
+        KeSetTimerEx(
+            overlap.timer.get(),
+            LARGE_INTEGER { QuadPart: -MS },
+            1,
+            overlap.dpc.get(),
+        );
+    }
+    let limit = std::time::Instant::now() + BOUND;
+    while overlap.entered.load(Ordering::SeqCst) < 2 {
+        assert!(std::time::Instant::now() < limit, "the timer did not fire twice");
+        std::thread::yield_now();
+    }
+    // SAFETY: the timer is initialised; PASSIVE_LEVEL for the flush.
+    unsafe {
+        KeCancelTimer(overlap.timer.get());
+        KeFlushQueuedDpcs();
+    }
+    assert!(overlap.saw_second.load(Ordering::SeqCst));
+}
+
+/// What [`overlapping`] records.
+struct Overlap {
+    timer: UnsafeCell<KTIMER>,
+    dpc: UnsafeCell<KDPC>,
+    entered: AtomicUsize,
+    saw_second: std::sync::atomic::AtomicBool,
+}
+// SAFETY: as for `Timed`.
+unsafe impl Sync for Overlap {}
+// SAFETY: as for `Timed`.
+unsafe impl Send for Overlap {}
+
+fn unsafe_zeroed<T>() -> T {
+    // SAFETY: only used for KTIMER / KDPC, for which all-zero is a valid bit pattern (initialised
+    // before use).
+    unsafe { core::mem::zeroed() }
+}
+
+/// Its first run spins (bounded, real time) until a second run has entered.
+unsafe extern "system" fn overlapping(_dpc: *mut KDPC, context: PVOID, _a1: PVOID, _a2: PVOID) {
+    // SAFETY: the context is the test's `Overlap`, alive until the DPCs are flushed.
+    let overlap = unsafe { &*(context as *const Overlap) };
+    if overlap.entered.fetch_add(1, Ordering::SeqCst) != 0 {
+        return;
+    }
+    let limit = std::time::Instant::now() + Duration::from_secs(5);
+    while overlap.entered.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < limit {
+        std::hint::spin_loop();
+    }
+    overlap
+        .saw_second
+        .store(overlap.entered.load(Ordering::SeqCst) >= 2, Ordering::SeqCst);
 }
 
 #[test]
@@ -164,7 +427,7 @@ fn absolute_due_time_and_rearming() {
     assert!(timed.set(absolute as i64, 0));
     emu::clock::advance(Duration::from_millis(4));
     assert_eq!(timed.runs(), 0);
-    emu::clock::advance(Duration::from_millis(1));
+    emu::clock::advance(Duration::from_millis(1) + emu::clock::TICK);
     assert_eq!(timed.runs(), 1);
     assert_eq!(timed.fired.wait(Some(Duration::ZERO)), STATUS_SUCCESS);
     // An absolute due time in the past fires at once (on the DPC thread, without moving the clock).

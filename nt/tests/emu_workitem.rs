@@ -11,6 +11,7 @@ use nt::emu::{self, Rule};
 use nt::*;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// What one routine run saw.
 #[derive(Debug, PartialEq, Eq)]
@@ -230,6 +231,87 @@ fn a_routine_may_queue_its_own_item_again_and_free_it() {
     assert_eq!(again.runs.load(Ordering::SeqCst), 2);
     assert!(emu::take_violations().is_empty());
     assert_eq!(emu::pool::stats().work_items.blocks, 0);
+}
+
+/// Context of [`waits_for_the_third`] and [`the_third`].
+struct Crowd {
+    third_ran: Box<Event>,
+    /// What the two blocking routines' waits returned.
+    statuses: Mutex<Vec<NTSTATUS>>,
+    threads: Mutex<Vec<String>>,
+}
+
+/// Waits (1 s of emulated time) for the third item's routine to run.
+unsafe extern "system" fn waits_for_the_third(_device: PDEVICE_OBJECT, context: PVOID) {
+    // SAFETY: the context is the test's `Crowd`, alive until the image is unloaded.
+    let crowd = unsafe { &*context.cast::<Crowd>() };
+    let name = std::thread::current().name().map(str::to_string).unwrap_or_default();
+    crowd.threads.lock().unwrap().push(name);
+    let status = crowd.third_ran.wait(Some(Duration::from_secs(1)));
+    crowd.statuses.lock().unwrap().push(status);
+}
+
+unsafe extern "system" fn the_third(_device: PDEVICE_OBJECT, context: PVOID) {
+    // SAFETY: as above.
+    let crowd = unsafe { &*context.cast::<Crowd>() };
+    crowd.third_ran.set();
+}
+
+/// Work items run on a bounded pool of worker threads: while two routines block, a third queued item
+/// waits for a worker. Here the two wait for the third, so they only get on when their waits time
+/// out: a work item routine that waits for another work item deadlocks when the workers are busy.
+#[test]
+fn a_third_work_item_waits_for_a_worker_while_two_routines_block() {
+    let _session = emu::session();
+    assert_eq!(emu::work_items::WORKER_THREADS, 2);
+    emu::clock::pause();
+    let device = TestDevice::create();
+    let image = device.image();
+    let crowd = Crowd {
+        third_ran: Event::new(NotificationEvent, false),
+        statuses: Mutex::new(Vec::new()),
+        threads: Mutex::new(Vec::new()),
+    };
+    let context: PVOID = ptr::from_ref(&crowd).cast_mut().cast();
+    // SAFETY: each item is queued once and freed after its routine has returned (image unloaded);
+    // `crowd` outlives them.
+    unsafe {
+        let items = [(); 3].map(|()| IoAllocateWorkItem(device.device()));
+        IoQueueWorkItem(items[0], Some(waits_for_the_third), DelayedWorkQueue, context);
+        IoQueueWorkItem(items[1], Some(waits_for_the_third), DelayedWorkQueue, context);
+        let limit = std::time::Instant::now() + BOUND;
+        while emu::sync::waiters(crowd.third_ran.ptr().cast()) < 2 {
+            assert!(std::time::Instant::now() < limit, "the two routines did not start");
+            std::thread::yield_now();
+        }
+        IoQueueWorkItem(items[2], Some(the_third), DelayedWorkQueue, context);
+        // Give the third routine the chance to run if it (wrongly) got a thread of its own: it never
+        // does, so this costs the whole bound, 100 ms of real time.
+        let give = std::time::Instant::now() + Duration::from_millis(100);
+        while crowd.third_ran.state() == 0 && std::time::Instant::now() < give {
+            std::thread::yield_now();
+        }
+        assert_eq!(
+            crowd.third_ran.state(),
+            0,
+            "the third routine ran while both workers were blocked"
+        );
+        // The waits time out; the workers get to the third item.
+        emu::clock::advance(Duration::from_secs(1) + emu::clock::TICK);
+        assert_eq!(crowd.third_ran.wait(Some(BOUND)), STATUS_SUCCESS);
+        drop(device);
+        assert!(image.wait_unloaded(BOUND));
+        for item in items {
+            IoFreeWorkItem(item);
+        }
+    }
+    // The first routine to return timed out: the third could only run after one returned (the
+    // second may have seen the third's event or timed out too).
+    let statuses = crowd.statuses.lock().unwrap();
+    assert_eq!(statuses.len(), 2);
+    assert_eq!(statuses[0], STATUS_TIMEOUT, "{statuses:?}");
+    let threads = crowd.threads.lock().unwrap();
+    assert_ne!(threads[0], threads[1], "two workers");
 }
 
 #[test]

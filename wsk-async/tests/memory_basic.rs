@@ -267,14 +267,15 @@ fn async_register_retries_with_backoff_until_the_provider_is_ready() {
         wakes.poll(register.as_mut()).is_pending(),
         "not ready: waits on a timer"
     );
-    nt::emu::clock::advance(Duration::from_millis(10));
+    // A KTIMER expires on the first clock tick at or after its due time: one tick past the backoff.
+    nt::emu::clock::advance(Duration::from_millis(10) + nt::emu::clock::TICK);
     assert!(wakes.count() >= 1, "the backoff timer woke the task");
     assert!(
         wakes.poll(register.as_mut()).is_pending(),
         "still not ready: a longer backoff"
     );
     nt::emu::wsk::set_provider_ready(true);
-    nt::emu::clock::advance(Duration::from_millis(20));
+    nt::emu::clock::advance(Duration::from_millis(20) + nt::emu::clock::TICK);
     let Poll::Ready(registration) = wakes.poll(register.as_mut()) else {
         panic!("not registered")
     };

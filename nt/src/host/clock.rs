@@ -95,14 +95,34 @@ pub(super) fn reset() {
     PERFORMANCE_FREQUENCY.store(DEFAULT_FREQUENCY, Ordering::Relaxed);
 }
 
+/// The clock tick, in 100 ns units: 15.625 ms, the default period of the Windows clock interrupt
+/// (64 ticks a second).
+pub const TICK: u64 = 156_250;
+
 /// A `Timeout`/`DueTime` argument as an absolute interrupt time: negative values are relative,
-/// positive ones absolute, zero is "now".
+/// positive ones absolute, zero is "now". A time still to come is rounded up to the next clock tick
+/// ([`on_tick`]); one already reached stays as it is (a zero timeout polls, a past due time expires
+/// at once).
 pub fn deadline(value: i64) -> u64 {
-    if value < 0 {
-        now().saturating_add(value.unsigned_abs())
+    let now = now();
+    let due = if value < 0 {
+        now.saturating_add(value.unsigned_abs())
     } else {
         value as u64
-    }
+    };
+    if due > now { on_tick(due) } else { due }
+}
+
+/// The first clock tick at or after `t`. The KeSetTimerEx and KeWaitForSingleObject pages document
+/// that expiration is "limited by the granularity of the system clock": Windows notices a timer or
+/// a wait timeout on a clock interrupt, so it ends at or after its due time, up to a tick late,
+/// never before.
+///
+/// Invented: the phase of the ticks (every multiple of [`TICK`] since interrupt time 0; the clock
+/// starts on one), and a fixed tick (Windows may shorten it while a driver or program asks for a
+/// finer resolution: that only makes timers less late).
+pub fn on_tick(t: u64) -> u64 {
+    t.div_ceil(TICK).saturating_mul(TICK)
 }
 
 /// `KeQueryInterruptTimePrecise`: the interrupt time in 100 ns units; `*QpcTimeStamp` receives the

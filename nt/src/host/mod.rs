@@ -3,7 +3,7 @@
 //!
 //! One file per idea: `irql` (per-thread IRQL), `heap` (tracked allocations and quarantine), `pool`,
 //! `pool_stats` (live bytes and allocation counts), `irp`, `cancel`, `mdl`, `dispatcher` (dispatcher lock and headers), `event`, `timer` (KTIMER,
-//! KDPC, the DPC thread), `freed_objects` (use after free of kernel objects), `clock`, `exports` (optional exports and the reported Windows version), `spinlock`, `objects` (handles, thread objects), `thread`,
+//! KDPC, the DPC CPUs), `freed_objects` (use after free of kernel objects), `clock`, `exports` (optional exports and the reported Windows version), `spinlock`, `objects` (handles, thread objects), `thread`,
 //! `verifier` (rules and reports), `tracking`, `leaks`, `session`, `driver` (driver images, device
 //! objects, routines after unload), `completion_ex` (`IoSetCompletionRoutineEx`), `workitem`.
 
@@ -145,7 +145,7 @@ pub mod emu {
 
     /// Scheduling of work items.
     pub mod work_items {
-        pub use super::super::workitem::{Hold, hold};
+        pub use super::super::workitem::{Hold, WORKER_THREADS, hold};
     }
 
     /// IRP ownership as seen by emulated lower drivers (the WSK provider).
@@ -181,8 +181,13 @@ pub mod emu {
             super::super::timer::resume();
         }
 
+        /// The clock tick (15.625 ms): timers and wait timeouts end on a tick at or after their
+        /// due time, so up to one tick late. A test that waits for a timer advances the clock to
+        /// its due time plus one tick.
+        pub const TICK: std::time::Duration = std::time::Duration::from_nanos(super::super::clock::TICK * 100);
+
         /// Advances the clock by `by` (pausing it first if it runs). Every timer due in between
-        /// expires in due order, and the DPCs they queue have run (on the DPC thread, at
+        /// expires in due order, and the DPCs they queue have run (on a DPC CPU, at
         /// DISPATCH_LEVEL) before this returns. PASSIVE_LEVEL only; never call it from a DPC.
         pub fn advance(by: std::time::Duration) {
             super::super::timer::advance(by);

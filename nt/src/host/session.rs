@@ -30,7 +30,7 @@ pub struct Session {
 /// emulation run one at a time), then resets every piece of emulation state (pool, IRPs, MDLs,
 /// objects, handles, timers, DPCs, tracked objects, fault injection, recording mode, clock back to
 /// real time, this thread back to PASSIVE_LEVEL). Objects left by an earlier session are forgotten,
-/// not freed, and its DPC thread is told to exit, so nothing of it runs into this one.
+/// not freed, and its DPC threads are told to exit, so nothing of it runs into this one.
 ///
 /// # Panics
 /// If the current thread already holds a session (a second one would wait for itself forever).
@@ -151,7 +151,7 @@ impl Session {
 impl Drop for Session {
     /// Ends the session: settles, then fails the test (panics; this is Rust code, not an
     /// `extern "system"` frame) if anything leaked or if violations were recorded but never taken.
-    /// Stops the session's DPC thread. After a clean end, quarantined memory goes back to the host.
+    /// Stops the session's DPC threads. After a clean end, quarantined memory goes back to the host.
     fn drop(&mut self) {
         IN_SESSION.with(|s| s.set(false));
         settle();

@@ -1,9 +1,12 @@
-//! `KTIMER` and `KDPC`: timers expire on the emulated clock, are signalled like dispatcher objects and
-//! queue their DPC; DPC routines run at emulated DISPATCH_LEVEL on one emulation thread (the
-//! emulation's "DPC CPU"), in queue order.
+//! `KTIMER` and `KDPC`: timers expire on the emulated clock, on a clock tick (see
+//! [`clock::on_tick`]), are signalled like dispatcher objects and queue their DPC; DPC routines run
+//! at emulated DISPATCH_LEVEL on [`DPC_CPUS`] emulation threads (the emulation's "DPC CPUs"), each
+//! taking the oldest queued DPC when it is free. So two DPCs run at the same time, and a DPC queued
+//! again while it runs (a periodic timer's, or one its timer re-armed) runs again on the other CPU,
+//! concurrently with itself, as on a multiprocessor.
 //!
 //! The timer table and the DPC queue live under the dispatcher lock, as the kernel's timer table
-//! and per-CPU DPC queues live under the dispatcher / DPC locks. The DPC thread is started when the
+//! and per-CPU DPC queues live under the dispatcher / DPC locks. The DPC threads are started when the
 //! first timer is armed and stopped when the session ends, so no DPC of one session runs in the next.
 //!
 //! Every function here that takes a timer or DPC reports a [`Rule::UseAfterFree`] when the timer or DPC lies in a freed pool
@@ -33,7 +36,7 @@ impl<T> Clone for Shared<T> {
 }
 impl<T> Copy for Shared<T> {}
 // SAFETY: the pointee (a driver's KTIMER / KDPC) is only accessed by the emulation under the
-// dispatcher lock or by the DPC thread while the driver keeps it alive, as the kernel contract requires.
+// dispatcher lock or by a DPC thread while the driver keeps it alive, as the kernel contract requires.
 unsafe impl<T> Send for Shared<T> {}
 
 struct Armed {
@@ -54,24 +57,33 @@ struct Queued {
     sequence: u64,
 }
 
+/// A DPC routine running on a DPC CPU.
+struct Running {
+    dpc: usize,
+    sequence: u64,
+}
+
+/// How many DPC CPUs run DPC routines. Invented: the number (Windows has one per processor; two is
+/// the least that lets DPCs, and one DPC with itself, run concurrently).
+pub const DPC_CPUS: usize = 2;
+
 /// The timer table and the DPC queue.
 pub struct Timers {
     armed: BTreeMap<usize, Armed>,
     queue: VecDeque<Queued>,
     queued: BTreeSet<usize>,
-    /// Sequence number of the next queued DPC, and of the first one not yet finished.
+    /// Sequence number of the next queued DPC (the queue is in sequence order).
     next_sequence: u64,
-    done_sequence: u64,
-    /// The DPC running now, if any.
-    running: Option<usize>,
-    thread: Option<JoinHandle<()>>,
+    /// The DPCs running now, on any DPC CPU.
+    running: Vec<Running>,
+    threads: Vec<JoinHandle<()>>,
     /// Bumped when a session ends: a DPC thread of an older generation exits.
     generation: u64,
-    /// While the DPC thread is blocked: the interrupt time it will wake at by itself (`u64::MAX`:
-    /// only when woken). `None` while it runs: it looks at the armed timers again before it blocks.
-    /// `KeSetTimerEx` wakes it only for a timer due earlier, so that re-arming a timer (an executor
-    /// does for each deadline) costs no thread switch.
-    dpc_sleeps_until: Option<u64>,
+    /// For each DPC CPU, while its thread is blocked: the interrupt time it will wake at by itself
+    /// (`u64::MAX`: only when woken). `None` while it runs: it looks at the armed timers again
+    /// before it blocks. `KeSetTimerEx` wakes them only for a timer due earlier, so that re-arming a
+    /// timer (an executor does for each deadline) costs no thread switch.
+    dpc_sleeps_until: [Option<u64>; DPC_CPUS],
 }
 
 impl Timers {
@@ -81,16 +93,15 @@ impl Timers {
             queue: VecDeque::new(),
             queued: BTreeSet::new(),
             next_sequence: 0,
-            done_sequence: 0,
-            running: None,
-            thread: None,
+            running: Vec::new(),
+            threads: Vec::new(),
             generation: 0,
-            dpc_sleeps_until: None,
+            dpc_sleeps_until: [None; DPC_CPUS],
         }
     }
 }
 
-/// Wakes the DPC thread (new timer, new DPC, clock change, shutdown).
+/// Wakes the DPC threads (new timer, new DPC, clock change, shutdown).
 static DPC_THREAD_WAKE: Condvar = Condvar::new();
 
 fn timer_header(timer: PKTIMER) -> *mut DISPATCHER_HEADER {
@@ -138,7 +149,9 @@ pub unsafe extern "system" fn KeInitializeTimerEx(Timer: PKTIMER, Type: TIMER_TY
 
 /// `KeSetTimerEx`: IRQL <= DISPATCH_LEVEL. Arms (or re-arms) the timer: a negative `DueTime` is
 /// relative, a positive one an absolute interrupt time; `Period` in milliseconds (0: one-shot);
-/// `Dpc` (may be NULL) is queued at each expiry. Returns whether the timer was already armed.
+/// `Dpc` (may be NULL) is queued at each expiry. Returns whether the timer was already armed. The
+/// timer expires on the first clock tick at or after its due time ([`clock::deadline`]), and each
+/// period later on a tick too.
 ///
 /// # Safety
 /// `Timer` (and `Dpc` if not NULL) point to initialised objects that stay live while armed / queued.
@@ -191,7 +204,13 @@ pub unsafe extern "system" fn KeSetTimerEx(
         },
     );
     ensure_dpc_thread(&mut state);
-    if state.timers.dpc_sleeps_until.is_some_and(|wakes_at| due < wakes_at) {
+    if state
+        .timers
+        .dpc_sleeps_until
+        .iter()
+        .flatten()
+        .any(|&wakes_at| due < wakes_at)
+    {
         DPC_THREAD_WAKE.notify_all();
     }
     BOOLEAN::from(was_armed)
@@ -266,17 +285,22 @@ pub unsafe extern "system" fn KeFlushQueuedDpcs() {
     drop(wait_for_dpcs(state, target));
 }
 
+/// Whether a DPC with a sequence number below `target` is queued or running.
+fn dpcs_before(state: &State, target: u64) -> bool {
+    state.timers.queue.front().is_some_and(|q| q.sequence < target)
+        || state.timers.running.iter().any(|r| r.sequence < target)
+}
+
 /// Blocks until every DPC with a sequence number below `target` has finished.
 fn wait_for_dpcs(mut state: MutexGuard<'static, State>, target: u64) -> MutexGuard<'static, State> {
-    while state.timers.done_sequence < target {
+    while dpcs_before(&state, target) {
         state = dispatcher::block(state, None);
     }
     state
 }
 
-/// Expires every armed timer due at `now`: signals it (waking its waiters) and queues its DPC.
-/// Invented (kind): timers expire at their exact due time; Windows expires them on a clock tick
-/// (accuracy "limited by the granularity of the system clock"). Not yet made harsh.
+/// Expires every armed timer due at `now`: signals it (waking its waiters) and queues its DPC. Due
+/// times are on clock ticks ([`clock::deadline`]); a period is rounded up to whole ticks.
 fn expire(state: &mut State, now: u64) {
     let due: Vec<usize> = state
         .timers
@@ -308,11 +332,15 @@ fn expire(state: &mut State, now: u64) {
             });
         }
         if armed.period > 0 {
-            armed.due = if expired_at + armed.period > now {
+            // Invented: the next expiry is one period after this one's tick (missed periods are not
+            // caught up), on the first tick at or after that: a period shorter than a tick fires
+            // once per tick.
+            let next = if expired_at + armed.period > now {
                 expired_at + armed.period
             } else {
                 now + armed.period
             };
+            armed.due = clock::on_tick(next);
             state.timers.armed.insert(timer, armed);
         }
     }
@@ -321,39 +349,44 @@ fn expire(state: &mut State, now: u64) {
 }
 
 fn ensure_dpc_thread(state: &mut State) {
-    if state.timers.thread.is_some() {
-        return;
-    }
-    let generation = state.timers.generation;
-    let spawned = std::thread::Builder::new()
-        .name("nt-emu-dpc".into())
-        .spawn(move || dpc_thread(generation));
-    match spawned {
-        Ok(handle) => state.timers.thread = Some(handle),
-        Err(e) => violation(
-            Rule::Other("the emulation could not start its DPC thread"),
-            &format_args!("{e}"),
-            None,
-        ),
+    while state.timers.threads.len() < DPC_CPUS {
+        let generation = state.timers.generation;
+        let cpu = state.timers.threads.len();
+        let spawned = std::thread::Builder::new()
+            .name(format!("nt-emu-dpc-{cpu}"))
+            .spawn(move || dpc_thread(generation, cpu));
+        match spawned {
+            Ok(handle) => state.timers.threads.push(handle),
+            Err(e) => {
+                violation(
+                    Rule::Other("the emulation could not start its DPC thread"),
+                    &format_args!("{e}"),
+                    None,
+                );
+                return;
+            }
+        }
     }
 }
 
-/// The emulation's DPC CPU: expires timers on time and runs queued DPCs at DISPATCH_LEVEL.
-/// Invented (kind): one DPC CPU, so DPCs never run concurrently with each other or themselves; on
-/// Windows they run on several processors at once. Not yet made harsh.
-fn dpc_thread(generation: u64) {
+/// One of the emulation's DPC CPUs: expires timers on time and runs the oldest queued DPC at
+/// DISPATCH_LEVEL whenever it is free, while the other CPUs run theirs.
+fn dpc_thread(generation: u64, cpu: usize) {
     let mut state = dispatcher::lock();
     loop {
         if state.timers.generation != generation {
             return;
         }
         // Awake (only a thread of the current generation may say so).
-        state.timers.dpc_sleeps_until = None;
+        state.timers.dpc_sleeps_until[cpu] = None;
         expire(&mut state, clock::now());
         if let Some(queued) = state.timers.queue.pop_front() {
             let dpc = queued.dpc.0;
             state.timers.queued.remove(&dpc.addr());
-            state.timers.running = Some(dpc.addr());
+            state.timers.running.push(Running {
+                dpc: dpc.addr(),
+                sequence: queued.sequence,
+            });
             drop(state);
             irql::at_dispatch(|| {
                 // SAFETY: a queued DPC is live by the KeInitializeDpc / KeSetTimerEx contract.
@@ -371,15 +404,14 @@ fn dpc_thread(generation: u64) {
                 }
             });
             state = dispatcher::lock();
-            state.timers.running = None;
-            state.timers.done_sequence = state.timers.done_sequence.max(queued.sequence + 1);
+            state.timers.running.retain(|r| r.sequence != queued.sequence);
             dispatcher::wake_waiters(&state);
             continue;
         }
         let next_due = state.timers.armed.values().map(|a| a.due).min();
         state = match next_due {
             Some(due) if !clock::is_paused() => {
-                state.timers.dpc_sleeps_until = Some(due);
+                state.timers.dpc_sleeps_until[cpu] = Some(due);
                 let left = clock::to_duration(due.saturating_sub(clock::now()));
                 DPC_THREAD_WAKE
                     .wait_timeout(state, left)
@@ -387,7 +419,7 @@ fn dpc_thread(generation: u64) {
                     .0
             }
             _ => {
-                state.timers.dpc_sleeps_until = Some(u64::MAX);
+                state.timers.dpc_sleeps_until[cpu] = Some(u64::MAX);
                 DPC_THREAD_WAKE.wait(state).unwrap_or_else(PoisonError::into_inner)
             }
         };
@@ -395,8 +427,14 @@ fn dpc_thread(generation: u64) {
 }
 
 /// `emu::clock::advance`: moves the paused clock forward by `by`, stopping at each timer expiry in
-/// between so that every expiry signals its timer and runs its DPC (on the DPC thread) before the
-/// clock moves on. Returns once all of them have run.
+/// between so that every expiry signals its timer and runs its DPC (on a DPC CPU) before the
+/// clock moves on. Returns once all of them have run, and no timer (re-armed by a DPC meanwhile) is
+/// due any more.
+///
+/// Invented (kind, a test tool): a step waits for the DPCs it queued before the clock moves on, so
+/// that what a test sees after `advance` does not depend on thread timing; a DPC that does not
+/// return until the next expiry would therefore hang `advance`. With the clock running, expiries
+/// do not wait for DPCs: a periodic timer's DPC that has not returned runs again on the other CPU.
 pub(super) fn advance(by: Duration) {
     if !irql::require_max("emu::clock::advance", PASSIVE_LEVEL) {
         return;
@@ -419,14 +457,15 @@ pub(super) fn advance(by: Duration) {
         dispatcher::wake_waiters(&state);
         DPC_THREAD_WAKE.notify_all();
         let pending = state.timers.next_sequence;
-        drop(wait_for_dpcs(state, pending));
-        if next.is_none() {
+        let state = wait_for_dpcs(state, pending);
+        let now = clock::now();
+        if next.is_none() && !state.timers.armed.values().any(|a| a.due <= now) {
             return;
         }
     }
 }
 
-/// `emu::clock::resume`: back to real time; wakes every waiter and the DPC thread so that they
+/// `emu::clock::resume`: back to real time; wakes every waiter and the DPC threads so that they
 /// re-arm their real-time deadlines.
 pub(super) fn resume() {
     let state = dispatcher::lock();
@@ -456,8 +495,9 @@ pub(super) fn active_in_range(state: &State, start: usize, len: usize) -> Option
     state
         .timers
         .running
-        .filter(|&dpc| inside(dpc, size_of::<KDPC>()))
-        .map(|dpc| format!("the running DPC {dpc:#x}"))
+        .iter()
+        .find(|r| inside(r.dpc, size_of::<KDPC>()))
+        .map(|r| format!("the running DPC {:#x}", r.dpc))
 }
 
 /// Armed timers and queued DPCs, for the leak report.
@@ -486,7 +526,7 @@ pub(super) fn leaks(report: &mut LeakReport) {
 pub(super) fn settle(bound: Duration) {
     let deadline = std::time::Instant::now() + bound;
     let mut state = dispatcher::lock();
-    while state.timers.done_sequence < state.timers.next_sequence {
+    while !state.timers.queue.is_empty() || !state.timers.running.is_empty() {
         // Real time, not the emulated clock: this bounds the emulation itself.
         let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
             return;
@@ -495,24 +535,22 @@ pub(super) fn settle(bound: Duration) {
     }
 }
 
-/// Stops the DPC thread of this session (bounded join: a DPC stuck forever is left detached).
+/// Stops the DPC threads of this session (bounded join: a DPC stuck forever is left detached).
 pub(super) fn stop_thread(bound: Duration) -> bool {
     let deadline = std::time::Instant::now() + bound;
     let mut state = dispatcher::lock();
     state.timers.generation += 1;
     DPC_THREAD_WAKE.notify_all();
-    let Some(handle) = state.timers.thread.take() else {
-        return true;
-    };
-    // The thread exits as soon as it sees the new generation, i.e. once its current DPC returns.
-    while state.timers.running.is_some() {
+    let threads = std::mem::take(&mut state.timers.threads);
+    // A thread exits as soon as it sees the new generation, i.e. once its current DPC returns.
+    while !state.timers.running.is_empty() {
         let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
             return false;
         };
         state = dispatcher::block_real(state, left);
     }
     drop(state);
-    handle.join().is_ok()
+    threads.into_iter().all(|handle| handle.join().is_ok())
 }
 
 /// Forgets every timer and DPC of an earlier session.
@@ -521,10 +559,9 @@ pub(super) fn reset() {
     state.timers.armed.clear();
     state.timers.queue.clear();
     state.timers.queued.clear();
-    state.timers.done_sequence = state.timers.next_sequence;
-    state.timers.running = None;
+    state.timers.running.clear();
     state.timers.generation += 1;
-    state.timers.thread = None;
-    state.timers.dpc_sleeps_until = None;
+    state.timers.threads.clear();
+    state.timers.dpc_sleeps_until = [None; DPC_CPUS];
     DPC_THREAD_WAKE.notify_all();
 }

@@ -1,12 +1,13 @@
 //! Work items: `IoAllocateWorkItem` / `IoQueueWorkItem` / `IoFreeWorkItem`, with the checks of
 //! Driver Verifier.
 //!
-//! Each queued item runs on its own host thread, the emulated system worker thread, at
-//! PASSIVE_LEVEL, so a routine may block (`KeWaitForSingleObject`) without holding up other items;
-//! Windows has a pool of worker threads instead (how many is not documented). `IoQueueWorkItem`
-//! references the device object until the routine has returned, so the driver's image stays loaded
-//! while a routine is queued or running. The `IO_WORKITEM` size is invented (`IoSizeofWorkItem`
-//! returns it on Windows; its value is not documented).
+//! Queued items run at PASSIVE_LEVEL on a pool of [`WORKER_THREADS`] emulated system worker threads,
+//! in queue order: a routine that blocks (`KeWaitForSingleObject`) holds up its worker, and once
+//! every worker is blocked the next item waits. So a work item routine that waits for another work
+//! item to run deadlocks here, as it can on Windows when the system's workers are busy.
+//! `IoQueueWorkItem` references the device object until the routine has returned, so the driver's
+//! image stays loaded while a routine is queued or running. The `IO_WORKITEM` size is invented
+//! (`IoSizeofWorkItem` returns it on Windows; its value is not documented).
 
 use super::driver::{CHANGED, Owner, enter_routine, registry};
 use super::heap::{Access, Class, Kind, heap};
@@ -15,13 +16,19 @@ use super::verifier::{Rule, creation_site, violation};
 use super::{irql, pool_stats};
 use crate::types::*;
 use core::ptr;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Bytes of an emulated `IO_WORKITEM` (invented).
 const WORK_ITEM_SIZE: usize = 0x58;
+
+/// How many worker threads run work items. Invented: Windows has a pool of system worker threads
+/// per queue type whose size it does not document (and which it may grow); two is the least that
+/// still runs two blocking routines at once, and a small bound makes a routine that waits for a
+/// later work item hang here rather than only on a busy machine.
+pub const WORKER_THREADS: usize = 2;
 
 /// Where a work item is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -43,9 +50,15 @@ struct Item {
 struct WorkItems {
     generation: u64,
     items: BTreeMap<usize, Item>,
-    /// Worker threads of this session, joined when the session ends.
+    /// Queued routines not yet dequeued, oldest first.
+    queue: VecDeque<Job>,
+    /// Worker threads of the current pool, joined when it is retired ([`settle`]).
     workers: Vec<JoinHandle<()>>,
-    /// Worker threads whose routine has not returned yet.
+    /// Bumped when the pool is retired: its workers exit and the next item starts a new pool.
+    pool: u64,
+    /// Workers of the current pool waiting for an item.
+    idle: usize,
+    /// Routines queued or running (not yet returned).
     busy: usize,
     /// [`hold`] is in force: queued items are not dequeued.
     held: bool,
@@ -54,7 +67,10 @@ struct WorkItems {
 static WORK_ITEMS: Mutex<WorkItems> = Mutex::new(WorkItems {
     generation: 0,
     items: BTreeMap::new(),
+    queue: VecDeque::new(),
     workers: Vec::new(),
+    pool: 0,
+    idle: 0,
     busy: 0,
     held: false,
 });
@@ -104,7 +120,7 @@ pub unsafe extern "system" fn IoAllocateWorkItem(DeviceObject: PDEVICE_OBJECT) -
     item
 }
 
-/// Pointers moved into a worker thread.
+/// A queued routine: pointers handed to a worker thread.
 struct Job {
     item: usize,
     device: PDEVICE_OBJECT,
@@ -189,42 +205,64 @@ pub unsafe extern "system" fn IoQueueWorkItem(
         generation: registry.generation(),
     };
     items.busy += 1;
-    let spawned = std::thread::Builder::new()
-        .name(format!("nt-worker-{addr:#x}-{run}"))
-        .spawn(move || {
-            let job = job;
-            worker(job);
-        });
-    match spawned {
-        Ok(handle) => items.workers.push(handle),
-        Err(error) => {
-            // The host is out of threads: the emulation cannot go on (IoQueueWorkItem cannot fail).
-            eprintln!("*** nt emulation: cannot start a worker thread for IoQueueWorkItem: {error}");
-            std::process::abort();
+    items.queue.push_back(job);
+    // A new worker unless enough idle ones are there for the queued items (an idle worker counts
+    // until it wakes up and looks at the queue).
+    if items.queue.len() > items.idle && items.workers.len() < WORKER_THREADS {
+        let (generation, pool, number) = (items.generation, items.pool, items.workers.len());
+        let spawned = std::thread::Builder::new()
+            .name(format!("nt-worker-{number}"))
+            .spawn(move || worker(generation, pool));
+        match spawned {
+            Ok(handle) => items.workers.push(handle),
+            Err(error) => {
+                // The host is out of threads: the emulation cannot go on (IoQueueWorkItem cannot fail).
+                eprintln!("*** nt emulation: cannot start a worker thread for IoQueueWorkItem: {error}");
+                std::process::abort();
+            }
         }
+    }
+    drop(items);
+    drop(registry);
+    CHANGED.notify_all();
+}
+
+/// A worker thread of the pool `pool`: runs queued routines, oldest first, until its pool is
+/// retired or its session ends.
+fn worker(generation: u64, pool: u64) {
+    irql::set(PASSIVE_LEVEL);
+    loop {
+        let mut registry = registry();
+        let job = loop {
+            let mut items = work_items();
+            if items.generation != generation || items.pool != pool {
+                return;
+            }
+            if !items.held
+                && let Some(job) = items.queue.pop_front()
+            {
+                if let Some(item) = items.items.get_mut(&job.item)
+                    && item.state == State::Queued(job.run)
+                {
+                    item.state = State::Running(job.run);
+                }
+                break job;
+            }
+            items.idle += 1;
+            drop(items);
+            registry = CHANGED.wait(registry).unwrap_or_else(PoisonError::into_inner);
+            let mut items = work_items();
+            if items.generation == generation && items.pool == pool {
+                items.idle -= 1;
+            }
+        };
+        drop(registry);
+        run(job);
     }
 }
 
-/// The body of a worker thread.
-fn worker(job: Job) {
-    irql::set(PASSIVE_LEVEL);
-    {
-        let mut registry = registry();
-        let mut items = work_items();
-        while items.held && items.generation == job.generation {
-            drop(items);
-            registry = CHANGED.wait(registry).unwrap_or_else(PoisonError::into_inner);
-            items = work_items();
-        }
-        if items.generation != job.generation {
-            return;
-        }
-        if let Some(item) = items.items.get_mut(&job.item)
-            && item.state == State::Queued(job.run)
-        {
-            item.state = State::Running(job.run);
-        }
-    }
+/// Runs one dequeued routine on the current worker thread, then drops its device reference.
+fn run(job: Job) {
     let guard = enter_routine("work item routine", Owner::Device(job.device.addr()));
     // SAFETY: the routine and context the driver passed to IoQueueWorkItem, at PASSIVE_LEVEL; the
     // device reference taken there is still held.
@@ -287,8 +325,8 @@ pub unsafe extern "system" fn IoFreeWorkItem(IoWorkItem: PIO_WORKITEM) {
     heap.release(addr, freed_at);
 }
 
-/// Waits (at most `bound`, real time) until no work item routine is running, then joins the
-/// worker threads that have ended.
+/// Waits (at most `bound`, real time) until no work item routine is queued or running, then
+/// retires the worker pool (its threads exit; the next item starts a new one) and joins its threads.
 pub(super) fn settle(bound: Duration) {
     let deadline = Instant::now() + bound;
     let mut registry = registry();
@@ -302,21 +340,27 @@ pub(super) fn settle(bound: Duration) {
             .unwrap_or_else(PoisonError::into_inner)
             .0;
     }
+    let workers = {
+        let mut items = work_items();
+        if items.busy > 0 {
+            // A routine is stuck: leave the pool alone (the leak report names it).
+            return;
+        }
+        items.pool += 1;
+        items.idle = 0;
+        std::mem::take(&mut items.workers)
+    };
     drop(registry);
-    let workers = std::mem::take(&mut work_items().workers);
-    let mut still_running = Vec::new();
+    CHANGED.notify_all();
     for handle in workers {
-        // A worker whose routine returned only has to unlock and return: a short, bounded wait.
+        // An idle worker only has to see the new pool and return: a short, bounded wait.
         while !handle.is_finished() && Instant::now() < deadline {
             std::thread::yield_now();
         }
         if handle.is_finished() {
             let _ = handle.join();
-        } else {
-            still_running.push(handle);
         }
     }
-    work_items().workers.extend(still_running);
 }
 
 /// Work item routines still running, for the leak report (unfreed items are live heap blocks, which
@@ -338,7 +382,10 @@ pub(super) fn reset(generation: u64) {
     let mut items = work_items();
     items.generation = generation;
     items.items.clear();
+    items.queue.clear();
     items.workers.clear();
+    items.pool += 1;
+    items.idle = 0;
     items.busy = 0;
     items.held = false;
     CHANGED.notify_all();
