@@ -258,10 +258,12 @@ impl TimerDriver {
         true
     }
 
-    /// Arms the KTIMER for `deadline` (relative due time: interrupt time is not system time).
-    fn arm(&self, inner: &mut Inner, deadline: u64) {
+    /// Arms the KTIMER for `deadline` (relative due time: interrupt time is not system time), `now`
+    /// being the interrupt time read at most a moment ago (an older reading only makes the KTIMER
+    /// fire later than `deadline`, never earlier: a timer future never completes before its
+    /// deadline).
+    fn arm(&self, inner: &mut Inner, deadline: u64, now: u64) {
         inner.armed = Some(deadline);
-        let now = Instant::now().as_100ns();
         let relative = deadline.saturating_sub(now).clamp(1, i64::MAX as u64) as i64;
         // SAFETY: initialised by `lock` (held by the caller); the KTIMER and KDPC are static.
         unsafe {
@@ -312,7 +314,7 @@ impl TimerDriver {
             }
         }
         if let Some(deadline) = earliest {
-            self.arm(inner, deadline);
+            self.arm(inner, deadline, now);
         }
     }
 }
@@ -394,11 +396,19 @@ impl Sleep {
 impl Future for Sleep {
     type Output = ();
 
+    /// Reads the clock only on the first poll: once the entry is linked, the KTIMER is armed no
+    /// later than its deadline, and the DPC unlinks and wakes it when it is due, so a later poll (a
+    /// `Timeout` polls its sleep on every wake of the future it bounds) only looks at the list.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let deadline = self.deadline().as_100ns();
         let registered = self.registered();
-        if !registered && Instant::now().as_100ns() >= deadline {
-            return Poll::Ready(());
+        // The interrupt time, read before the first registration only.
+        let mut now = 0;
+        if !registered {
+            now = Instant::now().as_100ns();
+            if now >= deadline {
+                return Poll::Ready(());
+            }
         }
         let this = self.project();
         let driver = *this.driver;
@@ -407,8 +417,9 @@ impl Future for Sleep {
         let entry = this.entry.get();
         // SAFETY: the lock is held and the entry lives in this future.
         let linked = unsafe { Entry::is_linked(inner, entry) };
-        // Done (unlinked by the DPC or `stop`), stopped, or due.
-        if (registered && !linked) || inner.stopped || Instant::now().as_100ns() >= deadline {
+        // Done (unlinked by the DPC or `stop`) or stopped. Not due yet on the first poll (just
+        // checked); a linked entry's deadline is the DPC's to notice.
+        if (registered && !linked) || inner.stopped {
             if linked {
                 // SAFETY: linked in this driver's list; lock held.
                 unsafe { unlink(inner, entry) };
@@ -432,7 +443,7 @@ impl Future for Sleep {
             }
             inner.head = entry;
             if inner.armed.is_none_or(|armed| deadline < armed) {
-                driver.arm(inner, deadline);
+                driver.arm(inner, deadline, now);
             }
         }
         Poll::Pending
