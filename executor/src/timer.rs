@@ -379,8 +379,45 @@ unsafe impl Sync for Sleep {}
 impl Sleep {
     /// The deadline.
     pub fn deadline(&self) -> Instant {
-        // SAFETY: `deadline` is never written after construction.
+        // SAFETY: only the owner writes `deadline` ([`Sleep::reset`], through `Pin<&mut Self>`, so
+        // not while this `&self` exists); the DPC and `stop` only read it.
         Instant::from_100ns(unsafe { (*self.entry.get()).deadline })
+    }
+
+    /// Moves the deadline to `deadline`, later or earlier, as if a new `sleep_until(deadline)`
+    /// took this one's place: a done sleep waits again. A waiting sleep's entry stays linked (only
+    /// its deadline changes, under the driver's lock, and the KTIMER is re-armed if the new
+    /// deadline is the earliest), so a deadline that keeps moving, such as an idle timeout pushed
+    /// back on every completed operation, costs no unlink, relink or kernel timer call each time:
+    /// the KTIMER, still armed for the old deadline, fires then, and the DPC re-arms it for the new
+    /// one.
+    pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        let deadline = deadline.as_100ns();
+        let registered = self.registered();
+        let this = self.project();
+        let entry = this.entry.get();
+        if !registered {
+            // SAFETY: never linked, so neither the DPC nor `stop` can reach the entry.
+            unsafe { (*entry).deadline = deadline };
+            return;
+        }
+        let driver = *this.driver;
+        let mut guard = driver.lock();
+        let inner = guard.inner();
+        // SAFETY: the lock is held (the DPC reads the deadline only under it) and the entry lives
+        // in this future.
+        unsafe {
+            (*entry).deadline = deadline;
+            if Entry::is_linked(inner, entry) {
+                if inner.armed.is_none_or(|armed| deadline < armed) {
+                    driver.arm(inner, deadline, Instant::now().as_100ns());
+                }
+            } else {
+                // Done: new again (its next poll registers it). The waker is dropped under the
+                // lock, as in `drop`.
+                (*entry).waker = None;
+            }
+        }
     }
 }
 
