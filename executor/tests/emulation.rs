@@ -440,6 +440,29 @@ fn a_reset_sleep_completes_at_its_new_deadline_only() {
     assert_eq!(sleep.deadline(), earlier);
 }
 
+/// A waiting sleep polled again with another waker wakes that one when due, not the first (a poll
+/// with the same waker takes no lock; one with a new waker must still store it).
+#[test]
+fn a_waiting_sleep_polled_with_a_new_waker_wakes_the_new_one() {
+    let _session = nt::emu::session();
+    static DRIVER: TimerDriver = TimerDriver::new();
+    let _timers = TimersStopped(&DRIVER);
+    nt::emu::clock::pause();
+    let (first, second) = (
+        std::sync::Arc::new(WakeCount(AtomicUsize::new(0))),
+        std::sync::Arc::new(WakeCount(AtomicUsize::new(0))),
+    );
+    let (first_waker, second_waker) = (Waker::from(first.clone()), Waker::from(second.clone()));
+    let mut sleep = Box::pin(DRIVER.sleep(Duration::from_millis(100)));
+    for waker in [&first_waker, &first_waker, &second_waker, &second_waker] {
+        assert!(sleep.as_mut().poll(&mut Context::from_waker(waker)).is_pending());
+    }
+    nt::emu::clock::advance(Duration::from_millis(300));
+    assert_eq!(first.0.load(Ordering::SeqCst), 0);
+    assert_eq!(second.0.load(Ordering::SeqCst), 1);
+    assert!(sleep.as_mut().poll(&mut Context::from_waker(&second_waker)).is_ready());
+}
+
 /// What a task shares with the completion routine of its IRP.
 struct IrpOperation {
     done: std::sync::atomic::AtomicBool,
