@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path bench/Cargo.toml -- all        # everything, then the figures
-//! cargo run --release --manifest-path bench/Cargo.toml -- executor   # one benchmark: executor, irp, echo, memory, sys
+//! cargo run --release --manifest-path bench/Cargo.toml -- executor   # one benchmark: executor, irp, echo, echo-cost, memory, sys
 //! ```
 
 mod callgrind;
@@ -45,6 +45,7 @@ fn main() {
                 executor::run,
                 irp_round_trip::run,
                 echo::run,
+                echo::cost::run,
                 memory::run,
                 sys_size::run,
             ] {
