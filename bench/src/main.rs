@@ -3,9 +3,10 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path bench/Cargo.toml -- all        # everything, then the figures
-//! cargo run --release --manifest-path bench/Cargo.toml -- executor   # one benchmark: executor, irp, echo, memory, sys
+//! cargo run --release --manifest-path bench/Cargo.toml -- executor   # one benchmark: executor, irp, echo, echo-cost, memory, sys
 //! ```
 
+mod callgrind;
 mod echo;
 mod executor;
 mod figures;
@@ -31,16 +32,20 @@ fn main() {
         "irp" => print_figures(&irp_round_trip::run()),
         "echo" => print_figures(&echo::run()),
         "echo-bulk" => print_figures(&echo::run_bulk()),
+        "echo-cost" => print_figures(&echo::cost::run()),
         "memory" => print_figures(&memory::run()),
         "sys" => print_figures(&sys_size::run()),
         // Internal: what `irp` runs under callgrind.
         "irp-count" => irp_round_trip::count(&args[1..]),
+        // Internal: what `echo-cost` runs under callgrind.
+        "echo-cost-count" => echo::cost::count(&args[1..]),
         "all" => {
             let mut figures = Vec::new();
             for bench in [
                 executor::run,
                 irp_round_trip::run,
                 echo::run,
+                echo::cost::run,
                 memory::run,
                 sys_size::run,
             ] {
@@ -50,7 +55,7 @@ fn main() {
             print_figures(&figures);
         }
         _ => {
-            eprintln!("usage: bench <all|executor|irp|echo|memory|sys>");
+            eprintln!("usage: bench <all|executor|irp|echo|echo-bulk|echo-cost|memory|sys>");
             std::process::exit(2);
         }
     }

@@ -32,6 +32,9 @@ use core::marker::PhantomPinned;
 use core::mem::MaybeUninit;
 use core::pin::Pin;
 use core::ptr;
+// Not `crate::sync`: the timer is not part of the loom models (its lock is the kernel's spin lock),
+// and the entry's size is fixed (see `Sleep`).
+use core::sync::atomic::{AtomicPtr, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use pin_project_lite::pin_project;
@@ -69,9 +72,12 @@ pub struct Elapsed;
 ///
 /// Links and waker are accessed under the driver's lock, except that the owning future reads its
 /// own `waker` without it: only the owner writes it (with the lock held); the DPC only reads it.
+/// And the owner reads `prev` without it (atomically), to see whether the entry is still linked:
+/// `prev` is non-null exactly while the entry is linked (the head's is [`HEAD`]), and the DPC and
+/// `stop` clear it (Release) before they wake the entry's waker.
 /// The entry's states, with no flag of their own:
 /// - *new*: no waker (never returned `Pending`), not linked;
-/// - *armed*: a waker, linked in the driver's list (`prev` non-null, or the entry is the head);
+/// - *armed*: a waker, linked in the driver's list (`prev` non-null);
 /// - *done*: a waker, not linked (the DPC or `stop` unlinked it and woke it, or a poll of the armed
 ///   entry found its deadline passed). The waker stays until the future is dropped, marking the
 ///   entry done.
@@ -80,7 +86,8 @@ pub struct Elapsed;
 /// `&mut` to it, which the pin projection makes, asserts no uniqueness that would invalidate the
 /// list's pointers to it (as Miri checks).
 struct Entry {
-    prev: *mut Entry,
+    /// The previous entry, [`HEAD`] for the first, null when not linked. Written under the lock.
+    prev: AtomicPtr<Entry>,
     next: *mut Entry,
     deadline: u64,
     waker: Option<Waker>,
@@ -92,11 +99,15 @@ impl Entry {
     ///
     /// # Safety
     /// `entry` is live and the driver's lock is held.
-    unsafe fn is_linked(inner: &Inner, entry: *mut Entry) -> bool {
+    unsafe fn is_linked(entry: *mut Entry) -> bool {
         // SAFETY: forwarded from the caller.
-        unsafe { !(*entry).prev.is_null() || inner.head == entry }
+        unsafe { !(*entry).prev.load(Ordering::Relaxed).is_null() }
     }
 }
+
+/// The `prev` of the list's first entry: a marker, never dereferenced, that keeps `prev` non-null
+/// for every linked entry.
+const HEAD: *mut Entry = ptr::dangling_mut();
 
 /// The driver's state, under its lock.
 struct Inner {
@@ -187,7 +198,7 @@ impl TimerDriver {
         Sleep {
             driver: self,
             entry: UnsafeCell::new(Entry {
-                prev: ptr::null_mut(),
+                prev: AtomicPtr::new(ptr::null_mut()),
                 next: ptr::null_mut(),
                 deadline: deadline.as_100ns(),
                 waker: None,
@@ -240,7 +251,7 @@ impl TimerDriver {
                 unsafe {
                     let e = entry;
                     entry = (*e).next;
-                    (*e).prev = ptr::null_mut();
+                    (*e).prev.store(ptr::null_mut(), Ordering::Release);
                     (*e).next = ptr::null_mut();
                     if let Some(waker) = &(*e).waker {
                         waker.wake_by_ref();
@@ -258,10 +269,12 @@ impl TimerDriver {
         true
     }
 
-    /// Arms the KTIMER for `deadline` (relative due time: interrupt time is not system time).
-    fn arm(&self, inner: &mut Inner, deadline: u64) {
+    /// Arms the KTIMER for `deadline` (relative due time: interrupt time is not system time), `now`
+    /// being the interrupt time read at most a moment ago (an older reading only makes the KTIMER
+    /// fire later than `deadline`, never earlier: a timer future never completes before its
+    /// deadline).
+    fn arm(&self, inner: &mut Inner, deadline: u64, now: u64) {
         inner.armed = Some(deadline);
-        let now = Instant::now().as_100ns();
         let relative = deadline.saturating_sub(now).clamp(1, i64::MAX as u64) as i64;
         // SAFETY: initialised by `lock` (held by the caller); the KTIMER and KDPC are static.
         unsafe {
@@ -312,7 +325,7 @@ impl TimerDriver {
             }
         }
         if let Some(deadline) = earliest {
-            self.arm(inner, deadline);
+            self.arm(inner, deadline, now);
         }
     }
 }
@@ -324,16 +337,17 @@ impl TimerDriver {
 unsafe fn unlink(inner: &mut Inner, entry: *mut Entry) {
     // SAFETY: neighbours of a linked entry are linked entries, live under the lock.
     unsafe {
-        let (prev, next) = ((*entry).prev, (*entry).next);
-        if prev.is_null() {
+        let (prev, next) = ((*entry).prev.load(Ordering::Relaxed), (*entry).next);
+        if prev == HEAD {
             inner.head = next;
         } else {
             (*prev).next = next;
         }
         if !next.is_null() {
-            (*next).prev = prev;
+            (*next).prev.store(prev, Ordering::Relaxed);
         }
-        (*entry).prev = ptr::null_mut();
+        // Release: a waker woken after this (by the DPC or `stop`) finds it cleared (see `poll`).
+        (*entry).prev.store(ptr::null_mut(), Ordering::Release);
         (*entry).next = ptr::null_mut();
     }
 }
@@ -377,8 +391,45 @@ unsafe impl Sync for Sleep {}
 impl Sleep {
     /// The deadline.
     pub fn deadline(&self) -> Instant {
-        // SAFETY: `deadline` is never written after construction.
+        // SAFETY: only the owner writes `deadline` ([`Sleep::reset`], through `Pin<&mut Self>`, so
+        // not while this `&self` exists); the DPC and `stop` only read it.
         Instant::from_100ns(unsafe { (*self.entry.get()).deadline })
+    }
+
+    /// Moves the deadline to `deadline`, later or earlier, as if a new `sleep_until(deadline)`
+    /// took this one's place: a done sleep waits again. A waiting sleep's entry stays linked (only
+    /// its deadline changes, under the driver's lock, and the KTIMER is re-armed if the new
+    /// deadline is the earliest), so a deadline that keeps moving, such as an idle timeout pushed
+    /// back on every completed operation, costs no unlink, relink or kernel timer call each time:
+    /// the KTIMER, still armed for the old deadline, fires then, and the DPC re-arms it for the new
+    /// one.
+    pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        let deadline = deadline.as_100ns();
+        let registered = self.registered();
+        let this = self.project();
+        let entry = this.entry.get();
+        if !registered {
+            // SAFETY: never linked, so neither the DPC nor `stop` can reach the entry.
+            unsafe { (*entry).deadline = deadline };
+            return;
+        }
+        let driver = *this.driver;
+        let mut guard = driver.lock();
+        let inner = guard.inner();
+        // SAFETY: the lock is held (the DPC reads the deadline only under it) and the entry lives
+        // in this future.
+        unsafe {
+            (*entry).deadline = deadline;
+            if Entry::is_linked(entry) {
+                if inner.armed.is_none_or(|armed| deadline < armed) {
+                    driver.arm(inner, deadline, Instant::now().as_100ns());
+                }
+            } else {
+                // Done: new again (its next poll registers it). The waker is dropped under the
+                // lock, as in `drop`.
+                (*entry).waker = None;
+            }
+        }
     }
 }
 
@@ -394,11 +445,34 @@ impl Sleep {
 impl Future for Sleep {
     type Output = ();
 
+    /// Reads the clock only on the first poll: once the entry is linked, the KTIMER is armed no
+    /// later than its deadline, and the DPC unlinks and wakes it when it is due, so a later poll (a
+    /// `Timeout` polls its sleep on every wake of the future it bounds) only looks at the list.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let deadline = self.deadline().as_100ns();
         let registered = self.registered();
-        if !registered && Instant::now().as_100ns() >= deadline {
-            return Poll::Ready(());
+        if registered {
+            let entry = self.entry.get();
+            // Still linked with the same waker: nothing to do, and no lock to take. If the DPC or
+            // `stop` unlinks the entry after this look, it wakes that waker after clearing `prev`,
+            // and the poll that follows sees it cleared (Acquire) and takes the path below.
+            // SAFETY: `prev` is atomic; only this owner writes the waker, so reading it here races
+            // only with the DPC's reads.
+            let waiting = unsafe {
+                !(*entry).prev.load(Ordering::Acquire).is_null()
+                    && (*entry).waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+            };
+            if waiting {
+                return Poll::Pending;
+            }
+        }
+        // The interrupt time, read before the first registration only.
+        let mut now = 0;
+        if !registered {
+            now = Instant::now().as_100ns();
+            if now >= deadline {
+                return Poll::Ready(());
+            }
         }
         let this = self.project();
         let driver = *this.driver;
@@ -406,9 +480,10 @@ impl Future for Sleep {
         let inner = guard.inner();
         let entry = this.entry.get();
         // SAFETY: the lock is held and the entry lives in this future.
-        let linked = unsafe { Entry::is_linked(inner, entry) };
-        // Done (unlinked by the DPC or `stop`), stopped, or due.
-        if (registered && !linked) || inner.stopped || Instant::now().as_100ns() >= deadline {
+        let linked = unsafe { Entry::is_linked(entry) };
+        // Done (unlinked by the DPC or `stop`) or stopped. Not due yet on the first poll (just
+        // checked); a linked entry's deadline is the DPC's to notice.
+        if (registered && !linked) || inner.stopped {
             if linked {
                 // SAFETY: linked in this driver's list; lock held.
                 unsafe { unlink(inner, entry) };
@@ -424,15 +499,15 @@ impl Future for Sleep {
         if !linked {
             // SAFETY: the lock is held; the head, if any, is a linked, live entry.
             unsafe {
-                (*entry).prev = ptr::null_mut();
+                (*entry).prev.store(HEAD, Ordering::Relaxed);
                 (*entry).next = inner.head;
                 if !inner.head.is_null() {
-                    (*inner.head).prev = entry;
+                    (*inner.head).prev.store(entry, Ordering::Relaxed);
                 }
             }
             inner.head = entry;
             if inner.armed.is_none_or(|armed| deadline < armed) {
-                driver.arm(inner, deadline);
+                driver.arm(inner, deadline, now);
             }
         }
         Poll::Pending
@@ -451,7 +526,7 @@ impl Sleep {
         let entry = self.entry.get();
         // SAFETY: lock held; after this the DPC cannot reach the entry any more.
         unsafe {
-            if Entry::is_linked(inner, entry) {
+            if Entry::is_linked(entry) {
                 unlink(inner, entry);
                 self.driver.disarm_if_idle(inner);
             }

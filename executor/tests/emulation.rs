@@ -401,6 +401,70 @@ fn timer_entries_dropped_from_any_place_in_the_list_leave_it_consistent() {
     assert_eq!(woken(), [0, 1, 0, 1, 0]);
 }
 
+/// `Sleep::reset` moves a waiting sleep's deadline in place: later (the KTIMER armed for the old
+/// deadline does not complete it), earlier (the KTIMER is re-armed), and it makes a done sleep wait
+/// again. Margins of 100 ms or more around each deadline, so that a coarser timer tick still falls
+/// on the same side.
+#[test]
+fn a_reset_sleep_completes_at_its_new_deadline_only() {
+    let _session = nt::emu::session();
+    static DRIVER: TimerDriver = TimerDriver::new();
+    let _timers = TimersStopped(&DRIVER);
+    nt::emu::clock::pause();
+    let count = std::sync::Arc::new(WakeCount(AtomicUsize::new(0)));
+    let waker = Waker::from(count.clone());
+    let woken = || count.0.load(Ordering::SeqCst);
+    let ms = Duration::from_millis;
+    let mut sleep = Box::pin(DRIVER.sleep(ms(100)));
+    let ready = |sleep: &mut std::pin::Pin<Box<executor::Sleep>>| {
+        sleep.as_mut().poll(&mut Context::from_waker(&waker)).is_ready()
+    };
+    assert!(!ready(&mut sleep));
+    // Later, while waiting: the old deadline passes without completing it.
+    sleep.as_mut().reset(Instant::now() + ms(400));
+    nt::emu::clock::advance(ms(200));
+    assert_eq!(woken(), 0, "not woken at the old deadline");
+    assert!(!ready(&mut sleep));
+    nt::emu::clock::advance(ms(300));
+    assert_eq!(woken(), 1, "woken at the new one");
+    assert!(ready(&mut sleep));
+    // Done, then reset: it waits again.
+    sleep.as_mut().reset(Instant::now() + ms(1000));
+    assert!(!ready(&mut sleep), "a done sleep, reset, waits again");
+    nt::emu::clock::advance(ms(200));
+    assert!(!ready(&mut sleep));
+    // Earlier, while waiting: the KTIMER is re-armed for it.
+    let earlier = Instant::now() + ms(100);
+    sleep.as_mut().reset(earlier);
+    nt::emu::clock::advance(ms(300));
+    assert_eq!(woken(), 2, "woken at the earlier deadline");
+    assert!(ready(&mut sleep));
+    assert_eq!(sleep.deadline(), earlier);
+}
+
+/// A waiting sleep polled again with another waker wakes that one when due, not the first (a poll
+/// with the same waker takes no lock; one with a new waker must still store it).
+#[test]
+fn a_waiting_sleep_polled_with_a_new_waker_wakes_the_new_one() {
+    let _session = nt::emu::session();
+    static DRIVER: TimerDriver = TimerDriver::new();
+    let _timers = TimersStopped(&DRIVER);
+    nt::emu::clock::pause();
+    let (first, second) = (
+        std::sync::Arc::new(WakeCount(AtomicUsize::new(0))),
+        std::sync::Arc::new(WakeCount(AtomicUsize::new(0))),
+    );
+    let (first_waker, second_waker) = (Waker::from(first.clone()), Waker::from(second.clone()));
+    let mut sleep = Box::pin(DRIVER.sleep(Duration::from_millis(100)));
+    for waker in [&first_waker, &first_waker, &second_waker, &second_waker] {
+        assert!(sleep.as_mut().poll(&mut Context::from_waker(waker)).is_pending());
+    }
+    nt::emu::clock::advance(Duration::from_millis(300));
+    assert_eq!(first.0.load(Ordering::SeqCst), 0);
+    assert_eq!(second.0.load(Ordering::SeqCst), 1);
+    assert!(sleep.as_mut().poll(&mut Context::from_waker(&second_waker)).is_ready());
+}
+
 /// What a task shares with the completion routine of its IRP.
 struct IrpOperation {
     done: std::sync::atomic::AtomicBool,

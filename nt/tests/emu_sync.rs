@@ -379,3 +379,38 @@ fn debug_print_goes_to_the_log_crate() {
         ]
     );
 }
+
+/// `emu::sync::wait_until_blocked` returns once a thread is blocked on an object that is not
+/// signalled, not while the object it waits on is signalled (the thread is about to run), and gives
+/// up after its bound when no thread blocks.
+#[test]
+fn wait_until_blocked_sees_a_thread_blocked_on_an_unsignalled_object() {
+    let _session = emu::session();
+    let short = std::time::Duration::from_millis(1);
+    assert!(!emu::sync::wait_until_blocked(1, short), "no thread waits");
+    // SAFETY: the event lives in a pool block freed after the waiter was joined.
+    unsafe {
+        let event = pool_event(SynchronizationEvent);
+        let shared = SendPtr(event);
+        let waiter = std::thread::spawn(move || {
+            let event = shared;
+            for _ in 0..2 {
+                let mut bound = relative(BOUND);
+                assert_eq!(
+                    KeWaitForSingleObject(event.get().cast(), Executive, KernelMode, FALSE, &mut bound),
+                    STATUS_SUCCESS
+                );
+            }
+        });
+        assert!(emu::sync::wait_until_blocked(1, BOUND), "the waiter blocks");
+        assert_eq!(emu::sync::waiters(event.cast()), 1);
+        KeSetEvent(event, 0, FALSE);
+        // Signalled: the waiter is either not yet back from its first wait or blocked in its second.
+        assert!(emu::sync::wait_until_blocked(1, BOUND), "the waiter blocks again");
+        assert_eq!(KeReadStateEvent(event), 0, "the first signal was consumed");
+        KeSetEvent(event, 0, FALSE);
+        waiter.join().unwrap();
+        assert!(!emu::sync::wait_until_blocked(1, short), "the waiter ended");
+        ExFreePoolWithTag(event.cast(), TAG);
+    }
+}

@@ -200,3 +200,35 @@ fn a_scripted_send_still_completes_as_the_test_says() {
     assert_eq!(op.result(), (STATUS_SUCCESS, 4));
     c.finish();
 }
+
+/// `Peer::wait_unread`, for a load generator whose driver sends from a thread of its own: it returns
+/// once the bytes are handed over, whichever of the two threads comes first, and gives up after its
+/// bound, or at once after the driver's FIN, when they never come.
+#[test]
+fn a_peer_waits_for_the_bytes_a_send_on_another_thread_hands_over() {
+    let _session = emu::session();
+    let c = connect(|_| {});
+    let buf = PoolBuf::with(b"0123456789");
+    let op = IrpOp::new();
+    let bound = std::time::Duration::from_secs(10);
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| c.peer.wait_unread(10, bound));
+        assert_eq!(send(c.socket, &buf, 0, 10, &op), STATUS_PENDING);
+        assert!(waiter.join().unwrap(), "woken by the hand-over");
+    });
+    assert!(!op.is_done(), "waiting reads nothing: the send is not acknowledged");
+    assert!(
+        !c.peer.wait_unread(11, std::time::Duration::from_millis(1)),
+        "the eleventh byte never comes: the bound ends the wait"
+    );
+    assert_eq!(c.peer.read(10).unwrap(), b"0123456789");
+    assert_eq!(op.result(), (STATUS_SUCCESS, 10));
+    let fin = IrpOp::new();
+    let _ = disconnect(c.socket, None, &fin);
+    assert!(
+        !c.peer.wait_unread(1, bound),
+        "the driver's FIN ends the wait with nothing to read"
+    );
+    assert!(c.peer.got_fin());
+    c.finish();
+}

@@ -114,7 +114,11 @@ fn loom_complete_vs_poll() {
         };
         let (w, flag) = waker();
         loop {
-            // SlotUse::poll_complete: register, then look.
+            // SlotUse::poll_complete: look, register only if not complete, look again.
+            if slot.state.is_complete() {
+                slot.dispose();
+                break;
+            }
             slot.waker.register(&w);
             if slot.state.is_complete() {
                 slot.dispose();

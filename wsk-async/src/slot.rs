@@ -206,11 +206,18 @@ impl SlotUse {
 
     /// Polls for the completion of our IRP; returns its IO_STATUS_BLOCK. The slot is still ours
     /// afterwards (for [`release`](Self::release) or another `start`).
+    ///
+    /// Looks before registering the waker, and registers only if it must wait: a completed
+    /// operation (every one that WSK completed inline, and every one whose completion woke the task)
+    /// needs no waker, and registering one costs two atomic exchanges. Then looks again, so that a
+    /// completion between the first look and the registration still wakes the task.
     pub(crate) fn poll_complete(&mut self, op: &Op, cx: &mut Context<'_>) -> Poll<IO_STATUS_BLOCK> {
-        op.waker.register(cx.waker());
         if !op.state.is_complete() {
-            self.waited = true;
-            return Poll::Pending;
+            op.waker.register(cx.waker());
+            if !op.state.is_complete() {
+                self.waited = true;
+                return Poll::Pending;
+            }
         }
         op.state.consume();
         self.phase = Phase::Ready;

@@ -8,6 +8,7 @@
 //! connection moving 1 GiB one way and back, `BULK_ROUNDS` times per server.
 
 mod bulk;
+pub mod cost;
 mod load;
 mod raw_driver;
 mod servers;

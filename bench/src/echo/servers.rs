@@ -63,11 +63,15 @@ pub struct EchoDriver {
 
 impl EchoDriver {
     pub fn start() -> Self {
-        let config = Config {
+        Self::start_with(Config {
             port: 0,
             buffer_size: BUFFER,
             ..Config::DEFAULT
-        };
+        })
+    }
+
+    /// Loads the driver with `config` (its port 0 for a free one).
+    pub fn start_with(config: Config) -> Self {
         // SAFETY: PASSIVE_LEVEL on this thread, in a fresh session, the loader's driver object.
         let driver =
             nt::emu::driver::load_with(|driver, _registry_path| unsafe { echo_driver::start(driver, &config) })

@@ -17,13 +17,13 @@ mod awaited;
 mod provider;
 mod raw;
 
+use crate::callgrind::{self, Count};
 use crate::figures::{Figure, median, ratio, spread};
 use crate::harness::ns_per_op;
 use awaited::{OpSlot, RoundTrip};
 use executor::{Executor, TaskPool, block_on};
 use provider::{Mode, Provider, TRANSFERRED};
 use raw::RawCaller;
-use std::process::Command;
 use std::sync::Arc;
 
 static EXECUTOR: Executor = Executor::new();
@@ -160,7 +160,7 @@ pub fn run() -> Vec<Figure> {
             }
         }
     }
-    let callgrind = valgrind_available();
+    let callgrind = callgrind::available();
     let results: Vec<ModeResult> = modes
         .iter()
         .zip(samples)
@@ -284,15 +284,6 @@ pub fn run() -> Vec<Figure> {
     figures
 }
 
-fn valgrind_available() -> bool {
-    // callgrind_annotate --version prints its version but exits with 255: only check it runs.
-    let valgrind = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    valgrind && Command::new("callgrind_annotate").arg("--version").output().is_ok()
-}
-
 /// Instructions per round trip of `variant` in `mode`: callgrind's whole-process count for
 /// `2 * CALLGRIND_OPS` round trips minus that for `CALLGRIND_OPS`, over `CALLGRIND_OPS`; and the
 /// same for the instructions outside the emulation (see [`Count`]).
@@ -325,73 +316,9 @@ struct Instructions {
     outside_emulation: f64,
 }
 
-/// One callgrind run's instruction counts.
-struct Count {
-    /// Every instruction of every thread.
-    total: u64,
-    /// Instructions spent spinning on contended std mutexes (`Mutex::lock_contended`): the
-    /// emulation's dispatcher and heap locks, contended between threads.
-    lock_spinning: u64,
-    /// Without the functions of the host emulation of the kernel (`nt::host::*`: heap lookups, the
-    /// dispatcher and heap locks, emulated KEVENTs and IRQL checks), of std's locks and threads,
-    /// and of libc (futex system calls, and the memset/memcmp the emulation does): what remains is
-    /// the code a driver would run itself, the variant's and the executor's.
-    outside_emulation: u64,
-}
-
-fn is_emulation(function: &str) -> bool {
-    ["nt::host::", "std::sys::", "std::thread::", "libc.so", "ld-linux"]
-        .iter()
-        .any(|p| function.contains(p))
-}
-
-/// Runs `bench irp-count <variant> <mode> <n>` under callgrind and returns its counts, read with
-/// `callgrind_annotate`.
+/// Runs `bench irp-count <variant> <mode> <n>` under callgrind and returns its counts.
 fn collected_instructions(variant: Variant, mode: Mode, n: usize) -> Count {
-    let exe = std::env::current_exe().expect("current exe");
-    let out = std::env::temp_dir().join(format!("bench-callgrind-{}.out", std::process::id()));
-    let output = Command::new("valgrind")
-        .arg("--tool=callgrind")
-        .arg(format!("--callgrind-out-file={}", out.display()))
-        .arg(exe)
-        .args(["irp-count", variant.name(), mode.name(), &n.to_string()])
-        .output()
-        .expect("valgrind");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "valgrind failed:\n{stderr}");
-    let annotated = Command::new("callgrind_annotate")
-        .args(["--inclusive=no", "--threshold=100"])
-        .arg(&out)
-        .output()
-        .expect("callgrind_annotate");
-    let _ = std::fs::remove_file(&out);
-    let text = String::from_utf8_lossy(&annotated.stdout);
-    let mut total = 0;
-    let mut emulation = 0;
-    let mut lock_spinning = 0;
-    for line in text.lines() {
-        let line = line.trim();
-        let Some((count, rest)) = line.split_once(' ') else {
-            continue;
-        };
-        let Ok(count) = count.replace(',', "").parse::<u64>() else {
-            continue;
-        };
-        if rest.contains("PROGRAM TOTALS") {
-            total = count;
-        } else if is_emulation(rest) {
-            emulation += count;
-            if rest.contains("lock_contended") {
-                lock_spinning += count;
-            }
-        }
-    }
-    assert!(total > 0, "no total in callgrind_annotate's output:\n{text}");
-    Count {
-        total,
-        lock_spinning,
-        outside_emulation: total - emulation,
-    }
+    callgrind::count(&["irp-count", variant.name(), mode.name(), &n.to_string()])
 }
 
 /// `bench irp-count <raw|awaited> <thread|inline> <n>`: `n` round trips and nothing else, for

@@ -39,11 +39,15 @@ pub struct State {
     /// and, so that freeing memory that a thread still waits in is reported, where it waits
     /// ([`waited_in_range`]). A few entries (one per waiting thread): a vector beats a map.
     waiting: Vec<Waiter>,
+    /// Threads in [`wait_until_blocked`]: a thread that starts blocking wakes them only if there
+    /// are any, so that a wait makes no extra system call otherwise.
+    watchers: usize,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     timers: Timers::new(),
     waiting: Vec::new(),
+    watchers: 0,
 });
 /// Woken whenever the clock moves, a DPC finishes or a system thread ends: the emulation's own waits
 /// ([`block`], [`block_real`]). Object waits have a condition variable per thread (see [`Waiter`]).
@@ -228,9 +232,13 @@ pub unsafe fn wait(header: *mut DISPATCHER_HEADER, deadline: Option<u64>) -> NTS
         let condvar = wake.get_or_insert_with(|| {
             let condvar = WAKE.with(Arc::clone);
             guard.waiting.push(Waiter {
-                header: header.addr(),
+                header: header.expose_provenance(),
                 wake: condvar.clone(),
             });
+            if guard.watchers > 0 {
+                // Seen once this thread has blocked (`block_on` releases the lock as it blocks).
+                WAITERS.notify_all();
+            }
             condvar
         });
         guard = block_on(condvar, guard, deadline);
@@ -262,6 +270,32 @@ pub fn waited_in_range(state: &State, start: usize, len: usize) -> Option<String
 /// How many threads are blocked waiting on the dispatcher object `object` (`emu::sync::waiters`).
 pub fn waiters(object: *const core::ffi::c_void) -> usize {
     lock().waiting.iter().filter(|w| w.header == object.addr()).count()
+}
+
+/// Blocks until at least `threads` threads are blocked in a dispatcher wait on an object that is not
+/// signalled, at most `bound` of real time; returns whether they are (`emu::sync`).
+pub fn wait_until_blocked(threads: usize, bound: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + bound;
+    let mut guard = lock();
+    guard.watchers += 1;
+    let blocked = loop {
+        let blocked = guard
+            .waiting
+            .iter()
+            // SAFETY: a waiter's header is live while it is registered (the `wait` contract), and
+            // frees of waited-on memory are reported under this lock, which is held.
+            .filter(|w| {
+                unsafe { signal_state(ptr::with_exposed_provenance_mut(w.header)) }.load(Ordering::Acquire) <= 0
+            })
+            .count();
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if blocked >= threads || left.is_zero() {
+            break blocked >= threads;
+        }
+        guard = block_real(guard, left);
+    };
+    guard.watchers -= 1;
+    blocked
 }
 
 /// Sleeps until the interrupt time reaches `deadline` (`KeDelayExecutionThread`).

@@ -160,6 +160,15 @@ pub mod emu {
         pub fn waiters(object: *const core::ffi::c_void) -> usize {
             super::super::dispatcher::waiters(object)
         }
+
+        /// Blocks until at least `threads` threads are blocked in `KeWaitForSingleObject` on objects
+        /// that are not signalled (each stays blocked until something signals it), at most `bound`;
+        /// returns whether they are. A benchmark or test that drives a driver's own threads (an
+        /// executor's, a worker's) from outside waits for this after each step, so that the next
+        /// step never overlaps the driver's work on the previous one.
+        pub fn wait_until_blocked(threads: usize, bound: std::time::Duration) -> bool {
+            super::super::dispatcher::wait_until_blocked(threads, bound)
+        }
     }
 
     /// Fault injection and inspection of the pool.

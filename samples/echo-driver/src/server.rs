@@ -7,7 +7,7 @@ use core::future::{Future, poll_fn};
 use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
-use executor::{Elapsed, Instant, Spawner, TaskPool, sleep, timeout_at};
+use executor::{Elapsed, Instant, Sleep, Spawner, TaskPool, sleep, sleep_until, timeout_at};
 use nt::{DPFLTR_ERROR_LEVEL, DPFLTR_INFO_LEVEL, DPFLTR_WARNING_LEVEL, kdprint};
 use wsk_async::{Buffer, BufferPool, Connection, Listener, Receive, WskError};
 
@@ -193,6 +193,23 @@ struct InFlight<'c> {
     /// with `fin`, in the padding after `begin`, rather than as locals of the future, which the
     /// compiler lays out with padding of their own and captures separately in the polling closure.
     ready_streak: u8,
+    /// The idle timeout: one timer entry for the whole echo, its deadline moved on each completed
+    /// operation ([`Sleep::reset`]) instead of a new timer linked and unlinked (and the kernel timer
+    /// armed and cancelled) around every wait. Here rather than as a pinned local, which would cost
+    /// a pointer to it in the future and another in the polling closure.
+    idle: Sleep,
+}
+
+impl InFlight<'_> {
+    /// The idle timer, pinned.
+    ///
+    /// # Safety
+    /// `self` is not moved from its first call until it is dropped: the timer's entry, once polled,
+    /// is linked into the timer driver's list by its address.
+    unsafe fn idle(&mut self) -> Pin<&mut Sleep> {
+        // SAFETY: the caller does not move `self`, so the sleep inside it does not move either.
+        unsafe { Pin::new_unchecked(&mut self.idle) }
+    }
 }
 
 /// Polls the connection's operations, the sends first and the older send first (a send's bytes go
@@ -261,7 +278,10 @@ fn serve(
                 begin: [0; BUFFERS_PER_CONNECTION],
                 fin: false,
                 ready_streak: 0,
+                idle: sleep_until(after(timeouts.idle)),
             };
+            // From here on `ops` is only borrowed, never moved: it is dropped in place at the end of
+            // this block (the pinning `InFlight::idle` requires).
             let end = loop {
                 if stopping() {
                     break End::Stopping;
@@ -285,12 +305,19 @@ fn serve(
                     } else {
                         0
                     };
-                    polled
+                    match polled {
+                        core::task::Poll::Ready(event) => core::task::Poll::Ready(Ok(event)),
+                        // SAFETY: `ops` is never moved (see where it is made).
+                        core::task::Poll::Pending => unsafe { ops.idle() }.poll(cx).map(|()| Err(Elapsed)),
+                    }
                 });
-                let event = match timeout_at(after(timeouts.idle), events).await {
+                let event = match events.await {
                     Ok(event) => event,
                     Err(Elapsed) => break End::Idle,
                 };
+                // An operation completed: the idle timeout starts again.
+                // SAFETY: `ops` is never moved (see where it is made).
+                unsafe { ops.idle() }.reset(after(timeouts.idle));
                 match event {
                     Event::Received(Ok(0), buf) => {
                         ops.fin = true;
@@ -341,8 +368,11 @@ fn serve(
                 COUNTERS.idle_abort();
             }
             // Pending operations are dropped (cancelled) and idle buffers go back to the pool before the
-            // connection's end, which may wait.
-            drop((ops, spare));
+            // connection's end, which may wait. In place: `ops` must not move (its idle timer is
+            // dropped, unlinked, with it at the end of this block).
+            ops.receive = None;
+            ops.sends = [None, None];
+            drop(spare.take());
             end
         };
         match end {

@@ -21,7 +21,8 @@ use crate::types::*;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 #[derive(Default)]
 struct PipeState {
@@ -46,10 +47,15 @@ struct PipeState {
     /// The local stack force-closed the connection: STATUS_FILE_FORCED_CLOSED for the driver.
     forced: bool,
     driver_closed: bool,
+    /// Peers blocked in [`Peer::wait_unread`]: the driver's hand-overs wake them only if there are
+    /// any, so that a network nobody waits on makes no wake-up calls.
+    waiters: usize,
 }
 
 pub(crate) struct Pipe {
     state: Mutex<PipeState>,
+    /// Signalled when the driver hands bytes over, sends FIN or resets, while a peer waits.
+    handed_over: Condvar,
     driver: Mutex<Weak<SocketCore>>,
     driver_addr: SocketAddr,
     peer_addr: SocketAddr,
@@ -70,6 +76,7 @@ impl Pipe {
                 ideal_send_backlog,
                 ..PipeState::default()
             }),
+            handed_over: Condvar::new(),
             driver: Mutex::new(Weak::new()),
             driver_addr,
             peer_addr,
@@ -78,6 +85,16 @@ impl Pipe {
 
     fn lock(&self) -> MutexGuard<'_, PipeState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Releases the lock, then wakes the peer waiting in [`Peer::wait_unread`], if one is (after the
+    /// release, so that it does not wake to a lock still held).
+    fn unlock_and_wake(&self, st: MutexGuard<'_, PipeState>) {
+        let waiting = st.waiters > 0;
+        drop(st);
+        if waiting {
+            self.handed_over.notify_all();
+        }
     }
 
     /// Pumps the driver's socket (if any) at DISPATCH_LEVEL on the calling thread.
@@ -155,6 +172,7 @@ impl Wire for MemWire {
         let n = room.min(buf.len());
         st.to_peer.extend(&buf[..n]);
         st.handed += n as u64;
+        self.pipe.unlock_and_wake(st);
         WriteOutcome::Wrote(n)
     }
 
@@ -172,6 +190,7 @@ impl Wire for MemWire {
             return Err(STATUS_CONNECTION_RESET);
         }
         st.driver_fin = true;
+        self.pipe.unlock_and_wake(st);
         Ok(())
     }
 
@@ -201,6 +220,7 @@ impl Wire for MemWire {
         st.driver_reset = true;
         st.driver_closed = true;
         st.to_peer.clear();
+        self.pipe.unlock_and_wake(st);
     }
 
     fn close(&mut self) {
@@ -305,6 +325,30 @@ impl Peer {
     /// Bytes the driver sent that the peer has not read yet.
     pub fn unread(&self) -> usize {
         self.pipe.lock().to_peer.len()
+    }
+
+    /// Blocks until at least `bytes` bytes the driver sent are unread, or the driver sent FIN or
+    /// reset the connection, at most `bound`; returns whether `bytes` are there. For a test or a
+    /// benchmark whose driver runs on a thread of its own (an executor's): a peer otherwise polls
+    /// [`read`](Self::read), and a poll loop's cost and count depend on thread timing.
+    pub fn wait_unread(&self, bytes: usize, bound: Duration) -> bool {
+        let deadline = Instant::now() + bound;
+        let mut st = self.pipe.lock();
+        st.waiters += 1;
+        while st.to_peer.len() < bytes && !st.driver_fin && !st.driver_reset {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = self
+                .pipe
+                .handed_over
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        st.waiters -= 1;
+        st.to_peer.len() >= bytes
     }
 
     /// Sets the peer's receive window: how many unread bytes it buffers before the driver's sends
