@@ -126,6 +126,20 @@ pub fn set_resolution_past_cancel(on: bool) {
     super::resolve::set_past_cancel(on);
 }
 
+/// While on (for the rest of the session, or until turned off), every `WskGetAddressInfo` pends,
+/// whatever the schedule, and is not resolved: it stays pending, with its cancel routine armed, so
+/// that only `IoCancelIrp` (STATUS_CANCELLED, no list) ends it, as a name service that does not
+/// answer. Turning it off lets the provider resolve what it held at its next delivery.
+pub fn set_resolution_held(on: bool) {
+    super::resolve::set_held(on);
+}
+
+/// How many `WskGetAddressInfo` calls pend in the provider (held by [`set_resolution_held`] or not
+/// yet delivered).
+pub fn pending_resolutions() -> usize {
+    super::resolve::pending()
+}
+
 pub use super::resolve::ListDefect;
 
 /// For the rest of the session (or until `None`), the first entry of every list `WskGetAddressInfo`
