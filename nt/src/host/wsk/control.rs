@@ -16,7 +16,8 @@ use std::time::Duration;
 
 /// Makes the provider behave like Wine 8.0's netio.sys (stub WskSocketConnect, WskDisconnect,
 /// WskControlSocket and address queries that never complete their IRP; no AF_INET6 bind; no datagram
-/// sockets) for the rest of the session.
+/// sockets; a pending WskConnect or WskGetAddressInfo that `IoCancelIrp` cannot end) for the rest of
+/// the session.
 pub fn set_wine8_netio(on: bool) {
     super::wine8::set(on);
 }
