@@ -754,3 +754,46 @@ fn a_provider_like_wine8_stubs_socket_connect_but_connects_a_bound_connection_so
     client.deregister();
     drop(net);
 }
+
+/// Wine 8's `WskConnect` arms no cancel routine: `IoCancelIrp` returns FALSE and leaves the connect
+/// pending (held here, as a peer that does not answer), and only the close of its socket ends it,
+/// with STATUS_CANCELLED. Outside that mode the same connect is cancelled. Any schedule.
+#[test]
+fn a_provider_like_wine8_refuses_to_cancel_a_pending_connect_and_the_close_ends_it() {
+    let _session = emu::session();
+    let net = MemoryNetwork::install();
+    let client = Client::register();
+    let target: SocketAddr = (Ipv4Addr::new(10, 0, 0, 1), 80).into();
+    let peer_listener = net.listen(target);
+    let remote = Addr::new(target);
+    for wine8 in [true, false] {
+        emu::wsk::set_wine8_netio(wine8);
+        net.script(OpKind::Connect, Completion::Hold);
+        let socket = client.socket(AF_INET, WSK_FLAG_CONNECTION_SOCKET);
+        bind(socket, (Ipv4Addr::UNSPECIFIED, 0).into());
+        let connect = conn(socket).WskConnect.expect("WskConnect");
+        let op = IrpOp::new();
+        // SAFETY: valid socket; the address and the IRP outlive the operation.
+        assert_eq!(unsafe { connect(socket, remote.ptr(), 0, op.start()) }, STATUS_PENDING);
+        assert_eq!(net.held().len(), 1);
+        if wine8 {
+            assert!(!op.cancel(), "no cancel routine armed: IoCancelIrp returns FALSE");
+            emu::wsk::settle();
+            assert!(!op.is_done(), "the refused cancel leaves the connect pending");
+            assert_eq!(net.held().len(), 1);
+            assert_eq!(close(socket), STATUS_SUCCESS);
+            assert_eq!(op.wait(), (STATUS_CANCELLED, 0), "the close ends the connect");
+        } else {
+            assert!(op.cancel(), "a cancel routine is armed");
+            assert_eq!(op.wait(), (STATUS_CANCELLED, 0));
+            assert_eq!(close(socket), STATUS_SUCCESS);
+        }
+        assert!(net.held().is_empty());
+        // The peer saw the connection (the hold delays only the connect's completion); given up,
+        // it is reset.
+        let peer = peer_listener.accept().expect("the peer saw the connection");
+        assert!(peer.was_reset() && peer.driver_closed());
+    }
+    client.deregister();
+    drop(net);
+}

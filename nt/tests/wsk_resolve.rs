@@ -314,3 +314,38 @@ fn the_strings_and_hints_are_read_when_the_resolution_completes() {
     free(&client, list);
     client.deregister();
 }
+
+/// A held resolution (`set_resolution_held`) pends under every schedule, `inline` included, and no
+/// delivery (`settle`, a wait) resolves it; `IoCancelIrp` ends it with STATUS_CANCELLED and no list,
+/// as on Windows. Released, the next one resolves again.
+#[test]
+fn a_held_resolution_stays_pending_until_cancelled_or_released() {
+    let _session = emu::session();
+    let _net = MemoryNetwork::install();
+    let client = Client::register();
+    nt::emu::wsk::set_resolution_held(true);
+    let mut request = Request::new("localhost", "1");
+    let mut list: PADDRINFOEXW = ptr::null_mut();
+    let op = IrpOp::new();
+    assert_eq!(get(&client, &mut request, &mut list, &op), STATUS_PENDING);
+    nt::emu::wsk::settle();
+    assert!(!op.is_done(), "a held resolution is not delivered");
+    assert_eq!(nt::emu::wsk::pending_resolutions(), 1);
+    assert!(op.cancel(), "a held resolution keeps its cancel routine");
+    nt::emu::wsk::settle();
+    assert_eq!(op.wait().0, STATUS_CANCELLED);
+    assert!(list.is_null());
+    assert_eq!(nt::emu::wsk::pending_resolutions(), 0);
+
+    // Held, then released: the provider resolves it at its next delivery.
+    let mut request = Request::new("127.0.0.1", "2");
+    let op = IrpOp::new();
+    assert_eq!(get(&client, &mut request, &mut list, &op), STATUS_PENDING);
+    nt::emu::wsk::settle();
+    assert!(!op.is_done());
+    nt::emu::wsk::set_resolution_held(false);
+    assert_eq!(op.wait().0, STATUS_SUCCESS);
+    assert_eq!(addresses(list), vec!["127.0.0.1:2".parse::<SocketAddr>().unwrap()]);
+    free(&client, list);
+    client.deregister();
+}

@@ -179,15 +179,16 @@ fn dropped_while_binding() {
     s.finish();
 }
 
-/// Dropped while `WskConnect` pends past cancellation (Wine's `WskConnect` arms no cancel routine):
-/// the close of the created socket ends it, and a connection it made is closed.
+/// Dropped while `WskConnect` pends (held: a peer that does not answer). Wine's `WskConnect` arms
+/// no cancel routine (the emulation's Wine 8 mode refuses the drop's `IoCancelIrp`): only the close
+/// of the created socket ends it, with STATUS_CANCELLED, and the connection the peer saw is reset.
 #[test]
 fn dropped_while_connecting() {
     let _session = nt::emu::session();
     let s = wine8();
     let remote: SocketAddr = REMOTE.parse().unwrap();
     let peer_listener = s.net.listen(remote);
-    s.net.script(OpKind::Connect, Completion::IgnoreCancel);
+    s.net.script(OpKind::Connect, Completion::Hold);
     let wakes = Wakes::new();
     {
         let mut connect = pin!(s.registration.connect(remote));

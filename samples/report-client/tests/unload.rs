@@ -1,6 +1,6 @@
-//! DriverUnload at any point of the client's life: while its connect is pending, while a report's
-//! send cannot complete, while it backs off, and right after DriverEntry (wherever the first attempt
-//! is). Each ends with DriverUnload returning within the bound, the image unloaded, an empty leak
+//! DriverUnload at any point of the client's life: while it resolves the server's name, while its
+//! connect is pending, while a report's send cannot complete, while it backs off, and right after
+//! DriverEntry (wherever the first attempt is). Each ends with DriverUnload returning within the bound, the image unloaded, an empty leak
 //! report (no IRP, socket, timer, work item or pool block left) and no kernel rule broken.
 #![cfg(not(target_os = "windows"))]
 
@@ -13,6 +13,27 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 /// The in-memory server's address.
 const SERVER: (Ipv4Addr, u16) = (Ipv4Addr::LOCALHOST, 7070);
+
+#[test]
+fn unload_while_resolving() {
+    let (mut client, ()) = Client::start_with(config(SERVER.1), || {
+        // The name service never answers: only the unload's cancel ends the resolution.
+        nt::emu::wsk::set_resolution_held(true);
+    });
+    wait_until("the resolution is held by the provider", || {
+        nt::emu::wsk::pending_resolutions() == 1
+    });
+    assert_eq!(report_client::counters().phase, Phase::Resolving);
+    client.unload();
+    assert_eq!(
+        nt::emu::wsk::pending_resolutions(),
+        0,
+        "the held resolution was cancelled"
+    );
+    let counters = report_client::counters();
+    assert_eq!((counters.connects, counters.failures), (0, 0));
+    client.finish();
+}
 
 #[test]
 fn unload_while_the_connect_is_pending() {
@@ -75,9 +96,9 @@ fn unload_while_backing_off() {
 
 /// Unload as soon as the task has begun, wherever its first attempt is then: resolving (the emulated
 /// `WskGetAddressInfo` pends under `realistic` and `pending`, as on Windows, until the provider's
-/// next delivery), connecting (to `::1`, refused, or to `127.0.0.1`), or already reporting. The test
-/// cannot hold a resolution, so which phases it hits depends on the schedule and the timing; it
-/// prints them.
+/// next delivery), connecting (to `::1`, refused, or to `127.0.0.1`), or already reporting. It does
+/// not hold the resolution (`unload_while_resolving` does), so which phases it hits depends on the
+/// schedule and the timing; it prints them.
 #[test]
 fn unload_as_soon_as_the_first_attempt_begins() {
     let server = listener();

@@ -47,6 +47,10 @@ pub(crate) unsafe extern "system" fn WskConnect(
                     None => return finish(irp, STATUS_INVALID_DEVICE_STATE, 0),
                 }
             };
+            if super::wine8::on() {
+                // Wine's WskConnect arms no cancel routine: only the close of the socket ends it.
+                irp::refuse_cancel(irp);
+            }
             match start_connect(core, local, remote) {
                 Ok(()) => core.submit(irp, Op::Connect { returns_socket: false }),
                 Err(status) => finish(irp, status, 0),

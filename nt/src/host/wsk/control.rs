@@ -16,7 +16,8 @@ use std::time::Duration;
 
 /// Makes the provider behave like Wine 8.0's netio.sys (stub WskSocketConnect, WskDisconnect,
 /// WskControlSocket and address queries that never complete their IRP; no AF_INET6 bind; no datagram
-/// sockets) for the rest of the session.
+/// sockets; a pending WskConnect or WskGetAddressInfo that `IoCancelIrp` cannot end) for the rest of
+/// the session.
 pub fn set_wine8_netio(on: bool) {
     super::wine8::set(on);
 }
@@ -124,6 +125,20 @@ pub fn wait_cancelled_parked(count: usize, bound: Duration) -> bool {
 /// completes with its list when the provider delivers it, even after its client gave up on it.
 pub fn set_resolution_past_cancel(on: bool) {
     super::resolve::set_past_cancel(on);
+}
+
+/// While on (for the rest of the session, or until turned off), every `WskGetAddressInfo` pends,
+/// whatever the schedule, and is not resolved: it stays pending, with its cancel routine armed, so
+/// that only `IoCancelIrp` (STATUS_CANCELLED, no list) ends it, as a name service that does not
+/// answer. Turning it off lets the provider resolve what it held at its next delivery.
+pub fn set_resolution_held(on: bool) {
+    super::resolve::set_held(on);
+}
+
+/// How many `WskGetAddressInfo` calls pend in the provider (held by [`set_resolution_held`] or not
+/// yet delivered).
+pub fn pending_resolutions() -> usize {
+    super::resolve::pending()
 }
 
 pub use super::resolve::ListDefect;

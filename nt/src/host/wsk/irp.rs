@@ -108,7 +108,30 @@ pub(crate) unsafe fn take(irp: PIRP) -> bool {
         return false;
     }
     // SAFETY: forwarded from the caller's contract.
-    unsafe { crate::emu::irp::enter_provider(irp) }
+    if !unsafe { crate::emu::irp::enter_provider(irp) } {
+        return false;
+    }
+    // SAFETY: the provider owns the IRP now, and with it `DriverContext` (whatever the client left
+    // there is not the provider's mark).
+    unsafe { (*irp).Tail.Overlay.DriverContext[REFUSES_CANCEL] = core::ptr::null_mut() };
+    true
+}
+
+/// The `DriverContext` slot that marks an IRP [`refuse_cancel`] took: it holds the IRP's own address.
+const REFUSES_CANCEL: usize = 1;
+
+/// Makes the provider keep `irp` pending without a cancel routine, as Wine 8's netio keeps a
+/// `WskConnect` ([`super::wine8`]): [`arm`] arms none (so `IoCancelIrp` finds none and returns
+/// FALSE, whenever it is called) and [`claim`] always succeeds (the provider owns the IRP outright),
+/// so only the provider's own progress or a flush (a close) completes it. Lasts until it completes.
+pub(crate) fn refuse_cancel(irp: ProviderIrp) {
+    // SAFETY: the provider owns `irp` (taken, not completed), and with it `DriverContext`.
+    unsafe { (*irp.0).Tail.Overlay.DriverContext[REFUSES_CANCEL] = irp.0.cast() };
+}
+
+fn refuses_cancel(irp: ProviderIrp) -> bool {
+    // SAFETY: the provider owns `irp` (taken, not completed); only the provider writes the slot.
+    unsafe { (*irp.0).Tail.Overlay.DriverContext[REFUSES_CANCEL] == irp.0.cast() }
 }
 
 /// `IoMarkIrpPending` on the provider's stack location, as every driver does before it returns
@@ -134,6 +157,9 @@ pub(crate) fn arm(irp: ProviderIrp, core: &Arc<SocketCore>) -> bool {
         if context.is_null() {
             *context = Arc::into_raw(core.clone()) as PVOID;
         }
+        if refuses_cancel(irp) {
+            return true;
+        }
         IoSetCancelRoutine(irp.0, Some(cancel_routine));
         // `Cancel` is stored atomically by IoCancelIrp on another thread: read it atomically too.
         if IoIsIrpCancelRequested(irp.0) && IoSetCancelRoutine(irp.0, None).is_some() {
@@ -146,6 +172,9 @@ pub(crate) fn arm(irp: ProviderIrp, core: &Arc<SocketCore>) -> bool {
 /// Disarms the cancel routine before the provider works on a pending IRP. False if `IoCancelIrp`
 /// got there first: the IRP must then stay where its cancel routine will look for it.
 pub(crate) fn claim(irp: ProviderIrp) -> bool {
+    if refuses_cancel(irp) {
+        return true;
+    }
     // SAFETY: the provider owns `irp`; IoSetCancelRoutine is an interlocked exchange.
     unsafe { IoSetCancelRoutine(irp.0, None).is_some() }
 }
@@ -208,6 +237,7 @@ fn complete_now(d: &Done) {
             drop(Arc::from_raw(*context as *const SocketCore));
             *context = core::ptr::null_mut();
         }
+        (*d.irp.0).Tail.Overlay.DriverContext[REFUSES_CANCEL] = core::ptr::null_mut();
         (*d.irp.0).IoStatus = IO_STATUS_BLOCK::new(d.status, d.information);
         IofCompleteRequest(d.irp.0, IO_NO_INCREMENT);
     }

@@ -10,7 +10,8 @@
 //! How it completes: under `realistic` and `pending` the IRP pends (as on Windows) with a cancel
 //! routine armed, and is resolved when the provider delivers its deferred completions
 //! ([`super::later`]); `inline` completes in the call; `random` draws. A cancelled resolution
-//! completes with STATUS_CANCELLED and no list.
+//! completes with STATUS_CANCELLED and no list. A test may hold every resolution pending
+//! ([`set_held`]) to catch its client in the middle of one.
 //!
 //! Invented: the node and service names and the hints are read when the resolution is made, not in
 //! the call (Wine's netio hands them to a thread pool; Windows documents nothing), so a client must
@@ -60,6 +61,8 @@ struct State {
     freed: HashSet<usize>,
     /// See [`set_past_cancel`].
     past_cancel: bool,
+    /// See [`set_held`].
+    held: bool,
     /// See [`set_defect`].
     defect: Option<ListDefect>,
 }
@@ -93,6 +96,22 @@ pub(crate) fn set_defect(defect: Option<ListDefect>) {
 /// client that dropped its resolution and must still free the list that arrives.
 pub(crate) fn set_past_cancel(on: bool) {
     with_state(|st| st.past_cancel = on);
+}
+
+/// While on, every resolution pends, whatever the schedule, and stays pending until turned off
+/// (a test control: a name service that takes its time). A held resolution keeps its cancel routine
+/// (unless [`set_past_cancel`] or the Wine 8 mode took it away), so `IoCancelIrp` ends it with
+/// STATUS_CANCELLED. Turning it off lets the provider deliver what it held.
+pub(crate) fn set_held(on: bool) {
+    with_state(|st| st.held = on);
+    if !on {
+        super::later::kick();
+    }
+}
+
+/// How many resolutions pend (held or not).
+pub(crate) fn pending() -> usize {
+    with_state(|st| st.pending.len())
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -174,7 +193,7 @@ pub(crate) unsafe fn get_address_info(
         result: Result,
         cancellable: true,
     };
-    if !defer() {
+    if !with_state(|st| st.held) && !defer() {
         // SAFETY: forwarded from the caller's contract.
         let (status, done) = unsafe { conclude(resolution) };
         irp::complete_all(Completions::one(done));
@@ -377,15 +396,19 @@ unsafe extern "system" fn cancel_routine(_device: PDEVICE_OBJECT, irp: PIRP) {
     }
 }
 
-/// Whether a resolution pends.
+/// Whether a resolution pends that the provider is to deliver (not held by [`set_held`]).
 pub(crate) fn any() -> bool {
-    with_state(|st| !st.pending.is_empty())
+    with_state(|st| !st.held && !st.pending.is_empty())
 }
 
 /// Resolves every pending resolution whose cancel routine the provider could disarm (the others
-/// are being cancelled); returns how many completed. At DISPATCH_LEVEL, as from a DPC.
+/// are being cancelled); returns how many completed. At DISPATCH_LEVEL, as from a DPC. Nothing
+/// while [`set_held`] holds them.
 pub(crate) fn deliver() -> usize {
     let claimed: Vec<Resolution> = with_state(|st| {
+        if st.held {
+            return Vec::new();
+        }
         let (mine, cancelling): (Vec<_>, Vec<_>) =
             st.pending.drain(..).partition(|r| !r.cancellable || irp::claim(r.irp));
         st.pending = cancelling;

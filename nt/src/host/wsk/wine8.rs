@@ -9,6 +9,8 @@
 //!   connection takes `WskSocket` (`WSK_FLAG_CONNECTION_SOCKET`), `WskBind`, then `WskConnect`, which
 //!   Wine implements (`ConnectEx` on a thread pool; an unbound socket fails with
 //!   STATUS_INVALID_DEVICE_STATE, as on Windows).
+//! * `WskConnect` arms no cancel routine: `IoCancelIrp` returns FALSE and leaves a pending connect
+//!   pending; only `WskCloseSocket` ends it, with STATUS_CANCELLED.
 //! * An AF_INET6 bind fails (Wine passes a 16-byte address length to the host's bind).
 //! * `WskSocket` creates listening and connection-oriented sockets only: a datagram socket fails
 //!   with STATUS_NOT_IMPLEMENTED (the IRP is completed with it), so Wine 8 has no UDP.

@@ -323,6 +323,17 @@ impl Connector for MemConnector {
     }
 }
 
+impl Drop for MemConnector {
+    /// A connect given up before the driver took its outcome (its IRP cancelled, its socket
+    /// closed): the connection the peer already has at its listener is reset, as a TCP stack resets
+    /// a connection whose socket is gone, rather than left open with nobody on the driver's side.
+    fn drop(&mut self) {
+        if let Some(Ok(pipe)) = self.outcome.take() {
+            MemWire::new(pipe).abort();
+        }
+    }
+}
+
 static INSTALLED: Mutex<Option<Arc<MemNet>>> = Mutex::new(None);
 
 /// Uninstalls whatever network is installed (session reset).
