@@ -186,11 +186,11 @@ impl Future for Connect<'_> {
                 Step::Bind => Step::Connect,
                 Step::SocketConnect | Step::Connect => {
                     slot.release(op);
-                    let creating = core::mem::replace(&mut this.creating, Creating::new(Kind::Connecting, SEND));
-                    return match creating.into_handle() {
-                        Some(handle) => Poll::Ready(Ok(Connection::new(handle, None, Some(this.remote)))),
-                        None => Poll::Ready(Err(WskError::INVALID_STATE)),
-                    };
+                    return Poll::Ready(
+                        this.creating
+                            .finish()
+                            .map(|handle| Connection::new(handle, None, Some(this.remote))),
+                    );
                 }
             };
         }

@@ -408,11 +408,7 @@ impl Future for BindDatagram<'_> {
                 BindStep::Bind => BindStep::LocalAddress,
                 BindStep::LocalAddress => {
                     slot.release(op);
-                    let creating = core::mem::replace(&mut this.creating, Creating::new(Kind::Datagram, RECEIVE));
-                    return match creating.into_handle() {
-                        Some(handle) => Poll::Ready(Ok(DatagramSocket { handle, local })),
-                        None => Poll::Ready(Err(WskError::INVALID_STATE)),
-                    };
+                    return Poll::Ready(this.creating.finish().map(|handle| DatagramSocket { handle, local }));
                 }
             };
         }

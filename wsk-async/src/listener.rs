@@ -329,11 +329,7 @@ impl Future for Listen<'_> {
                 ListenStep::Bind => ListenStep::LocalAddress,
                 ListenStep::LocalAddress => {
                     slot.release(op);
-                    let creating = core::mem::replace(&mut this.creating, Creating::new(Kind::Listener, ACCEPT));
-                    return match creating.into_handle() {
-                        Some(handle) => Poll::Ready(Ok(Listener { handle, local })),
-                        None => Poll::Ready(Err(WskError::INVALID_STATE)),
-                    };
+                    return Poll::Ready(this.creating.finish().map(|handle| Listener { handle, local }));
                 }
             };
         }
