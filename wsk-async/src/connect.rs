@@ -8,8 +8,8 @@ use crate::connection::Connection;
 use crate::creating::Creating;
 use crate::ctx::{Kind, SEND};
 use crate::error::{Result, WskError};
-use crate::op::produced_socket;
 use crate::registration::Registration;
+use crate::setup::{self, Done};
 use crate::slot::Phase;
 use core::future::Future;
 use core::net::SocketAddr;
@@ -110,25 +110,23 @@ impl Future for Connect<'_> {
         let op = ctx.slot(SEND);
         loop {
             if slot.phase() != Phase::Submitted {
-                ready!(slot.poll_acquire(op, cx))?;
-                // SAFETY: the send slot (this context's socket-producing slot) is ours; the addresses
-                // live in the context's block until it is freed, after the completion; the socket,
-                // for the steps that name it, was set by the `Socket` step.
+                // SAFETY: the send slot is this context's socket-producing slot, and the socket is
+                // not shared.
+                let addresses = ready!(unsafe { setup::poll_acquire(slot, op, ctx, cx) })?;
+                // SAFETY: the slot is ours; the addresses live in the context's block until it is
+                // freed, after the completion; the socket, for the steps that name it, was set by the
+                // `Socket` step.
                 unsafe {
-                    let Some(addresses) = ctx.addresses() else {
-                        slot.release(op);
-                        return Poll::Ready(Err(WskError::INVALID_STATE));
-                    };
                     addresses.local =
                         addr::to_storage(&this.local.unwrap_or_else(|| addr::wildcard_like(&this.remote)));
                     addresses.remote = addr::to_storage(&this.remote);
                     let local = ptr::addr_of_mut!(addresses.local).cast::<SOCKADDR>();
                     let remote = ptr::addr_of_mut!(addresses.remote).cast::<SOCKADDR>();
-                    let context = ptr::from_ref(ctx).cast_mut().cast();
-                    let client = registration.provider().Client;
                     match this.step {
                         Step::SocketConnect => {
                             let connect = registration.dispatch().WskSocketConnect;
+                            let client = registration.provider().Client;
+                            let context = ptr::from_ref(ctx).cast_mut().cast();
                             op.set_produces_socket(true);
                             slot.start(op, |irp| {
                                 connect.map(|f| {
@@ -150,31 +148,11 @@ impl Future for Connect<'_> {
                             });
                         }
                         Step::Socket => {
-                            let socket = registration.dispatch().WskSocket;
                             let family = addr::family(&this.remote);
-                            op.set_produces_socket(true);
-                            slot.start(op, |irp| {
-                                socket.map(|f| {
-                                    f(
-                                        client,
-                                        family,
-                                        SOCK_STREAM,
-                                        IPPROTO_TCP,
-                                        WSK_FLAG_CONNECTION_SOCKET,
-                                        context,
-                                        ptr::null(),
-                                        ptr::null_mut(),
-                                        ptr::null_mut(),
-                                        ptr::null_mut(),
-                                        irp,
-                                    )
-                                })
-                            });
+                            setup::start_socket(slot, op, registration, ctx, family, setup::CONNECTION);
                         }
                         Step::Bind => {
-                            let bind = ctx.connection_dispatch().WskBind;
-                            let socket = ctx.socket();
-                            slot.start(op, |irp| bind.map(|f| f(socket, local, 0, irp)));
+                            setup::start_bind(slot, op, ctx.connection_dispatch().WskBind, ctx.socket(), local);
                         }
                         Step::Connect => {
                             let connect = ctx.connection_dispatch().WskConnect;
@@ -185,16 +163,12 @@ impl Future for Connect<'_> {
                 }
             }
             let iosb = ready!(slot.poll_complete(op, cx));
-            let mut result = WskError::check(iosb.Status);
-            if matches!(this.step, Step::SocketConnect | Step::Socket) {
-                // SAFETY: the slot is still ours after the completion.
-                unsafe { op.set_produces_socket(false) };
-                match produced_socket(iosb) {
-                    // SAFETY: the context is not shared yet.
-                    Ok(socket) => unsafe { ctx.set_socket(socket) },
-                    Err(e) => result = Err(e),
-                }
-            }
+            let done = match this.step {
+                Step::SocketConnect | Step::Socket => Done::Creation,
+                Step::Bind | Step::Connect => Done::Other,
+            };
+            // SAFETY: the slot is still ours after the completion; the context is not shared yet.
+            let result = unsafe { setup::completed(op, ctx, iosb, done) };
             if this.step == Step::SocketConnect && missing(iosb.Status) {
                 // The slot is ours and idle (a stub touched nothing; a provider that completed the
                 // IRP produced no socket): go on with the fallback on it.
@@ -212,11 +186,11 @@ impl Future for Connect<'_> {
                 Step::Bind => Step::Connect,
                 Step::SocketConnect | Step::Connect => {
                     slot.release(op);
-                    let creating = core::mem::replace(&mut this.creating, Creating::new(Kind::Connecting, SEND));
-                    return match creating.into_handle() {
-                        Some(handle) => Poll::Ready(Ok(Connection::new(handle, None, Some(this.remote)))),
-                        None => Poll::Ready(Err(WskError::INVALID_STATE)),
-                    };
+                    return Poll::Ready(
+                        this.creating
+                            .finish()
+                            .map(|handle| Connection::new(handle, None, Some(this.remote))),
+                    );
                 }
             };
         }

@@ -3,7 +3,7 @@
 //! such futures safe to drop at any point.
 
 use crate::ctx::{Handle, Kind, SocketCtx, orphan_slots};
-use crate::error::Result;
+use crate::error::{Result, WskError};
 use crate::registration::RegInner;
 use crate::slot::{Phase, SlotUse};
 use core::ptr::NonNull;
@@ -47,8 +47,15 @@ impl Creating {
     }
 
     /// The finished context, as a handle (the slot must have been released).
-    pub(crate) fn into_handle(mut self) -> Option<Handle> {
+    fn into_handle(mut self) -> Option<Handle> {
         self.ctx.take().map(Handle::new)
+    }
+
+    /// [`into_handle`](Self::into_handle) for a future that owns `self`: leaves it as new, with
+    /// nothing for its drop to do.
+    pub(crate) fn finish(&mut self) -> Result<Handle> {
+        let creating = core::mem::replace(self, Self::new(self.kind, self.index));
+        creating.into_handle().ok_or(WskError::INVALID_STATE)
     }
 }
 

@@ -14,8 +14,9 @@ use crate::connection::abandon_lent_buffer;
 use crate::creating::Creating;
 use crate::ctx::{Handle, Kind, RECEIVE, SocketCtx, StreamSlot};
 use crate::error::{Result, WskError};
-use crate::op::{OpIo, produced_socket};
+use crate::op::OpIo;
 use crate::registration::Registration;
+use crate::setup::{self, Done};
 use crate::slot::{Phase, SlotUse, give_back};
 use core::future::Future;
 use core::net::{IpAddr, SocketAddr};
@@ -359,115 +360,55 @@ impl Future for BindDatagram<'_> {
         let op = ctx.slot(RECEIVE);
         loop {
             if slot.phase() != Phase::Submitted {
-                ready!(slot.poll_acquire(op, cx))?;
-                // SAFETY: the receive slot (the socket-producing one) is ours and the socket is not
-                // shared yet, so nothing else touches the addresses; every pointer passed lives in
-                // the context's block or the registration until the completion.
+                // SAFETY: the receive slot is the socket-producing one, and the socket is not shared.
+                let io = ready!(unsafe { setup::poll_acquire(slot, op, ctx, cx) })?;
+                // SAFETY: the slot is ours; every pointer passed lives in the context's block or the
+                // registration until the completion; the socket, for the steps that name it, was
+                // set by the `Socket` step, and the dispatch table is its own.
                 unsafe {
-                    let Some(io) = ctx.addresses() else {
-                        slot.release(op);
-                        return Poll::Ready(Err(WskError::INVALID_STATE));
-                    };
                     match this.step {
                         BindStep::Socket => {
-                            let socket = registration.dispatch().WskSocket;
-                            let client = registration.provider().Client;
                             let family = addr::family(&this.addr);
-                            op.set_produces_socket(true);
-                            let context = ptr::from_ref(ctx).cast_mut().cast();
-                            slot.start(op, |irp| {
-                                socket.map(|f| {
-                                    f(
-                                        client,
-                                        family,
-                                        SOCK_DGRAM,
-                                        IPPROTO_UDP,
-                                        WSK_FLAG_DATAGRAM_SOCKET,
-                                        context,
-                                        ptr::null(),
-                                        ptr::null_mut(),
-                                        ptr::null_mut(),
-                                        ptr::null_mut(),
-                                        irp,
-                                    )
-                                })
-                            });
+                            setup::start_socket(slot, op, registration, ctx, family, setup::DATAGRAM);
                         }
                         BindStep::DualStack => {
                             let control = ctx.datagram_dispatch().Basic.WskControlSocket;
-                            let socket = ctx.socket();
-                            io.option = 0;
-                            let option = ptr::addr_of_mut!(io.option).cast();
-                            slot.start(op, |irp| {
-                                control.map(|f| {
-                                    f(
-                                        socket,
-                                        WskSetOption,
-                                        IPV6_V6ONLY,
-                                        IPPROTO_IPV6,
-                                        size_of::<ULONG>(),
-                                        option,
-                                        0,
-                                        ptr::null_mut(),
-                                        ptr::null_mut(),
-                                        irp,
-                                    )
-                                })
-                            });
+                            setup::start_set_option(slot, op, control, ctx.socket(), io, setup::DUAL_STACK);
                         }
                         BindStep::Bind => {
-                            let bind = ctx.datagram_dispatch().WskBind;
-                            let socket = ctx.socket();
                             io.local = addr::to_storage(&this.addr);
                             let local = ptr::addr_of_mut!(io.local).cast::<SOCKADDR>();
-                            slot.start(op, |irp| bind.map(|f| f(socket, local, 0, irp)));
+                            setup::start_bind(slot, op, ctx.datagram_dispatch().WskBind, ctx.socket(), local);
                         }
                         BindStep::LocalAddress => {
                             let get = ctx.datagram_dispatch().WskGetLocalAddress;
-                            let socket = ctx.socket();
-                            io.local = SOCKADDR_STORAGE::default();
-                            let local = ptr::addr_of_mut!(io.local).cast::<SOCKADDR>();
-                            slot.start(op, |irp| get.map(|f| f(socket, local, irp)));
+                            setup::start_local_address(slot, op, get, ctx.socket(), io);
                         }
                     }
                 }
             }
             let iosb = ready!(slot.poll_complete(op, cx));
-            let mut result = WskError::check(iosb.Status);
-            if this.step == BindStep::Socket {
-                // SAFETY: the slot is still ours after the completion.
-                unsafe { op.set_produces_socket(false) };
-                match produced_socket(iosb) {
-                    // SAFETY: the context is not shared yet.
-                    Ok(socket) => unsafe { ctx.set_socket(socket) },
-                    Err(e) => result = Err(e),
+            let done = match this.step {
+                BindStep::Socket => Done::Creation,
+                BindStep::DualStack | BindStep::Bind => Done::Other,
+                BindStep::LocalAddress => Done::LocalAddress(this.addr),
+            };
+            // SAFETY: the slot is still ours after the completion; the context is not shared yet.
+            let local = match unsafe { setup::completed(op, ctx, iosb, done) } {
+                Ok(local) => local,
+                Err(e) => {
+                    slot.release(op);
+                    // Dropping `creating` (with the future) closes a created socket.
+                    return Poll::Ready(Err(e));
                 }
-            }
-            // As for `listen`: the local-address query only tells the port the provider picked.
-            let known = this.step == BindStep::LocalAddress && this.addr.port() != 0;
-            if let Err(e) = result
-                && !known
-            {
-                slot.release(op);
-                // Dropping `creating` (with the future) closes a created socket.
-                return Poll::Ready(Err(e));
-            }
+            };
             this.step = match this.step {
                 BindStep::Socket if matches!(this.addr, SocketAddr::V6(_)) => BindStep::DualStack,
                 BindStep::Socket | BindStep::DualStack => BindStep::Bind,
                 BindStep::Bind => BindStep::LocalAddress,
                 BindStep::LocalAddress => {
-                    // SAFETY: the slot is still ours after the completion.
-                    let local = match result {
-                        Ok(()) => unsafe { ctx.addresses() }.and_then(|io| addr::from_storage(&io.local)),
-                        Err(_) => Some(this.addr),
-                    };
                     slot.release(op);
-                    let creating = core::mem::replace(&mut this.creating, Creating::new(Kind::Datagram, RECEIVE));
-                    return match creating.into_handle() {
-                        Some(handle) => Poll::Ready(Ok(DatagramSocket { handle, local })),
-                        None => Poll::Ready(Err(WskError::INVALID_STATE)),
-                    };
+                    return Poll::Ready(this.creating.finish().map(|handle| DatagramSocket { handle, local }));
                 }
             };
         }

@@ -106,6 +106,7 @@ mod quiesce;
 mod registration;
 mod resolve;
 mod send_slot_control;
+mod setup;
 mod slot;
 mod sync;
 

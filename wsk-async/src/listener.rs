@@ -8,6 +8,7 @@ use crate::ctx::{ACCEPT, Handle, Kind, SocketCtx};
 use crate::error::{Result, WskError};
 use crate::op::produced_socket;
 use crate::registration::Registration;
+use crate::setup::{self, Done};
 use crate::slot::{Phase, SlotUse};
 use core::future::Future;
 use core::net::SocketAddr;
@@ -275,139 +276,60 @@ impl Future for Listen<'_> {
         let op = ctx.slot(ACCEPT);
         loop {
             if slot.phase() != Phase::Submitted {
-                ready!(slot.poll_acquire(op, cx))?;
-                // SAFETY: the accept slot (the socket-producing one) is ours; every pointer passed lives
-                // in the context's block or the registration until the completion.
+                // SAFETY: the accept slot is the socket-producing one, and the socket is not shared.
+                let io = ready!(unsafe { setup::poll_acquire(slot, op, ctx, cx) })?;
+                // SAFETY: the slot is ours; every pointer passed lives in the context's block or the
+                // registration until the completion; the socket, for the steps that name it, was
+                // set by the `Socket` step, and the dispatch table is its own.
                 unsafe {
-                    let Some(io) = ctx.addresses() else {
-                        slot.release(op);
-                        return Poll::Ready(Err(WskError::INVALID_STATE));
-                    };
                     match this.step {
                         ListenStep::Socket => {
-                            let socket = registration.dispatch().WskSocket;
-                            let client = registration.provider().Client;
                             let family = addr::family(&this.addr);
-                            op.set_produces_socket(true);
-                            let context = ptr::from_ref(ctx).cast_mut().cast();
-                            slot.start(op, |irp| {
-                                socket.map(|f| {
-                                    f(
-                                        client,
-                                        family,
-                                        SOCK_STREAM,
-                                        IPPROTO_TCP,
-                                        WSK_FLAG_LISTEN_SOCKET,
-                                        context,
-                                        ptr::null(),
-                                        ptr::null_mut(),
-                                        ptr::null_mut(),
-                                        ptr::null_mut(),
-                                        irp,
-                                    )
-                                })
-                            });
+                            setup::start_socket(slot, op, registration, ctx, family, setup::LISTEN);
                         }
                         ListenStep::DualStack => {
                             let control = ctx.listen_dispatch().Basic.WskControlSocket;
-                            let socket = ctx.socket();
-                            io.option = 0;
-                            let option = ptr::addr_of_mut!(io.option).cast();
-                            slot.start(op, |irp| {
-                                control.map(|f| {
-                                    f(
-                                        socket,
-                                        WskSetOption,
-                                        IPV6_V6ONLY,
-                                        IPPROTO_IPV6,
-                                        size_of::<ULONG>(),
-                                        option,
-                                        0,
-                                        ptr::null_mut(),
-                                        ptr::null_mut(),
-                                        irp,
-                                    )
-                                })
-                            });
+                            setup::start_set_option(slot, op, control, ctx.socket(), io, setup::DUAL_STACK);
                         }
                         ListenStep::Exclusive => {
                             let control = ctx.listen_dispatch().Basic.WskControlSocket;
-                            let socket = ctx.socket();
-                            io.option = 1;
-                            let option = ptr::addr_of_mut!(io.option).cast();
-                            slot.start(op, |irp| {
-                                control.map(|f| {
-                                    f(
-                                        socket,
-                                        WskSetOption,
-                                        SO_EXCLUSIVEADDRUSE,
-                                        SOL_SOCKET,
-                                        size_of::<ULONG>(),
-                                        option,
-                                        0,
-                                        ptr::null_mut(),
-                                        ptr::null_mut(),
-                                        irp,
-                                    )
-                                })
-                            });
+                            setup::start_set_option(slot, op, control, ctx.socket(), io, setup::EXCLUSIVE);
                         }
                         ListenStep::Bind => {
-                            let bind = ctx.listen_dispatch().WskBind;
-                            let socket = ctx.socket();
                             io.local = addr::to_storage(&this.addr);
                             let local = ptr::addr_of_mut!(io.local).cast::<SOCKADDR>();
-                            slot.start(op, |irp| bind.map(|f| f(socket, local, 0, irp)));
+                            setup::start_bind(slot, op, ctx.listen_dispatch().WskBind, ctx.socket(), local);
                         }
                         ListenStep::LocalAddress => {
                             let get = ctx.listen_dispatch().WskGetLocalAddress;
-                            let socket = ctx.socket();
-                            io.local = SOCKADDR_STORAGE::default();
-                            let local = ptr::addr_of_mut!(io.local).cast::<SOCKADDR>();
-                            slot.start(op, |irp| get.map(|f| f(socket, local, irp)));
+                            setup::start_local_address(slot, op, get, ctx.socket(), io);
                         }
                     }
                 }
             }
             let iosb = ready!(slot.poll_complete(op, cx));
-            let mut result = WskError::check(iosb.Status);
-            if this.step == ListenStep::Socket {
-                // SAFETY: the slot is still ours after the completion.
-                unsafe { op.set_produces_socket(false) };
-                match produced_socket(iosb) {
-                    // SAFETY: the context is not shared yet.
-                    Ok(socket) => unsafe { ctx.set_socket(socket) },
-                    Err(e) => result = Err(e),
+            let done = match this.step {
+                ListenStep::Socket => Done::Creation,
+                ListenStep::DualStack | ListenStep::Exclusive | ListenStep::Bind => Done::Other,
+                ListenStep::LocalAddress => Done::LocalAddress(this.addr),
+            };
+            // SAFETY: the slot is still ours after the completion; the context is not shared yet.
+            let local = match unsafe { setup::completed(op, ctx, iosb, done) } {
+                Ok(local) => local,
+                Err(e) => {
+                    slot.release(op);
+                    // Dropping `creating` (with the future) closes a created socket.
+                    return Poll::Ready(Err(e));
                 }
-            }
-            // The local-address query only tells the port the provider picked: when the caller named
-            // the port, its failure (a provider that does not implement the query) is not fatal,
-            // and the listener reports the address it asked for.
-            let known = this.step == ListenStep::LocalAddress && this.addr.port() != 0;
-            if let Err(e) = result
-                && !known
-            {
-                slot.release(op);
-                // Dropping `creating` (with the future) closes a created socket.
-                return Poll::Ready(Err(e));
-            }
+            };
             this.step = match this.step {
                 ListenStep::Socket if matches!(this.addr, SocketAddr::V6(_)) => ListenStep::DualStack,
                 ListenStep::Socket | ListenStep::DualStack if this.exclusive => ListenStep::Exclusive,
                 ListenStep::Socket | ListenStep::DualStack | ListenStep::Exclusive => ListenStep::Bind,
                 ListenStep::Bind => ListenStep::LocalAddress,
                 ListenStep::LocalAddress => {
-                    // SAFETY: the slot is still ours after the completion.
-                    let local = match result {
-                        Ok(()) => unsafe { ctx.addresses() }.and_then(|io| addr::from_storage(&io.local)),
-                        Err(_) => Some(this.addr),
-                    };
                     slot.release(op);
-                    let creating = core::mem::replace(&mut this.creating, Creating::new(Kind::Listener, ACCEPT));
-                    return match creating.into_handle() {
-                        Some(handle) => Poll::Ready(Ok(Listener { handle, local })),
-                        None => Poll::Ready(Err(WskError::INVALID_STATE)),
-                    };
+                    return Poll::Ready(this.creating.finish().map(|handle| Listener { handle, local }));
                 }
             };
         }
