@@ -150,7 +150,7 @@ pub unsafe extern "system" fn KeInitializeTimerEx(Timer: PKTIMER, Type: TIMER_TY
 /// `KeSetTimerEx`: IRQL <= DISPATCH_LEVEL. Arms (or re-arms) the timer: a negative `DueTime` is
 /// relative, a positive one an absolute interrupt time; `Period` in milliseconds (0: one-shot);
 /// `Dpc` (may be NULL) is queued at each expiry. Returns whether the timer was already armed. The
-/// timer expires on the first clock tick at or after its due time ([`clock::deadline`]), and each
+/// timer expires on the first clock tick at or after its due time (`clock::deadline`), and each
 /// period later on a tick too.
 ///
 /// # Safety
