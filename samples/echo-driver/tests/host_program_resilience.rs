@@ -7,6 +7,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, TcpListener, TcpStream};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -61,12 +62,31 @@ fn interrupt(child: &Child) {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
 }
 
-/// A port that is free on `[::]` (IPv6 and IPv4) right now.
+/// A port that is free on `[::]` (IPv6 and IPv4) right now, and below the host's ephemeral range.
+///
+/// Not one the OS hands out for port 0: the other tests here start the program with `--port 0`, and
+/// every client socket binds an ephemeral port. A port from that range, released by this check,
+/// could be taken by one of them before this test's program binds it; this test's program then
+/// fails to bind, and the test, polling the port, would meanwhile connect to the other program.
 fn free_port() -> u16 {
-    TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0))
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Linux's ephemeral range starts at 32768 unless configured otherwise.
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let low = 10_000.min(ephemeral_start / 2);
+    let span = ephemeral_start.saturating_sub(low).max(1);
+    // Spread over the span by process, so two test processes start far apart.
+    let origin = std::process::id().wrapping_mul(2_654_435_761) % span;
+    for _ in 0..span {
+        let offset = (origin + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = u16::try_from(low + offset).expect("below the ephemeral range, so a u16");
+        if TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range ({low}..{ephemeral_start})");
 }
 
 /// Writes `message`, reads it back, keeps the connection open.
