@@ -89,19 +89,68 @@ fn free_port() -> u16 {
     panic!("no free port below the ephemeral range ({low}..{ephemeral_start})");
 }
 
-/// Writes `message`, reads it back, keeps the connection open.
-fn echo(stream: &mut TcpStream, message: &[u8]) {
+/// Writes `message`, reads it back, keeps the connection open. If that fails, says whether the
+/// program (`child`) is still running or how it ended (a SIGABRT is the emulation's bug check, whose
+/// report went to the closed stderr), and kills it so that it does not outlive the test.
+fn echo(child: &mut Child, stream: &mut TcpStream, message: &[u8]) {
     stream.set_read_timeout(Some(BOUND)).unwrap();
-    stream.write_all(message).unwrap();
     let mut echoed = vec![0; message.len()];
-    stream.read_exact(&mut echoed).expect("the echo");
+    if let Err(e) = stream.write_all(message).and_then(|()| stream.read_exact(&mut echoed)) {
+        let state = match child.try_wait() {
+            Ok(Some(status)) => format!("the program has exited: {status}"),
+            Ok(None) => "the program is still running".to_string(),
+            Err(wait) => format!("the program's state is unknown: {wait}"),
+        };
+        let _ = child.kill();
+        panic!("the echo failed: {e}; {state}");
+    }
     assert_eq!(echoed, message);
 }
 
+/// The inodes of the sockets `pid` has open (`/proc/PID/fd/N` links to `socket:[INODE]`).
+fn socket_inodes(pid: u32) -> Vec<u64> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_str()?;
+            target.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect()
+}
+
+/// Whether process `pid` itself has a TCP socket listening on `port` (IPv4 or IPv6): the listening
+/// sockets of `/proc/net/tcp` and `/proc/net/tcp6` on that port, matched by inode against the
+/// process's open sockets.
+fn listens(pid: u32, port: u16) -> bool {
+    const LISTEN: &str = "0A";
+    let inodes = socket_inodes(pid);
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            return false;
+        };
+        text.lines().skip(1).any(|line| {
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|local| local.rsplit(':').next())
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            let inode = fields.get(9).and_then(|inode| inode.parse::<u64>().ok());
+            local_port == Some(port) && fields.get(3) == Some(&LISTEN) && inode.is_some_and(|i| inodes.contains(&i))
+        })
+    })
+}
+
 /// Starts the program on a free port with both outputs closed, and connects to it. The program
-/// cannot say that it listens, so the port is polled (bounded), yielding between attempts; if
-/// the program exits with status 1 (DriverEntry failed: another process took the free port
-/// meanwhile), it is started again on another port.
+/// cannot say that it listens, so the test looks (bounded, yielding between looks) for a listening
+/// socket on the port that is the program's own. Not by connecting until a connect succeeds: between
+/// the check that the port is free and the program's bind, any other process on the machine may
+/// listen on it for a moment (another test run probing for a free port does exactly that); a connect
+/// that reached such a listener is reset when it closes, and the test would blame the program. If the
+/// program exits with status 1 (DriverEntry failed: another process took the free port meanwhile),
+/// it is started again on another port.
 fn start_with_closed_outputs() -> (Child, u16, TcpStream) {
     for _attempt in 0..3 {
         let port = free_port();
@@ -111,21 +160,22 @@ fn start_with_closed_outputs() -> (Child, u16, TcpStream) {
             .spawn()
             .expect("start the host program");
         let deadline = Instant::now() + BOUND;
-        let connected = loop {
+        let listening = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 assert_eq!(status.code(), Some(1), "the program ended before it listened: {status}");
-                break None;
+                break false;
             }
-            match TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
-                Ok(stream) => break Some(stream),
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused && Instant::now() < deadline => thread::yield_now(),
-                Err(e) => {
-                    let _ = child.kill();
-                    panic!("the program does not listen on port {port} within {BOUND:?}: {e}");
-                }
+            if listens(child.id(), port) {
+                break true;
             }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("the program does not listen on port {port} within {BOUND:?}");
+            }
+            thread::yield_now();
         };
-        if let Some(stream) = connected {
+        if listening {
+            let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect to the listening program");
             return (child, port, stream);
         }
     }
@@ -136,8 +186,8 @@ fn start_with_closed_outputs() -> (Child, u16, TcpStream) {
 fn closed_stdout_and_stderr_never_stop_the_program_and_ctrl_c_still_unloads_it() {
     // Every line the program writes (the listening line, the driver's DbgPrintEx lines at
     // DriverEntry and DriverUnload, the counters and the leak report) fails with EPIPE.
-    let (child, port, mut first) = start_with_closed_outputs();
-    echo(&mut first, b"hello with nobody reading the output");
+    let (mut child, port, mut first) = start_with_closed_outputs();
+    echo(&mut child, &mut first, b"hello with nobody reading the output");
     first.shutdown(Shutdown::Write).unwrap();
     let mut rest = Vec::new();
     first.read_to_end(&mut rest).expect("EOF after the echo");
@@ -146,7 +196,7 @@ fn closed_stdout_and_stderr_never_stop_the_program_and_ctrl_c_still_unloads_it()
     // A client still connected when the driver unloads: the unload aborts its connection (RST).
     // A process that died instead would have its sockets closed by the host: FIN, an EOF here.
     let mut idle = TcpStream::connect((Ipv6Addr::LOCALHOST, port)).unwrap();
-    echo(&mut idle, b"x");
+    echo(&mut child, &mut idle, b"x");
     interrupt(&child);
     let mut byte = [0u8; 1];
     let end = idle.read(&mut byte);
