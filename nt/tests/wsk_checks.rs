@@ -90,6 +90,13 @@ struct SendSocket(PWSK_SOCKET);
 // SAFETY: WSK sockets may be used from any thread; the test joins the thread before closing it.
 unsafe impl Send for SendSocket {}
 
+/// An IRP and an address buffer lent to a racing thread by pointer: moving the IrpOp itself would
+/// move its event while the completion routine may be using it.
+struct Lent(*const IrpOp, *const Addr);
+// SAFETY: the test owns both, does not move them until the thread is joined and the IRP completed,
+// and the thread only calls `&self` methods (IRPs and events are usable from any thread).
+unsafe impl Send for Lent {}
+
 #[test]
 fn a_socket_and_its_pending_irp_still_open_at_wsk_deregister_are_reported() {
     let _session = emu::session();
@@ -287,6 +294,61 @@ fn a_second_accept_pending_on_one_listening_socket_is_reported() {
     assert_eq!(close(std::ptr::with_exposed_provenance_mut(socket)), STATUS_SUCCESS);
     assert_eq!(close(listener), STATUS_SUCCESS);
     assert_eq!(second.wait(), (STATUS_CANCELLED, 0));
+    client.deregister();
+}
+
+/// [`Rule::AcceptAlreadyPending`] across threads: of two `WskAccept` calls racing on one listening
+/// socket, one is queued and the other reported, in every round. The check and the queueing are one
+/// step under the socket's lock; when they were two, both racers could pass the check before either
+/// was queued. That window was a few instructions wide: this test did not hit it in 900 rounds of
+/// the old code, so it guards the property under load rather than proving the old race.
+#[test]
+fn of_two_accepts_racing_on_two_threads_one_is_queued_and_the_other_reported() {
+    const ROUNDS: usize = if cfg!(miri) { 4 } else { 300 };
+    let _session = emu::session();
+    let _net = MemoryNetwork::install();
+    let client = Client::register();
+    let listener = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
+    bind(listener, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    emu::expect_violations();
+    for round in 0..ROUNDS {
+        // Owned here and not moved until both threads are joined and the IRPs completed: the
+        // completion routine holds a pointer into each IrpOp.
+        let ops = [IrpOp::new(), IrpOp::new()];
+        let remotes = [Addr::empty(), Addr::empty()];
+        let barrier = std::sync::Barrier::new(2);
+        let returned: Vec<NTSTATUS> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..2)
+                .map(|i| {
+                    let lent = Lent(&ops[i], &remotes[i]);
+                    let (barrier, socket) = (&barrier, SendSocket(listener));
+                    scope.spawn(move || {
+                        let (lent, socket) = (lent, socket);
+                        barrier.wait();
+                        // SAFETY: the IrpOp and Addr outlive this scope and are only read.
+                        unsafe { accept(socket.0, &*lent.1, &*lent.0) }
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|racer| racer.join().unwrap()).collect()
+        });
+        take_one(Rule::AcceptAlreadyPending);
+        // The refused one failed (inline, or later as the schedule decides: `settle` delivers it);
+        // the other one pends until cancelled.
+        settle();
+        let refused = ops
+            .iter()
+            .position(IrpOp::is_done)
+            .unwrap_or_else(|| panic!("round {round}: neither accept was refused"));
+        assert_eq!(ops[refused].result(), (STATUS_INVALID_DEVICE_STATE, 0), "round {round}");
+        let queued = 1 - refused;
+        assert!(!ops[queued].is_done(), "round {round}: both accepts ended");
+        assert_eq!(returned[queued], STATUS_PENDING, "round {round}");
+        assert!(ops[queued].cancel(), "round {round}: the queued accept is pending");
+        assert_eq!(ops[queued].wait(), (STATUS_CANCELLED, 0), "round {round}");
+        assert!(emu::take_violations().is_empty(), "round {round}");
+    }
+    assert_eq!(close(listener), STATUS_SUCCESS);
     client.deregister();
 }
 

@@ -5,7 +5,7 @@
 
 use super::call::{finish, with_socket};
 use super::decided;
-use super::socket::{Category, LISTENING, Op, OutAddr, SocketCore};
+use super::socket::{Category, LISTENING, Op, OutAddr, SocketCore, SocketState};
 use super::transport::OpKind;
 use crate::emu::{Rule, violation};
 use crate::types::*;
@@ -137,9 +137,6 @@ pub(crate) unsafe extern "system" fn WskAccept(
             if core.lock().listener.is_none() {
                 return finish(irp, STATUS_INVALID_DEVICE_STATE, 0);
             }
-            if !one_accept_at_a_time(core) {
-                return finish(irp, STATUS_INVALID_DEVICE_STATE, 0);
-            }
             let op = Op::Accept {
                 local_out: OutAddr(LocalAddress),
                 remote_out: OutAddr(RemoteAddress),
@@ -151,9 +148,9 @@ pub(crate) unsafe extern "system" fn WskAccept(
 
 /// A second `WskAccept` while one is pending on the same listening socket hangs Windows (Wine's
 /// netio test, which also runs on Windows, says so): a [`Rule::AcceptAlreadyPending`]. Returns false
-/// after reporting it (recording mode: the caller fails the call).
-fn one_accept_at_a_time(core: &SocketCore) -> bool {
-    let st = core.lock();
+/// after reporting it (recording mode: the caller fails the call). `st` is `core`'s state, locked by
+/// the caller, which queues the accept under the same lock if this returns true.
+pub(super) fn one_accept_at_a_time(core: &SocketCore, st: &SocketState) -> bool {
     let pending = st.accepts.len() + st.held.iter().filter(|(_, p)| p.op.kind() == OpKind::Accept).count();
     if pending == 0 {
         return true;

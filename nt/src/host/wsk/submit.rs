@@ -18,7 +18,11 @@ impl SocketCore {
         let mut out = Completions::new();
         {
             let mut st = self.lock();
+            // Checked under the lock that queues the accept, so that two threads racing two
+            // accepts cannot both pass ([`super::listen::one_accept_at_a_time`]).
+            let refused = kind == OpKind::Accept && !super::listen::one_accept_at_a_time(self, &st);
             match policy {
+                _ if refused => out.push(Done::new(irp, STATUS_INVALID_DEVICE_STATE, 0)),
                 Policy::Fail(status) => out.push(Done::new(irp, status, 0)),
                 Policy::Unfinished(status) => {
                     // SAFETY: the provider owns the IRP it just took and gives it up untouched.
