@@ -101,20 +101,26 @@ fn assert_connection_options(socket: PWSK_SOCKET, value: bool) {
     }
 }
 
+/// Both connection options start off (Windows documents keep-alive off), are turned on
+/// (`SO_KEEPALIVE` with `keepalive_on`: any nonzero ULONG is on), then off again; each time read
+/// back through WSK and from the transport.
+fn toggle_connection_options(socket: PWSK_SOCKET, keepalive_on: ULONG) {
+    assert_connection_options(socket, false);
+    set_ok(socket, IPPROTO_TCP, TCP_NODELAY, 1);
+    set_ok(socket, SOL_SOCKET, SO_KEEPALIVE, keepalive_on);
+    assert_connection_options(socket, true);
+    set_ok(socket, IPPROTO_TCP, TCP_NODELAY, 0);
+    set_ok(socket, SOL_SOCKET, SO_KEEPALIVE, 0);
+    assert_connection_options(socket, false);
+}
+
 #[test]
 fn nodelay_and_keepalive_are_set_on_a_memory_connection_and_read_back() {
     let _session = emu::session();
     let net = MemoryNetwork::install();
     let client = Client::register();
     let (listener, socket, _peer) = connected(&client, &net);
-    // Off by default (Windows documents keep-alive off).
-    assert_connection_options(socket, false);
-    set_ok(socket, IPPROTO_TCP, TCP_NODELAY, 1);
-    set_ok(socket, SOL_SOCKET, SO_KEEPALIVE, 7); // any nonzero ULONG is on
-    assert_connection_options(socket, true);
-    set_ok(socket, IPPROTO_TCP, TCP_NODELAY, 0);
-    set_ok(socket, SOL_SOCKET, SO_KEEPALIVE, 0);
-    assert_connection_options(socket, false);
+    toggle_connection_options(socket, 7);
     assert_eq!(close(socket), STATUS_SUCCESS);
     assert_eq!(close(listener), STATUS_SUCCESS);
     client.deregister();
@@ -300,13 +306,7 @@ mod tcp {
         let _session = emu::session();
         let client = Client::register();
         let (listener, socket, _peer) = connected_over_tcp(&client);
-        assert_connection_options(socket, false);
-        set_ok(socket, IPPROTO_TCP, TCP_NODELAY, 1);
-        set_ok(socket, SOL_SOCKET, SO_KEEPALIVE, 1);
-        assert_connection_options(socket, true);
-        set_ok(socket, IPPROTO_TCP, TCP_NODELAY, 0);
-        set_ok(socket, SOL_SOCKET, SO_KEEPALIVE, 0);
-        assert_connection_options(socket, false);
+        toggle_connection_options(socket, 1);
         assert_eq!(close(socket), STATUS_SUCCESS);
         assert_eq!(close(listener), STATUS_SUCCESS);
         client.deregister();
