@@ -178,6 +178,39 @@ fn a_device_reference_keeps_the_image_loaded_after_driver_unload() {
     assert!(image.is_unloaded());
 }
 
+#[test]
+fn unload_within_runs_driver_unload_on_another_thread_and_waits_for_the_image() {
+    let _session = emu::session();
+    let loaded = driver::load(entry_with_device).expect("DriverEntry succeeds");
+    let image = loaded.image();
+    let took = loaded.unload_within(BOUND);
+    assert!(image.is_unloaded());
+    assert!(took < BOUND, "{took:?}");
+}
+
+#[test]
+fn unload_within_fails_when_a_device_reference_keeps_the_image() {
+    let _session = emu::session();
+    let loaded = driver::load(entry_with_device).expect("DriverEntry succeeds");
+    let device = DEVICE.load(Ordering::SeqCst);
+    let image = loaded.image();
+    // SAFETY: a live device, referenced here and dereferenced below.
+    assert_eq!(unsafe { ObfReferenceObject(device.cast()) }, 2);
+    // The image cannot unload while the reference is held, so any bound expires: normally in the
+    // wait for the image, on a loaded machine possibly already in the wait for DriverUnload.
+    let outcome = std::panic::catch_unwind(|| loaded.unload_within(std::time::Duration::from_millis(10)));
+    let message = outcome.expect_err("a referenced device keeps the image");
+    let text = message.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        text.contains("the image did not unload within 10ms")
+            || text.contains("DriverUnload did not return within 10ms"),
+        "{text}"
+    );
+    // SAFETY: releases the reference taken above; DriverUnload deletes (or deleted) the device.
+    unsafe { ObfDereferenceObject(device.cast()) };
+    assert!(image.wait_unloaded(BOUND));
+}
+
 /// The system thread of [`a_system_thread_running_when_the_image_is_unloaded_is_reported`].
 struct ThreadGate {
     entered: Box<Event>,

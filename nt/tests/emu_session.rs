@@ -131,6 +131,35 @@ fn untaken_violations_fail_the_session() {
 }
 
 #[test]
+fn finish_passes_a_clean_session_and_fails_on_a_leak_or_a_recorded_violation() {
+    emu::session().finish();
+    let leaking = std::panic::catch_unwind(|| {
+        let session = emu::session();
+        // SAFETY: deliberately leaked; the next session forgets it.
+        unsafe { IoAllocateIrp(1, FALSE) };
+        session.finish();
+    });
+    let message = leaking.expect_err("finish must fail on a leak");
+    let text = message.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(text.contains("IRP 0x"), "{text}");
+    let violating = std::panic::catch_unwind(|| {
+        let session = emu::session();
+        emu::expect_violations();
+        // SAFETY: the double free is made harmless in recording mode.
+        unsafe {
+            let irp = IoAllocateIrp(1, FALSE);
+            IoFreeIrp(irp);
+            IoFreeIrp(irp);
+        }
+        session.finish();
+    });
+    let message = violating.expect_err("finish must fail on a recorded violation");
+    let text = message.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(text.contains("kernel rules broken"), "{text}");
+    assert!(text.contains("double free") || text.contains("DoubleFree"), "{text}");
+}
+
+#[test]
 fn a_new_session_resets_mode_and_fault_injection() {
     {
         let _session = emu::session();

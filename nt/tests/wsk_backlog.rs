@@ -8,7 +8,7 @@ mod wsk_support;
 
 use core::cell::UnsafeCell;
 use core::ptr;
-use nt::emu::wsk::{DEFAULT_WINDOW, MemoryNetwork, Peer};
+use nt::emu::wsk::{DEFAULT_WINDOW, MemoryNetwork};
 use nt::emu::{self, Rule};
 use nt::*;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -88,23 +88,6 @@ fn query(socket: PWSK_SOCKET) -> Result<SIZE_T, NTSTATUS> {
             Err(status)
         }
     }
-}
-
-fn accept_one(listener: PWSK_SOCKET) -> PWSK_SOCKET {
-    let op = IrpOp::new();
-    let remote = Addr::empty();
-    accept(listener, &remote, &op);
-    let (status, information) = op.wait();
-    assert_eq!(status, STATUS_SUCCESS, "WskAccept");
-    std::ptr::with_exposed_provenance_mut::<WSK_SOCKET>(information)
-}
-
-/// A connection accepted from a peer, on a bound listener; returns (listener, connection, peer).
-fn connected(client: &Client, net: &MemoryNetwork) -> (PWSK_SOCKET, PWSK_SOCKET, Peer) {
-    let listener = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
-    bind(listener, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
-    let peer = net.connect(local_address(listener)).expect("connect");
-    (listener, accept_one(listener), peer)
 }
 
 #[test]
@@ -307,7 +290,6 @@ fn a_query_without_an_irp_is_reported() {
 #[cfg(all(target_os = "linux", not(miri)))]
 mod tcp {
     use super::*;
-    use std::net::TcpStream;
 
     /// Loopback's MSS is about 64 KiB and its congestion window ten segments or more, so the answer
     /// is the host send buffer's bound; whatever the host, it is at least the smallest IPv4 MSS and
@@ -316,10 +298,7 @@ mod tcp {
     fn a_loopback_connection_answers_from_the_host_socket() {
         let _session = emu::session();
         let client = Client::register();
-        let listener = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
-        bind(listener, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
-        let peer = TcpStream::connect(local_address(listener)).expect("connect");
-        let socket = accept_one(listener);
+        let (listener, socket, peer) = connected_over_tcp(&client);
         let isb = query(socket).expect("the query succeeds");
         assert!((536..=128 * 1024).contains(&isb), "ISB {isb}");
         // Not a connection.

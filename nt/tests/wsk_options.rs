@@ -82,23 +82,6 @@ fn get_option(socket: PWSK_SOCKET, level: ULONG, code: ULONG) -> (NTSTATUS, ULON
     (status, value.into_inner())
 }
 
-fn accept_one(listener: PWSK_SOCKET) -> PWSK_SOCKET {
-    let op = IrpOp::new();
-    let remote = Addr::empty();
-    accept(listener, &remote, &op);
-    let (status, information) = op.wait();
-    assert_eq!(status, STATUS_SUCCESS, "WskAccept");
-    std::ptr::with_exposed_provenance_mut::<WSK_SOCKET>(information)
-}
-
-/// A connection accepted from a peer, on a bound listener; returns (listener, connection).
-fn connected(client: &Client, net: &MemoryNetwork) -> (PWSK_SOCKET, PWSK_SOCKET, nt::emu::wsk::Peer) {
-    let listener = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
-    bind(listener, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
-    let peer = net.connect(local_address(listener)).expect("connect");
-    (listener, accept_one(listener), peer)
-}
-
 /// Both connection options, through WSK and on the transport, are `value`.
 fn assert_connection_options(socket: PWSK_SOCKET, value: bool) {
     for (level, code, option) in [
@@ -118,20 +101,26 @@ fn assert_connection_options(socket: PWSK_SOCKET, value: bool) {
     }
 }
 
+/// Both connection options start off (Windows documents keep-alive off), are turned on
+/// (`SO_KEEPALIVE` with `keepalive_on`: any nonzero ULONG is on), then off again; each time read
+/// back through WSK and from the transport.
+fn toggle_connection_options(socket: PWSK_SOCKET, keepalive_on: ULONG) {
+    assert_connection_options(socket, false);
+    set_ok(socket, IPPROTO_TCP, TCP_NODELAY, 1);
+    set_ok(socket, SOL_SOCKET, SO_KEEPALIVE, keepalive_on);
+    assert_connection_options(socket, true);
+    set_ok(socket, IPPROTO_TCP, TCP_NODELAY, 0);
+    set_ok(socket, SOL_SOCKET, SO_KEEPALIVE, 0);
+    assert_connection_options(socket, false);
+}
+
 #[test]
 fn nodelay_and_keepalive_are_set_on_a_memory_connection_and_read_back() {
     let _session = emu::session();
     let net = MemoryNetwork::install();
     let client = Client::register();
     let (listener, socket, _peer) = connected(&client, &net);
-    // Off by default (Windows documents keep-alive off).
-    assert_connection_options(socket, false);
-    set_ok(socket, IPPROTO_TCP, TCP_NODELAY, 1);
-    set_ok(socket, SOL_SOCKET, SO_KEEPALIVE, 7); // any nonzero ULONG is on
-    assert_connection_options(socket, true);
-    set_ok(socket, IPPROTO_TCP, TCP_NODELAY, 0);
-    set_ok(socket, SOL_SOCKET, SO_KEEPALIVE, 0);
-    assert_connection_options(socket, false);
+    toggle_connection_options(socket, 7);
     assert_eq!(close(socket), STATUS_SUCCESS);
     assert_eq!(close(listener), STATUS_SUCCESS);
     client.deregister();
@@ -311,23 +300,13 @@ fn a_held_option_set_completes_on_release() {
 #[cfg(all(target_os = "linux", not(miri)))]
 mod tcp {
     use super::*;
-    use std::net::TcpStream;
 
     #[test]
     fn nodelay_and_keepalive_reach_the_host_socket() {
         let _session = emu::session();
         let client = Client::register();
-        let listener = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
-        bind(listener, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
-        let _peer = TcpStream::connect(local_address(listener)).expect("connect");
-        let socket = accept_one(listener);
-        assert_connection_options(socket, false);
-        set_ok(socket, IPPROTO_TCP, TCP_NODELAY, 1);
-        set_ok(socket, SOL_SOCKET, SO_KEEPALIVE, 1);
-        assert_connection_options(socket, true);
-        set_ok(socket, IPPROTO_TCP, TCP_NODELAY, 0);
-        set_ok(socket, SOL_SOCKET, SO_KEEPALIVE, 0);
-        assert_connection_options(socket, false);
+        let (listener, socket, _peer) = connected_over_tcp(&client);
+        toggle_connection_options(socket, 1);
         assert_eq!(close(socket), STATUS_SUCCESS);
         assert_eq!(close(listener), STATUS_SUCCESS);
         client.deregister();

@@ -48,16 +48,6 @@ fn time_wait_on(port: u16) -> bool {
     })
 }
 
-/// Accepts one connection; returns the new socket.
-fn accept_one(listener: PWSK_SOCKET) -> PWSK_SOCKET {
-    let op = IrpOp::new();
-    let remote = Addr::empty();
-    accept(listener, &remote, &op);
-    let (status, information) = op.wait();
-    assert_eq!(status, STATUS_SUCCESS, "WskAccept");
-    std::ptr::with_exposed_provenance_mut::<WSK_SOCKET>(information)
-}
-
 #[test]
 fn a_port_whose_last_connection_lingers_in_time_wait_is_listened_on_again_at_once() {
     let _session = emu::session();

@@ -9,7 +9,7 @@ pub mod cases;
 use echo_driver::Config;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long any single wait of a test may take before the test fails (real time).
 pub const BOUND: Duration = Duration::from_secs(30);
@@ -154,40 +154,19 @@ impl EchoServer {
     }
 
     /// Runs DriverUnload (through the pointer DriverEntry set, as the I/O manager does) on a
-    /// thread of its own, and returns how long it took; fails the test if it has not returned within
-    /// [`BOUND`].
+    /// thread of its own, and returns how long it took; fails the test if it has not returned, or
+    /// the image has not unloaded, within [`BOUND`].
     pub fn unload(&mut self) -> Duration {
-        let started = Instant::now();
-        if let Some(driver) = self.driver.take() {
-            let image = driver.image();
-            let (done, returned) = std::sync::mpsc::channel();
-            // DriverUnload on a new thread (PASSIVE_LEVEL), as the I/O manager's; the loader's
-            // driver object outlives the call.
-            std::thread::spawn(move || {
-                driver.unload();
-                let _ = done.send(());
-            });
-            if returned.recv_timeout(BOUND).is_err() {
-                panic!("DriverUnload did not return within {BOUND:?}");
-            }
-            assert!(
-                nt::emu::driver::wait_image_unloaded(&image, BOUND),
-                "the image did not unload within {BOUND:?}: a device object is still referenced"
-            );
-        }
-        started.elapsed()
+        self.driver
+            .take()
+            .map_or(Duration::ZERO, |driver| driver.unload_within(BOUND))
     }
 
     /// Unloads if still loaded, then asserts that the emulation's leak report is empty and that no
     /// kernel rule was broken.
     pub fn finish(mut self) {
         self.unload();
-        let session = self.session.take().expect("session");
-        let report = session.leak_report();
-        assert!(report.is_empty(), "{report}");
-        let violations = nt::emu::take_violations();
-        assert!(violations.is_empty(), "kernel rules broken: {violations:?}");
-        drop(session);
+        self.session.take().expect("session").finish();
     }
 }
 

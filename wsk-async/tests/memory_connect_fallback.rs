@@ -51,6 +51,28 @@ fn nothing_left(s: &Setup, peer_listener: &PeerListener) {
     }
 }
 
+/// The prelude of the drop tests: a peer listens at [`REMOTE`], the provider's next `kind` call is
+/// scripted to `completion`, and a connect to [`REMOTE`] is polled until that call is held; then
+/// `before_drop` runs (with the call still held) and the future is dropped. Returns the peer's
+/// listener and the wakes the future was polled with (kept for the test's checks).
+fn connect_dropped_at(
+    s: &Setup,
+    kind: OpKind,
+    completion: Completion,
+    before_drop: impl FnOnce(),
+) -> (PeerListener, Wakes) {
+    let remote: SocketAddr = REMOTE.parse().unwrap();
+    let peer_listener = s.net.listen(remote);
+    s.net.script(kind, completion);
+    let wakes = Wakes::new();
+    {
+        let mut connect = pin!(s.registration.connect(remote));
+        poll_until_held(s, &wakes, connect.as_mut(), kind);
+        before_drop();
+    }
+    (peer_listener, wakes)
+}
+
 #[test]
 fn connect_falls_back_to_socket_bind_connect_and_the_connection_works() {
     let _session = nt::emu::session();
@@ -143,14 +165,7 @@ fn an_ipv6_connect_fails_at_the_bind_and_closes_its_socket() {
 fn dropped_while_the_socket_is_being_created() {
     let _session = nt::emu::session();
     let s = wine8();
-    let remote: SocketAddr = REMOTE.parse().unwrap();
-    let peer_listener = s.net.listen(remote);
-    s.net.script(OpKind::Socket, Completion::Hold);
-    let wakes = Wakes::new();
-    {
-        let mut connect = pin!(s.registration.connect(remote));
-        poll_until_held(&s, &wakes, connect.as_mut(), OpKind::Socket);
-    }
+    let (peer_listener, wakes) = connect_dropped_at(&s, OpKind::Socket, Completion::Hold, || {});
     let held = s.net.held();
     assert_eq!(held.len(), 1, "the creation cannot be cancelled");
     assert!(s.net.release(held[0]), "the socket is created after the drop");
@@ -165,14 +180,7 @@ fn dropped_while_the_socket_is_being_created() {
 fn dropped_while_binding() {
     let _session = nt::emu::session();
     let s = wine8();
-    let remote: SocketAddr = REMOTE.parse().unwrap();
-    let peer_listener = s.net.listen(remote);
-    s.net.script(OpKind::Bind, Completion::IgnoreCancel);
-    let wakes = Wakes::new();
-    {
-        let mut connect = pin!(s.registration.connect(remote));
-        poll_until_held(&s, &wakes, connect.as_mut(), OpKind::Bind);
-    }
+    let (peer_listener, _wakes) = connect_dropped_at(&s, OpKind::Bind, Completion::IgnoreCancel, || {});
     nt::emu::wsk::settle();
     nothing_left(&s, &peer_listener);
     assert!(s.net.held().is_empty(), "the close ended the bind");
@@ -186,14 +194,7 @@ fn dropped_while_binding() {
 fn dropped_while_connecting() {
     let _session = nt::emu::session();
     let s = wine8();
-    let remote: SocketAddr = REMOTE.parse().unwrap();
-    let peer_listener = s.net.listen(remote);
-    s.net.script(OpKind::Connect, Completion::Hold);
-    let wakes = Wakes::new();
-    {
-        let mut connect = pin!(s.registration.connect(remote));
-        poll_until_held(&s, &wakes, connect.as_mut(), OpKind::Connect);
-    }
+    let (peer_listener, _wakes) = connect_dropped_at(&s, OpKind::Connect, Completion::Hold, || {});
     nt::emu::wsk::settle();
     nothing_left(&s, &peer_listener);
     assert!(s.net.held().is_empty(), "the close ended the connect");
@@ -205,17 +206,11 @@ fn dropped_while_connecting() {
 fn dropped_after_connecting_unread() {
     let _session = nt::emu::session();
     let s = wine8();
-    let remote: SocketAddr = REMOTE.parse().unwrap();
-    let peer_listener = s.net.listen(remote);
-    s.net.script(OpKind::Connect, Completion::Hold);
-    let wakes = Wakes::new();
-    {
-        let mut connect = pin!(s.registration.connect(remote));
-        poll_until_held(&s, &wakes, connect.as_mut(), OpKind::Connect);
+    let (peer_listener, _wakes) = connect_dropped_at(&s, OpKind::Connect, Completion::Hold, || {
         let held = s.net.held();
         assert!(s.net.release(held[0]));
         nt::emu::wsk::settle();
-    }
+    });
     nt::emu::wsk::settle();
     let peer = peer_listener.accept().expect("the peer saw the connection");
     assert!(peer.driver_closed(), "closed");

@@ -13,16 +13,19 @@ use std::task::Poll;
 use std::time::Duration;
 use wsk_async::{MAX_HOST_NAME, Registration};
 
-fn register(driver: &TestDriver) -> Registration {
-    Registration::register_blocking(&driver.device, Duration::from_secs(1)).unwrap()
+/// Every test's prelude: an in-memory network installed, a test driver, and a registration of it.
+/// The test keeps all three (dropped in reverse order: registration, driver, network).
+fn registered() -> (MemoryNetwork, TestDriver, Registration) {
+    let net = MemoryNetwork::install();
+    let driver = TestDriver::new();
+    let registration = Registration::register_blocking(&driver.device, Duration::from_secs(1)).unwrap();
+    (net, driver, registration)
 }
 
 #[test]
 fn localhost_resolves_to_both_loopback_addresses() {
     let _session = nt::emu::session();
-    let _net = MemoryNetwork::install();
-    let driver = TestDriver::new();
-    let registration = register(&driver);
+    let (_net, _driver, registration) = registered();
     let addrs = ready(registration.resolve("localhost", 8080)).unwrap();
     assert_eq!(addrs.len(), 2);
     let got: HashSet<SocketAddr> = addrs.into_iter().collect();
@@ -38,9 +41,7 @@ fn localhost_resolves_to_both_loopback_addresses() {
 #[test]
 fn numeric_addresses_resolve_to_themselves() {
     let _session = nt::emu::session();
-    let _net = MemoryNetwork::install();
-    let driver = TestDriver::new();
-    let registration = register(&driver);
+    let (_net, _driver, registration) = registered();
     for (host, expected) in [
         ("10.1.2.3", "10.1.2.3:0"),
         ("fe80::1", "[fe80::1]:0"),
@@ -61,9 +62,7 @@ fn numeric_addresses_resolve_to_themselves() {
 #[test]
 fn an_unknown_name_fails_with_the_providers_status() {
     let _session = nt::emu::session();
-    let _net = MemoryNetwork::install();
-    let driver = TestDriver::new();
-    let registration = register(&driver);
+    let (_net, _driver, registration) = registered();
     let error = ready(registration.resolve("dead.beef", 80)).unwrap_err();
     assert_eq!(error.status(), nt::STATUS_NOT_FOUND);
     ready(registration.deregister());
@@ -74,9 +73,7 @@ fn an_unknown_name_fails_with_the_providers_status() {
 #[test]
 fn bad_host_strings_fail_without_calling_the_provider() {
     let _session = nt::emu::session();
-    let _net = MemoryNetwork::install();
-    let driver = TestDriver::new();
-    let registration = register(&driver);
+    let (_net, _driver, registration) = registered();
     let long = "a".repeat(MAX_HOST_NAME + 1);
     let longest = "a".repeat(MAX_HOST_NAME);
     for (host, status) in [
@@ -103,9 +100,7 @@ fn bad_host_strings_fail_without_calling_the_provider() {
 #[test]
 fn dropping_a_pending_resolution_cancels_it_and_leaks_nothing() {
     let _session = nt::emu::session();
-    let _net = MemoryNetwork::install();
-    let driver = TestDriver::new();
-    let registration = register(&driver);
+    let (_net, _driver, registration) = registered();
     {
         let mut future = pin!(registration.resolve("localhost", 1));
         let _ = Wakes::new().poll(future.as_mut());
@@ -119,9 +114,7 @@ fn dropping_a_pending_resolution_cancels_it_and_leaks_nothing() {
 #[test]
 fn dropping_a_completed_unread_resolution_frees_its_list() {
     let _session = nt::emu::session();
-    let _net = MemoryNetwork::install();
-    let driver = TestDriver::new();
-    let registration = register(&driver);
+    let (_net, _driver, registration) = registered();
     {
         let mut future = pin!(registration.resolve("127.0.0.1", 1));
         let wakes = Wakes::new();
@@ -139,9 +132,7 @@ fn dropping_a_completed_unread_resolution_frees_its_list() {
 fn under_the_pending_schedule_the_drop_cancels_the_irp() {
     let _session = nt::emu::session();
     nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Pending);
-    let _net = MemoryNetwork::install();
-    let driver = TestDriver::new();
-    let registration = register(&driver);
+    let (_net, _driver, registration) = registered();
     {
         let mut future = pin!(registration.resolve("localhost", 1));
         assert!(Wakes::new().poll(future.as_mut()).is_pending());
@@ -164,9 +155,7 @@ fn a_list_that_arrives_after_the_drop_is_freed_by_the_deferred_closer() {
     // The IRP must still pend when the future is dropped.
     nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Pending);
     nt::emu::wsk::set_resolution_past_cancel(true);
-    let _net = MemoryNetwork::install();
-    let driver = TestDriver::new();
-    let registration = register(&driver);
+    let (_net, _driver, registration) = registered();
     {
         let mut future = pin!(registration.resolve("localhost", 1));
         assert!(Wakes::new().poll(future.as_mut()).is_pending());
@@ -183,9 +172,7 @@ fn a_list_that_arrives_after_the_drop_is_freed_by_the_deferred_closer() {
 fn under_wine8_netio_a_dropped_resolution_still_frees_its_list() {
     let _session = nt::emu::session();
     nt::emu::wsk::set_wine8_netio(true);
-    let _net = MemoryNetwork::install();
-    let driver = TestDriver::new();
-    let registration = register(&driver);
+    let (_net, _driver, registration) = registered();
     assert_eq!(ready(registration.resolve("127.0.0.1", 9)).unwrap().len(), 1);
     {
         let mut future = pin!(registration.resolve("localhost", 9));
@@ -213,9 +200,7 @@ fn a_completed_unread_resolution_dropped_at_dispatch_frees_its_list_at_passive()
     nt::emu::expect_violations();
     // The IRP must pend, so that the drop comes after its completion and before the read.
     nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Pending);
-    let _net = MemoryNetwork::install();
-    let driver = TestDriver::new();
-    let registration = register(&driver);
+    let (_net, _driver, registration) = registered();
     let mut future = Box::pin(registration.resolve("localhost", 1));
     let wakes = Wakes::new();
     assert!(wakes.poll(future.as_mut()).is_pending());
@@ -237,9 +222,7 @@ fn a_drain_at_dispatch_leaves_a_late_list_to_the_work_item() {
     // The IRP must still pend when the future is dropped.
     nt::emu::wsk::set_schedule(nt::emu::wsk::Schedule::Pending);
     nt::emu::wsk::set_resolution_past_cancel(true);
-    let _net = MemoryNetwork::install();
-    let driver = TestDriver::new();
-    let registration = register(&driver);
+    let (_net, _driver, registration) = registered();
     let held = nt::emu::work_items::hold();
     {
         let mut future = pin!(registration.resolve("localhost", 1));
@@ -269,9 +252,7 @@ fn a_drain_at_dispatch_leaves_a_late_list_to_the_work_item() {
 fn a_resolution_polled_at_dispatch_fails_without_calling_the_provider_at_dispatch() {
     let _session = nt::emu::session();
     nt::emu::expect_violations();
-    let _net = MemoryNetwork::install();
-    let driver = TestDriver::new();
-    let registration = register(&driver);
+    let (_net, _driver, registration) = registered();
     let mut future = Box::pin(registration.resolve("localhost", 1));
     let polled = nt::emu::at_dispatch(|| Wakes::new().poll(future.as_mut()));
     match polled {
@@ -311,9 +292,7 @@ fn malformed_entries_of_the_providers_list_are_skipped() {
     ] {
         let _session = nt::emu::session();
         nt::emu::wsk::set_resolution_list_defect(Some(defect));
-        let _net = MemoryNetwork::install();
-        let driver = TestDriver::new();
-        let registration = register(&driver);
+        let (_net, _driver, registration) = registered();
         // `localhost`: [::1] (the defective first entry), then 127.0.0.1.
         let addrs = ready(registration.resolve("localhost", 7)).unwrap();
         assert_eq!(
@@ -338,9 +317,7 @@ fn a_list_with_no_usable_entry_fails_with_not_found() {
     ] {
         let _session = nt::emu::session();
         nt::emu::wsk::set_resolution_list_defect(Some(defect));
-        let _net = MemoryNetwork::install();
-        let driver = TestDriver::new();
-        let registration = register(&driver);
+        let (_net, _driver, registration) = registered();
         let error = ready(registration.resolve("127.0.0.1", 7)).unwrap_err();
         assert_eq!(error.status(), nt::STATUS_NOT_FOUND, "{defect:?}");
         ready(registration.deregister());
@@ -355,9 +332,7 @@ fn a_list_with_no_usable_entry_fails_with_not_found() {
 fn a_cyclic_list_is_walked_a_bounded_number_of_entries() {
     let _session = nt::emu::session();
     nt::emu::wsk::set_resolution_list_defect(Some(nt::emu::wsk::ListDefect::Cycle));
-    let _net = MemoryNetwork::install();
-    let driver = TestDriver::new();
-    let registration = register(&driver);
+    let (_net, _driver, registration) = registered();
     let (tx, rx) = std::sync::mpsc::channel();
     let resolver = std::thread::spawn(move || {
         let result = ready(registration.resolve("localhost", 7)).map(|addrs| addrs.len());

@@ -828,6 +828,31 @@ impl LoadedDriver {
         }
         registry.maybe_unmap(key);
     }
+
+    /// [`unload`](Self::unload) on a thread of its own, as the I/O manager's (a new thread starts at
+    /// PASSIVE_LEVEL), then [`wait_image_unloaded`]; returns how long both took (real time). For
+    /// tests that must fail, not hang, when a driver's unload does not finish.
+    ///
+    /// # Panics
+    /// If `DriverUnload` has not returned within `bound` (its thread is left blocked), or if the
+    /// image is not unloaded within `bound` after that (a device object is still referenced).
+    pub fn unload_within(self, bound: Duration) -> Duration {
+        let started = Instant::now();
+        let image = self.image;
+        let (done, returned) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            self.unload();
+            let _ = done.send(());
+        });
+        if returned.recv_timeout(bound).is_err() {
+            panic!("DriverUnload did not return within {bound:?}");
+        }
+        assert!(
+            wait_image_unloaded(&image, bound),
+            "the image did not unload within {bound:?}: a device object is still referenced"
+        );
+        started.elapsed()
+    }
 }
 
 /// A loaded driver image, by identity (copyable, valid after [`LoadedDriver::unload`]).

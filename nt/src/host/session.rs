@@ -146,6 +146,20 @@ impl Session {
         settle();
         leaks::collect()
     }
+
+    /// Ends the session after asserting, in the caller's frame, that its [`leak_report`] is empty
+    /// (no IRP, socket, timer, work item, thread, pool block or driver image left) and that no
+    /// violation was recorded and not yet taken ([`take_violations`]); panics (fails the test) with
+    /// the report or the violations otherwise.
+    ///
+    /// [`leak_report`]: Self::leak_report
+    /// [`take_violations`]: crate::emu::take_violations
+    pub fn finish(self) {
+        let report = self.leak_report();
+        assert!(report.is_empty(), "{report}");
+        let violations = verifier::take_violations();
+        assert!(violations.is_empty(), "kernel rules broken: {violations:?}");
+    }
 }
 
 impl Drop for Session {

@@ -7,9 +7,10 @@
 pub mod datagram;
 
 use core::ptr;
+use nt::emu::wsk::{MemoryNetwork, Peer};
 use nt::*;
 use std::cell::UnsafeCell;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
@@ -537,6 +538,34 @@ pub fn accept(listener: PWSK_SOCKET, remote: &Addr, op: &IrpOp) -> NTSTATUS {
             op.start(),
         )
     }
+}
+
+/// Accepts one connection on `listener` (waiting for it, bounded); returns the new socket.
+pub fn accept_one(listener: PWSK_SOCKET) -> PWSK_SOCKET {
+    let op = IrpOp::new();
+    let remote = Addr::empty();
+    accept(listener, &remote, &op);
+    let (status, information) = op.wait();
+    assert_eq!(status, STATUS_SUCCESS, "WskAccept");
+    std::ptr::with_exposed_provenance_mut::<WSK_SOCKET>(information)
+}
+
+/// A connection accepted from an in-memory peer, on a listener bound to `127.0.0.1:0`; returns
+/// (listener, connection, peer).
+pub fn connected(client: &Client, net: &MemoryNetwork) -> (PWSK_SOCKET, PWSK_SOCKET, Peer) {
+    let listener = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
+    bind(listener, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    let peer = net.connect(local_address(listener)).expect("connect");
+    (listener, accept_one(listener), peer)
+}
+
+/// A connection accepted from a host `TcpStream` (real TCP), on a listener bound to
+/// `127.0.0.1:0`; returns (listener, connection, the host's end).
+pub fn connected_over_tcp(client: &Client) -> (PWSK_SOCKET, PWSK_SOCKET, TcpStream) {
+    let listener = client.socket(AF_INET, WSK_FLAG_LISTEN_SOCKET);
+    bind(listener, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    let peer = TcpStream::connect(local_address(listener)).expect("connect");
+    (listener, accept_one(listener), peer)
 }
 
 /// `WskReceive` of `buf[offset..offset+len]` on `op`.
