@@ -145,12 +145,14 @@ fn listens(pid: u32, port: u16) -> bool {
 
 /// Starts the program on a free port with both outputs closed, and connects to it. The program
 /// cannot say that it listens, so the test looks (bounded, yielding between looks) for a listening
-/// socket on the port that is the program's own. Not by connecting until a connect succeeds: between
-/// the check that the port is free and the program's bind, any other process on the machine may
-/// listen on it for a moment (another test run probing for a free port does exactly that); a connect
-/// that reached such a listener is reset when it closes, and the test would blame the program. If the
-/// program exits with status 1 (DriverEntry failed: another process took the free port meanwhile),
-/// it is started again on another port.
+/// socket on the port that is the program's own. Not by connecting until a connect succeeds: the
+/// listener [`free_port`] opened to check the port can outlive its close. Another test of this
+/// binary that spawns its program at that moment forks, and the forked child holds a copy of every
+/// descriptor until its exec closes the close-on-exec ones; meanwhile the check's listener still
+/// listens. A connect that reached it was reset when the exec closed it (traced: the reset came from
+/// the other program's process, from a socket closed with the connection in its accept queue, and
+/// this program never saw the connection). If the program exits with status 1 (DriverEntry failed:
+/// the port was taken meanwhile), it is started again on another port.
 fn start_with_closed_outputs() -> (Child, u16, TcpStream) {
     for _attempt in 0..3 {
         let port = free_port();
