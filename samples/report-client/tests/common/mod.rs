@@ -70,11 +70,13 @@ impl Client {
     /// [`BOUND`]. Returns how long it took.
     pub fn unload(&mut self) -> Duration {
         let started = Instant::now();
-        // DriverUnload runs while time passes, as in a kernel: with the clock paused, a bounded wait
-        // of the unload (wsk-async's wait for completion routines still running, in 1 ms
-        // KeDelayExecutionThread steps) would never end.
-        nt::emu::clock::resume();
         if let Some(driver) = self.driver.take() {
+            // DriverUnload runs while time passes, as in a kernel: with the clock paused, a bounded
+            // wait of the unload (wsk-async's wait for completion routines still running, in 1 ms
+            // KeDelayExecutionThread steps) would never end. Only with a driver to unload, hence
+            // inside this test's session: `Drop` calls this again after `finish` has ended the
+            // session, when the clock (global) may already be the next test's, paused by it.
+            nt::emu::clock::resume();
             let image = driver.image();
             let (done, returned) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
