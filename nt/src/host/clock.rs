@@ -82,10 +82,15 @@ pub fn resume() {
     }
 }
 
-/// Sets the paused clock to `t` (never backwards). Called by the timer code under the dispatcher lock.
+/// Sets the paused clock to `t`, never backwards: not below the clock's reading, paused or running
+/// (a `resume` on another thread may have let it run since the caller paused it, and a running
+/// clock may already be past `t`). Called by the timer code under the dispatcher lock.
 pub(super) fn set_paused_time(t: u64) {
     let _writer = writer();
-    let current = PAUSED_AT.load(Ordering::Acquire);
+    let current = match PAUSED_AT.load(Ordering::Acquire) {
+        0 => real_elapsed().saturating_add(OFFSET.load(Ordering::Acquire)),
+        paused => paused,
+    };
     PAUSED_AT.store(current.max(t).max(1), Ordering::Release);
 }
 
@@ -166,5 +171,33 @@ pub unsafe extern "system" fn KeQueryPerformanceCounter(PerformanceFrequency: *m
     let ticks = u128::from(now()) * hz as u128 / 10_000_000;
     LARGE_INTEGER {
         QuadPart: i64::try_from(ticks).unwrap_or(i64::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `set_paused_time` on a clock that runs again (resumed by another thread after `advance`
+    /// paused it) never moves it backwards: it used to set it to the step asked for, which a running
+    /// clock that started past it had already left behind.
+    #[test]
+    fn setting_the_paused_time_below_a_running_clock_does_not_move_it_backwards() {
+        // Serialised with every other user of the clock, which is global.
+        let _session = crate::emu::session();
+        pause();
+        let step = now();
+        resume();
+        // The running clock continues from `step`; make sure it is past it.
+        let before = loop {
+            let reading = now();
+            if reading > step {
+                break reading;
+            }
+            std::thread::yield_now();
+        };
+        set_paused_time(step);
+        assert!(now() >= before, "the clock went back from {before} to {}", now());
+        resume();
     }
 }
