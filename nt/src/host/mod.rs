@@ -182,11 +182,22 @@ pub mod emu {
     /// [`advance`](clock::advance) moves it. A new session starts with the clock running and a
     /// 10 MHz performance counter.
     pub mod clock {
-        pub use super::super::clock::{is_paused, now, pause, set_performance_frequency};
+        pub use super::super::clock::{is_paused, now, set_performance_frequency};
+
+        /// Stops the clock at its current value: from then on only [`advance`] moves it.
+        ///
+        /// # Panics
+        /// While no session is current (the clock is process-wide: a call between sessions would
+        /// change the next test's clock), as do [`resume`] and [`advance`].
+        pub fn pause() {
+            super::super::session::require_current_session("emu::clock::pause");
+            super::super::clock::pause();
+        }
 
         /// Lets the clock follow real time again, from its current value; waits and timers that
         /// were waiting for `advance` now expire in real time.
         pub fn resume() {
+            super::super::session::require_current_session("emu::clock::resume");
             super::super::timer::resume();
         }
 
@@ -199,6 +210,7 @@ pub mod emu {
         /// expires in due order, and the DPCs they queue have run (on a DPC CPU, at
         /// DISPATCH_LEVEL) before this returns. PASSIVE_LEVEL only; never call it from a DPC.
         pub fn advance(by: std::time::Duration) {
+            super::super::session::require_current_session("emu::clock::advance");
             super::super::timer::advance(by);
         }
     }

@@ -5,7 +5,7 @@ use super::leaks::{self, LeakReport};
 use super::{cancel, clock, driver, exports, irql, objects, timer, tracking, verifier, workitem};
 use crate::types::PASSIVE_LEVEL;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -15,6 +15,9 @@ thread_local! {
     /// Whether this thread holds the session lock (to refuse a nested session instead of deadlocking).
     static IN_SESSION: Cell<bool> = const { Cell::new(false) };
 }
+
+/// Whether a session is current (started and not yet ending), on any thread.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
 
 /// How long the end of a session waits, in real time, for queued DPCs and for system threads that
 /// have signalled their end to finish returning. Only a hung emulated thread ever hits it.
@@ -41,7 +44,22 @@ pub fn session() -> Session {
     let exclusive = SESSION_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     IN_SESSION.with(|s| s.set(true));
     reset_all();
+    ACTIVE.store(true, Ordering::SeqCst);
     Session { _exclusive: exclusive }
+}
+
+/// Panics unless a session is current. For the emulation's process-wide test controls (the clock):
+/// called between sessions (a harness's `Drop` that runs after its session ended, a thread left
+/// running), it would land in the next test's session, such as one that has just paused the clock.
+/// A thread the test spawned may use them while the test's session is current (an advancer thread);
+/// which session it belongs to is not checked.
+pub(super) fn require_current_session(control: &str) {
+    if !ACTIVE.load(Ordering::SeqCst) {
+        panic!(
+            "{control} called while no emu::session() is current: the emulated clock is process-wide, \
+             so a call between sessions changes the next test's clock; make it before the session ends"
+        );
+    }
 }
 
 fn reset_all() {
@@ -168,6 +186,7 @@ impl Drop for Session {
     /// Stops the session's DPC threads. After a clean end, quarantined memory goes back to the host.
     fn drop(&mut self) {
         IN_SESSION.with(|s| s.set(false));
+        ACTIVE.store(false, Ordering::SeqCst);
         settle();
         let report = leaks::collect();
         let dpc_thread_stopped = timer::stop_thread(SETTLE_BOUND);
