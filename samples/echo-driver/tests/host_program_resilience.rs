@@ -67,7 +67,7 @@ fn interrupt(child: &Child) {
 /// Not one the OS hands out for port 0: the other tests here start the program with `--port 0`, and
 /// every client socket binds an ephemeral port. A port from that range, released by this check,
 /// could be taken by one of them before this test's program binds it; this test's program then
-/// fails to bind, and the test, polling the port, would meanwhile connect to the other program.
+/// fails to bind and has to be started again on another port.
 fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     // Linux's ephemeral range starts at 32768 unless configured otherwise.
