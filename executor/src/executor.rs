@@ -557,7 +557,7 @@ impl Executor {
         self.queue.wait_for_push(|| false, wait);
     }
 
-    /// Takes the whole run queue and runs each task once. `closing` is `Some(owed)` during
+    /// Takes the whole run queue and runs each task once, oldest first. `closing` is `Some(owed)` during
     /// shutdown: futures are dropped instead of polled, and `owed` tracks stale entries (see
     /// `drop_everything`). Returns how many entries were taken.
     #[inline(always)]
@@ -566,13 +566,17 @@ impl Executor {
         let local = self.local.get();
         // SAFETY: the caller holds POLLER, the only right to touch the local queue. Only a non-empty
         // local queue is written (emptied).
-        let mut node = unsafe {
+        let newest_first = unsafe {
             if (*local).is_null() {
                 self.queue.take_all()
             } else {
                 local.replace(ptr::null_mut())
             }
         };
+        // Run the batch in the order its tasks were queued (see `RunQueue::oldest_first`).
+        // SAFETY: a chain just taken by this thread (the POLLER holder) from either queue; every task
+        // in it keeps RUN_QUEUED set until `run_task` begins its poll, so nobody pushes it meanwhile.
+        let mut node = unsafe { RunQueue::oldest_first(newest_first) };
         while let Some(current) = NonNull::new(node) {
             // SAFETY: `current` is a live node of the chain just taken; read its successor before the
             // task can be pushed again.

@@ -183,4 +183,33 @@ impl<T: Linked> RunQueue<T> {
         // push whose Release the drain's Acquire observed.
         unsafe { (*T::link(node)).load(Ordering::Relaxed) }
     }
+
+    /// Reverses a chain returned by [`RunQueue::take_all`] (or a consumer-private stack linked the
+    /// same way) in place and returns its new first node: the chain then runs oldest push first.
+    ///
+    /// Why the executor wants that order: a stack drained newest first makes the task that was woken
+    /// first in a batch wait for every task woken after it. Under load, that is the connection whose
+    /// completion has waited longest waiting longer still, which is what a latency tail is made of.
+    /// Microsoft's echosrv pops its completed operations the same way (an SList flushed at once) and
+    /// reverses them before handling them, for the same reason.
+    ///
+    /// # Safety
+    /// `head` is null or the first node of such a chain, every node of it live, and the chain is
+    /// the consumer's alone: no node in it can be pushed again before the consumer hands it back
+    /// (for tasks, the `RUN_QUEUED` bit stays set until the task's poll begins), so nobody else reads
+    /// or writes these links meanwhile.
+    pub(crate) unsafe fn oldest_first(mut head: *mut T) -> *mut T {
+        let mut reversed = ptr::null_mut();
+        while let Some(node) = NonNull::new(head) {
+            // SAFETY: the caller guarantees the node is live and its link is the consumer's alone;
+            // the successor is read before the link is overwritten.
+            unsafe {
+                let link = &*T::link(node);
+                head = link.load(Ordering::Relaxed);
+                link.store(reversed, Ordering::Relaxed);
+            }
+            reversed = node.as_ptr();
+        }
+        reversed
+    }
 }

@@ -104,6 +104,58 @@ fn a_task_woken_while_being_polled_is_polled_again() {
     assert_eq!(POLLS.load(Ordering::SeqCst), 4);
 }
 
+/// A batch runs oldest first: tasks are first polled in the order they were spawned, on the shared
+/// queue and on a local runner's stack, and polled again in the order they were woken. Draining
+/// either stack newest first (as it comes off the stack) fails both checks.
+#[test]
+fn tasks_are_polled_in_the_order_they_were_spawned_and_woken() {
+    static EXECUTOR: Executor = Executor::new();
+    static POOL: TaskPool<64, 8> = TaskPool::new();
+    static POLLED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    static WAKERS: Mutex<Vec<(usize, Waker)>> = Mutex::new(Vec::new());
+    // Pends on its first poll (leaving its waker), completes on its second; records both polls.
+    fn task(id: usize) -> impl Future<Output = ()> + Send {
+        let mut woken = false;
+        poll_fn(move |cx| {
+            POLLED.lock().unwrap().push(id);
+            if woken {
+                return Poll::Ready(());
+            }
+            woken = true;
+            WAKERS.lock().unwrap().push((id, cx.waker().clone()));
+            Poll::Pending
+        })
+    }
+    let take_polled = || core::mem::take(&mut *POLLED.lock().unwrap());
+    let wake_in = |order: &[usize]| {
+        let mut wakers = core::mem::take(&mut *WAKERS.lock().unwrap());
+        for id in order {
+            let at = wakers.iter().position(|(w, _)| w == id).unwrap();
+            wakers.swap_remove(at).1.wake();
+        }
+        assert!(wakers.is_empty());
+    };
+
+    for id in 0..4 {
+        POOL.spawn_detached(EXECUTOR.spawner(), task(id)).unwrap();
+    }
+    assert_eq!(EXECUTOR.run_until_idle(), Ok(4));
+    assert_eq!(take_polled(), [0, 1, 2, 3]);
+    wake_in(&[2, 0, 3, 1]);
+    assert_eq!(EXECUTOR.run_until_idle(), Ok(4));
+    assert_eq!(take_polled(), [2, 0, 3, 1]);
+
+    let runner = EXECUTOR.local_runner().unwrap();
+    for id in 10..14 {
+        POOL.spawn_detached(runner.spawner(), task(id)).unwrap();
+    }
+    assert_eq!(runner.run_until_idle(), 4);
+    assert_eq!(take_polled(), [10, 11, 12, 13]);
+    wake_in(&[13, 11, 10, 12]);
+    assert_eq!(runner.run_until_idle(), 4);
+    assert_eq!(take_polled(), [13, 11, 10, 12]);
+}
+
 #[test]
 fn stale_wakes_of_finished_tasks_are_harmless() {
     static EXECUTOR: Executor = Executor::new();
