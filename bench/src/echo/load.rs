@@ -2,6 +2,7 @@
 //! tokio task (send one message, wait for all of its echo, record the round trip, repeat), on a
 //! client runtime of its own (multi_thread, 2 workers) created once for the whole benchmark.
 
+use crate::figures::spread;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,6 +16,10 @@ pub struct CaseResult {
     pub mb_per_s: f64,
     pub p50_us: f64,
     pub p99_us: f64,
+    /// How unevenly the connections were served: (max - min) / median of the round trips each
+    /// connection completed in the window. A server that keeps serving the connections that are
+    /// ready at once, while others wait, shows it here before it shows in the p99.
+    pub conn_spread: f64,
 }
 
 pub struct LoadGenerator {
@@ -55,8 +60,11 @@ impl LoadGenerator {
                 .map(|(i, stream)| tokio::spawn(client(stream, size, i, warm_until, stop_at)))
                 .collect();
             let mut rtts: Vec<u64> = Vec::new();
+            let mut per_connection: Vec<f64> = Vec::with_capacity(conns);
             for task in tasks {
-                rtts.extend(task.await.expect("client task"));
+                let connection = task.await.expect("client task");
+                per_connection.push(connection.len() as f64);
+                rtts.extend(connection);
             }
             assert!(!rtts.is_empty(), "no round trip completed in the measured window");
             rtts.sort_unstable();
@@ -67,6 +75,7 @@ impl LoadGenerator {
                 mb_per_s: messages_per_s * size as f64 / 1e6,
                 p50_us: percentile(50),
                 p99_us: percentile(99),
+                conn_spread: spread(&per_connection),
             }
         })
     }

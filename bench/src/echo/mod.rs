@@ -76,8 +76,18 @@ pub fn run() -> Vec<Figure> {
 
     println!("Echo on loopback TCP: closed loop, {ROUNDS} rounds of {MEASURE:?} (after {WARMUP:?} warm-up), medians");
     println!(
-        "{:<6} {:<7} {:<22} {:>12} {:>10} {:>10} {:>10} {:>9} {:>11} {:>10}",
-        "conns", "message", "server", "messages/s", "MB/s", "p50 us", "p99 us", "spread", "thru ratio", "p99 ratio"
+        "{:<6} {:<7} {:<22} {:>12} {:>10} {:>10} {:>10} {:>9} {:>11} {:>11} {:>10}",
+        "conns",
+        "message",
+        "server",
+        "messages/s",
+        "MB/s",
+        "p50 us",
+        "p99 us",
+        "spread",
+        "conn spread",
+        "thru ratio",
+        "p99 ratio"
     );
     let mut figures = Vec::new();
     for (c, &(conns, size)) in cases.iter().enumerate() {
@@ -92,6 +102,7 @@ pub fn run() -> Vec<Figure> {
             let (mb, _) = pick(kind, |r| r.mb_per_s);
             let (p50, _) = pick(kind, |r| r.p50_us);
             let (p99, _) = pick(kind, |r| r.p99_us);
+            let (conn_spread, _) = pick(kind, |r| r.conn_spread);
             let (thru_ratio, p99_ratio) = if kind == Kind::Ours {
                 ("".to_string(), "".to_string())
             } else {
@@ -101,7 +112,7 @@ pub fn run() -> Vec<Figure> {
                 )
             };
             println!(
-                "{:<6} {:<7} {:<22} {:>12.0} {:>10.2} {:>10.1} {:>10.1} {:>8.0}% {:>11} {:>10}",
+                "{:<6} {:<7} {:<22} {:>12.0} {:>10.2} {:>10.1} {:>10.1} {:>8.0}% {:>10.0}% {:>11} {:>10}",
                 conns,
                 size_name(size),
                 kind.name(),
@@ -110,6 +121,7 @@ pub fn run() -> Vec<Figure> {
                 p50,
                 p99,
                 thru_spread * 100.0,
+                conn_spread * 100.0,
                 thru_ratio,
                 p99_ratio
             );
@@ -123,7 +135,10 @@ pub fn run() -> Vec<Figure> {
             }
         }
     }
-    println!("spread: (max - min) / median of messages/s over the rounds; ratios: ours / that server");
+    println!("spread: (max - min) / median of messages/s over the rounds; conn spread: (max - min) / median of");
+    println!(
+        "the round trips each connection completed in a round (median over the rounds); ratios: ours / that server"
+    );
     println!();
     figures.extend(run_bulk());
     figures
