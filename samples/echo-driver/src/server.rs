@@ -193,17 +193,10 @@ struct InFlight<'c> {
     /// with `fin`, in the padding after `begin`, rather than as locals of the future, which the
     /// compiler lays out with padding of their own and captures separately in the polling closure.
     ready_streak: u8,
-    /// An operation completed since the idle timer was last set (in the same padding).
-    active: bool,
-    /// The idle timeout: one timer entry for the whole echo, its deadline moved
-    /// ([`Sleep::reset`]) instead of a new timer linked and unlinked (and the kernel timer armed
-    /// and cancelled) around every wait. It is moved when the task is about to wait after a turn in
-    /// which operations completed (`active`), not at each completion: once per turn instead of once
-    /// per event, and after the turn's new operations went to WSK instead of before them (a
-    /// completion's next send is not delayed by a clock read and the timer's spin lock). The deadline
-    /// is then set no earlier than after the last completion, so the timeout never fires early; it
-    /// may fire later by what remained of that turn. Here rather than as a pinned local, which would
-    /// cost a pointer to it in the future and another in the polling closure.
+    /// The idle timeout: one timer entry for the whole echo, its deadline moved on each completed
+    /// operation ([`Sleep::reset`]) instead of a new timer linked and unlinked (and the kernel timer
+    /// armed and cancelled) around every wait. Here rather than as a pinned local, which would cost
+    /// a pointer to it in the future and another in the polling closure.
     idle: Sleep,
 }
 
@@ -301,7 +294,6 @@ fn serve(
                 begin: [0; BUFFERS_PER_CONNECTION],
                 fin: false,
                 ready_streak: 0,
-                active: false,
                 idle: sleep_until(after(timeouts.idle)),
             };
             // From here on `ops` is only borrowed, never moved: it is dropped in place at the end of
@@ -320,34 +312,25 @@ fn serve(
                         cx.waker().wake_by_ref();
                         return core::task::Poll::Pending;
                     }
-                    match next_event(cx, &mut ops) {
-                        core::task::Poll::Ready(event) => {
-                            ops.ready_streak += 1;
-                            ops.active = true;
-                            core::task::Poll::Ready(Ok(Some(event)))
-                        }
-                        // Operations completed in this turn: the idle timeout starts again, below
-                        // (where `timeouts` is at hand: capturing it here would add a reference to
-                        // this closure, and so to the future, which has no room for it).
-                        core::task::Poll::Pending if core::mem::take(&mut ops.active) => {
-                            core::task::Poll::Ready(Ok(None))
-                        }
-                        core::task::Poll::Pending => {
-                            ops.ready_streak = 0;
-                            // SAFETY: `ops` is never moved (see where it is made).
-                            unsafe { ops.idle() }.poll(cx).map(|()| Err(Elapsed))
-                        }
+                    let polled = next_event(cx, &mut ops);
+                    ops.ready_streak = if polled.is_ready() {
+                        ops.ready_streak.saturating_add(1)
+                    } else {
+                        0
+                    };
+                    match polled {
+                        core::task::Poll::Ready(event) => core::task::Poll::Ready(Ok(event)),
+                        // SAFETY: `ops` is never moved (see where it is made).
+                        core::task::Poll::Pending => unsafe { ops.idle() }.poll(cx).map(|()| Err(Elapsed)),
                     }
                 });
                 let event = match events.await {
-                    Ok(Some(event)) => event,
-                    Ok(None) => {
-                        // SAFETY: `ops` is never moved (see where it is made).
-                        unsafe { ops.idle() }.reset(after(timeouts.idle));
-                        continue;
-                    }
+                    Ok(event) => event,
                     Err(Elapsed) => break End::Idle,
                 };
+                // An operation completed: the idle timeout starts again.
+                // SAFETY: `ops` is never moved (see where it is made).
+                unsafe { ops.idle() }.reset(after(timeouts.idle));
                 match event {
                     Event::Received(Ok(0), buf) => {
                         ops.fin = true;
