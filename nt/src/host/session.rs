@@ -43,6 +43,7 @@ pub fn session() -> Session {
     }
     let exclusive = SESSION_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     IN_SESSION.with(|s| s.set(true));
+    verifier::note_panics();
     reset_all();
     ACTIVE.store(true, Ordering::SeqCst);
     Session { _exclusive: exclusive }
@@ -152,6 +153,13 @@ pub fn checks() -> Checks {
 fn settle() {
     // What the WSK provider deferred is completed first (its completion routines may queue work).
     super::wsk::settle();
+    settle_without_wsk();
+}
+
+/// The part of [`settle`] that only waits for what is already queued or running: DPCs, work items,
+/// ended threads. Unlike the WSK provider's deferred completions, which `settle` runs on the calling
+/// thread, none of it is started here.
+fn settle_without_wsk() {
     timer::settle(SETTLE_BOUND);
     workitem::settle(SETTLE_BOUND);
     objects::join_finished(SETTLE_BOUND);
@@ -187,7 +195,17 @@ impl Drop for Session {
     fn drop(&mut self) {
         IN_SESSION.with(|s| s.set(false));
         ACTIVE.store(false, Ordering::SeqCst);
-        settle();
+        if std::thread::panicking() {
+            // The test failed and is unwinding: its locals, which the contexts of its completion
+            // routines point into, are already dropped. Delivering the completions the provider
+            // deferred would run those routines on freed memory (and end the run in a crash
+            // instead of the test's failure). They are left undelivered; the next session forgets
+            // them. DPCs and work items already queued still run (on their own threads, as they
+            // would have anyway); the waits below only bound how long they may take.
+            settle_without_wsk();
+        } else {
+            settle();
+        }
         let report = leaks::collect();
         let dpc_thread_stopped = timer::stop_thread(SETTLE_BOUND);
         let untaken = verifier::take_violations();

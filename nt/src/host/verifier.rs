@@ -326,7 +326,47 @@ fn format_report(rule: Rule, object: &dyn fmt::Display, created_at: Option<&Back
     if let Some(here) = creation_site() {
         let _ = writeln!(out, "    violation detected at:\n{}", trim_backtrace(&here));
     }
+    if std::thread::panicking() {
+        // A bug check while the test unwinds from its own failure aborts the process, which
+        // discards the failure's message (the test harness holds it with the test's output).
+        let _ = writeln!(
+            out,
+            "    detected while the thread unwinds from a panic (the test had already failed): {}",
+            unwinding_from().unwrap_or_else(|| "<message not recorded>".to_string())
+        );
+    }
     out
+}
+
+thread_local! {
+    /// The message and place of this thread's latest panic, recorded by [`note_panics`]'s hook.
+    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes every panic record its message and place for [`format_report`], in a hook that then calls
+/// the hook it replaced (so the panic is printed as before). Installed once, by the first session.
+pub(super) fn note_panics() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("<a panic payload that is not a string>");
+            let place = info.location().map(ToString::to_string).unwrap_or_default();
+            // `try_with`: a panic during the thread's teardown finds the slot gone.
+            let _ = LAST_PANIC.try_with(|last| *last.borrow_mut() = Some(format!("'{message}' at {place}")));
+            previous(info);
+        }));
+    });
+}
+
+/// This thread's latest panic, as [`note_panics`] recorded it.
+fn unwinding_from() -> Option<String> {
+    LAST_PANIC.try_with(|last| last.borrow().clone()).ok().flatten()
 }
 
 /// A backtrace without the frames of the emulation itself and of std, which say nothing about the
