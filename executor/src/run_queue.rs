@@ -196,8 +196,10 @@ impl<T: Linked> RunQueue<T> {
     /// # Safety
     /// `head` is null or the first node of such a chain, every node of it live, and the chain is
     /// the consumer's alone: no node in it can be pushed again before the consumer hands it back
-    /// (for tasks, the `RUN_QUEUED` bit stays set until the task's poll begins), so nobody else reads
-    /// or writes these links meanwhile.
+    /// (for tasks, the `RUN_QUEUED` bit stays set until the task's poll begins), so nobody else
+    /// writes these links meanwhile. (A task pool's free-list claimer that stalled may still read
+    /// one, atomically, as its own stale "next free" link; it discards what it read: see
+    /// `free_list.rs`.)
     pub(crate) unsafe fn oldest_first(mut head: *mut T) -> *mut T {
         let mut reversed = ptr::null_mut();
         while let Some(node) = NonNull::new(head) {

@@ -1,8 +1,10 @@
-//! What the emulation does when a test fails (panics) with operations still in flight: the
-//! session's end must not run the failed test's completion routines while the test unwinds. Their
+//! What the emulation does when a test fails (panics) with operations still in flight. The
+//! session's end must not run the failed test's completion routines while the test unwinds: their
 //! contexts are the test's locals, already dropped by then, so a routine run there writes into freed
-//! memory (it used to end such a run in SIGSEGV instead of the test's own failure). A separate
-//! binary: it deliberately leaves a session with a deferred completion behind.
+//! memory (it used to end such a run in SIGSEGV instead of the test's own failure). And a bug check
+//! during the unwinding, which aborts the process and so discards the test's captured output, must
+//! name the failure itself. A binary of its own: its tests deliberately leave sessions with
+//! operations in flight.
 #![cfg(not(target_os = "windows"))]
 
 mod wsk_support;
@@ -10,8 +12,9 @@ mod wsk_support;
 use nt::emu::wsk::{MemoryNetwork, Schedule, set_schedule};
 use nt::emu::{self};
 use nt::*;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use wsk_support::*;
 
@@ -26,41 +29,60 @@ unsafe extern "system" fn count_completion(_device: PDEVICE_OBJECT, _irp: PIRP, 
     STATUS_MORE_PROCESSING_REQUIRED
 }
 
+/// A receive pending on an accepted in-memory connection, under the `pending` schedule, with
+/// [`count_completion`] as its completion routine; what it needs is kept alive with it.
+struct PendingReceive {
+    irp: PIRP,
+    _peer: emu::wsk::Peer,
+    _client: Client,
+    _net: MemoryNetwork,
+}
+
+/// Call inside a session. What the receive borrows (its buffer and `WSK_BUF`) is pool memory never
+/// freed, which the next session forgets, so that nothing the test frees is still lent when it
+/// fails; the IRP is the caller's to free or not.
+fn pending_receive() -> PendingReceive {
+    // Under `pending`, a cancelled receive completes after IoCancelIrp returned: it waits in the
+    // provider's deferred queue, which the session's end delivers if the test passes.
+    set_schedule(Schedule::Pending);
+    let net = MemoryNetwork::install();
+    let client = Client::register();
+    let listener = dual_stack_listener(&client, 0);
+    let port = local_address(listener).port();
+    let peer = net
+        .connect(std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))
+        .expect("connect");
+    let socket = accept_one(listener);
+    let buf = PoolBuf::new(16);
+    // SAFETY: PASSIVE_LEVEL; a WSK_BUF-sized block, written before use.
+    let wsk_buf = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<WSK_BUF>(), POOL_TAG) }.cast::<WSK_BUF>();
+    assert!(!wsk_buf.is_null());
+    // SAFETY: a fresh block of the right size and pool alignment.
+    unsafe { wsk_buf.write(buf.wsk(0, 16)) };
+    std::mem::forget(buf);
+    // SAFETY: PASSIVE_LEVEL.
+    let irp = unsafe { IoAllocateIrp(1, FALSE) };
+    assert!(!irp.is_null());
+    // SAFETY: a fresh IRP of ours; the routine touches no context.
+    unsafe { IoSetCompletionRoutine(irp, Some(count_completion), ptr::null_mut(), true, true, true) };
+    let receive = conn(socket).WskReceive.expect("WskReceive");
+    // SAFETY: a connected socket; the buffer and its WSK_BUF are never freed, the IRP is live.
+    assert_eq!(unsafe { receive(socket, wsk_buf, 0, irp) }, STATUS_PENDING);
+    PendingReceive {
+        irp,
+        _peer: peer,
+        _client: client,
+        _net: net,
+    }
+}
+
 #[test]
-fn a_failed_test_s_deferred_completion_does_not_run_while_it_unwinds() {
+fn a_failed_test_s_deferred_completion_does_not_run_while_it_unwinds_or_after() {
     let failed = catch_unwind(AssertUnwindSafe(|| {
         let _session = emu::session();
-        // Under `pending`, a cancelled receive completes after IoCancelIrp returned: it waits in
-        // the provider's deferred queue, which the session's end delivers if the test passes.
-        set_schedule(Schedule::Pending);
-        let net = MemoryNetwork::install();
-        let client = Client::register();
-        let listener = dual_stack_listener(&client, 0);
-        let port = local_address(listener).port();
-        let _peer = net
-            .connect(std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))
-            .expect("connect");
-        let socket = accept_one(listener);
-        // What the receive borrows is never freed (pool memory, which the next session forgets),
-        // so that nothing the test frees is still lent when it fails: the only thing checked here
-        // is whether the completion routine runs.
-        let buf = PoolBuf::new(16);
-        // SAFETY: PASSIVE_LEVEL; a WSK_BUF-sized block, written before use.
-        let wsk_buf = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<WSK_BUF>(), POOL_TAG) }.cast::<WSK_BUF>();
-        assert!(!wsk_buf.is_null());
-        // SAFETY: a fresh block of the right size and pool alignment.
-        unsafe { wsk_buf.write(buf.wsk(0, 16)) };
-        std::mem::forget(buf);
-        // SAFETY: PASSIVE_LEVEL; the IRP is never freed (the test fails with it in flight).
-        let irp = unsafe { IoAllocateIrp(1, FALSE) };
-        assert!(!irp.is_null());
-        // SAFETY: a fresh IRP of ours; the routine touches no context.
-        unsafe { IoSetCompletionRoutine(irp, Some(count_completion), ptr::null_mut(), true, true, true) };
-        let receive = conn(socket).WskReceive.expect("WskReceive");
-        // SAFETY: a connected socket; the buffer, its WSK_BUF and the IRP are never freed.
-        assert_eq!(unsafe { receive(socket, wsk_buf, 0, irp) }, STATUS_PENDING);
-        // SAFETY: a live IRP.
-        assert_ne!(unsafe { IoCancelIrp(irp) }, 0, "the cancel routine ran");
+        let receive = pending_receive();
+        // SAFETY: a live IRP (never freed: the test fails with it in flight).
+        assert_ne!(unsafe { IoCancelIrp(receive.irp) }, 0, "the cancel routine ran");
         assert_eq!(COMPLETIONS.load(Ordering::SeqCst), 0, "deferred, as on another CPU");
         panic!("the test's own failure");
     }));
@@ -71,72 +93,97 @@ fn a_failed_test_s_deferred_completion_does_not_run_while_it_unwinds() {
         0,
         "the failed test's completion routine ran while its session unwound"
     );
+    // Nor later, before the next session: an emulated wait delivers whatever the provider still
+    // holds deferred (as the unwinding's own drops, or the failed test's TCP event loop, would).
+    // SAFETY: an all-zero KEVENT is a valid bit pattern before initialisation.
+    let mut signalled: KEVENT = unsafe { core::mem::zeroed() };
+    // SAFETY: a local event, initialised signalled, waited on at PASSIVE_LEVEL: the wait returns at
+    // once.
+    unsafe {
+        KeInitializeEvent(&mut signalled, NotificationEvent, TRUE);
+        KeWaitForSingleObject(
+            (&raw mut signalled).cast(),
+            Executive,
+            KernelMode,
+            FALSE,
+            ptr::null_mut(),
+        );
+    }
+    assert_eq!(
+        COMPLETIONS.load(Ordering::SeqCst),
+        0,
+        "a wait after the failed test's session delivered its deferred completion"
+    );
     // The next session starts clean: what the failed one left is forgotten, never completed.
     emu::session().finish();
     assert_eq!(COMPLETIONS.load(Ordering::SeqCst), 0);
 }
 
-/// Frees its IRP when dropped, and takes the violations recorded so far into `taken` while the
-/// session is still held (once the failed test's session ends, another test's may clear them).
+/// Frees its IRP when dropped (the violation the tests below make, recorded and made harmless by
+/// the emulation), and takes the violations recorded so far into `taken` while the session is
+/// still held (once the failed test's session ends, another test's may clear them).
 struct FreeOnDrop<'a> {
     irp: PIRP,
-    taken: &'a std::sync::Mutex<Vec<String>>,
+    taken: &'a Mutex<Vec<String>>,
 }
 
 impl Drop for FreeOnDrop<'_> {
     fn drop(&mut self) {
-        // SAFETY: our IRP; freeing it while pending is the violation under test (recorded, made
-        // harmless by the emulation).
+        // SAFETY: our IRP, pending: see the type's documentation.
         unsafe { IoFreeIrp(self.irp) };
         let messages = emu::take_violations().iter().map(ToString::to_string).collect();
         *self.taken.lock().unwrap() = messages;
     }
 }
 
+/// Runs `fail` in a session with a receive pending, and frees the receive's IRP (a violation)
+/// while `fail`'s panic unwinds; returns the violations' reports.
+fn violation_while_unwinding(fail: impl FnOnce()) -> Vec<String> {
+    let taken = Mutex::new(Vec::new());
+    let failed = catch_unwind(AssertUnwindSafe(|| {
+        let _session = emu::session();
+        emu::expect_violations();
+        let receive = pending_receive();
+        let _free = FreeOnDrop {
+            irp: receive.irp,
+            taken: &taken,
+        };
+        fail();
+    }));
+    assert!(failed.is_err(), "`fail` did not panic");
+    let taken = taken.into_inner().unwrap();
+    assert_eq!(taken.len(), 1, "one violation: {taken:?}");
+    assert!(taken[0].contains("IRP freed while pending"), "{}", taken[0]);
+    taken
+}
+
 /// A bug check while the test unwinds from its own failure aborts the process, and the abort
 /// discards the test's output, panic message included. The report must carry that message itself.
 #[test]
 fn a_bug_check_while_a_failed_test_unwinds_names_the_failure() {
-    let taken = std::sync::Mutex::new(Vec::new());
-    let failed = catch_unwind(AssertUnwindSafe(|| {
-        let _session = emu::session();
-        emu::expect_violations();
-        set_schedule(Schedule::Pending);
-        let net = MemoryNetwork::install();
-        let client = Client::register();
-        let listener = dual_stack_listener(&client, 0);
-        let port = local_address(listener).port();
-        let _peer = net
-            .connect(std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))
-            .expect("connect");
-        let socket = accept_one(listener);
-        let buf = PoolBuf::new(16);
-        // SAFETY: PASSIVE_LEVEL; a WSK_BUF-sized block, written before use.
-        let wsk_buf = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<WSK_BUF>(), POOL_TAG) }.cast::<WSK_BUF>();
-        assert!(!wsk_buf.is_null());
-        // SAFETY: a fresh block of the right size and pool alignment.
-        unsafe { wsk_buf.write(buf.wsk(0, 16)) };
-        std::mem::forget(buf);
-        // SAFETY: PASSIVE_LEVEL.
-        let irp = unsafe { IoAllocateIrp(1, FALSE) };
-        assert!(!irp.is_null());
-        // SAFETY: a fresh IRP of ours; the routine touches no context.
-        unsafe { IoSetCompletionRoutine(irp, Some(count_completion), ptr::null_mut(), true, true, true) };
-        let receive = conn(socket).WskReceive.expect("WskReceive");
-        // SAFETY: a connected socket; the buffer and its WSK_BUF are never freed; the IRP is freed
-        // only by the guard, which is the violation this test makes.
-        assert_eq!(unsafe { receive(socket, wsk_buf, 0, irp) }, STATUS_PENDING);
-        let _free = FreeOnDrop { irp, taken: &taken };
-        panic!("the test's own failure");
-    }));
-    assert!(failed.is_err());
-    let taken = taken.into_inner().unwrap();
-    assert_eq!(taken.len(), 1, "one violation: {taken:?}");
-    assert!(taken[0].contains("IRP freed while pending"), "{}", taken[0]);
+    let taken = violation_while_unwinding(|| panic!("the test's own failure"));
     assert!(
         taken[0].contains("detected while the thread unwinds from a panic")
             && taken[0].contains("'the test's own failure' at nt/tests/emu_failed_test.rs:"),
         "the report does not name the failure being unwound:\n{}",
+        taken[0]
+    );
+}
+
+/// A panic resumed with `resume_unwind` calls no panic hook: the report must not name an older
+/// panic of the same thread instead, from before the session.
+#[test]
+fn a_bug_check_while_unwinding_never_names_a_panic_from_before_the_session() {
+    // A session first, so that the hook is installed and records the earlier panic.
+    emu::session().finish();
+    let earlier = catch_unwind(|| panic!("a panic caught before the session"));
+    assert!(earlier.is_err());
+    let taken = violation_while_unwinding(|| resume_unwind(Box::new("resumed")));
+    assert!(
+        taken[0].contains("detected while the thread unwinds from a panic")
+            && taken[0].contains("<message not recorded>")
+            && !taken[0].contains("a panic caught before the session"),
+        "{}",
         taken[0]
     );
 }

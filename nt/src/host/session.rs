@@ -199,9 +199,11 @@ impl Drop for Session {
             // The test failed and is unwinding: its locals, which the contexts of its completion
             // routines point into, are already dropped. Delivering the completions the provider
             // deferred would run those routines on freed memory (and end the run in a crash
-            // instead of the test's failure). They are left undelivered; the next session forgets
-            // them. DPCs and work items already queued still run (on their own threads, as they
-            // would have anyway); the waits below only bound how long they may take.
+            // instead of the test's failure). They are forgotten now, not delivered (waiting for
+            // the next session to forget them would leave them to any wait in between). DPCs and
+            // work items already queued still run (on their own threads, as they would have
+            // anyway); the waits below only bound how long they may take.
+            super::wsk::forget_deferred();
             settle_without_wsk();
         } else {
             settle();

@@ -344,8 +344,17 @@ thread_local! {
 }
 
 /// Makes every panic record its message and place for [`format_report`], in a hook that then calls
-/// the hook it replaced (so the panic is printed as before). Installed once, by the first session.
+/// the hook it replaced (so the panic is printed as before). Installed once, by the first session
+/// (not on a panicking thread); every session start clears its own thread's record.
 pub(super) fn note_panics() {
+    // A message from an earlier session (a panic caught and resumed with `resume_unwind`, which
+    // calls no hook, would otherwise be reported under that older message).
+    let _ = LAST_PANIC.try_with(|last| last.borrow_mut().take());
+    // `take_hook`/`set_hook` panic on a panicking thread (a session opened in a `Drop` during
+    // unwinding): the hook is then installed by a later session instead.
+    if std::thread::panicking() {
+        return;
+    }
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
         let previous = std::panic::take_hook();

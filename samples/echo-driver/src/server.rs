@@ -216,7 +216,9 @@ impl InFlight<'_> {
 /// per operation it can have in flight (a receive and a send per buffer), so that in one turn it
 /// can handle each completion that woke it once, but an operation it starts in that turn and that
 /// completes at once (a receive whose bytes are already there) waits for its next turn, behind every
-/// other connection already woken.
+/// other connection already woken. What it costs: an operation the turn's last event creates goes
+/// to WSK only at the next turn (an operation is submitted when it is first polled), and a turn that
+/// ends on its last event takes one more poll of the task even when nothing else is ready.
 ///
 /// This is fairness between connections, the latency of the slowest. The C-style design gets it from
 /// its queue: every completion is an entry, the worker handles them oldest first, and one that

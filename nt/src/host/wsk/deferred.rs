@@ -91,6 +91,12 @@ pub(crate) fn wait_parked(count: usize, bound: Duration) -> bool {
     true
 }
 
+/// A failed test's session end, while it unwinds: forgets what is parked without running its
+/// completion routines (the knob stays as the test set it: what is cancelled later is parked too).
+pub(crate) fn forget() {
+    parked().clear();
+}
+
 /// A fresh session: knob off, and whatever a failed test left parked forgotten (its IRPs belong to
 /// the ended session, whose leak report names them).
 pub(crate) fn reset() {

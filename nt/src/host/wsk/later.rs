@@ -98,6 +98,19 @@ pub(crate) fn deliver_before_wait() {
     }
 }
 
+/// A failed test's session end, while it unwinds: forgets every deferred completion without
+/// running its completion routine (whose context is the test's, being dropped). A forgotten close
+/// still counts its socket closed, so that a `WskDeregister` the unwinding makes later does not wait
+/// out its bound for it.
+pub(crate) fn forget() {
+    let forgotten: Vec<Later> = queue().drain(..).collect();
+    for later in forgotten {
+        if let Some(registration) = later.closes {
+            registration.socket_closed();
+        }
+    }
+}
+
 /// A fresh session: what a failed test left deferred is forgotten (its IRPs belong to the ended
 /// session, whose leak report names them).
 pub(crate) fn reset() {

@@ -67,6 +67,16 @@ pub(super) fn reset() {
     backlog::reset();
 }
 
+/// The end of a session whose test failed and is unwinding: every completion the provider deferred
+/// or parked, and every pending resolution, is forgotten at once, never delivered. Not at the next
+/// session's start, which would leave them until then for any emulated wait (the unwinding's own,
+/// or the failed test's TCP event loop) to deliver into the test's freed memory.
+pub(super) fn forget_deferred() {
+    later::forget();
+    deferred::forget();
+    resolve::forget_pending();
+}
+
 /// Delivers the completions the schedule deferred (the end of a session, before its leak report).
 pub(super) fn settle() {
     later::deliver();

@@ -465,6 +465,15 @@ pub(crate) fn reset() {
     *state() = None;
 }
 
+/// A failed test's session end, while it unwinds: forgets the pending resolutions without
+/// completing their IRPs. The lists handed out stay known, so that the unwinding can still free
+/// them. A forgotten resolution's cancel routine, if called later, finds nothing to cancel.
+pub(crate) fn forget_pending() {
+    if let Some(st) = state().as_mut() {
+        st.pending.clear();
+    }
+}
+
 // The address slots start right after the entries: aligned for a SOCKADDR_IN6 (4) if the entries'
 // size is a multiple of 8 and each slot's size a multiple of 4.
 const _: () = assert!(size_of::<ADDRINFOEXW>() % 8 == 0 && size_of::<SOCKADDR_IN6>() % 4 == 0);
