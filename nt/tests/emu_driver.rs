@@ -211,6 +211,47 @@ fn unload_within_fails_when_a_device_reference_keeps_the_image() {
     assert!(image.wait_unloaded(BOUND));
 }
 
+/// DriverUnload that waits 1 ms of emulated time (as a driver polling for its threads to end
+/// does), then deletes its devices.
+unsafe extern "system" fn delay_then_delete_devices(driver_object: PDRIVER_OBJECT) {
+    let mut one_ms = LARGE_INTEGER::relative_100ns(10_000);
+    // SAFETY: PASSIVE_LEVEL in DriverUnload; a local interval.
+    unsafe { KeDelayExecutionThread(KernelMode, FALSE, &mut one_ms) };
+    // SAFETY: forwarded: the driver object is live during DriverUnload.
+    unsafe { delete_devices(driver_object) };
+}
+
+unsafe extern "system" fn entry_with_delaying_unload(
+    driver_object: PDRIVER_OBJECT,
+    path: *mut UNICODE_STRING,
+) -> NTSTATUS {
+    // SAFETY: forwarded from the loader.
+    let status = unsafe { entry_with_device(driver_object, path) };
+    // SAFETY: the driver object is live during DriverEntry.
+    unsafe { (*driver_object).DriverUnload = Some(delay_then_delete_devices) };
+    status
+}
+
+/// A paused clock is the usual reason a test's DriverUnload never returns (its timed waits see no
+/// time pass): the failure says so instead of only reporting the bound.
+#[test]
+fn unload_within_names_a_paused_clock_when_driver_unload_does_not_return() {
+    let _session = emu::session();
+    let loaded = driver::load(entry_with_delaying_unload).expect("DriverEntry succeeds");
+    let image = loaded.image();
+    emu::clock::pause();
+    let outcome = std::panic::catch_unwind(|| loaded.unload_within(std::time::Duration::from_millis(50)));
+    let message = outcome.expect_err("DriverUnload waits for a clock that does not move");
+    let text = message.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        text.contains("DriverUnload did not return within 50ms; the emulated clock is paused"),
+        "{text}"
+    );
+    // The unload thread is still waiting: time moves again, its delay ends, the image unloads.
+    emu::clock::resume();
+    assert!(image.wait_unloaded(BOUND));
+}
+
 /// The system thread of [`a_system_thread_running_when_the_image_is_unloaded_is_reported`].
 struct ThreadGate {
     entered: Box<Event>,

@@ -845,7 +845,15 @@ impl LoadedDriver {
             let _ = done.send(());
         });
         if returned.recv_timeout(bound).is_err() {
-            panic!("DriverUnload did not return within {bound:?}");
+            // The usual cause in a test: bounded waits in DriverUnload (a timer, a polling
+            // KeDelayExecutionThread, a KeWaitForSingleObject with a timeout) see no time pass.
+            let paused = if super::clock::is_paused() {
+                "; the emulated clock is paused, so its timed waits never end: resume it \
+                 (emu::clock::resume) before unloading"
+            } else {
+                ""
+            };
+            panic!("DriverUnload did not return within {bound:?}{paused}");
         }
         assert!(
             wait_image_unloaded(&image, bound),
