@@ -47,12 +47,7 @@ fn pending_receive() -> PendingReceive {
     set_schedule(Schedule::Pending);
     let net = MemoryNetwork::install();
     let client = Client::register();
-    let listener = dual_stack_listener(&client, 0);
-    let port = local_address(listener).port();
-    let peer = net
-        .connect(std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))
-        .expect("connect");
-    let socket = accept_one(listener);
+    let (_listener, socket, peer) = connected(&client, &net);
     let buf = PoolBuf::new(16);
     // SAFETY: PASSIVE_LEVEL; a WSK_BUF-sized block, written before use.
     let wsk_buf = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<WSK_BUF>(), POOL_TAG) }.cast::<WSK_BUF>();
