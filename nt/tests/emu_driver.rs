@@ -243,13 +243,14 @@ fn unload_within_names_a_paused_clock_when_driver_unload_does_not_return() {
     let outcome = std::panic::catch_unwind(|| loaded.unload_within(std::time::Duration::from_millis(50)));
     let message = outcome.expect_err("DriverUnload waits for a clock that does not move");
     let text = message.downcast_ref::<String>().cloned().unwrap_or_default();
+    // The unload thread is still waiting: time moves again (before anything here can fail, so that
+    // the thread never outlives the session), its delay ends, the image unloads.
+    emu::clock::resume();
+    assert!(image.wait_unloaded(BOUND));
     assert!(
         text.contains("DriverUnload did not return within 50ms; the emulated clock is paused"),
         "{text}"
     );
-    // The unload thread is still waiting: time moves again, its delay ends, the image unloads.
-    emu::clock::resume();
-    assert!(image.wait_unloaded(BOUND));
 }
 
 /// The system thread of [`a_system_thread_running_when_the_image_is_unloaded_is_reported`].

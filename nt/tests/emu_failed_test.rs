@@ -21,11 +21,13 @@ use wsk_support::*;
 /// The pool tag of this test's blocks: `Fail`.
 const POOL_TAG: ULONG = u32::from_le_bytes(*b"Fail");
 
-/// Runs of [`count_completion`].
+/// Runs of [`count_completion`] for the IRPs of the first test (each test counts its own).
 static COMPLETIONS: AtomicUsize = AtomicUsize::new(0);
 
-unsafe extern "system" fn count_completion(_device: PDEVICE_OBJECT, _irp: PIRP, _context: PVOID) -> NTSTATUS {
-    COMPLETIONS.fetch_add(1, Ordering::SeqCst);
+/// Counts its runs in the `AtomicUsize` its context points to (a `static`).
+unsafe extern "system" fn count_completion(_device: PDEVICE_OBJECT, _irp: PIRP, context: PVOID) -> NTSTATUS {
+    // SAFETY: the context is a `&'static AtomicUsize` (see `submit_receive`).
+    unsafe { &*context.cast::<AtomicUsize>() }.fetch_add(1, Ordering::SeqCst);
     STATUS_MORE_PROCESSING_REQUIRED
 }
 
@@ -48,6 +50,18 @@ fn pending_receive() -> PendingReceive {
     let net = MemoryNetwork::install();
     let client = Client::register();
     let (_listener, socket, peer) = connected(&client, &net);
+    PendingReceive {
+        irp: submit_receive(socket, &COMPLETIONS),
+        _peer: peer,
+        _client: client,
+        _net: net,
+    }
+}
+
+/// Submits a 16-byte `WskReceive` on `socket` with [`count_completion`] counting into `runs` as its
+/// completion routine, with a buffer and `WSK_BUF` in pool memory that is never freed; returns the
+/// IRP (pending).
+fn submit_receive(socket: PWSK_SOCKET, runs: &'static AtomicUsize) -> PIRP {
     let buf = PoolBuf::new(16);
     // SAFETY: PASSIVE_LEVEL; a WSK_BUF-sized block, written before use.
     let wsk_buf = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<WSK_BUF>(), POOL_TAG) }.cast::<WSK_BUF>();
@@ -58,17 +72,13 @@ fn pending_receive() -> PendingReceive {
     // SAFETY: PASSIVE_LEVEL.
     let irp = unsafe { IoAllocateIrp(1, FALSE) };
     assert!(!irp.is_null());
-    // SAFETY: a fresh IRP of ours; the routine touches no context.
-    unsafe { IoSetCompletionRoutine(irp, Some(count_completion), ptr::null_mut(), true, true, true) };
+    let context = ptr::from_ref(runs).cast_mut().cast();
+    // SAFETY: a fresh IRP of ours; the context is a static.
+    unsafe { IoSetCompletionRoutine(irp, Some(count_completion), context, true, true, true) };
     let receive = conn(socket).WskReceive.expect("WskReceive");
     // SAFETY: a connected socket; the buffer and its WSK_BUF are never freed, the IRP is live.
     assert_eq!(unsafe { receive(socket, wsk_buf, 0, irp) }, STATUS_PENDING);
-    PendingReceive {
-        irp,
-        _peer: peer,
-        _client: client,
-        _net: net,
-    }
+    irp
 }
 
 #[test]
@@ -112,6 +122,55 @@ fn a_failed_test_s_deferred_completion_does_not_run_while_it_unwinds_or_after() 
     // The next session starts clean: what the failed one left is forgotten, never completed.
     emu::session().finish();
     assert_eq!(COMPLETIONS.load(Ordering::SeqCst), 0);
+}
+
+/// Over TCP, an IRP the failed test left queued on a socket is completed by the transport's event
+/// loop when the host's end acts. The failed session's end stops that loop (it forgets the
+/// provider's registrations and sockets, which joins the loop's thread), so nothing the host does
+/// afterwards can run the failed test's routine.
+#[cfg(not(miri))]
+#[test]
+fn a_failed_test_s_session_end_stops_the_tcp_transport_that_holds_its_irps() {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let mut host_end = None;
+    let failed = catch_unwind(AssertUnwindSafe(|| {
+        let _session = emu::session();
+        set_schedule(Schedule::Realistic);
+        let client = Client::register();
+        let (_listener, socket, peer) = connected_over_tcp(&client);
+        let _irp = submit_receive(socket, &RUNS);
+        // The loop's thread names itself once it runs (std sets a thread's name from inside it):
+        // wait for that, bounded, before counting it below.
+        let named_by = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while event_loop_threads() != 1 {
+            assert!(std::time::Instant::now() < named_by, "the transport's event loop runs");
+            std::thread::yield_now();
+        }
+        host_end = Some(peer);
+        panic!("the test's own failure");
+    }));
+    assert!(failed.is_err());
+    assert_eq!(
+        event_loop_threads(),
+        0,
+        "the TCP transport's event loop outlived the failed test's session (it would complete the \
+         test's queued receive when the host's end acts)"
+    );
+    // The host closes its end, which a live transport would complete the receive with.
+    drop(host_end.take().expect("connected"));
+    emu::session().finish();
+    assert_eq!(RUNS.load(Ordering::SeqCst), 0);
+}
+
+/// How many threads of this process are the TCP transport's event loop (by name, which Linux
+/// truncates to 15 bytes). This binary's other tests use the in-memory network, which has none.
+#[cfg(not(miri))]
+fn event_loop_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "wsk-tcp-event-l")
+        .count()
 }
 
 /// Frees its IRP when dropped (the violation the tests below make, recorded and made harmless by

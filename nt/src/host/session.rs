@@ -200,11 +200,14 @@ impl Drop for Session {
             // routines point into, are already dropped. Delivering the completions the provider
             // deferred would run those routines on freed memory (and end the run in a crash
             // instead of the test's failure). They are forgotten now, not delivered (waiting for
-            // the next session to forget them would leave them to any wait in between). DPCs and
-            // work items already queued still run (on their own threads, as they would have
-            // anyway); the waits below only bound how long they may take.
-            super::wsk::forget_deferred();
+            // the next session to forget them would leave them to any wait in between), and the
+            // provider's sockets with them (see `forget_failed_session`). DPCs and work items
+            // already queued still run (on their own threads, as they would have anyway); the
+            // waits below only bound how long they may take. What they defer meanwhile is
+            // forgotten after them.
+            super::wsk::forget_failed_session();
             settle_without_wsk();
+            super::wsk::forget_failed_session();
         } else {
             settle();
         }

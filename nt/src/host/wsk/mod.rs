@@ -68,13 +68,18 @@ pub(super) fn reset() {
 }
 
 /// The end of a session whose test failed and is unwinding: every completion the provider deferred
-/// or parked, and every pending resolution, is forgotten at once, never delivered. Not at the next
-/// session's start, which would leave them until then for any emulated wait (the unwinding's own,
-/// or the failed test's TCP event loop) to deliver into the test's freed memory.
-pub(super) fn forget_deferred() {
+/// or parked, and every pending resolution, is forgotten at once, never delivered; the registrations
+/// and sockets are forgotten too, which stops the TCP transport's event loop, so that it completes
+/// none of the IRPs still queued on the failed test's sockets. Not at the next session's start, which
+/// would leave all of it until then for a later emulated wait or the event loop to complete into the
+/// test's freed memory. What this cannot cover: waits the unwinding makes before the session guard
+/// is dropped (the guard is usually the test's first local, so dropped last) still deliver.
+pub(super) fn forget_failed_session() {
     later::forget();
     deferred::forget();
     resolve::forget_pending();
+    registration::forget_all();
+    socket::forget_all();
 }
 
 /// Delivers the completions the schedule deferred (the end of a session, before its leak report).
