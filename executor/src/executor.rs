@@ -557,8 +557,8 @@ impl Executor {
         self.queue.wait_for_push(|| false, wait);
     }
 
-    /// Takes the whole run queue and runs each task once, oldest first. `closing` is `Some(owed)` during
-    /// shutdown: futures are dropped instead of polled, and `owed` tracks stale entries (see
+    /// Takes the whole run queue and runs each task once, oldest first. `closing` is `Some(owed)`
+    /// during shutdown: futures are dropped instead of polled, and `owed` tracks stale entries (see
     /// `drop_everything`). Returns how many entries were taken.
     #[inline(always)]
     fn run_queued(&'static self, mut closing: Option<&mut isize>) -> usize {

@@ -4,10 +4,11 @@
 //!   from a lock-free free list. Spawning and waking allocate nothing.
 //! * A task's state word (`SPAWNED`, `RUN_QUEUED`, ...) makes a wake enqueue the task only on the
 //!   `RUN_QUEUED` 0 -> 1 change; the state machine is documented in `state.rs`.
-//! * The run queue is an intrusive lock-free stack drained with one `swap`; each batch it yields runs
-//!   in the order its tasks were woken (oldest first), so no woken task waits behind later ones. A waker is the task
-//!   pointer plus a static vtable; waking is safe from any CPU at IRQL <= DISPATCH_LEVEL (an IRP
-//!   completion routine, a DPC) and never waits for another producer.
+//! * The run queue is an intrusive lock-free stack drained with one `swap`; each batch it yields
+//!   runs in the order its tasks were woken (oldest first), so no woken task waits behind later
+//!   ones. A waker is the task pointer plus a static vtable; waking is safe from any CPU at
+//!   IRQL <= DISPATCH_LEVEL (an IRP completion routine, a DPC) and never waits for another
+//!   producer.
 //! * An [`Executor`] runs on a system thread that sleeps on a synchronization KEVENT, signalled only
 //!   by the wake that finds the queue empty with the thread asleep.
 //! * [`block_on`] runs a future on a PASSIVE_LEVEL thread (DriverEntry), [`sleep`], [`timeout`] and
