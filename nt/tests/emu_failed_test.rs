@@ -7,8 +7,10 @@
 //! operations in flight.
 #![cfg(not(target_os = "windows"))]
 
+mod common;
 mod wsk_support;
 
+use common::{Event, TAG};
 use nt::emu::wsk::{MemoryNetwork, Schedule, set_schedule};
 use nt::emu::{self};
 use nt::*;
@@ -18,12 +20,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use wsk_support::*;
 
-/// The pool tag of this test's blocks: `Fail`.
-const POOL_TAG: ULONG = u32::from_le_bytes(*b"Fail");
-
-/// Runs of [`count_completion`] for the IRPs of the first test (each test counts its own).
-static COMPLETIONS: AtomicUsize = AtomicUsize::new(0);
-
 /// Counts its runs in the `AtomicUsize` its context points to (a `static`).
 unsafe extern "system" fn count_completion(_device: PDEVICE_OBJECT, _irp: PIRP, context: PVOID) -> NTSTATUS {
     // SAFETY: the context is a `&'static AtomicUsize` (see `submit_receive`).
@@ -32,7 +28,8 @@ unsafe extern "system" fn count_completion(_device: PDEVICE_OBJECT, _irp: PIRP, 
 }
 
 /// A receive pending on an accepted in-memory connection, under the `pending` schedule, with
-/// [`count_completion`] as its completion routine; what it needs is kept alive with it.
+/// [`count_completion`] counting into the caller's static as its completion routine; what it needs
+/// is kept alive with it.
 struct PendingReceive {
     irp: PIRP,
     _peer: emu::wsk::Peer,
@@ -43,7 +40,7 @@ struct PendingReceive {
 /// Call inside a session. What the receive borrows (its buffer and `WSK_BUF`) is pool memory never
 /// freed, which the next session forgets, so that nothing the test frees is still lent when it
 /// fails; the IRP is the caller's to free or not.
-fn pending_receive() -> PendingReceive {
+fn pending_receive(runs: &'static AtomicUsize) -> PendingReceive {
     // Under `pending`, a cancelled receive completes after IoCancelIrp returned: it waits in the
     // provider's deferred queue, which the session's end delivers if the test passes.
     set_schedule(Schedule::Pending);
@@ -51,7 +48,7 @@ fn pending_receive() -> PendingReceive {
     let client = Client::register();
     let (_listener, socket, peer) = connected(&client, &net);
     PendingReceive {
-        irp: submit_receive(socket, &COMPLETIONS),
+        irp: submit_receive(socket, runs),
         _peer: peer,
         _client: client,
         _net: net,
@@ -64,7 +61,7 @@ fn pending_receive() -> PendingReceive {
 fn submit_receive(socket: PWSK_SOCKET, runs: &'static AtomicUsize) -> PIRP {
     let buf = PoolBuf::new(16);
     // SAFETY: PASSIVE_LEVEL; a WSK_BUF-sized block, written before use.
-    let wsk_buf = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<WSK_BUF>(), POOL_TAG) }.cast::<WSK_BUF>();
+    let wsk_buf = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<WSK_BUF>(), TAG) }.cast::<WSK_BUF>();
     assert!(!wsk_buf.is_null());
     // SAFETY: a fresh block of the right size and pool alignment.
     unsafe { wsk_buf.write(buf.wsk(0, 16)) };
@@ -83,9 +80,10 @@ fn submit_receive(socket: PWSK_SOCKET, runs: &'static AtomicUsize) -> PIRP {
 
 #[test]
 fn a_failed_test_s_deferred_completion_does_not_run_while_it_unwinds_or_after() {
+    static COMPLETIONS: AtomicUsize = AtomicUsize::new(0);
     let failed = catch_unwind(AssertUnwindSafe(|| {
         let _session = emu::session();
-        let receive = pending_receive();
+        let receive = pending_receive(&COMPLETIONS);
         // SAFETY: a live IRP (never freed: the test fails with it in flight).
         assert_ne!(unsafe { IoCancelIrp(receive.irp) }, 0, "the cancel routine ran");
         assert_eq!(COMPLETIONS.load(Ordering::SeqCst), 0, "deferred, as on another CPU");
@@ -100,20 +98,8 @@ fn a_failed_test_s_deferred_completion_does_not_run_while_it_unwinds_or_after() 
     );
     // Nor later, before the next session: an emulated wait delivers whatever the provider still
     // holds deferred (as the unwinding's own drops, or the failed test's TCP event loop, would).
-    // SAFETY: an all-zero KEVENT is a valid bit pattern before initialisation.
-    let mut signalled: KEVENT = unsafe { core::mem::zeroed() };
-    // SAFETY: a local event, initialised signalled, waited on at PASSIVE_LEVEL: the wait returns at
-    // once.
-    unsafe {
-        KeInitializeEvent(&mut signalled, NotificationEvent, TRUE);
-        KeWaitForSingleObject(
-            (&raw mut signalled).cast(),
-            Executive,
-            KernelMode,
-            FALSE,
-            ptr::null_mut(),
-        );
-    }
+    // A signalled event: the wait returns at once, after the delivery hook.
+    Event::new(NotificationEvent, true).wait(None);
     assert_eq!(
         COMPLETIONS.load(Ordering::SeqCst),
         0,
@@ -193,11 +179,14 @@ impl Drop for FreeOnDrop<'_> {
 /// Runs `fail` in a session with a receive pending, and frees the receive's IRP (a violation)
 /// while `fail`'s panic unwinds; returns the violations' reports.
 fn violation_while_unwinding(fail: impl FnOnce()) -> Vec<String> {
+    // The receive never completes (its IRP is freed); its routine counts here, apart from the
+    // other tests' counts.
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
     let taken = Mutex::new(Vec::new());
     let failed = catch_unwind(AssertUnwindSafe(|| {
         let _session = emu::session();
         emu::expect_violations();
-        let receive = pending_receive();
+        let receive = pending_receive(&RUNS);
         let _free = FreeOnDrop {
             irp: receive.irp,
             taken: &taken,
